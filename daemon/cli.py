@@ -1,0 +1,140 @@
+"""The `depotwatch` command: run the daemon, check a config, list dead letters, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from daemon import __version__
+from daemon.config import DeadLetterConfig, load_config
+from daemon.errors import EXIT_CONFIG, ConfigError
+
+__all__ = ["main"]
+
+log = logging.getLogger("depotwatch")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # gmqtt logs every reconnect attempt at INFO/WARNING; our link reports connection state.
+    logging.getLogger("gmqtt").setLevel(logging.ERROR)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        return EXIT_CONFIG
+    depot = config.depot()
+    print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
+          f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, {len(config.rules)} rules)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        return EXIT_CONFIG
+    from daemon.runner import Daemon
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Daemon(config).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    from daemon.deadletters import DeadLetterStore
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return EXIT_CONFIG
+    path = config.state_dir / "deadletters.sqlite"
+    if not path.exists():
+        print(f"no dead letters ({path} does not exist)")
+        return 0
+    store = DeadLetterStore(path, DeadLetterConfig())
+    entries = store.entries(args.limit)
+    print(f"{store.total()} dead letter(s) kept in {path}; newest {len(entries)}:")
+    for entry in entries:
+        at = dt.datetime.fromtimestamp(entry.at_ns / 1e9, tz=dt.UTC)
+        preview = entry.payload[:80].decode("utf-8", errors="backslashreplace")
+        print(f"#{entry.id} {at:%Y-%m-%dT%H:%M:%SZ} {entry.source}  {entry.reason}  "
+              f"[{entry.size} bytes] {preview!r}")
+    store.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from daemon.demo import run_demo
+
+    return run_demo(speed=args.speed, state_dir=Path(args.state_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="depotwatch",
+        description="Guards an arms and ammunition depot: reads door, badge, portal and climate "
+        "sensors over MQTT, checks them against PSSM rules, writes InfluxDB, raises alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"depotwatch {__version__}")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", required=True, help="YAML config file")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser(
+        "check-config", help="validate a config file; every error with its line (exit 78)")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+
+    dead = commands.add_parser("deadletters", help="list rejected payloads kept for inspection")
+    dead.add_argument("-c", "--config", required=True, help="YAML config file")
+    dead.add_argument("-n", "--limit", type=int, default=50, help="how many, newest first")
+    dead.set_defaults(func=_deadletters)
+
+    demo = commands.add_parser(
+        "demo", help="play a compressed night at a demo depot on an embedded broker")
+    demo.add_argument("--speed", type=float, default=1500.0,
+                      help="simulated seconds per real second (default 1500)")
+    demo.add_argument("--state-dir", default="demo-state",
+                      help="where the demo keeps dead letters and points.lp")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `depotwatch` command."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

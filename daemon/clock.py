@@ -1,0 +1,41 @@
+"""Where "now" comes from: the wall clock on a gateway, a compressed one in the demo."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+__all__ = ["Clock", "ScaledClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """Nanoseconds since the epoch; the only source of time for the pipeline."""
+
+    def now_ns(self) -> int:
+        """The current time."""
+        ...
+
+
+class SystemClock:
+    """The gateway's clock (NTP-synchronised, PSSM.md records row)."""
+
+    def now_ns(self) -> int:
+        """Wall-clock time."""
+        return time.time_ns()
+
+
+class ScaledClock:
+    """Simulated time that starts at `start_ns` and runs `speed` times faster than real time."""
+
+    def __init__(self, start_ns: int, speed: float) -> None:
+        self.start_ns = start_ns
+        self.speed = speed
+        self._t0 = time.monotonic_ns()
+
+    def now_ns(self) -> int:
+        """Simulated time."""
+        return self.start_ns + int((time.monotonic_ns() - self._t0) * self.speed)
+
+    def real_seconds(self, simulated_s: float) -> float:
+        """How long `simulated_s` of depot time lasts on the real clock."""
+        return simulated_s / self.speed

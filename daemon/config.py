@@ -1,0 +1,347 @@
+"""The one YAML config: validated strictly, every mistake reported with its path and line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daemon.errors import ConfigError
+from daemon.yamlsource import YamlSource
+from drivers.decoders.kinds import DecoderConfig
+from rules.depot import (
+    ArmedMode,
+    ArmedSchedule,
+    ArmedWindow,
+    ClimateClass,
+    Depot,
+    Door,
+    Sensor,
+    SensorKind,
+    Storehouse,
+    Supervision,
+)
+from rules.kinds import RuleConfig, default_rules
+
+__all__ = [
+    "Config",
+    "InfluxConfig",
+    "MqttConfig",
+    "load_config",
+]
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(_Strict):
+    """The depot this gateway guards."""
+
+    id: Identifier
+    name: str = ""
+
+
+class ArmedWindowConfig(_Strict):
+    """A weekly armed window in the storehouse's local time, e.g. 18:00 to 07:00."""
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(_DAYS), min_length=1
+    )
+    start: dt.time = Field(alias="from")
+    end: dt.time = Field(alias="to")
+
+
+class ArmedConfig(_Strict):
+    """When a storehouse is armed; `always` unless a schedule is given (fail secure)."""
+
+    mode: ArmedMode = ArmedMode.ALWAYS
+    windows: list[ArmedWindowConfig] = Field(default_factory=list)
+    holidays: list[dt.date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _windows_for_schedule(self) -> ArmedConfig:
+        if self.mode is ArmedMode.SCHEDULE and not self.windows:
+            raise ValueError("mode 'schedule' needs at least one window")
+        return self
+
+
+class StorehouseConfig(_Strict):
+    """A storehouse or zone."""
+
+    id: Identifier
+    name: str = ""
+    timezone: str = "UTC"
+    climate_class: ClimateClass = ClimateClass.STANDARD
+    armed: ArmedConfig = Field(default_factory=ArmedConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+
+class DoorConfig(_Strict):
+    """A door and the contact sensor on it."""
+
+    id: Identifier
+    storehouse: str
+    contact_sensor: Identifier
+    supervision: Literal["wired", "radio"] = "radio"
+
+
+class ClimateSensorConfig(_Strict):
+    """A temperature/humidity sensor in a storehouse."""
+
+    id: Identifier
+    storehouse: str
+    supervision: Literal["climate"] = "climate"
+
+
+class TlsConfig(_Strict):
+    """TLS to the broker; a client certificate for mutual TLS."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    verify: bool = True
+
+
+class SubscriptionConfig(_Strict):
+    """A topic template (`zigbee2mqtt/{sensor}`) and the decoder for its payloads."""
+
+    topic: str = Field(min_length=1)
+    decoder: DecoderConfig
+    max_payload_bytes: int = Field(default=65536, gt=0)
+
+    @field_validator("topic")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if value.count("{sensor}") > 1:
+            raise ValueError("at most one {sensor} placeholder")
+        stripped = value.replace("{sensor}", "")
+        if "{" in stripped or "}" in stripped:
+            raise ValueError("the only placeholder is {sensor}")
+        if "#" in value[:-1] or ("#" in value and not value.endswith("/#") and value != "#"):
+            raise ValueError("'#' is only allowed as the last level")
+        return value
+
+
+class MqttConfig(_Strict):
+    """The broker connection, shared by sensor subscriptions and alert publishing."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: Identifier = "depotwatch"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    # MQTT 5 lets the PUBACK wait until the reading is taken; 3.1.1 only for old brokers.
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
+    alerts_topic: str = "depotwatch/{site}/alerts"
+
+
+class InfluxConfig(_Strict):
+    """One InfluxDB write target: `v1` POSTs to /write, `v2` uses influxdb-client's async API."""
+
+    api: Literal["v1", "v2"]
+    url: str = Field(pattern=r"^https?://")
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    bucket: str | None = None
+    org: str = ""
+    token: SecretStr | None = None
+    batch_size: int = Field(default=5000, gt=0)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    max_buffered_points: int = Field(default=200_000, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> InfluxConfig:
+        if self.api == "v1" and not self.database:
+            raise ValueError("api v1 needs 'database'")
+        if self.api == "v2" and not self.bucket:
+            raise ValueError("api v2 needs 'bucket'")
+        return self
+
+
+class FileOutputConfig(_Strict):
+    """Line protocol appended to a local file (the demo's output, or a debugging tap)."""
+
+    path: Path
+
+
+class DeadLetterConfig(_Strict):
+    """Where malformed payloads are kept for inspection."""
+
+    max_entries: int = Field(default=10_000, gt=0)
+    max_payload_bytes: int = Field(default=1 << 20, gt=0)
+    log_interval_s: float = Field(default=60.0, ge=0)
+
+
+class Config(_Strict):
+    """The whole gateway configuration."""
+
+    site: SiteConfig
+    state_dir: Path = Path("/var/lib/depotwatch")
+    storehouses: list[StorehouseConfig] = Field(min_length=1)
+    doors: list[DoorConfig] = Field(default_factory=list)
+    climate_sensors: list[ClimateSensorConfig] = Field(default_factory=list)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    influxdb: list[InfluxConfig] = Field(default_factory=list)
+    file_output: FileOutputConfig | None = None
+    rules: list[RuleConfig] = Field(default_factory=default_rules)
+    deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    tick_interval_s: float = Field(default=1.0, gt=0, le=10)
+
+    def depot(self) -> Depot:
+        """The depot model the rules work on."""
+        storehouses = {
+            s.id: Storehouse(
+                id=s.id, name=s.name or s.id, zone=ZoneInfo(s.timezone),
+                climate_class=s.climate_class,
+                armed=ArmedSchedule(
+                    mode=s.armed.mode,
+                    windows=tuple(
+                        ArmedWindow(frozenset(_DAYS.index(d) for d in w.days), w.start, w.end)
+                        for w in s.armed.windows
+                    ),
+                    holidays=frozenset(s.armed.holidays),
+                ),
+            )
+            for s in self.storehouses
+        }
+        doors = {d.id: Door(d.id, d.storehouse, d.contact_sensor) for d in self.doors}
+        sensors: dict[str, Sensor] = {}
+        for d in self.doors:
+            sensors[d.contact_sensor] = Sensor(
+                d.contact_sensor, SensorKind.DOOR, d.storehouse, Supervision(d.supervision), d.id
+            )
+        for c in self.climate_sensors:
+            sensors[c.id] = Sensor(c.id, SensorKind.CLIMATE, c.storehouse,
+                                   Supervision(c.supervision))
+        return Depot(site=self.site.id, storehouses=storehouses, doors=doors, sensors=sensors)
+
+
+def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(section)
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    # Works on the raw document, so these mistakes are reported together with schema errors.
+    problems: list[str] = []
+    for section in ("storehouses", "doors"):
+        seen: set[Any] = set()
+        for index, item in _items(data, section):
+            if item.get("id") in seen:
+                problems.append(source.problem((section, index, "id"),
+                                               f"duplicate id {item.get('id')!r}"))
+            seen.add(item.get("id"))
+    known = sorted(str(s.get("id")) for _, s in _items(data, "storehouses"))
+    placed = [("doors", i, d, "contact_sensor") for i, d in _items(data, "doors")]
+    placed += [("climate_sensors", i, c, "id") for i, c in _items(data, "climate_sensors")]
+    sensor_owner: dict[Any, str] = {}
+    for section, index, item, field in placed:
+        storehouse = item.get("storehouse")
+        if storehouse is not None and str(storehouse) not in known:
+            problems.append(source.problem(
+                (section, index, "storehouse"),
+                f"unknown storehouse {storehouse!r} (known: {', '.join(known)})",
+            ))
+        sensor = item.get(field)
+        if sensor is None:
+            continue
+        if sensor in sensor_owner:
+            problems.append(source.problem(
+                (section, index, field),
+                f"sensor {sensor!r} is already used by {sensor_owner[sensor]}",
+            ))
+        sensor_owner[sensor] = f"{section}[{index}]"
+    kinds: list[Any] = [rule.get("type") for _, rule in _items(data, "rules")]
+    for index, kind in enumerate(kinds):
+        if kind is not None and kinds.index(kind) != index:
+            problems.append(source.problem(("rules", index, "type"),
+                                           f"rule kind {kind!r} configured twice"))
+    mqtt = data.get("mqtt")
+    for index, sub in _items(mqtt if isinstance(mqtt, dict) else {}, "subscriptions"):
+        decoder = sub.get("decoder")
+        has_path = isinstance(decoder, dict) and decoder.get("sensor_path")
+        if "{sensor}" not in str(sub.get("topic", "{sensor}")) and not has_path:
+            problems.append(source.problem(
+                ("mqtt", "subscriptions", index, "topic"),
+                "needs a {sensor} placeholder (or a decoder with sensor_path)",
+            ))
+    return problems
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key missing"
+    if error["type"] == "union_tag_invalid":
+        return message.replace("Input tag", "type")
+    return re.sub(r"^Value error, ", "", message)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem found."""
+    filename = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(filename, [f"{filename}:0: cannot read: {exc}"]) from exc
+    source = YamlSource(filename, text)
+    if source.problems and source.data is None:
+        raise ConfigError(filename, source.problems)
+    if not isinstance(source.data, dict):
+        raise ConfigError(filename, [*source.problems,
+                                     f"{filename}:1: (top level): expected a mapping of keys"])
+    problems = list(source.problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(source.data)
+    except ValidationError as exc:
+        problems.extend(source.problem(e["loc"], _message(e)) for e in exc.errors())
+    problems.extend(_cross_references(source.data, source))
+    if problems or config is None:
+        # Report in file order, so the list reads top to bottom like the file.
+        problems.sort(key=_line_number)
+        raise ConfigError(filename, problems)
+    return config
+
+
+def _line_number(problem: str) -> int:
+    match = re.match(r"^.*?:(\d+): ", problem)
+    return int(match.group(1)) if match else 0

@@ -1,0 +1,63 @@
+"""Values that flow through the pipeline: raw messages, readings, transitions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["FieldValue", "RawMessage", "Reading", "Severity", "Transition", "TransitionKind"]
+
+FieldValue = float | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """Bytes as a driver received them, with where they came from and when (ns since epoch)."""
+
+    source: str
+    payload: bytes
+    received_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sensor's values at one instant; the timestamp is fixed at ingest so replays overwrite."""
+
+    sensor: str
+    at_ns: int
+    values: Mapping[str, FieldValue]
+
+
+class Severity(enum.StrEnum):
+    """How urgent an alert is; ordered from least to most."""
+
+    WARNING = "warning"
+    ALARM = "alarm"
+    CRITICAL = "critical"
+
+
+class TransitionKind(enum.StrEnum):
+    """Whether a condition started or ended."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A rule's verdict that an alert condition began or ended at `at_ns`."""
+
+    kind: TransitionKind
+    rule: str
+    subject: str
+    severity: Severity
+    summary: str
+    at_ns: int
+    storehouse: str = ""
+    facts: Mapping[str, FieldValue] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable alert key: one rule about one subject (door, sensor, storehouse)."""
+        return f"{self.rule}.{self.subject}"

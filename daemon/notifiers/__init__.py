@@ -1,0 +1,1 @@
+"""Where alerts go: one module per notifier, each behind `Notifier.send`."""

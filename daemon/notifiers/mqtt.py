@@ -1,0 +1,30 @@
+"""Alerts as retained JSON on `depotwatch/<site>/alerts/<key>`: the latest state per alert."""
+
+from __future__ import annotations
+
+from daemon.alerts import Alert
+from daemon.errors import DriverError, NotifierError
+from drivers.mqtt import MqttLink
+
+__all__ = ["MqttAlertNotifier"]
+
+
+class MqttAlertNotifier:
+    """Publishes each alert change retained at QoS 1, so a late subscriber sees current state."""
+
+    name = "mqtt"
+
+    def __init__(self, link: MqttLink, topic_prefix: str, site: str) -> None:
+        self._link = link
+        self._prefix = topic_prefix.rstrip("/")
+        self._site = site
+
+    async def send(self, alert: Alert) -> None:
+        """Publish the alert's state; waits for the connection rather than failing fast."""
+        if not self._link.connected.is_set():
+            raise NotifierError("MQTT broker not connected", retryable=True)
+        try:
+            self._link.publish(f"{self._prefix}/{alert.key}", alert.to_json(self._site),
+                               retain=True, qos=1)
+        except DriverError as exc:
+            raise NotifierError(str(exc), retryable=True) from exc

@@ -1,0 +1,92 @@
+"""One reading's way: route -> decode -> check -> points and rule engine -> alert changes."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from daemon.alerts import Alert, AlertBook
+from daemon.deadletters import DeadLetterStore
+from daemon.errors import DecodeError
+from daemon.model import RawMessage, Reading, Transition
+from daemon.points import alert_line, reading_lines
+from drivers.mqtt import TopicRouter
+from rules.depot import Depot
+from rules.engine import Engine
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+PointSink = Callable[[str], None]
+AlertSink = Callable[[Alert], None]
+
+
+class Pipeline:
+    """Synchronous glue between drivers and sinks; the runner supplies `now` and the sinks."""
+
+    def __init__(
+        self, depot: Depot, router: TopicRouter, engine: Engine, alerts: AlertBook,
+        deadletters: DeadLetterStore, points: Sequence[PointSink], notify: Sequence[AlertSink],
+    ) -> None:
+        self._depot = depot
+        self._router = router
+        self._engine = engine
+        self.alerts = alerts
+        self.deadletters = deadletters
+        self._points = tuple(points)
+        self._notify = tuple(notify)
+        self.readings: Counter[str] = Counter()
+        self.points_out = 0
+
+    def ingest(self, raw: RawMessage, now_ns: int) -> None:
+        """Take one raw message; bad input is dead-lettered and never raises."""
+        try:
+            readings = self._decode(raw)
+        except DecodeError as exc:
+            self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
+            return
+        except Exception as exc:  # a decoder bug must not stop the gateway
+            log.exception("decoder failed on a payload from %s", raw.source)
+            self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
+                                  raw.received_ns)
+            return
+        self.readings[raw.source] += 1
+        for reading in readings:
+            for point in reading_lines(reading, self._depot):
+                self._emit_point(point)
+            self._apply(self._engine.observe(reading, now_ns))
+
+    def tick(self, now_ns: int) -> None:
+        """Let time-driven rules (sustain, silence) fire."""
+        self._apply(self._engine.tick(now_ns))
+
+    def _decode(self, raw: RawMessage) -> list[Reading]:
+        found = self._router.route(raw.source)
+        if found is None:
+            raise DecodeError("no subscription matches this topic")
+        route, sensor = found
+        if len(raw.payload) > route.max_payload_bytes:
+            raise DecodeError(
+                f"payload of {len(raw.payload)} bytes exceeds {route.max_payload_bytes}"
+            )
+        readings = route.decoder.decode(raw, sensor)
+        for reading in readings:
+            if reading.sensor not in self._depot.sensors:
+                raise DecodeError(f"unknown sensor {reading.sensor!r} (not in the config)")
+        return readings
+
+    def _apply(self, transitions: list[Transition]) -> None:
+        for transition in transitions:
+            alert = self.alerts.apply(transition)
+            if alert is None:
+                continue
+            self._emit_point(alert_line(alert, self._depot.site))
+            for notify in self._notify:
+                notify(alert)
+
+    def _emit_point(self, point: str) -> None:
+        self.points_out += 1
+        for sink in self._points:
+            sink(point)

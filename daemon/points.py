@@ -1,0 +1,49 @@
+"""Readings and alerts as InfluxDB points, in the schema of DESIGN.md."""
+
+from __future__ import annotations
+
+import math
+
+from daemon.alerts import Alert
+from daemon.lineprotocol import line
+from daemon.model import FieldValue, Reading
+from rules.depot import Depot, SensorKind
+
+__all__ = ["alert_line", "dew_point_c", "reading_lines"]
+
+_DOOR_FIELDS = ("open", "tamper", "battery_pct", "battery_low")
+_CLIMATE_FIELDS = ("temperature_c", "humidity_pct", "battery_pct", "battery_low", "tamper")
+
+
+def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
+    """Dew point by the Magnus formula (Sonntag 1990 constants, ±0.35 °C from -45 to 60 °C)."""
+    b, c = 17.62, 243.12
+    gamma = math.log(max(humidity_pct, 0.1) / 100.0) + b * temperature_c / (c + temperature_c)
+    return round(c * gamma / (b - gamma), 2)
+
+
+def reading_lines(reading: Reading, depot: Depot) -> list[str]:
+    """Line protocol for one reading of a known sensor; a heartbeat with no fields gives none."""
+    sensor = depot.sensors[reading.sensor]
+    if sensor.kind is SensorKind.DOOR:
+        fields = {k: reading.values[k] for k in _DOOR_FIELDS if k in reading.values}
+        tags = {"site": depot.site, "storehouse": sensor.storehouse, "door": sensor.door}
+        measurement = "door"
+    else:
+        fields = {k: reading.values[k] for k in _CLIMATE_FIELDS if k in reading.values}
+        temperature, humidity = fields.get("temperature_c"), fields.get("humidity_pct")
+        if isinstance(temperature, float) and isinstance(humidity, float):
+            fields["dew_point_c"] = dew_point_c(temperature, humidity)
+        tags = {"site": depot.site, "storehouse": sensor.storehouse, "sensor": sensor.id}
+        measurement = "climate"
+    if not fields:
+        return []
+    return [line(measurement, tags, fields, reading.at_ns)]
+
+
+def alert_line(alert: Alert, site: str) -> str:
+    """One point per alert state change."""
+    fields: dict[str, FieldValue] = {"key": alert.key, "summary": alert.summary}
+    tags = {"site": site, "rule": alert.rule, "severity": alert.severity.value,
+            "state": alert.state.value, "storehouse": alert.storehouse}
+    return line("alert", tags, fields, alert.changed_ns)

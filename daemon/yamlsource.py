@@ -1,0 +1,112 @@
+"""YAML loading that remembers where every value came from, so errors can name the line."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+__all__ = ["YamlSource", "format_loc"]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    """Render a path such as ('doors', 0, 'storehouse') as `doors[0].storehouse`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+class YamlSource:
+    """A parsed YAML document plus its node tree, for mapping a value path to a line number."""
+
+    def __init__(self, filename: str, text: str) -> None:
+        self.filename = filename
+        self.problems: list[str] = []
+        self.data: Any = None
+        self._root: yaml.Node | None = None
+        try:
+            self._root = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.load(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            self.problems.append(f"{filename}:{line}: YAML syntax: {exc.problem or exc}")
+            return
+        except yaml.YAMLError as exc:
+            self.problems.append(f"{filename}:0: YAML syntax: {exc}")
+            return
+        if self._root is not None:
+            self._check_duplicate_keys(self._root, ())
+        self.data = self._expand_env(self.data, ())
+
+    def line_of(self, loc: Sequence[str | int]) -> int:
+        """Line (1-based) of the deepest node along `loc`; parts that do not match are skipped.
+
+        Pydantic puts union tags into its error paths; skipping what does not match lets those
+        errors still land on the right line.
+        """
+        node = self._root
+        if node is None:
+            return 0
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                        node = value_node
+                        break
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                node = node.value[part]
+        return int(node.start_mark.line) + 1
+
+    def problem(self, loc: Sequence[str | int], message: str) -> str:
+        """One error line: `file:line: path: message`."""
+        return f"{self.filename}:{self.line_of(loc)}: {format_loc(loc)}: {message}"
+
+    def _check_duplicate_keys(self, node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    self.problems.append(
+                        f"{self.filename}:{key_node.start_mark.line + 1}: "
+                        f"{format_loc((*loc, key))}: duplicate key"
+                    )
+                seen.add(key)
+                self._check_duplicate_keys(value_node, (*loc, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._check_duplicate_keys(item, (*loc, index))
+
+    def _expand_env(self, value: Any, loc: tuple[str | int, ...]) -> Any:
+        # Secrets stay out of the file: `password: ${MQTT_PASSWORD}` is read from the environment.
+        if isinstance(value, dict):
+            return {k: self._expand_env(v, (*loc, str(k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._expand_env(v, (*loc, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name not in os.environ:
+                    self.problems.append(
+                        self.problem(loc, f"environment variable {name} is not set")
+                    )
+                    return ""
+                return os.environ[name]
+
+            return _ENV_REF.sub(substitute, value)
+        return value

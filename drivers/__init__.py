@@ -1,0 +1,1 @@
+"""Where readings come from: drivers (MQTT, serial) and the decoders of their payloads."""

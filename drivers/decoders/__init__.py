@@ -1,0 +1,1 @@
+"""Payload decoders: one module per device family, registered in `drivers.decoders.kinds`."""

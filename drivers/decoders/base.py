@@ -1,0 +1,74 @@
+"""The decoder contract and the typed fields a reading may carry."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from daemon.errors import DecodeError
+from daemon.model import FieldValue, RawMessage, Reading
+
+__all__ = [
+    "FIELD_TYPES",
+    "Decoder",
+    "DecoderConfigBase",
+    "coerce_field",
+    "parse_json_object",
+]
+
+# The InfluxDB schema promises a field never changes type, so every field is typed here once.
+FIELD_TYPES: dict[str, type] = {
+    "temperature_c": float,
+    "humidity_pct": float,
+    "battery_pct": float,
+    "open": bool,
+    "tamper": bool,
+    "battery_low": bool,
+}
+
+
+class Decoder(Protocol):
+    """Turns one raw message into readings, or raises DecodeError."""
+
+    def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
+        """Readings in the payload; `sensor` is the id the route took from the topic."""
+        ...
+
+
+class DecoderConfigBase(BaseModel):
+    """Shared pydantic settings for decoder configs: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def coerce_field(name: str, value: Any) -> FieldValue:
+    """Check one value against its field's type; a wrong type is a DecodeError, never a guess."""
+    kind = FIELD_TYPES[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise DecodeError(f"field {name!r}: expected true/false, got {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(f"field {name!r}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise DecodeError(f"field {name!r}: not a finite number")
+    return number
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    """A JSON object from a payload, or a DecodeError saying what was wrong."""
+    try:
+        value = json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise DecodeError("JSON nested too deeply") from exc
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
+    return value

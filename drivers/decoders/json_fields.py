@@ -1,0 +1,73 @@
+"""Generic JSON with a configured mapping from payload paths to depotwatch fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from daemon.errors import DecodeError
+from daemon.model import FieldValue, RawMessage, Reading
+from drivers.decoders.base import FIELD_TYPES, DecoderConfigBase, coerce_field, parse_json_object
+
+__all__ = ["JsonFieldsDecoder", "JsonFieldsDecoderConfig"]
+
+
+class JsonFieldsDecoderConfig(DecoderConfigBase):
+    """Any JSON object: `fields` maps a depotwatch field to a dotted path in the payload."""
+
+    type: Literal["json_fields"] = "json_fields"
+    fields: dict[str, str] = Field(min_length=1)
+    # Payload path holding the sensor id, for devices that share one topic.
+    sensor_path: str | None = None
+    # Fields absent from a payload are allowed (partial updates) unless listed here.
+    required: list[str] = Field(default_factory=list)
+    # Fields whose boolean sense is reversed, e.g. a contact reporting "closed".
+    invert: list[str] = Field(default_factory=list)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(FIELD_TYPES))
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; known: {sorted(FIELD_TYPES)}")
+        return value
+
+    def build(self) -> JsonFieldsDecoder:
+        """The decoder."""
+        return JsonFieldsDecoder(self)
+
+
+def _lookup(body: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+class JsonFieldsDecoder:
+    """Reads the configured paths and checks each value's type."""
+
+    def __init__(self, config: JsonFieldsDecoderConfig) -> None:
+        self._config = config
+
+    def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
+        """One reading with the mapped fields."""
+        body = parse_json_object(raw.payload)
+        if self._config.sensor_path is not None:
+            found, value = _lookup(body, self._config.sensor_path)
+            if not found or not isinstance(value, str) or not value:
+                raise DecodeError(f"no sensor id at {self._config.sensor_path!r}")
+            sensor = value
+        values: dict[str, FieldValue] = {}
+        for name, path in self._config.fields.items():
+            found, value = _lookup(body, path)
+            if not found or value is None:
+                if name in self._config.required:
+                    raise DecodeError(f"required field {name!r} missing at {path!r}")
+                continue
+            coerced = coerce_field(name, value)
+            values[name] = (not coerced) if name in self._config.invert else coerced
+        return [Reading(sensor=sensor, at_ns=raw.received_ns, values=values)]

@@ -1,0 +1,21 @@
+"""The registry of decoders: the discriminated union of their configs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from drivers.decoders.json_fields import JsonFieldsDecoderConfig
+from drivers.decoders.tasmota import TasmotaDecoderConfig
+from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoderConfig
+
+__all__ = ["DECODER_KINDS", "DecoderConfig"]
+
+# One line per decoder: adding one is its module, this line and its test.
+DECODER_KINDS = (Zigbee2MqttDecoderConfig, TasmotaDecoderConfig, JsonFieldsDecoderConfig)
+
+DecoderConfig = Annotated[
+    Zigbee2MqttDecoderConfig | TasmotaDecoderConfig | JsonFieldsDecoderConfig,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,58 @@
+"""Tasmota `tele/<device>/SENSOR` telemetry JSON (AM2301, DS18B20, SHT3X, BME280 ...)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from daemon.errors import DecodeError
+from daemon.model import FieldValue, RawMessage, Reading
+from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
+
+__all__ = ["TasmotaDecoder", "TasmotaDecoderConfig"]
+
+
+class TasmotaDecoderConfig(DecoderConfigBase):
+    """Tasmota SENSOR telemetry; `sensor_key` picks one probe when a device has several."""
+
+    type: Literal["tasmota"] = "tasmota"
+    sensor_key: str | None = None
+
+    def build(self) -> TasmotaDecoder:
+        """The decoder."""
+        return TasmotaDecoder(self.sensor_key)
+
+
+class TasmotaDecoder:
+    """Finds the probe object (`{"AM2301": {"Temperature": .., "Humidity": ..}}`) and reads it."""
+
+    def __init__(self, sensor_key: str | None) -> None:
+        self._sensor_key = sensor_key
+
+    def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
+        """One reading from the configured or the first probe with a temperature."""
+        body = parse_json_object(raw.payload)
+        probe = self._probe(body)
+        unit = body.get("TempUnit", "C")
+        values: dict[str, FieldValue] = {}
+        if "Temperature" in probe:
+            temperature = coerce_field("temperature_c", probe["Temperature"])
+            if unit == "F":
+                assert isinstance(temperature, float)
+                temperature = (temperature - 32.0) * 5.0 / 9.0
+            elif unit != "C":
+                raise DecodeError(f"unknown TempUnit {unit!r}")
+            values["temperature_c"] = temperature
+        if "Humidity" in probe:
+            values["humidity_pct"] = coerce_field("humidity_pct", probe["Humidity"])
+        return [Reading(sensor=sensor, at_ns=raw.received_ns, values=values)]
+
+    def _probe(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._sensor_key is not None:
+            probe = body.get(self._sensor_key)
+            if not isinstance(probe, dict):
+                raise DecodeError(f"no {self._sensor_key!r} object in the telemetry")
+            return probe
+        for value in body.values():
+            if isinstance(value, dict) and ("Temperature" in value or "Humidity" in value):
+                return value
+        raise DecodeError("no probe object with Temperature or Humidity in the telemetry")

@@ -1,0 +1,45 @@
+"""Zigbee2MQTT device state JSON: door contacts (`contact` true = closed) and climate sensors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from daemon.model import FieldValue, RawMessage, Reading
+from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
+
+__all__ = ["Zigbee2MqttDecoder", "Zigbee2MqttDecoderConfig"]
+
+# Zigbee2MQTT exposes -> depotwatch fields. Others (linkquality, voltage) are heartbeats only.
+_EXPOSES = {
+    "temperature": "temperature_c",
+    "humidity": "humidity_pct",
+    "battery": "battery_pct",
+    "battery_low": "battery_low",
+    "tamper": "tamper",
+}
+
+
+class Zigbee2MqttDecoderConfig(DecoderConfigBase):
+    """Zigbee2MQTT `zigbee2mqtt/<friendly name>` payloads."""
+
+    type: Literal["zigbee2mqtt"] = "zigbee2mqtt"
+
+    def build(self) -> Zigbee2MqttDecoder:
+        """The decoder."""
+        return Zigbee2MqttDecoder()
+
+
+class Zigbee2MqttDecoder:
+    """Decodes one Zigbee2MQTT state message into one reading."""
+
+    def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
+        """One reading; a message with no known field still proves the device alive."""
+        body = parse_json_object(raw.payload)
+        values: dict[str, FieldValue] = {}
+        if "contact" in body:
+            # Zigbee2MQTT reports the reed contact: true means the magnet is there (closed).
+            values["open"] = not coerce_field("open", body["contact"])
+        for expose, name in _EXPOSES.items():
+            if expose in body and body[expose] is not None:
+                values[name] = coerce_field(name, body[expose])
+        return [Reading(sensor=sensor, at_ns=raw.received_ns, values=values)]

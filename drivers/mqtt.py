@@ -1,0 +1,213 @@
+"""MQTT: one broker connection (gmqtt) for sensor subscriptions and alert publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+
+from daemon.clock import Clock
+from daemon.config import MqttConfig, SubscriptionConfig
+from daemon.errors import DriverError
+from daemon.model import RawMessage
+from drivers.decoders.base import Decoder
+
+__all__ = ["MqttLink", "TopicRoute", "TopicRouter"]
+
+log = logging.getLogger(__name__)
+
+# MQTT v5 session expiry: the broker keeps our subscriptions and queued QoS 1 readings for a
+# week while the gateway daemon is down (MQTT 3.1.1 brokers keep a clean_session=False session).
+_SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRoute:
+    """A subscription: MQTT filter, the regex that extracts the sensor id, and its decoder."""
+
+    template: str
+    filter: str
+    pattern: re.Pattern[str]
+    decoder: Decoder
+    max_payload_bytes: int
+
+    @classmethod
+    def from_config(cls, config: SubscriptionConfig) -> TopicRoute:
+        """Compile `zigbee2mqtt/{sensor}` into the filter `zigbee2mqtt/+` and a matcher."""
+        levels = config.topic.split("/")
+        regex: list[str] = []
+        for level in levels:
+            if level == "{sensor}":
+                regex.append("(?P<sensor>[^/]+)")
+            elif level == "+":
+                regex.append("[^/]+")
+            elif level == "#":
+                regex.append(".*")
+            else:
+                regex.append(re.escape(level).replace(r"\{sensor\}", "(?P<sensor>[^/]+)"))
+        topic_filter = "/".join(
+            "+" if "{sensor}" in level else level for level in levels
+        )
+        return cls(
+            template=config.topic, filter=topic_filter,
+            pattern=re.compile("^" + "/".join(regex) + "$"),
+            decoder=config.decoder.build(), max_payload_bytes=config.max_payload_bytes,
+        )
+
+
+class TopicRouter:
+    """Finds the route and sensor id for a topic; the first matching subscription wins."""
+
+    def __init__(self, routes: list[TopicRoute]) -> None:
+        self.routes = routes
+
+    def route(self, topic: str) -> tuple[TopicRoute, str] | None:
+        """The route and the sensor id in the topic, or None."""
+        for route in self.routes:
+            match = route.pattern.match(topic)
+            if match is not None:
+                return route, match.groupdict().get("sensor") or ""
+        return None
+
+
+class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
+    """gmqtt reconnects on its own; this grows its delay exponentially with jitter."""
+
+    backoff_min_s = 0.5
+    backoff_max_s = 30.0
+
+    def reset_backoff(self) -> None:
+        self.reconnect_delay = self.backoff_min_s
+
+    async def reconnect(self, delay: bool = False) -> None:
+        if delay:
+            grown = min(self.backoff_max_s, max(self.backoff_min_s, self.reconnect_delay * 2))
+            self.reconnect_delay = grown * random.uniform(0.8, 1.0)
+        await super().reconnect(delay=delay)
+
+
+OnMessage = Callable[[RawMessage], Awaitable[None]]
+
+
+class MqttLink:
+    """The gateway's broker connection: QoS 1 subscriptions, persistent session, reconnects."""
+
+    def __init__(self, config: MqttConfig, clock: Clock) -> None:
+        self._config = config
+        self._clock = clock
+        self._version = MQTTv50 if config.protocol == "5" else MQTTv311
+        self._on_message: OnMessage | None = None
+        self._client: Any = None
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
+
+    def on_message(self, callback: OnMessage) -> None:
+        """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
+        self._on_message = callback
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        tls = self._config.tls
+        if tls is None:
+            return False
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file is not None:
+            context.load_cert_chain(str(tls.cert_file),
+                                    str(tls.key_file) if tls.key_file else None)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _build_client(self) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self._version == MQTTv50:
+            kwargs["session_expiry_interval"] = _SESSION_EXPIRY_S
+        client = _BackoffClient(
+            self._config.client_id, clean_session=False,
+            # Ack after our handler returned, so a reading is taken before the broker forgets it.
+            optimistic_acknowledgement=False, **kwargs,
+        )
+        client.backoff_min_s = self._config.reconnect_min_s
+        client.backoff_max_s = self._config.reconnect_max_s
+        client.reset_backoff()
+        if self._config.username is not None:
+            password = self._config.password.get_secret_value() if self._config.password else None
+            client.set_auth_credentials(self._config.username, password)
+        client.on_connect = self._connected
+        client.on_disconnect = self._disconnected
+        client.on_message = self._message
+        return client
+
+    def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
+        self.connects += 1
+        client.reset_backoff()
+        known = {sub.topic for sub in client.subscriptions}
+        for topic_filter in self._filters:
+            # Resubscribe every time: a broker restarted without persistence lost the session.
+            if topic_filter in known:
+                for sub in client.subscriptions:
+                    if sub.topic == topic_filter:
+                        client.resubscribe(sub)
+            else:
+                client.subscribe(topic_filter, qos=1)
+        log.info("MQTT connected to %s:%d (session present: %s), subscribed to %s",
+                 self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
+        self.connected.set()
+
+    def _disconnected(self, client: Any, packet: Any, exc: Any = None) -> None:
+        if self.connected.is_set():
+            log.warning("MQTT connection to %s:%d lost; reconnecting with backoff",
+                        self._config.host, self._config.port)
+        self.connected.clear()
+
+    async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
+                       properties: Any) -> int:
+        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns())
+        if self._on_message is not None:
+            await self._on_message(raw)
+        return 0  # PUBACK reason "success"
+
+    async def run(self) -> None:
+        """Connect (retrying with capped exponential backoff) and stay connected until cancelled."""
+        self._client = self._build_client()
+        delay = self._config.reconnect_min_s
+        while True:
+            try:
+                await self._client.connect(
+                    self._config.host, self._config.port, ssl=self._ssl_context(),
+                    keepalive=self._config.keepalive_s, version=self._version,
+                )
+                break
+            except (OSError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
+                log.warning("MQTT broker %s:%d not reachable (%s); retrying in %.1f s",
+                            self._config.host, self._config.port, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(self._config.reconnect_max_s, delay * 2)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Disconnect cleanly (the broker keeps the persistent session)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), timeout=2)
+            except (OSError, TimeoutError) as exc:
+                log.debug("MQTT disconnect: %s", exc)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
+        """Queue a publish; QoS 1 messages are resent by gmqtt after a reconnect."""
+        if self._client is None or not self.connected.is_set():
+            raise DriverError(f"MQTT not connected, cannot publish to {topic}")
+        self._client.publish(topic, payload, qos=qos, retain=retain)

@@ -1,0 +1,1 @@
+"""PSSM rule kinds: pure functions of (state, event, now) that return alert transitions."""

@@ -1,0 +1,169 @@
+"""Storehouse climate: temperature and humidity bands with sustain times and hysteresis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from daemon.model import Reading, Severity, Transition, TransitionKind
+from rules.base import RuleConfigBase, format_duration
+from rules.depot import ClimateClass, Depot, SensorKind
+
+__all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig"]
+
+_NS = 1_000_000_000
+
+
+class ClimateRuleConfig(RuleConfigBase):
+    """Temperature and humidity limits; defaults are the PSSM.md storage-climate rows."""
+
+    type: Literal["climate"] = "climate"
+    temperature_warning_c: float = 30.0
+    temperature_warning_for_s: float = Field(default=1800.0, ge=0)
+    # US Army MM0148: above 100 °F for 24 h, cool the store and assess relocation.
+    temperature_alarm_c: float = 37.8
+    temperature_alarm_for_s: float = Field(default=86400.0, ge=0)
+    # Ordnance is designed for 54-71 °C; two consecutive samples keep one bad read from paging.
+    temperature_critical_c: float = 50.0
+    temperature_critical_samples: int = Field(default=2, ge=1)
+    humidity_warning_pct: float = Field(default=65.0, ge=0, le=100)
+    humidity_warning_for_s: float = Field(default=21600.0, ge=0)
+    humidity_alarm_pct: float = Field(default=70.0, ge=0, le=100)
+    propellant_humidity_alarm_pct: float = Field(default=60.0, ge=0, le=100)
+    humidity_alarm_for_s: float = Field(default=86400.0, ge=0)
+    hysteresis_c: float = Field(default=1.0, ge=0)
+    hysteresis_pct: float = Field(default=3.0, ge=0)
+
+    def build(self, depot: Depot) -> ClimateRule:
+        """The rule for every climate sensor of the depot."""
+        return ClimateRule(self, depot)
+
+
+@dataclass(frozen=True, slots=True)
+class ClimateBand:
+    """One limit on one field: exceeded for `for_s` and `samples` in a row, cleared below it."""
+
+    name: str
+    field: str
+    unit: str
+    limit: float
+    for_s: float
+    samples: int
+    hysteresis: float
+    severity: Severity
+
+
+@dataclass(slots=True)
+class _BandState:
+    above_since_ns: int | None = None
+    consecutive: int = 0
+    firing: bool = False
+    last_value: float = 0.0
+
+
+def _bands(config: ClimateRuleConfig, climate_class: ClimateClass) -> tuple[ClimateBand, ...]:
+    humidity_alarm = (
+        config.propellant_humidity_alarm_pct
+        if climate_class is ClimateClass.PROPELLANT
+        else config.humidity_alarm_pct
+    )
+    t, h = config.hysteresis_c, config.hysteresis_pct
+    return (
+        ClimateBand("temperature_warning", "temperature_c", "°C", config.temperature_warning_c,
+                    config.temperature_warning_for_s, 1, t, Severity.WARNING),
+        ClimateBand("temperature_alarm", "temperature_c", "°C", config.temperature_alarm_c,
+                    config.temperature_alarm_for_s, 1, t, Severity.ALARM),
+        ClimateBand("temperature_critical", "temperature_c", "°C", config.temperature_critical_c,
+                    0.0, config.temperature_critical_samples, t, Severity.CRITICAL),
+        ClimateBand("humidity_warning", "humidity_pct", "% RH", config.humidity_warning_pct,
+                    config.humidity_warning_for_s, 1, h, Severity.WARNING),
+        ClimateBand("humidity_alarm", "humidity_pct", "% RH", humidity_alarm,
+                    config.humidity_alarm_for_s, 1, h, Severity.ALARM),
+    )
+
+
+class ClimateRule:
+    """Fires when a climate sensor stays above a band long enough; clears below the hysteresis."""
+
+    def __init__(self, config: ClimateRuleConfig, depot: Depot) -> None:
+        self._depot = depot
+        self._bands: dict[str, tuple[ClimateBand, ...]] = {
+            s.id: _bands(config, depot.storehouses[s.storehouse].climate_class)
+            for s in depot.sensors_of(SensorKind.CLIMATE)
+        }
+        self._state: dict[tuple[str, str], _BandState] = {
+            (sensor, band.name): _BandState()
+            for sensor, bands in self._bands.items()
+            for band in bands
+        }
+
+    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
+        """Update every band of the reading's sensor."""
+        bands = self._bands.get(reading.sensor)
+        if bands is None:
+            return []
+        out: list[Transition] = []
+        for band in bands:
+            value = reading.values.get(band.field)
+            if not isinstance(value, float) or isinstance(value, bool):
+                continue
+            state = self._state[(reading.sensor, band.name)]
+            state.last_value = value
+            if value > band.limit:
+                state.consecutive += 1
+                if state.above_since_ns is None:
+                    state.above_since_ns = reading.at_ns
+                out.extend(self._maybe_fire(reading.sensor, band, state, now_ns))
+            elif value <= band.limit - band.hysteresis:
+                state.consecutive = 0
+                state.above_since_ns = None
+                if state.firing:
+                    state.firing = False
+                    out.append(self._transition(
+                        TransitionKind.RESOLVED, reading.sensor, band, state, now_ns,
+                        f"back to {value:.1f} {band.unit} (limit {band.limit:g} {band.unit})",
+                    ))
+            else:
+                # Inside the hysteresis band: a firing alert holds, a pending one starts over.
+                state.consecutive = 0
+                if not state.firing:
+                    state.above_since_ns = None
+        return out
+
+    def tick(self, now_ns: int) -> list[Transition]:
+        """Fire bands whose sustain time ran out since the last reading."""
+        out: list[Transition] = []
+        for sensor, bands in self._bands.items():
+            for band in bands:
+                out.extend(self._maybe_fire(sensor, band, self._state[(sensor, band.name)], now_ns))
+        return out
+
+    def _maybe_fire(
+        self, sensor: str, band: ClimateBand, state: _BandState, now_ns: int
+    ) -> list[Transition]:
+        if state.firing or state.above_since_ns is None or state.consecutive < band.samples:
+            return []
+        held_s = (now_ns - state.above_since_ns) / _NS
+        if held_s < band.for_s:
+            return []
+        state.firing = True
+        held = f" for {format_duration(held_s)}" if band.for_s > 0 else ""
+        return [self._transition(
+            TransitionKind.FIRING, sensor, band, state, now_ns,
+            f"{state.last_value:.1f} {band.unit} above {band.limit:g} {band.unit}{held}",
+        )]
+
+    def _transition(
+        self, kind: TransitionKind, sensor: str, band: ClimateBand, state: _BandState,
+        now_ns: int, detail: str,
+    ) -> Transition:
+        storehouse = self._depot.sensors[sensor].storehouse
+        name = self._depot.storehouses[storehouse].name
+        return Transition(
+            kind=kind, rule=band.name, subject=sensor, severity=band.severity,
+            summary=f"{name} ({sensor}): {band.field.split('_')[0]} {detail}",
+            at_ns=now_ns, storehouse=storehouse,
+            facts={band.field: state.last_value, "limit": band.limit},
+        )

@@ -1,0 +1,87 @@
+"""A sensor that stops reporting is itself an alarm: fail secure (PSSM.md supervision rows)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from daemon.model import Reading, Severity, Transition, TransitionKind
+from rules.base import RuleConfigBase, format_duration
+from rules.depot import Depot, Supervision
+
+__all__ = ["SensorSilentRule", "SensorSilentRuleConfig"]
+
+_NS = 1_000_000_000
+
+
+class SensorSilentRuleConfig(RuleConfigBase):
+    """Longest silence per supervision class before "sensor silent" fires."""
+
+    type: Literal["sensor_silent"] = "sensor_silent"
+    # EN 50131 grade 3-4 interconnection monitoring for wired/serial devices.
+    wired_s: float = Field(default=10.0, gt=0)
+    # Three missed 60 s heartbeats: stricter than EN grade 3's ~20 min.
+    radio_s: float = Field(default=180.0, gt=0)
+    climate_s: float = Field(default=900.0, gt=0)
+
+    def build(self, depot: Depot) -> SensorSilentRule:
+        """The rule for every sensor of the depot."""
+        return SensorSilentRule(self, depot)
+
+
+class SensorSilentRule:
+    """Fires when a sensor has sent nothing for longer than its class allows; any reading clears."""
+
+    def __init__(self, config: SensorSilentRuleConfig, depot: Depot) -> None:
+        self._depot = depot
+        limits = {
+            Supervision.WIRED: config.wired_s,
+            Supervision.RADIO: config.radio_s,
+            Supervision.CLIMATE: config.climate_s,
+        }
+        self._limit_ns = {s.id: int(limits[s.supervision] * _NS) for s in depot.sensors.values()}
+        # Unknown until first heard: the clock starts at the engine's first event, so a sensor
+        # that never reports after a restart is reported silent (fail secure).
+        self._last_seen: dict[str, int] = {}
+        self._firing: set[str] = set()
+
+    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
+        """Any reading proves the sensor alive."""
+        if reading.sensor not in self._limit_ns:
+            return []
+        self._start(now_ns)
+        self._last_seen[reading.sensor] = now_ns
+        if reading.sensor in self._firing:
+            self._firing.discard(reading.sensor)
+            return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,
+                                     "reporting again")]
+        return []
+
+    def tick(self, now_ns: int) -> list[Transition]:
+        """Fire for every sensor past its silence limit."""
+        self._start(now_ns)
+        out: list[Transition] = []
+        for sensor, limit_ns in self._limit_ns.items():
+            silent_ns = now_ns - self._last_seen[sensor]
+            if sensor not in self._firing and silent_ns > limit_ns:
+                self._firing.add(sensor)
+                out.append(self._transition(
+                    TransitionKind.FIRING, sensor, now_ns,
+                    f"silent for {format_duration(silent_ns / _NS)}",
+                ))
+        return out
+
+    def _start(self, now_ns: int) -> None:
+        for sensor in self._limit_ns:
+            self._last_seen.setdefault(sensor, now_ns)
+
+    def _transition(self, kind: TransitionKind, sensor: str, now_ns: int,
+                    text: str) -> Transition:
+        info = self._depot.sensors[sensor]
+        name = self._depot.storehouses[info.storehouse].name
+        return Transition(
+            kind=kind, rule="sensor_silent", subject=sensor, severity=Severity.ALARM,
+            at_ns=now_ns, storehouse=info.storehouse, summary=f"{name}: {sensor} {text}",
+            facts={"supervision": info.supervision.value},
+        )
