@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="play a compressed night at a demo depot on an embedded broker")
-    demo.add_argument("--speed", type=float, default=1500.0,
-                      help="simulated seconds per real second (default 1500)")
+    demo.add_argument("--speed", type=float, default=1200.0,
+                      help="simulated seconds per real second (default 1200)")
     demo.add_argument("--state-dir", default="demo-state",
                       help="where the demo keeps dead letters and points.lp")
     demo.set_defaults(func=_demo)

@@ -30,10 +30,16 @@ class ScaledClock:
     def __init__(self, start_ns: int, speed: float) -> None:
         self.start_ns = start_ns
         self.speed = speed
+        self._t0: int | None = None
+
+    def start(self) -> None:
+        """Let time run; until then the clock stands at `start_ns`."""
         self._t0 = time.monotonic_ns()
 
     def now_ns(self) -> int:
         """Simulated time."""
+        if self._t0 is None:
+            return self.start_ns
         return self.start_ns + int((time.monotonic_ns() - self._t0) * self.speed)
 
     def real_seconds(self, simulated_s: float) -> float:

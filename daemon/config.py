@@ -311,7 +311,8 @@ def _message(error: Any) -> str:
     if error["type"] == "missing":
         return "required key missing"
     if error["type"] == "union_tag_invalid":
-        return message.replace("Input tag", "type")
+        ctx = error.get("ctx", {})
+        return f"unknown type {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
     return re.sub(r"^Value error, ", "", message)
 
 

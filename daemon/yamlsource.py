@@ -73,7 +73,25 @@ class YamlSource:
 
     def problem(self, loc: Sequence[str | int], message: str) -> str:
         """One error line: `file:line: path: message`."""
-        return f"{self.filename}:{self.line_of(loc)}: {format_loc(loc)}: {message}"
+        return f"{self.filename}:{self.line_of(loc)}: {format_loc(self._clean(loc))}: {message}"
+
+    def _clean(self, loc: Sequence[str | int]) -> list[str | int]:
+        # Drop union tags (`rules[0].climate.x` -> `rules[0].x`): parts the document lacks
+        # where the next part is present.
+        out: list[str | int] = []
+        node: Any = self.data
+        for index, part in enumerate(loc):
+            if isinstance(node, dict) and part not in node and index + 1 < len(loc) \
+                    and loc[index + 1] in node:
+                continue
+            out.append(part)
+            if isinstance(node, dict):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                node = None
+        return out
 
     def _check_duplicate_keys(self, node: yaml.Node, loc: tuple[str | int, ...]) -> None:
         if isinstance(node, yaml.MappingNode):

@@ -62,7 +62,8 @@ def coerce_field(name: str, value: Any) -> FieldValue:
 def parse_json_object(payload: bytes) -> dict[str, Any]:
     """A JSON object from a payload, or a DecodeError saying what was wrong."""
     try:
-        value = json.loads(payload)
+        # Decode first: json.loads on bytes guesses UTF-16/32 from the first bytes.
+        value = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:

@@ -1,0 +1,42 @@
+# Two commands on a fresh Debian machine (as root, or with sudo for the apt step):
+#   make demo   - a compressed night at a demo depot, on an embedded broker
+#   make test   - lint, type-check and the whole test suite against real servers
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# Servers the tests start on 127.0.0.1 (never as system services).
+APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint apt-base apt-test clean
+
+apt-base:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+	    --no-install-recommends python3 python3-venv python3-pip; }
+
+apt-test: apt-base
+	@dpkg -s $(APT_TEST) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+	    --no-install-recommends $(APT_TEST); }
+
+$(VENV)/.stamp-install: pyproject.toml | apt-base
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.stamp-install
+	$(VENV)/bin/depotwatch demo
+
+lint: $(VENV)/.stamp-install
+	$(VENV)/bin/ruff check daemon drivers rules tests bench
+	$(VENV)/bin/mypy
+
+test: apt-test $(VENV)/.stamp-install lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo-state *.egg-info

@@ -1,0 +1,140 @@
+"""Payload decoders: the fields they read, and that bad input is only ever a DecodeError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daemon.errors import DecodeError
+from daemon.model import RawMessage
+from drivers.decoders.json_fields import JsonFieldsDecoderConfig
+from drivers.decoders.kinds import DECODER_KINDS
+from drivers.decoders.tasmota import TasmotaDecoderConfig
+from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoderConfig
+
+
+def raw(payload: bytes | str | dict[str, object], topic: str = "t") -> RawMessage:
+    if isinstance(payload, dict):
+        payload = json.dumps(payload)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return RawMessage(source=topic, payload=payload, received_ns=123)
+
+
+def test_zigbee2mqtt_contact_true_means_closed() -> None:
+    decoder = Zigbee2MqttDecoderConfig().build()
+    [r] = decoder.decode(raw({"contact": True, "tamper": False, "battery": 97,
+                              "battery_low": False, "linkquality": 87}), "door1")
+    assert r.sensor == "door1" and r.at_ns == 123
+    assert r.values == {"open": False, "tamper": False, "battery_pct": 97.0,
+                        "battery_low": False}
+    [r] = decoder.decode(raw({"contact": False}), "door1")
+    assert r.values == {"open": True}
+
+
+def test_zigbee2mqtt_climate_numbers_become_floats() -> None:
+    [r] = Zigbee2MqttDecoderConfig().build().decode(
+        raw({"temperature": 21, "humidity": 48.5}), "c1")
+    assert r.values == {"temperature_c": 21.0, "humidity_pct": 48.5}
+    assert isinstance(r.values["temperature_c"], float)
+
+
+def test_zigbee2mqtt_heartbeat_without_known_fields_is_an_empty_reading() -> None:
+    [r] = Zigbee2MqttDecoderConfig().build().decode(raw({"linkquality": 80}), "c1")
+    assert r.values == {}
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (b"not json", "not JSON"),
+    (b"\xff\xfe\x00garbage", "not UTF-8"),
+    (b"[1, 2]", "expected a JSON object"),
+    (b'{"contact": "yes"}', "expected true/false"),
+    (b'{"temperature": "hot"}', "expected a number"),
+    (b'{"temperature": true}', "expected a number"),
+    (b'{"humidity": 1e999}', "not a finite number"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_zigbee2mqtt_bad_payloads(payload: bytes, message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        Zigbee2MqttDecoderConfig().build().decode(raw(payload), "c1")
+
+
+def test_tasmota_sensor_telemetry() -> None:
+    body = {"Time": "2026-11-28T01:00:00", "AM2301": {"Temperature": 23.4, "Humidity": 45},
+            "TempUnit": "C"}
+    [r] = TasmotaDecoderConfig().build().decode(raw(body), "c2")
+    assert r.values == {"temperature_c": 23.4, "humidity_pct": 45.0}
+
+
+def test_tasmota_fahrenheit_is_converted() -> None:
+    body = {"DS18B20": {"Temperature": 212.0}, "TempUnit": "F"}
+    [r] = TasmotaDecoderConfig().build().decode(raw(body), "c2")
+    assert r.values == {"temperature_c": pytest.approx(100.0)}
+
+
+def test_tasmota_named_probe_missing() -> None:
+    with pytest.raises(DecodeError, match="no 'SHT3X' object"):
+        TasmotaDecoderConfig(sensor_key="SHT3X").build().decode(
+            raw({"AM2301": {"Temperature": 1}}), "c2")
+
+
+def test_json_fields_mapping_with_paths_sensor_and_invert() -> None:
+    decoder = JsonFieldsDecoderConfig(
+        fields={"temperature_c": "env.t", "open": "closed"}, sensor_path="dev",
+        invert=["open"]).build()
+    [r] = decoder.decode(raw({"dev": "c9", "env": {"t": 4}, "closed": True}), "")
+    assert r.sensor == "c9"
+    assert r.values == {"temperature_c": 4.0, "open": False}
+
+
+def test_json_fields_required_field_missing() -> None:
+    decoder = JsonFieldsDecoderConfig(fields={"temperature_c": "t"},
+                                      required=["temperature_c"]).build()
+    with pytest.raises(DecodeError, match="required field 'temperature_c'"):
+        decoder.decode(raw({"x": 1}), "c1")
+
+
+def test_json_fields_rejects_unknown_target_field() -> None:
+    with pytest.raises(ValueError, match="unknown field"):
+        JsonFieldsDecoderConfig(fields={"temperature_f": "t"})
+
+
+def test_every_decoder_has_a_docstring() -> None:
+    for kind in DECODER_KINDS:
+        assert kind.__doc__
+        assert kind.model_fields["type"].default
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_readings_or_decode_error(payload: bytes) -> None:
+    for decoder in (Zigbee2MqttDecoderConfig().build(), TasmotaDecoderConfig().build(),
+                    JsonFieldsDecoderConfig(fields={"temperature_c": "a.b"}).build()):
+        try:
+            decoder.decode(raw(payload), "s")
+        except DecodeError:
+            pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=4),
+    max_leaves=6,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["contact", "temperature", "humidity", "tamper",
+                                        "battery", "AM2301", "TempUnit"]), json_values))
+def test_any_json_object_gives_typed_readings_or_decode_error(body: dict[str, object]) -> None:
+    payload = json.dumps(body).encode()
+    for decoder in (Zigbee2MqttDecoderConfig().build(), TasmotaDecoderConfig().build()):
+        try:
+            [r] = decoder.decode(raw(payload), "s")
+        except DecodeError:
+            continue
+        for name, value in r.values.items():
+            assert isinstance(value, bool) == (name in {"open", "tamper", "battery_low"})

@@ -1,0 +1,187 @@
+"""The rule engine core: pure, deterministic, PSSM.md defaults."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from depot_fixtures import NS, config, local_ns
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.alerts import AlertBook
+from daemon.model import Reading, Transition, TransitionKind
+from rules.climate import ClimateRuleConfig
+from rules.door_armed import DoorArmedRuleConfig
+from rules.engine import Engine
+from rules.kinds import RULE_KINDS
+from rules.sensor_silent import SensorSilentRuleConfig
+from rules.tamper import TamperRuleConfig
+
+T0 = local_ns(2026, 11, 25, 12)  # a Wednesday noon: SH1 disarmed
+
+
+def engine(*kinds: object) -> Engine:
+    depot = config().depot()
+    return Engine([k.build(depot) for k in kinds])  # type: ignore[attr-defined]
+
+
+def reading(sensor: str, at: int, **values: float | bool) -> Reading:
+    return Reading(sensor=sensor, at_ns=at, values=values)
+
+
+def keys(transitions: list[Transition]) -> list[tuple[str, str]]:
+    return [(t.key, t.kind.value) for t in transitions]
+
+
+def test_temperature_warning_needs_30_minutes_above_30c() -> None:
+    e = engine(ClimateRuleConfig())
+    assert e.observe(reading("clim1", T0, temperature_c=31.0), T0) == []
+    assert e.tick(T0 + 29 * 60 * NS) == []
+    fired = e.tick(T0 + 30 * 60 * NS)
+    assert keys(fired) == [("temperature_warning.clim1", "firing")]
+    assert "31.0 °C above 30 °C" in fired[0].summary
+    assert fired[0].storehouse == "SH1"
+
+
+def test_temperature_dip_below_limit_restarts_the_sustain_time() -> None:
+    e = engine(ClimateRuleConfig())
+    e.observe(reading("clim1", T0, temperature_c=31.0), T0)
+    e.observe(reading("clim1", T0 + 20 * 60 * NS, temperature_c=29.5), T0 + 20 * 60 * NS)
+    t = T0 + 21 * 60 * NS
+    e.observe(reading("clim1", t, temperature_c=31.0), t)
+    assert e.tick(T0 + 40 * 60 * NS) == []
+    assert keys(e.tick(t + 30 * 60 * NS)) == [("temperature_warning.clim1", "firing")]
+
+
+def test_hysteresis_holds_the_alert_until_one_degree_below() -> None:
+    e = engine(ClimateRuleConfig(temperature_warning_for_s=0))
+    assert keys(e.observe(reading("clim1", T0, temperature_c=30.5), T0)) == [
+        ("temperature_warning.clim1", "firing")]
+    assert e.observe(reading("clim1", T0 + NS, temperature_c=29.5), T0 + NS) == []
+    assert keys(e.observe(reading("clim1", T0 + 2 * NS, temperature_c=29.0), T0 + 2 * NS)) == [
+        ("temperature_warning.clim1", "resolved")]
+
+
+def test_critical_temperature_needs_two_consecutive_samples() -> None:
+    e = engine(ClimateRuleConfig())
+    assert e.observe(reading("clim1", T0, temperature_c=51.0), T0) == []
+    assert e.observe(reading("clim1", T0 + 60 * NS, temperature_c=45.0), T0 + 60 * NS) == []
+    assert e.observe(reading("clim1", T0 + 120 * NS, temperature_c=51.0), T0 + 120 * NS) == []
+    out = e.observe(reading("clim1", T0 + 180 * NS, temperature_c=52.0), T0 + 180 * NS)
+    assert ("temperature_critical.clim1", "firing") in keys(out)
+
+
+@pytest.mark.parametrize(("sensor", "humidity", "fires"), [
+    ("clim1", 69.0, False),  # standard store: alarm above 70 % for 24 h
+    ("clim1", 71.0, True),
+    ("clim2", 61.0, True),  # propellant store: 60 % (UFC 3-410-03FA)
+])
+def test_humidity_alarm_limits_by_climate_class(sensor: str, humidity: float,
+                                                 fires: bool) -> None:
+    e = engine(ClimateRuleConfig())
+    e.observe(reading(sensor, T0, humidity_pct=humidity), T0)
+    out = e.tick(T0 + 24 * 3600 * NS)
+    assert ((f"humidity_alarm.{sensor}", "firing") in keys(out)) == fires
+
+
+@pytest.mark.parametrize(("when", "armed"), [
+    (local_ns(2026, 11, 25, 12), False),  # Wednesday noon
+    (local_ns(2026, 11, 25, 18, 0), True),  # Wednesday 18:00, window opens
+    (local_ns(2026, 11, 26, 6, 59), True),  # Thursday early: window from Wednesday
+    (local_ns(2026, 11, 26, 7, 0), False),
+    (local_ns(2026, 11, 28, 3, 0), True),  # Saturday 03:00: Friday's window crosses midnight
+    (local_ns(2026, 11, 28, 12, 0), False),  # Saturday noon: no window
+    (local_ns(2026, 12, 25, 12, 0), True),  # holiday: armed all day
+])
+def test_door_opened_while_armed(when: int, armed: bool) -> None:
+    e = engine(DoorArmedRuleConfig())
+    out = e.observe(reading("door1", when, open=True), when)
+    assert keys(out) == ([("door_armed.SH1-D1", "firing")] if armed else [])
+
+
+def test_door_armed_alarm_is_not_repeated_and_resolves_on_close() -> None:
+    e = engine(DoorArmedRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    assert len(e.observe(reading("door1", night, open=True), night)) == 1
+    assert e.observe(reading("door1", night + NS, open=True), night + NS) == []
+    assert keys(e.observe(reading("door1", night + 2 * NS, open=False), night + 2 * NS)) == [
+        ("door_armed.SH1-D1", "resolved")]
+
+
+def test_storehouse_without_schedule_is_always_armed() -> None:
+    e = engine(DoorArmedRuleConfig())
+    assert keys(e.observe(reading("door2", T0, open=True), T0)) == [
+        ("door_armed.SH2-D1", "firing")]
+
+
+def test_tamper_fires_armed_or_not() -> None:
+    e = engine(TamperRuleConfig())
+    assert keys(e.observe(reading("door1", T0, tamper=True), T0)) == [
+        ("tamper.door1", "firing")]
+    assert e.observe(reading("door1", T0 + NS, tamper=True), T0 + NS) == []
+    assert keys(e.observe(reading("door1", T0 + 2 * NS, tamper=False), T0 + 2 * NS)) == [
+        ("tamper.door1", "resolved")]
+
+
+def test_sensor_silent_per_supervision_class() -> None:
+    e = engine(SensorSilentRuleConfig())
+    assert e.tick(T0) == []
+    assert [k for k, _ in keys(e.tick(T0 + 11 * NS))] == ["sensor_silent.door2"]  # wired 10 s
+    assert [k for k, _ in keys(e.tick(T0 + 181 * NS))] == ["sensor_silent.door1"]  # radio
+    assert sorted(k for k, _ in keys(e.tick(T0 + 901 * NS))) == [
+        "sensor_silent.clim1", "sensor_silent.clim2"]
+    t = T0 + 1000 * NS
+    assert keys(e.observe(reading("clim1", t), t)) == [("sensor_silent.clim1", "resolved")]
+
+
+def test_every_rule_kind_has_a_docstring_and_default_config() -> None:
+    depot = config().depot()
+    for kind in RULE_KINDS:
+        assert kind.__doc__
+        rule = kind().build(depot)
+        assert type(rule).__doc__
+
+
+SENSORS = ["door1", "door2", "clim1", "clim2"]
+events = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=4000),  # seconds forward
+        st.sampled_from([*SENSORS, "tick"]),
+        st.floats(min_value=-10, max_value=60, allow_nan=False),
+        st.booleans(),
+        st.booleans(),
+    ),
+    max_size=60,
+)
+
+
+def replay(script: list[tuple[int, str, float, bool, bool]]) -> list[Transition]:
+    e = engine(*(kind() for kind in RULE_KINDS))
+    now = T0
+    out: list[Transition] = []
+    for step_s, target, value, flag, tamper in script:
+        now += step_s * NS
+        if target == "tick":
+            out += e.tick(now)
+        elif target.startswith("door"):
+            out += e.observe(reading(target, now, open=flag, tamper=tamper), now)
+        else:
+            out += e.observe(reading(target, now, temperature_c=value, humidity_pct=value + 30),
+                             now)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(events)
+def test_replay_is_deterministic_and_alerts_alternate(
+        script: list[tuple[int, str, float, bool, bool]]) -> None:
+    first, second = replay(script), replay(script)
+    assert first == second
+    state: dict[str, TransitionKind] = defaultdict(lambda: TransitionKind.RESOLVED)
+    book = AlertBook()
+    for transition in first:
+        # A rule never fires twice without resolving in between, nor resolves what is not firing.
+        assert transition.kind is not state[transition.key]
+        state[transition.key] = transition.kind
+        assert book.apply(transition) is not None
