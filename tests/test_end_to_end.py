@@ -1,0 +1,213 @@
+"""The walking skeleton end to end: Mosquitto -> daemon subprocess -> InfluxDB 1.x, VM, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_process import DaemonProcess
+from mqtt_probe import MqttProbe
+from servers import InfluxDB1, Mosquitto, VictoriaMetrics
+
+SITE = "e2e-depot"
+ALERTS = f"depotwatch/{SITE}/alerts/#"
+
+
+def depot_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, vm: VictoriaMetrics,
+                 state_dir: Path, client_id: str) -> dict[str, Any]:
+    return {
+        "site": {"id": SITE},
+        "state_dir": str(state_dir),
+        "storehouses": [{"id": "SH1", "name": "Store 1", "armed": {"mode": "always"}},
+                        {"id": "SH2", "name": "Magazine 2", "armed": {"mode": "never"}}],
+        "doors": [{"id": "SH1-D1", "storehouse": "SH1", "contact_sensor": "door1"},
+                  {"id": "SH2-D1", "storehouse": "SH2", "contact_sensor": "door2"}],
+        "climate_sensors": [{"id": "clim1", "storehouse": "SH1"},
+                            {"id": "clim2", "storehouse": "SH2"},
+                            {"id": "tas1", "storehouse": "SH2"}],
+        "mqtt": {
+            "host": "127.0.0.1", "port": mosquitto.port, "client_id": client_id,
+            "reconnect_min_s": 0.2, "reconnect_max_s": 1.0,
+            "subscriptions": [
+                {"topic": "zigbee2mqtt/{sensor}", "decoder": {"type": "zigbee2mqtt"}},
+                {"topic": "tele/{sensor}/SENSOR", "decoder": {"type": "tasmota"}},
+                {"topic": "site/+/{sensor}/state",
+                 "decoder": {"type": "json_fields", "fields": {"temperature_c": "t"}}},
+            ],
+        },
+        "influxdb": [
+            {"api": "v1", "url": influxdb1.url, "database": "depot", "flush_interval_s": 0.2},
+            {"api": "v2", "url": vm.url, "bucket": "depot", "org": "hq", "token": "x",
+             "flush_interval_s": 0.2},
+        ],
+        "rules": [
+            {"type": "climate"},
+            {"type": "door_armed"},
+            {"type": "tamper"},
+            # Short enough for a test; the defaults are PSSM.md's 10 s / 180 s / 15 min.
+            {"type": "sensor_silent", "wired_s": 60, "radio_s": 60, "climate_s": 2.0},
+        ],
+        "tick_interval_s": 0.2,
+    }
+
+
+@pytest.fixture(scope="module")
+def depot_daemon(mosquitto: Mosquitto, influxdb1: InfluxDB1, victoriametrics: VictoriaMetrics,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    influxdb1.create_database("depot")
+    workdir = tmp_path_factory.mktemp("e2e")
+    daemon = DaemonProcess(workdir, depot_config(
+        mosquitto, influxdb1, victoriametrics, workdir / "state", "depotwatch-e2e"))
+    daemon.start()
+    daemon.wait_log("MQTT connected")
+    yield daemon
+    assert daemon.stop() == 0, daemon.log()
+
+
+def influx_rows(influxdb1: InfluxDB1, query: str, want: int = 1,
+                timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        result = influxdb1.query("depot", query)["results"][0]
+        rows = []
+        for series in result.get("series", []):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(series.get("tags", {}))
+                rows.append(row)
+        if len(rows) >= want:
+            return rows
+        time.sleep(0.1)
+    raise AssertionError(f"{query!r} gave {len(rows)} rows, wanted {want}: {rows}")
+
+
+def test_readings_reach_influxdb_and_alerts_reach_mqtt(
+        depot_daemon: DaemonProcess, mosquitto: Mosquitto, influxdb1: InfluxDB1,
+        victoriametrics: VictoriaMetrics) -> None:
+    async def scenario() -> None:
+        async with MqttProbe(mosquitto.port) as probe:
+            await probe.subscribe(ALERTS)
+            probe.publish("zigbee2mqtt/door1", {"contact": True, "tamper": False, "battery": 90})
+            probe.publish("zigbee2mqtt/clim1", {"temperature": 21.5, "humidity": 40})
+            probe.publish("zigbee2mqtt/clim2", {"temperature": 19, "humidity": 55.5})
+            probe.publish("tele/tas1/SENSOR", {"AM2301": {"Temperature": 18.25, "Humidity": 50}})
+            probe.publish("site/north/clim1/state", {"t": 22.0})
+            await asyncio.sleep(0.3)
+            # The intrusion: a door of the always-armed store opens, with its tamper switch.
+            probe.publish("zigbee2mqtt/door1", {"contact": False, "tamper": True})
+            # A door of the never-armed store opens: no alarm.
+            probe.publish("zigbee2mqtt/door2", {"contact": False})
+            probe.publish("zigbee2mqtt/clim1", {"temperature": 55.0, "humidity": 40})
+            probe.publish("zigbee2mqtt/clim1", {"temperature": 56.0, "humidity": 40})
+            door = await probe.wait_alert("door_armed.SH1-D1", "firing")
+            assert door["severity"] == "critical" and door["storehouse"] == "SH1"
+            assert "opened while armed" in door["summary"]
+            await probe.wait_alert("tamper.door1", "firing")
+            await probe.wait_alert("temperature_critical.clim1", "firing")
+            # clim2 and tas1 now fall silent while clim1 keeps reporting.
+            for _ in range(12):
+                probe.publish("zigbee2mqtt/clim1", {"temperature": 20.0, "humidity": 40})
+                await asyncio.sleep(0.25)
+            await probe.wait_alert("sensor_silent.clim2", "firing")
+            await probe.wait_alert("sensor_silent.tas1", "firing")
+            await probe.wait_alert("temperature_critical.clim1", "resolved")
+            assert not [a for a in probe.alerts() if a["key"] == "sensor_silent.clim1"]
+            probe.publish("zigbee2mqtt/door1", {"contact": True, "tamper": False})
+            await probe.wait_alert("door_armed.SH1-D1", "resolved")
+            await probe.wait_alert("tamper.door1", "resolved")
+            assert not [a for a in probe.alerts() if a["key"].endswith("SH2-D1")]
+            firing = [a["key"] for a in probe.alerts() if a["state"] == "firing"]
+            assert len(firing) == len(set(firing)), "an alert fired twice"
+
+        # Retained: a late subscriber (the duty room's screen) sees the current state per key.
+        async with MqttProbe(mosquitto.port) as late:
+            await late.subscribe(ALERTS)
+            await asyncio.sleep(0.3)
+            latest = {a["key"]: a["state"] for a in late.alerts()}
+            assert latest["door_armed.SH1-D1"] == "resolved"
+            assert latest["sensor_silent.clim2"] == "firing"
+
+    asyncio.run(scenario())
+
+    doors = influx_rows(influxdb1, "SELECT open, tamper FROM door WHERE door = 'SH1-D1'", 3)
+    assert [r["open"] for r in doors] == [False, True, False]
+    assert [r["tamper"] for r in doors] == [False, True, False]
+    climate = influx_rows(influxdb1, "SELECT temperature_c, humidity_pct, dew_point_c "
+                                     "FROM climate WHERE sensor = 'tas1'")
+    assert climate[0]["temperature_c"] == 18.25 and climate[0]["humidity_pct"] == 50.0
+    assert 7 < climate[0]["dew_point_c"] < 9
+    generic = influx_rows(influxdb1, "SELECT temperature_c, storehouse FROM climate "
+                                     "WHERE sensor = 'clim1' "
+                                     "AND temperature_c = 22.0")
+    assert generic[0]["storehouse"] == "SH1"
+    alerts = influx_rows(influxdb1, 'SELECT "key", summary FROM alert GROUP BY state', 4)
+    assert {r["state"] for r in alerts} == {"firing", "resolved"}
+
+    series = victoriametrics.wait_for_series('door_open{door="SH1-D1"}', timeout=15)
+    assert series[0]["metric"]["site"] == SITE
+    assert sorted(series[0]["values"]) == [0, 0, 1]
+    temps = victoriametrics.wait_for_series('climate_temperature_c{sensor="tas1"}', timeout=15)
+    assert temps[0]["values"] == [18.25]
+
+
+BAD_INPUTS = [
+    ("zigbee2mqtt/door1", b"this is not json", "not JSON"),
+    ("zigbee2mqtt/door1", b'{"contact": "open"}', "expected true/false"),
+    ("zigbee2mqtt/forklift-7", b'{"contact": true}', "unknown sensor 'forklift-7'"),
+    ("zigbee2mqtt/clim1", b"{" + b" " * (1 << 20) + b"}", "exceeds 65536"),
+    ("tele/tas1/SENSOR", bytes(range(256)) * 4, "not UTF-8"),
+]
+
+
+def test_bad_input_is_counted_kept_and_logged_once(
+        depot_daemon: DaemonProcess, mosquitto: Mosquitto, influxdb1: InfluxDB1) -> None:
+    async def publish() -> None:
+        async with MqttProbe(mosquitto.port) as probe:
+            for _ in range(3):
+                for topic, payload, _reason in BAD_INPUTS:
+                    probe.publish(topic, payload)
+            await asyncio.sleep(0.5)
+            # The daemon is still taking good readings after all that.
+            probe.publish("zigbee2mqtt/clim2", {"temperature": 17.5, "humidity": 45})
+            await asyncio.sleep(0.5)
+
+    asyncio.run(publish())
+    influx_rows(influxdb1, "SELECT temperature_c FROM climate WHERE temperature_c = 17.5")
+    assert depot_daemon.running()
+    log = depot_daemon.log()
+    # Logged at most once a minute per source, with the topic.
+    assert log.count("rejected payload from zigbee2mqtt/door1") == 1
+    assert log.count("rejected payload from zigbee2mqtt/forklift-7") == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "deadletters", "-c", str(depot_daemon.config_path),
+         "-n", "100"], capture_output=True, text=True, timeout=60, check=True)
+    assert "15 dead letter(s) kept" in done.stdout
+    for topic, _payload, reason in BAD_INPUTS:
+        assert any(topic in line and reason in line for line in done.stdout.splitlines()), (
+            topic, reason, done.stdout)
+    assert "[1048578 bytes]" in done.stdout  # the 1 MB payload is kept whole
+
+
+def test_reconnects_and_resubscribes_after_a_broker_restart(
+        depot_daemon: DaemonProcess, mosquitto: Mosquitto, influxdb1: InfluxDB1) -> None:
+    connects = depot_daemon.log().count("MQTT connected")
+    mosquitto.stop()
+    time.sleep(1.0)
+    mosquitto.start()
+    depot_daemon.wait_log("MQTT connected", count=connects + 1, timeout=20)
+
+    async def publish() -> None:
+        async with MqttProbe(mosquitto.port) as probe:
+            probe.publish("zigbee2mqtt/clim2", {"temperature": 16.75, "humidity": 45})
+            await asyncio.sleep(0.3)
+
+    asyncio.run(publish())
+    influx_rows(influxdb1, "SELECT temperature_c FROM climate WHERE temperature_c = 16.75")
+    assert "MQTT connection to 127.0.0.1" in depot_daemon.log()
