@@ -31,13 +31,20 @@ class ScaledClock:
         self.start_ns = start_ns
         self.speed = speed
         self._t0: int | None = None
+        self._frozen_ns: int | None = None
 
     def start(self) -> None:
         """Let time run; until then the clock stands at `start_ns`."""
         self._t0 = time.monotonic_ns()
 
+    def freeze(self) -> None:
+        """Stop time where it is (the end of a played scenario)."""
+        self._frozen_ns = self.now_ns()
+
     def now_ns(self) -> int:
         """Simulated time."""
+        if self._frozen_ns is not None:
+            return self._frozen_ns
         if self._t0 is None:
             return self.start_ns
         return self.start_ns + int((time.monotonic_ns() - self._t0) * self.speed)

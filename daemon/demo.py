@@ -66,6 +66,8 @@ async def _play(clock: ScaledClock, port: int) -> int:
             await asyncio.sleep(wait_s)
         devices.publish(message.topic, message.payload, qos=1)
         sent += 1
+    # The night is over: stop the depot clock so the devices' silence after it is not an alarm.
+    clock.freeze()
     await asyncio.sleep(0.3)
     await devices.disconnect()
     return sent
@@ -119,7 +121,7 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
           f"points written to {points_file}: {points}")
     print(f"  dead letters: {sum(pipeline.deadletters.counts.values())} "
           f"({dict(pipeline.deadletters.counts)}); list them with "
-          f"`depotwatch deadletters` on a config with state_dir {state_dir}")
+          f"`depotwatch deadletters -c examples/demo-depot.yaml`")
     print(f"  alerts fired: {len(fired)}, resolved: {len(resolved)}, "
           f"still firing: {sorted(fired - resolved)}")
     for key in EXPECTED_ALERTS:
@@ -135,7 +137,9 @@ def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state")) -> int
     """Play the night; exit status 0 when every expected alert fired."""
     logging.getLogger("amqtt").setLevel(logging.ERROR)
     logging.getLogger("transitions").setLevel(logging.ERROR)
-    logging.getLogger("depotwatch.alerts").setLevel(logging.ERROR)  # printed by the console
+    # The console prints alerts; keep the log to problems (dead letters, lost connections).
+    for name in ("depotwatch.alerts", "daemon.runner", "drivers.mqtt"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     state_dir.mkdir(parents=True, exist_ok=True)
     for old in ("points.lp", "deadletters.sqlite", "deadletters.sqlite-wal",
                 "deadletters.sqlite-shm"):

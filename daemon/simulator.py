@@ -67,7 +67,8 @@ def demo_night(door_heartbeat_s: int = 30, climate_interval_s: int = 300) -> Ite
             is_open = (door == "SH1-D1" and _between(t, _at(0, 17, 45), _at(0, 17, 55))) or (
                 door == "SH1-D2" and _between(t, _at(0, 23, 12), _at(0, 23, 20)))
             tamper = sensor == "sh2-door1" and _between(t, _at(1, 0, 30), _at(1, 0, 45))
-            body: dict[str, object] = {"contact": not is_open, "tamper": tamper, "battery": 97, "linkquality": 120}
+            body: dict[str, object] = {"contact": not is_open, "tamper": tamper,
+                                       "battery": 97, "linkquality": 120}
             yield Publish(t, f"zigbee2mqtt/{sensor}", json.dumps(body).encode())
         if n % (climate_interval_s // door_heartbeat_s) == 0:
             if not _between(t, _at(1, 1, 40), _at(1, 2, 20)):  # sh1-climate1 drops off

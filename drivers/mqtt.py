@@ -164,7 +164,7 @@ class MqttLink:
         self.connected.set()
 
     def _disconnected(self, client: Any, packet: Any, exc: Any = None) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and self._client is not None:
             log.warning("MQTT connection to %s:%d lost; reconnecting with backoff",
                         self._config.host, self._config.port)
         self.connected.clear()

@@ -44,13 +44,13 @@ class MqttProbe:
     def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(p) for t, p in self.messages if "/alerts/" in t]
 
-    async def wait_alert(self, key: str, state: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_alert(self, key: str, state: str, within_s: float = 10.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_s
         while loop.time() < deadline:
             for alert in self.alerts():
                 if alert["key"] == key and alert["state"] == state:
                     return alert
             await asyncio.sleep(0.05)
         seen = [(a["key"], a["state"]) for a in self.alerts()]
-        raise AssertionError(f"no {state} alert {key} within {timeout} s; saw {seen}")
+        raise AssertionError(f"no {state} alert {key} within {within_s} s; saw {seen}")
