@@ -54,7 +54,12 @@ class Pipeline:
             return
         self.readings[raw.source] += 1
         for reading in readings:
-            for point in reading_lines(reading, self._depot):
+            try:
+                points = reading_lines(reading, self._depot)
+            except ValueError as exc:  # text line protocol cannot carry; the rules still run
+                log.error("reading from %s not writable to InfluxDB: %s", raw.source, exc)
+                points = []
+            for point in points:
                 self._emit_point(point)
             self._apply(self._engine.observe(reading, now_ns))
 
@@ -82,7 +87,10 @@ class Pipeline:
             alert = self.alerts.apply(transition)
             if alert is None:
                 continue
-            self._emit_point(alert_line(alert, self._depot.site))
+            try:
+                self._emit_point(alert_line(alert, self._depot.site))
+            except ValueError as exc:
+                log.error("alert %s not writable to InfluxDB: %s", alert.key, exc)
             for notify in self._notify:
                 notify(alert)
 
