@@ -32,7 +32,7 @@ demo: $(VENV)/.stamp-install
 	$(VENV)/bin/depotwatch demo
 
 lint: $(VENV)/.stamp-install
-	$(VENV)/bin/ruff check daemon drivers rules tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 test: apt-test $(VENV)/.stamp-install lint
