@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,10 +29,16 @@ from rules.depot import (
     ClimateClass,
     Depot,
     Door,
+    Item,
+    ItemKind,
+    MovementOrder,
+    Person,
+    Portal,
     Sensor,
     SensorKind,
     Storehouse,
     Supervision,
+    WorkOrder,
 )
 from rules.kinds import RuleConfig, default_rules
 
@@ -103,12 +110,74 @@ class StorehouseConfig(_Strict):
 
 
 class DoorConfig(_Strict):
-    """A door and the contact sensor on it."""
+    """A door, the contact sensor on it, its badge reader, and whether two must badge."""
 
     id: Identifier
     storehouse: str
     contact_sensor: Identifier
     supervision: Literal["wired", "radio"] = "radio"
+    badge_reader: Identifier | None = None
+    badge_reader_supervision: Literal["wired", "radio"] = "wired"
+    # Vaults: two distinct authorised badges within 60 s before opening (US Army MP1002).
+    two_person: bool = False
+
+
+class PersonConfig(_Strict):
+    """A roster entry; the badge number never leaves the gateway in clear."""
+
+    name: str = Field(min_length=1)
+    badge: SecretStr
+    zones: list[str] = Field(min_length=1)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    escort_only: bool = False
+
+
+class PortalConfig(_Strict):
+    """An RFID portal: one antenna (or reader) inside, one outside."""
+
+    id: Identifier
+    storehouse: str
+    inner_antenna: Identifier
+    outer_antenna: Identifier
+    supervision: Literal["wired", "radio"] = "wired"
+
+
+class InventoryReaderConfig(_Strict):
+    """An RFID reader that counts what sits in a storehouse."""
+
+    id: Identifier
+    storehouse: str
+    supervision: Literal["wired", "radio"] = "wired"
+
+
+class ItemConfig(_Strict):
+    """A tagged item in the register."""
+
+    epc: str = Field(pattern=r"^[0-9A-Fa-f]{8,64}$")
+    name: str = Field(min_length=1)
+    kind: ItemKind = ItemKind.WEAPON
+    lot: str = ""
+    storehouse: str
+
+
+class MovementOrderConfig(_Strict):
+    """Authority to move listed items through a portal within a window (issue voucher)."""
+
+    id: Identifier
+    portal: str
+    items: list[str] = Field(min_length=1)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+
+
+class WorkOrderConfig(_Strict):
+    """Authority for a door to stand open within a window."""
+
+    id: Identifier
+    door: str
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
 
 
 class ClimateSensorConfig(_Strict):
@@ -214,6 +283,14 @@ class Config(_Strict):
     storehouses: list[StorehouseConfig] = Field(min_length=1)
     doors: list[DoorConfig] = Field(default_factory=list)
     climate_sensors: list[ClimateSensorConfig] = Field(default_factory=list)
+    portals: list[PortalConfig] = Field(default_factory=list)
+    inventory_readers: list[InventoryReaderConfig] = Field(default_factory=list)
+    roster: list[PersonConfig] = Field(default_factory=list)
+    # Key for the hash that stands in for unknown badge numbers in logs and InfluxDB.
+    badge_salt: SecretStr | None = None
+    items: list[ItemConfig] = Field(default_factory=list)
+    movement_orders: list[MovementOrderConfig] = Field(default_factory=list)
+    work_orders: list[WorkOrderConfig] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     influxdb: list[InfluxConfig] = Field(default_factory=list)
     file_output: FileOutputConfig | None = None
@@ -238,16 +315,57 @@ class Config(_Strict):
             )
             for s in self.storehouses
         }
-        doors = {d.id: Door(d.id, d.storehouse, d.contact_sensor) for d in self.doors}
+        doors = {d.id: Door(d.id, d.storehouse, d.contact_sensor, d.badge_reader or "",
+                            d.two_person) for d in self.doors}
         sensors: dict[str, Sensor] = {}
         for d in self.doors:
             sensors[d.contact_sensor] = Sensor(
                 d.contact_sensor, SensorKind.DOOR, d.storehouse, Supervision(d.supervision), d.id
             )
+            if d.badge_reader:
+                sensors[d.badge_reader] = Sensor(
+                    d.badge_reader, SensorKind.BADGE_READER, d.storehouse,
+                    Supervision(d.badge_reader_supervision), d.id,
+                )
         for c in self.climate_sensors:
             sensors[c.id] = Sensor(c.id, SensorKind.CLIMATE, c.storehouse,
                                    Supervision(c.supervision))
-        return Depot(site=self.site.id, storehouses=storehouses, doors=doors, sensors=sensors)
+        for p in self.portals:
+            for antenna in (p.inner_antenna, p.outer_antenna):
+                sensors[antenna] = Sensor(antenna, SensorKind.PORTAL_ANTENNA, p.storehouse,
+                                          Supervision(p.supervision), portal=p.id)
+        for r in self.inventory_readers:
+            sensors[r.id] = Sensor(r.id, SensorKind.INVENTORY_READER, r.storehouse,
+                                   Supervision(r.supervision))
+        return Depot(
+            site=self.site.id, storehouses=storehouses, doors=doors, sensors=sensors,
+            roster={
+                p.badge.get_secret_value(): Person(
+                    p.name, frozenset(p.zones), _ns(p.valid_from), _ns(p.valid_until),
+                    p.escort_only,
+                )
+                for p in self.roster
+            },
+            portals={p.id: Portal(p.id, p.storehouse, p.inner_antenna, p.outer_antenna)
+                     for p in self.portals},
+            items={i.epc.upper(): Item(i.epc.upper(), i.name, i.kind, i.lot, i.storehouse)
+                   for i in self.items},
+            movement_orders=tuple(
+                MovementOrder(m.id, m.portal, frozenset(e.upper() for e in m.items),
+                              _ns(m.valid_from) or 0, _ns(m.valid_until) or 0)
+                for m in self.movement_orders
+            ),
+            work_orders=tuple(
+                WorkOrder(w.id, w.door, _ns(w.valid_from) or 0, _ns(w.valid_until) or 0)
+                for w in self.work_orders
+            ),
+            badge_salt=(self.badge_salt.get_secret_value() if self.badge_salt
+                        else f"depotwatch:{self.site.id}").encode(),
+        )
+
+
+def _ns(moment: dt.datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1_000_000_000)
 
 
 def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
@@ -269,16 +387,25 @@ def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
             seen.add(item.get("id"))
     known = sorted(str(s.get("id")) for _, s in _items(data, "storehouses"))
     placed = [("doors", i, d, "contact_sensor") for i, d in _items(data, "doors")]
+    placed += [("doors", i, d, "badge_reader") for i, d in _items(data, "doors")]
     placed += [("climate_sensors", i, c, "id") for i, c in _items(data, "climate_sensors")]
+    placed += [("portals", i, p, "inner_antenna") for i, p in _items(data, "portals")]
+    placed += [("portals", i, p, "outer_antenna") for i, p in _items(data, "portals")]
+    placed += [("inventory_readers", i, r, "id") for i, r in _items(data, "inventory_readers")]
+    placed += [("items", i, item, "") for i, item in _items(data, "items")]
     sensor_owner: dict[Any, str] = {}
+    checked: set[tuple[str, int]] = set()
     for section, index, item, field in placed:
         storehouse = item.get("storehouse")
+        if (section, index) in checked:
+            storehouse = None
+        checked.add((section, index))
         if storehouse is not None and str(storehouse) not in known:
             problems.append(source.problem(
                 (section, index, "storehouse"),
                 f"unknown storehouse {storehouse!r} (known: {', '.join(known)})",
             ))
-        sensor = item.get(field)
+        sensor = item.get(field) if field else None
         if sensor is None:
             continue
         if sensor in sensor_owner:
@@ -287,6 +414,7 @@ def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
                 f"sensor {sensor!r} is already used by {sensor_owner[sensor]}",
             ))
         sensor_owner[sensor] = f"{section}[{index}]"
+    problems.extend(_register_references(data, source, known))
     kinds: list[Any] = [rule.get("type") for _, rule in _items(data, "rules")]
     for index, kind in enumerate(kinds):
         if kind is not None and kinds.index(kind) != index:
@@ -301,6 +429,40 @@ def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
                 ("mqtt", "subscriptions", index, "topic"),
                 "needs a {sensor} placeholder (or a decoder with sensor_path)",
             ))
+    return problems
+
+
+def _register_references(data: dict[str, Any], source: YamlSource,
+                         storehouses: list[str]) -> list[str]:
+    problems: list[str] = []
+    doors = {str(d.get("id")) for _, d in _items(data, "doors")}
+    portals = {str(p.get("id")) for _, p in _items(data, "portals")}
+    epcs = {str(i.get("epc", "")).upper() for _, i in _items(data, "items")}
+    for index, person in _items(data, "roster"):
+        zones = person.get("zones")
+        for z_index, zone in enumerate(zones if isinstance(zones, list) else []):
+            if str(zone) not in storehouses:
+                problems.append(source.problem(("roster", index, "zones", z_index),
+                                               f"unknown storehouse {zone!r}"))
+    for index, order in _items(data, "movement_orders"):
+        if "portal" in order and str(order["portal"]) not in portals:
+            problems.append(source.problem(("movement_orders", index, "portal"),
+                                           f"unknown portal {order['portal']!r}"))
+        listed = order.get("items")
+        for i_index, epc in enumerate(listed if isinstance(listed, list) else []):
+            if str(epc).upper() not in epcs:
+                problems.append(source.problem(("movement_orders", index, "items", i_index),
+                                               f"EPC {epc!r} is not in the item register"))
+    for index, order in _items(data, "work_orders"):
+        if "door" in order and str(order["door"]) not in doors:
+            problems.append(source.problem(("work_orders", index, "door"),
+                                           f"unknown door {order['door']!r}"))
+    for section in ("movement_orders", "work_orders"):
+        for index, order in _items(data, section):
+            start, end = order.get("valid_from"), order.get("valid_until")
+            if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
+                problems.append(source.problem((section, index, "valid_until"),
+                                               "ends before it starts"))
     return problems
 
 

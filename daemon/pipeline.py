@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from daemon.alerts import Alert, AlertBook
 from daemon.deadletters import DeadLetterStore
 from daemon.errors import DecodeError
-from daemon.model import RawMessage, Reading, Transition
+from daemon.lineprotocol import line
+from daemon.model import RawMessage, Reading
 from daemon.points import alert_line, reading_lines
 from drivers.mqtt import TopicRouter
 from rules.depot import Depot
-from rules.engine import Engine
+from rules.engine import Engine, Verdict
 
 __all__ = ["Pipeline"]
 
@@ -82,8 +83,14 @@ class Pipeline:
                 raise DecodeError(f"unknown sensor {reading.sensor!r} (not in the config)")
         return readings
 
-    def _apply(self, transitions: list[Transition]) -> None:
-        for transition in transitions:
+    def _apply(self, verdict: Verdict) -> None:
+        for fact in verdict.facts:
+            try:
+                self._emit_point(line(fact.measurement, {"site": self._depot.site, **fact.tags},
+                                      fact.fields, fact.at_ns))
+            except ValueError as exc:
+                log.error("%s fact not writable to InfluxDB: %s", fact.measurement, exc)
+        for transition in verdict.transitions:
             alert = self.alerts.apply(transition)
             if alert is None:
                 continue

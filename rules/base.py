@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from daemon.model import Reading, Transition
+from daemon.model import FieldValue, Reading, Transition
 
-__all__ = ["Rule", "RuleConfigBase", "format_duration"]
+__all__ = ["Fact", "Outcome", "Rule", "RuleConfigBase", "format_duration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Something a rule established for the records (a portal movement, a badge event).
+
+    The pipeline writes it to InfluxDB as `measurement` with the site tag added.
+    """
+
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    at_ns: int
+
+
+Outcome = Transition | Fact
 
 
 class Rule(Protocol):
-    """One PSSM rule kind holding its own per-subject state; `now_ns` is always given."""
+    """One PSSM rule kind holding its own per-subject state; `now_ns` is always given.
 
-    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
-        """Transitions caused by one reading."""
+    `snapshot()` returns JSON-ready state and `restore()` takes it back, so open-since times and
+    sustain timers survive a daemon restart.
+    """
+
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """Outcomes caused by one reading."""
         ...
 
-    def tick(self, now_ns: int) -> list[Transition]:
-        """Transitions caused by time passing (sustain times, silence)."""
+    def tick(self, now_ns: int) -> list[Outcome]:
+        """Outcomes caused by time passing (sustain times, silence, held-open doors)."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rule's state as JSON-ready data."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a state from `snapshot()`; unknown subjects are ignored."""
         ...
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
-from rules.base import RuleConfigBase, format_duration
+from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import ClimateClass, Depot, SensorKind
 
 __all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig"]
@@ -99,12 +100,12 @@ class ClimateRule:
             for band in bands
         }
 
-    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Update every band of the reading's sensor."""
         bands = self._bands.get(reading.sensor)
         if bands is None:
             return []
-        out: list[Transition] = []
+        out: list[Outcome] = []
         for band in bands:
             value = reading.values.get(band.field)
             if not isinstance(value, float) or isinstance(value, bool):
@@ -132,13 +133,24 @@ class ClimateRule:
                     state.above_since_ns = None
         return out
 
-    def tick(self, now_ns: int) -> list[Transition]:
+    def tick(self, now_ns: int) -> list[Outcome]:
         """Fire bands whose sustain time ran out since the last reading."""
-        out: list[Transition] = []
+        out: list[Outcome] = []
         for sensor, bands in self._bands.items():
             for band in bands:
                 out.extend(self._maybe_fire(sensor, band, self._state[(sensor, band.name)], now_ns))
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Sustain timers and firing bands per sensor."""
+        return {f"{sensor}/{band}": asdict(state) for (sensor, band), state in self._state.items()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back sustain timers and firing bands."""
+        for key, saved in state.items():
+            sensor, _, band = key.partition("/")
+            if (sensor, band) in self._state:
+                self._state[(sensor, band)] = _BandState(**saved)
 
     def _maybe_fire(
         self, sensor: str, band: ClimateBand, state: _BandState, now_ns: int

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "AccessVerdict",
     "ArmedMode",
     "ArmedSchedule",
     "ArmedWindow",
     "ClimateClass",
     "Depot",
     "Door",
+    "Item",
+    "ItemKind",
+    "MovementOrder",
+    "Person",
+    "Portal",
     "Sensor",
     "SensorKind",
     "Storehouse",
     "Supervision",
+    "WorkOrder",
 ]
 
 _NS = 1_000_000_000
@@ -52,6 +61,27 @@ class SensorKind(enum.StrEnum):
 
     DOOR = "door"
     CLIMATE = "climate"
+    BADGE_READER = "badge_reader"
+    PORTAL_ANTENNA = "portal_antenna"
+    INVENTORY_READER = "inventory_reader"
+
+
+class ItemKind(enum.StrEnum):
+    """What a tagged item is."""
+
+    WEAPON = "weapon"
+    AMMUNITION = "ammunition"
+    OTHER = "other"
+
+
+class AccessVerdict(enum.StrEnum):
+    """What the roster says about a badge at a door; only `granted` lets a person in."""
+
+    GRANTED = "granted"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    ZONE = "zone_not_allowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +140,75 @@ class Storehouse:
 
 @dataclass(frozen=True, slots=True)
 class Door:
-    """A door with its contact sensor."""
+    """A door with its contact sensor, its badge reader and whether two people must badge."""
 
     id: str
     storehouse: str
     contact_sensor: str
+    badge_reader: str = ""
+    two_person: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A roster entry; `escort_only` visitors are valid only with a roster member beside them."""
+
+    name: str
+    zones: frozenset[str]
+    valid_from_ns: int | None = None
+    valid_until_ns: int | None = None
+    escort_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Portal:
+    """An RFID portal: the antenna inside the store and the one outside."""
+
+    id: str
+    storehouse: str
+    inner_sensor: str
+    outer_sensor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A tagged item in the register."""
+
+    epc: str
+    name: str
+    kind: ItemKind
+    lot: str
+    storehouse: str
+
+
+@dataclass(frozen=True, slots=True)
+class MovementOrder:
+    """Authority to move listed items through a portal within a time window."""
+
+    id: str
+    portal: str
+    epcs: frozenset[str]
+    valid_from_ns: int
+    valid_until_ns: int
+
+    def covers(self, epc: str, portal: str, at_ns: int) -> bool:
+        """Whether this order lets `epc` pass `portal` at `at_ns`."""
+        return (portal == self.portal and epc in self.epcs
+                and self.valid_from_ns <= at_ns <= self.valid_until_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrder:
+    """Authority for a door to stay open within a time window (loading, maintenance)."""
+
+    id: str
+    door: str
+    valid_from_ns: int
+    valid_until_ns: int
+
+    def covers(self, door: str, at_ns: int) -> bool:
+        """Whether this order lets `door` stand open at `at_ns`."""
+        return door == self.door and self.valid_from_ns <= at_ns <= self.valid_until_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +220,7 @@ class Sensor:
     storehouse: str
     supervision: Supervision
     door: str = ""
+    portal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +231,32 @@ class Depot:
     storehouses: Mapping[str, Storehouse]
     doors: Mapping[str, Door]
     sensors: Mapping[str, Sensor]
+    # Badge number -> person. Badge numbers live only here and in the config, never in
+    # logs, alerts or InfluxDB (DESIGN.md depot model).
+    roster: Mapping[str, Person] = field(default_factory=dict)
+    portals: Mapping[str, Portal] = field(default_factory=dict)
+    items: Mapping[str, Item] = field(default_factory=dict)
+    movement_orders: Sequence[MovementOrder] = ()
+    work_orders: Sequence[WorkOrder] = ()
+    badge_salt: bytes = b""
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""
         return [s for s in self.sensors.values() if s.kind is kind]
+
+    def authorize(self, badge: str, door: Door, at_ns: int) -> tuple[AccessVerdict, Person | None]:
+        """What the roster says about `badge` at `door` at an instant (DoD entry roster)."""
+        person = self.roster.get(badge)
+        if person is None:
+            return AccessVerdict.UNKNOWN, None
+        if person.valid_from_ns is not None and at_ns < person.valid_from_ns:
+            return AccessVerdict.NOT_YET_VALID, person
+        if person.valid_until_ns is not None and at_ns > person.valid_until_ns:
+            return AccessVerdict.EXPIRED, person
+        if door.storehouse not in person.zones:
+            return AccessVerdict.ZONE, person
+        return AccessVerdict.GRANTED, person
+
+    def badge_hash(self, badge: str) -> str:
+        """A keyed hash that identifies an unknown badge across events without revealing it."""
+        return hmac.new(self.badge_salt, badge.encode(), hashlib.sha256).hexdigest()[:16]

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
-from rules.base import RuleConfigBase
+from rules.base import Outcome, RuleConfigBase
 from rules.depot import Depot
 
 __all__ = ["DoorArmedRule", "DoorArmedRuleConfig"]
 
 
 class DoorArmedRuleConfig(RuleConfigBase):
-    """Door opened while armed; the alarm holds until the door is closed again."""
+    """Door open while armed; the alarm holds until the door is closed again."""
 
     type: Literal["door_armed"] = "door_armed"
     severity: Literal["alarm", "critical"] = "critical"
+    # EN 50131-1 §8.9.1: intrusion signals shorter than 400 ms are not processed.
+    debounce_ms: float = Field(default=400.0, ge=0)
 
     def build(self, depot: Depot) -> DoorArmedRule:
         """The rule for every door of the depot."""
@@ -23,39 +28,65 @@ class DoorArmedRuleConfig(RuleConfigBase):
 
 
 class DoorArmedRule:
-    """Fires when a contact reports open while the door's storehouse is armed."""
+    """Fires when a contact stays open for the debounce time while the storehouse is armed."""
 
     def __init__(self, config: DoorArmedRuleConfig, depot: Depot) -> None:
         self._depot = depot
         self._severity = Severity(config.severity)
-        self._door_of_sensor = {door.contact_sensor: door for door in depot.doors.values()}
+        self._debounce_ns = int(config.debounce_ms * 1_000_000)
+        self._door_of_sensor = {door.contact_sensor: door.id for door in depot.doors.values()}
+        self._open_since: dict[str, int] = {}
         self._firing: set[str] = set()
 
-    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
-        """Check an open/closed change against the storehouse's armed schedule."""
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """Follow the door's open/closed state."""
         door = self._door_of_sensor.get(reading.sensor)
         is_open = reading.values.get("open")
         if door is None or not isinstance(is_open, bool):
             return []
-        storehouse = self._depot.storehouses[door.storehouse]
-        if is_open and door.id not in self._firing and storehouse.is_armed(reading.at_ns):
-            self._firing.add(door.id)
-            return [Transition(
-                kind=TransitionKind.FIRING, rule="door_armed", subject=door.id,
-                severity=self._severity, at_ns=now_ns, storehouse=storehouse.id,
-                summary=f"{storehouse.name}: door {door.id} opened while armed",
-                facts={"open": True},
-            )]
-        if not is_open and door.id in self._firing:
-            self._firing.discard(door.id)
-            return [Transition(
-                kind=TransitionKind.RESOLVED, rule="door_armed", subject=door.id,
-                severity=self._severity, at_ns=now_ns, storehouse=storehouse.id,
-                summary=f"{storehouse.name}: door {door.id} closed",
-                facts={"open": False},
-            )]
+        if is_open:
+            self._open_since.setdefault(door, reading.at_ns)
+            return self._check(door, now_ns)
+        self._open_since.pop(door, None)
+        if door in self._firing:
+            self._firing.discard(door)
+            return [self._transition(TransitionKind.RESOLVED, door, now_ns, "closed")]
         return []
 
-    def tick(self, now_ns: int) -> list[Transition]:
-        """Nothing depends on time alone."""
-        return []
+    def tick(self, now_ns: int) -> list[Outcome]:
+        """Confirm openings that outlasted the debounce, and doors open when arming begins."""
+        out: list[Outcome] = []
+        for door in list(self._open_since):
+            out.extend(self._check(door, now_ns))
+        return out
+
+    def _check(self, door_id: str, now_ns: int) -> list[Outcome]:
+        since = self._open_since.get(door_id)
+        if since is None or door_id in self._firing or now_ns - since < self._debounce_ns:
+            return []
+        storehouse = self._depot.storehouses[self._depot.doors[door_id].storehouse]
+        if not storehouse.is_armed(now_ns):
+            return []
+        self._firing.add(door_id)
+        return [self._transition(TransitionKind.FIRING, door_id, now_ns, "opened while armed")]
+
+    def _transition(self, kind: TransitionKind, door_id: str, now_ns: int,
+                    text: str) -> Transition:
+        storehouse = self._depot.storehouses[self._depot.doors[door_id].storehouse]
+        return Transition(
+            kind=kind, rule="door_armed", subject=door_id, severity=self._severity,
+            at_ns=now_ns, storehouse=storehouse.id,
+            summary=f"{storehouse.name}: door {door_id} {text}",
+            facts={"door": door_id, "open": kind is TransitionKind.FIRING},
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Open-since times and firing doors."""
+        return {"open_since": dict(self._open_since), "firing": sorted(self._firing)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back open-since times and firing doors."""
+        doors = self._depot.doors
+        self._open_since = {d: int(t) for d, t in state.get("open_since", {}).items()
+                            if d in doors}
+        self._firing = {d for d in state.get("firing", []) if d in doors}

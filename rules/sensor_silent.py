@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
-from rules.base import RuleConfigBase, format_duration
+from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, Supervision
 
 __all__ = ["SensorSilentRule", "SensorSilentRuleConfig"]
@@ -46,7 +47,7 @@ class SensorSilentRule:
         self._last_seen: dict[str, int] = {}
         self._firing: set[str] = set()
 
-    def observe(self, reading: Reading, now_ns: int) -> list[Transition]:
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Any reading proves the sensor alive."""
         if reading.sensor not in self._limit_ns:
             return []
@@ -58,10 +59,10 @@ class SensorSilentRule:
                                      "reporting again")]
         return []
 
-    def tick(self, now_ns: int) -> list[Transition]:
+    def tick(self, now_ns: int) -> list[Outcome]:
         """Fire for every sensor past its silence limit."""
         self._start(now_ns)
-        out: list[Transition] = []
+        out: list[Outcome] = []
         for sensor, limit_ns in self._limit_ns.items():
             silent_ns = now_ns - self._last_seen[sensor]
             if sensor not in self._firing and silent_ns > limit_ns:
@@ -71,6 +72,16 @@ class SensorSilentRule:
                     f"silent for {format_duration(silent_ns / _NS)}",
                 ))
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """When each sensor was last heard, and which are reported silent."""
+        return {"last_seen": dict(self._last_seen), "firing": sorted(self._firing)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back last-heard times: silence across a restart still counts."""
+        self._last_seen = {s: int(t) for s, t in state.get("last_seen", {}).items()
+                           if s in self._limit_ns}
+        self._firing = {s for s in state.get("firing", []) if s in self._limit_ns}
 
     def _start(self, now_ns: int) -> None:
         for sensor in self._limit_ns:

@@ -88,6 +88,19 @@ def influx_rows(influxdb1: InfluxDB1, query: str, want: int = 1,
     raise AssertionError(f"{query!r} gave {len(rows)} rows, wanted {want}: {rows}")
 
 
+def vm_samples(vm: VictoriaMetrics, match: str, want: int,
+               timeout: float = 15.0) -> list[dict[str, Any]]:
+    """VictoriaMetrics makes samples searchable in stages: poll until all are there."""
+    deadline = time.monotonic() + timeout
+    series: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        series = vm.wait_for_series(match, timeout=timeout)
+        if sum(len(s["values"]) for s in series) >= want:
+            return series
+        time.sleep(0.2)
+    raise AssertionError(f"{match}: wanted {want} samples, got {series}")
+
+
 def test_readings_reach_influxdb_and_alerts_reach_mqtt(
         depot_daemon: DaemonProcess, mosquitto: Mosquitto, influxdb1: InfluxDB1,
         victoriametrics: VictoriaMetrics) -> None:
@@ -150,10 +163,10 @@ def test_readings_reach_influxdb_and_alerts_reach_mqtt(
     alerts = influx_rows(influxdb1, 'SELECT "key", summary FROM alert GROUP BY state', 4)
     assert {r["state"] for r in alerts} == {"firing", "resolved"}
 
-    series = victoriametrics.wait_for_series('door_open{door="SH1-D1"}', timeout=15)
+    series = vm_samples(victoriametrics, 'door_open{door="SH1-D1"}', 3)
     assert series[0]["metric"]["site"] == SITE
     assert sorted(series[0]["values"]) == [0, 0, 1]
-    temps = victoriametrics.wait_for_series('climate_temperature_c{sensor="tas1"}', timeout=15)
+    temps = vm_samples(victoriametrics, 'climate_temperature_c{sensor="tas1"}', 1)
     assert temps[0]["values"] == [18.25]
 
 

@@ -13,7 +13,7 @@ from daemon.alerts import AlertBook
 from daemon.model import Reading, Transition, TransitionKind
 from rules.climate import ClimateRuleConfig
 from rules.door_armed import DoorArmedRuleConfig
-from rules.engine import Engine
+from rules.engine import Engine, Verdict
 from rules.kinds import RULE_KINDS
 from rules.sensor_silent import SensorSilentRuleConfig
 from rules.tamper import TamperRuleConfig
@@ -23,25 +23,29 @@ T0 = local_ns(2026, 11, 25, 12)  # a Wednesday noon: SH1 disarmed
 
 def engine(*kinds: object) -> Engine:
     depot = config().depot()
-    return Engine([k.build(depot) for k in kinds])  # type: ignore[attr-defined]
+    return Engine([(k.type, k.build(depot)) for k in kinds])  # type: ignore[attr-defined]
 
 
 def reading(sensor: str, at: int, **values: float | bool) -> Reading:
     return Reading(sensor=sensor, at_ns=at, values=values)
 
 
-def keys(transitions: list[Transition]) -> list[tuple[str, str]]:
-    return [(t.key, t.kind.value) for t in transitions]
+def keys(verdict: Verdict) -> list[tuple[str, str]]:
+    return [(t.key, t.kind.value) for t in verdict.transitions]
+
+
+def quiet(verdict: Verdict) -> bool:
+    return not verdict.transitions and not verdict.facts
 
 
 def test_temperature_warning_needs_30_minutes_above_30c() -> None:
     e = engine(ClimateRuleConfig())
-    assert e.observe(reading("clim1", T0, temperature_c=31.0), T0) == []
-    assert e.tick(T0 + 29 * 60 * NS) == []
+    assert e.observe(reading("clim1", T0, temperature_c=31.0), T0).transitions == []
+    assert e.tick(T0 + 29 * 60 * NS).transitions == []
     fired = e.tick(T0 + 30 * 60 * NS)
     assert keys(fired) == [("temperature_warning.clim1", "firing")]
-    assert "31.0 °C above 30 °C" in fired[0].summary
-    assert fired[0].storehouse == "SH1"
+    assert "31.0 °C above 30 °C" in fired.transitions[0].summary
+    assert fired.transitions[0].storehouse == "SH1"
 
 
 def test_temperature_dip_below_limit_restarts_the_sustain_time() -> None:
@@ -50,7 +54,7 @@ def test_temperature_dip_below_limit_restarts_the_sustain_time() -> None:
     e.observe(reading("clim1", T0 + 20 * 60 * NS, temperature_c=29.5), T0 + 20 * 60 * NS)
     t = T0 + 21 * 60 * NS
     e.observe(reading("clim1", t, temperature_c=31.0), t)
-    assert e.tick(T0 + 40 * 60 * NS) == []
+    assert e.tick(T0 + 40 * 60 * NS).transitions == []
     assert keys(e.tick(t + 30 * 60 * NS)) == [("temperature_warning.clim1", "firing")]
 
 
@@ -58,16 +62,16 @@ def test_hysteresis_holds_the_alert_until_one_degree_below() -> None:
     e = engine(ClimateRuleConfig(temperature_warning_for_s=0))
     assert keys(e.observe(reading("clim1", T0, temperature_c=30.5), T0)) == [
         ("temperature_warning.clim1", "firing")]
-    assert e.observe(reading("clim1", T0 + NS, temperature_c=29.5), T0 + NS) == []
+    assert e.observe(reading("clim1", T0 + NS, temperature_c=29.5), T0 + NS).transitions == []
     assert keys(e.observe(reading("clim1", T0 + 2 * NS, temperature_c=29.0), T0 + 2 * NS)) == [
         ("temperature_warning.clim1", "resolved")]
 
 
 def test_critical_temperature_needs_two_consecutive_samples() -> None:
     e = engine(ClimateRuleConfig())
-    assert e.observe(reading("clim1", T0, temperature_c=51.0), T0) == []
-    assert e.observe(reading("clim1", T0 + 60 * NS, temperature_c=45.0), T0 + 60 * NS) == []
-    assert e.observe(reading("clim1", T0 + 120 * NS, temperature_c=51.0), T0 + 120 * NS) == []
+    assert e.observe(reading("clim1", T0, temperature_c=51.0), T0).transitions == []
+    assert quiet(e.observe(reading("clim1", T0 + 60 * NS, temperature_c=45.0), T0 + 60 * NS))
+    assert quiet(e.observe(reading("clim1", T0 + 120 * NS, temperature_c=51.0), T0 + 120 * NS))
     out = e.observe(reading("clim1", T0 + 180 * NS, temperature_c=52.0), T0 + 180 * NS)
     assert ("temperature_critical.clim1", "firing") in keys(out)
 
@@ -96,37 +100,57 @@ def test_humidity_alarm_limits_by_climate_class(sensor: str, humidity: float,
 ])
 def test_door_opened_while_armed(when: int, armed: bool) -> None:
     e = engine(DoorArmedRuleConfig())
-    out = e.observe(reading("door1", when, open=True), when)
+    assert quiet(e.observe(reading("door1", when, open=True), when))
+    out = e.tick(when + NS // 2)
     assert keys(out) == ([("door_armed.SH1-D1", "firing")] if armed else [])
+
+
+def test_door_opening_shorter_than_the_debounce_is_ignored() -> None:
+    e = engine(DoorArmedRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    e.observe(reading("door1", night, open=True), night)
+    e.observe(reading("door1", night + NS // 4, open=False), night + NS // 4)
+    assert quiet(e.tick(night + NS))
 
 
 def test_door_armed_alarm_is_not_repeated_and_resolves_on_close() -> None:
     e = engine(DoorArmedRuleConfig())
     night = local_ns(2026, 11, 25, 23)
-    assert len(e.observe(reading("door1", night, open=True), night)) == 1
-    assert e.observe(reading("door1", night + NS, open=True), night + NS) == []
-    assert keys(e.observe(reading("door1", night + 2 * NS, open=False), night + 2 * NS)) == [
+    e.observe(reading("door1", night, open=True), night)
+    assert len(e.tick(night + NS).transitions) == 1
+    assert e.observe(reading("door1", night + NS, open=True), night + NS).transitions == []
+    assert quiet(e.tick(night + 2 * NS))
+    assert keys(e.observe(reading("door1", night + 3 * NS, open=False), night + 3 * NS)) == [
         ("door_armed.SH1-D1", "resolved")]
+
+
+def test_door_left_open_when_arming_begins_alarms() -> None:
+    e = engine(DoorArmedRuleConfig())
+    before = local_ns(2026, 11, 25, 17, 50)
+    e.observe(reading("door1", before, open=True), before)
+    assert quiet(e.tick(before + 60 * NS))
+    assert keys(e.tick(local_ns(2026, 11, 25, 18, 0))) == [("door_armed.SH1-D1", "firing")]
 
 
 def test_storehouse_without_schedule_is_always_armed() -> None:
     e = engine(DoorArmedRuleConfig())
-    assert keys(e.observe(reading("door2", T0, open=True), T0)) == [
-        ("door_armed.SH2-D1", "firing")]
+    e.observe(reading("door2", T0, open=True), T0)
+    assert keys(e.tick(T0 + NS)) == [("door_armed.SH2-D1", "firing")]
 
 
-def test_tamper_fires_armed_or_not() -> None:
+def test_tamper_fires_armed_or_not_after_the_debounce() -> None:
     e = engine(TamperRuleConfig())
-    assert keys(e.observe(reading("door1", T0, tamper=True), T0)) == [
+    assert quiet(e.observe(reading("door1", T0, tamper=True), T0))
+    assert keys(e.observe(reading("door1", T0 + NS, tamper=True), T0 + NS)) == [
         ("tamper.door1", "firing")]
-    assert e.observe(reading("door1", T0 + NS, tamper=True), T0 + NS) == []
-    assert keys(e.observe(reading("door1", T0 + 2 * NS, tamper=False), T0 + 2 * NS)) == [
+    assert quiet(e.tick(T0 + 2 * NS))
+    assert keys(e.observe(reading("door1", T0 + 3 * NS, tamper=False), T0 + 3 * NS)) == [
         ("tamper.door1", "resolved")]
 
 
 def test_sensor_silent_per_supervision_class() -> None:
     e = engine(SensorSilentRuleConfig())
-    assert e.tick(T0) == []
+    assert quiet(e.tick(T0))
     assert [k for k, _ in keys(e.tick(T0 + 11 * NS))] == ["sensor_silent.door2"]  # wired 10 s
     assert [k for k, _ in keys(e.tick(T0 + 181 * NS))] == ["sensor_silent.door1"]  # radio
     assert sorted(k for k, _ in keys(e.tick(T0 + 901 * NS))) == [
@@ -163,12 +187,12 @@ def replay(script: list[tuple[int, str, float, bool, bool]]) -> list[Transition]
     for step_s, target, value, flag, tamper in script:
         now += step_s * NS
         if target == "tick":
-            out += e.tick(now)
+            out += e.tick(now).transitions
         elif target.startswith("door"):
-            out += e.observe(reading(target, now, open=flag, tamper=tamper), now)
+            out += e.observe(reading(target, now, open=flag, tamper=tamper), now).transitions
         else:
             out += e.observe(reading(target, now, temperature_c=value, humidity_pct=value + 30),
-                             now)
+                             now).transitions
     return out
 
 
