@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from daemon.model import FieldValue, Severity, Transition, TransitionKind
 
@@ -75,3 +76,24 @@ class AlertBook:
     def firing(self) -> list[Alert]:
         """Alerts firing now, oldest first."""
         return sorted(self._firing.values(), key=lambda a: a.started_ns)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Firing alerts as JSON-ready data, for a restart."""
+        return [
+            {"key": a.key, "rule": a.rule, "subject": a.subject, "severity": a.severity.value,
+             "summary": a.summary, "storehouse": a.storehouse, "started_ns": a.started_ns,
+             "changed_ns": a.changed_ns, "facts": dict(a.facts)}
+            for a in self.firing()
+        ]
+
+    def restore(self, saved: list[dict[str, Any]]) -> None:
+        """Take back firing alerts: one still firing after a restart is not raised again."""
+        for item in saved:
+            alert = Alert(
+                key=item["key"], rule=item["rule"], subject=item["subject"],
+                severity=Severity(item["severity"]), state=TransitionKind.FIRING,
+                summary=item["summary"], storehouse=item["storehouse"],
+                started_ns=int(item["started_ns"]), changed_ns=int(item["changed_ns"]),
+                facts=item.get("facts", {}),
+            )
+            self._firing[alert.key] = alert

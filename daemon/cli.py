@@ -38,7 +38,8 @@ def _check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     depot = config.depot()
     print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
-          f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, {len(config.rules)} rules)")
+          f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
+          f"{len(config.rule_set())} rule kinds)")
     return 0
 
 
@@ -86,6 +87,31 @@ def _deadletters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from daemon.replay import check, load_scenario, replay
+
+    failed = 0
+    for name in args.scenario:
+        try:
+            scenario, config = load_scenario(Path(name))
+        except ConfigError as exc:
+            print("\n".join(exc.problems), file=sys.stderr)
+            return EXIT_CONFIG
+        result = replay(scenario, config)
+        zone = next(iter(config.depot().storehouses.values())).zone
+        if not args.check:
+            print("\n".join(result.json_lines(zone)))
+            continue
+        problems = check(scenario, result)
+        if problems:
+            failed += 1
+            print(f"FAIL {name}: {scenario.description}")
+            print("\n".join(f"  {p}" for p in problems))
+        else:
+            print(f"ok   {name}: {len(result.alerts)} transitions as expected")
+    return 1 if failed else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from daemon.demo import run_demo
 
@@ -117,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("-c", "--config", required=True, help="YAML config file")
     dead.add_argument("-n", "--limit", type=int, default=50, help="how many, newest first")
     dead.set_defaults(func=_deadletters)
+
+    replay = commands.add_parser(
+        "replay", help="play scenario files through the decoders and rules on a virtual clock")
+    replay.add_argument("scenario", nargs="+", help="scenario YAML file(s)")
+    replay.add_argument("--check", action="store_true",
+                        help="compare with each scenario's expect: list; exit 1 on a difference")
+    replay.set_defaults(func=_replay)
 
     demo = commands.add_parser(
         "demo", help="play a compressed night at a demo depot on an embedded broker")

@@ -40,7 +40,7 @@ from rules.depot import (
     Supervision,
     WorkOrder,
 )
-from rules.kinds import RuleConfig, default_rules
+from rules.kinds import RuleConfig, rule_set
 
 __all__ = [
     "Config",
@@ -294,9 +294,14 @@ class Config(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     influxdb: list[InfluxConfig] = Field(default_factory=list)
     file_output: FileOutputConfig | None = None
-    rules: list[RuleConfig] = Field(default_factory=default_rules)
+    # Overrides: every rule kind runs with its PSSM.md defaults unless listed here.
+    rules: list[RuleConfig] = Field(default_factory=list)
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
+
+    def rule_set(self) -> list[RuleConfig]:
+        """Every enabled rule kind with its settings."""
+        return rule_set(self.rules)
 
     def depot(self) -> Depot:
         """The depot model the rules work on."""

@@ -33,7 +33,7 @@ class Pipeline:
     ) -> None:
         self._depot = depot
         self._router = router
-        self._engine = engine
+        self.engine = engine
         self.alerts = alerts
         self.deadletters = deadletters
         self._points = tuple(points)
@@ -55,18 +55,22 @@ class Pipeline:
             return
         self.readings[raw.source] += 1
         for reading in readings:
-            try:
-                points = reading_lines(reading, self._depot)
-            except ValueError as exc:  # text line protocol cannot carry; the rules still run
-                log.error("reading from %s not writable to InfluxDB: %s", raw.source, exc)
-                points = []
-            for point in points:
-                self._emit_point(point)
-            self._apply(self._engine.observe(reading, now_ns))
+            self.take(reading, now_ns, raw.source)
+
+    def take(self, reading: Reading, now_ns: int, source: str = "") -> None:
+        """One decoded reading of a known sensor: its points, then the rules."""
+        try:
+            points = reading_lines(reading, self._depot)
+        except ValueError as exc:  # text line protocol cannot carry; the rules still run
+            log.error("reading from %s not writable to InfluxDB: %s", source, exc)
+            points = []
+        for point in points:
+            self._emit_point(point)
+        self._apply(self.engine.observe(reading, now_ns))
 
     def tick(self, now_ns: int) -> None:
         """Let time-driven rules (sustain, silence) fire."""
-        self._apply(self._engine.tick(now_ns))
+        self._apply(self.engine.tick(now_ns))
 
     def _decode(self, raw: RawMessage) -> list[Reading]:
         found = self._router.route(raw.source)

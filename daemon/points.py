@@ -25,6 +25,11 @@ def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
 def reading_lines(reading: Reading, depot: Depot) -> list[str]:
     """Line protocol for one reading of a known sensor; a heartbeat with no fields gives none."""
     sensor = depot.sensors[reading.sensor]
+    if sensor.kind in (SensorKind.BADGE_READER, SensorKind.PORTAL_ANTENNA,
+                       SensorKind.INVENTORY_READER):
+        # Raw badge numbers must never reach InfluxDB, and a raw tag read means little alone:
+        # the access and movement rules write `access` and `portal` facts instead.
+        return []
     if sensor.kind is SensorKind.DOOR:
         fields = {k: reading.values[k] for k in _DOOR_FIELDS if k in reading.values}
         tags = {"site": depot.site, "storehouse": sensor.storehouse, "door": sensor.door}

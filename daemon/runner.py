@@ -60,7 +60,7 @@ class Daemon:
         self.pipeline = Pipeline(
             depot=depot,
             router=TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
-            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rules]),
+            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()]),
             alerts=AlertBook(), deadletters=self.deadletters,
             points=[w.enqueue for w in self.writers], notify=[o.put for o in self.outboxes],
         )

@@ -54,9 +54,15 @@ class Rule(Protocol):
 
 
 class RuleConfigBase(BaseModel):
-    """Shared pydantic settings for rule configs: unknown keys are errors."""
+    """Shared pydantic settings for rule configs: unknown keys are errors.
+
+    Every rule kind runs with its defaults unless the config lists it; switching one off takes
+    an explicit `enabled: false`, so a rule is never lost by leaving it out.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
 
 
 def format_duration(seconds: float) -> str:
