@@ -298,6 +298,8 @@ class Config(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
+    # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
+    state_save_interval_s: float = Field(default=5.0, gt=0)
 
     def rule_set(self) -> list[RuleConfig]:
         """Every enabled rule kind with its settings."""

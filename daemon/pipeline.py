@@ -15,6 +15,7 @@ from daemon.points import alert_line, reading_lines
 from drivers.mqtt import TopicRouter
 from rules.depot import Depot
 from rules.engine import Engine, Verdict
+from rules.input_lost import GATEWAY_PREFIX
 
 __all__ = ["Pipeline"]
 
@@ -67,6 +68,26 @@ class Pipeline:
         for point in points:
             self._emit_point(point)
         self._apply(self.engine.observe(reading, now_ns))
+
+    def input_state(self, component: str, up: bool, now_ns: int) -> None:
+        """A gateway input (MQTT broker, a serial port) came up or went down."""
+        self._emit_point(line("gateway", {"site": self._depot.site, "component": component},
+                              {"up": up}, now_ns))
+        reading = Reading(sensor=f"{GATEWAY_PREFIX}{component}", at_ns=now_ns,
+                          values={"up": up})
+        self._apply(self.engine.observe(reading, now_ns))
+
+    def snapshot(self) -> dict[str, object]:
+        """Engine and alert state for the state file."""
+        return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot()}
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Take back engine and alert state after a restart."""
+        engine, alerts = state.get("engine"), state.get("alerts")
+        if isinstance(engine, dict):
+            self.engine.restore(engine)
+        if isinstance(alerts, list):
+            self.alerts.restore(alerts)
 
     def tick(self, now_ns: int) -> None:
         """Let time-driven rules (sustain, silence) fire."""

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 from daemon.alerts import Alert
 from daemon.lineprotocol import line
 from daemon.model import FieldValue, Reading
+from rules.climate import dew_point_c
 from rules.depot import Depot, SensorKind
 
 __all__ = ["alert_line", "dew_point_c", "reading_lines"]
 
 _DOOR_FIELDS = ("open", "tamper", "battery_pct", "battery_low")
 _CLIMATE_FIELDS = ("temperature_c", "humidity_pct", "battery_pct", "battery_low", "tamper")
-
-
-def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
-    """Dew point by the Magnus formula (Sonntag 1990 constants, ±0.35 °C from -45 to 60 °C)."""
-    b, c = 17.62, 243.12
-    gamma = math.log(max(humidity_pct, 0.1) / 100.0) + b * temperature_c / (c + temperature_c)
-    return round(c * gamma / (b - gamma), 2)
 
 
 def reading_lines(reading: Reading, depot: Depot) -> list[str]:

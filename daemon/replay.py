@@ -48,18 +48,28 @@ class MqttEvent(_Strict):
     payload: dict[str, Any] | list[Any] | str
 
 
+class InputEvent(_Strict):
+    """A gateway input (the MQTT broker connection, a serial port) going down or up."""
+
+    component: str
+    up: bool
+
+
 class Event(_Strict):
     """One thing that happens `at` seconds after the scenario's start."""
 
     at: float = Field(ge=0)
     reading: ReadingEvent | None = None
     mqtt: MqttEvent | None = None
+    input: InputEvent | None = None
     restart: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> Event:
-        if sum((self.reading is not None, self.mqtt is not None, self.restart)) != 1:
-            raise ValueError("an event is exactly one of: reading, mqtt, restart: true")
+        kinds = (self.reading is not None, self.mqtt is not None, self.input is not None,
+                 self.restart)
+        if sum(kinds) != 1:
+            raise ValueError("an event is exactly one of: reading, mqtt, input, restart: true")
         return self
 
 
@@ -172,11 +182,12 @@ def replay(scenario: Scenario, config: Config) -> ReplayResult:
             now_ns = start_ns + int(event.at * _NS)
             if event.restart:
                 # What the daemon does across a restart: state to disk, a new engine, restore.
-                saved = json.loads(json.dumps({"engine": pipeline.engine.snapshot(),
-                                               "alerts": alerts.snapshot()}))
+                saved = json.loads(json.dumps(pipeline.snapshot()))
                 pipeline.engine = _engine(config)
-                pipeline.engine.restore(saved["engine"])
-                alerts.restore(saved["alerts"])
+                pipeline.alerts = alerts = AlertBook()
+                pipeline.restore(saved)
+            elif event.input is not None:
+                pipeline.input_state(event.input.component, event.input.up, now_ns)
             elif event.mqtt is not None:
                 payload = event.mqtt.payload
                 body = payload.encode() if isinstance(payload, str) else json.dumps(

@@ -95,6 +95,7 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
 
 
 OnMessage = Callable[[RawMessage], Awaitable[None]]
+OnState = Callable[[bool], None]
 
 
 class MqttLink:
@@ -105,6 +106,7 @@ class MqttLink:
         self._clock = clock
         self._version = MQTTv50 if config.protocol == "5" else MQTTv311
         self._on_message: OnMessage | None = None
+        self._on_state: OnState | None = None
         self._client: Any = None
         self.connected = asyncio.Event()
         self.connects = 0
@@ -113,6 +115,14 @@ class MqttLink:
     def on_message(self, callback: OnMessage) -> None:
         """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
         self._on_message = callback
+
+    def on_state(self, callback: OnState) -> None:
+        """Told True when the broker connection comes up, False when it is lost."""
+        self._on_state = callback
+
+    def _report(self, up: bool) -> None:
+        if self._on_state is not None:
+            self._on_state(up)
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
         tls = self._config.tls
@@ -162,11 +172,13 @@ class MqttLink:
         log.info("MQTT connected to %s:%d (session present: %s), subscribed to %s",
                  self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
         self.connected.set()
+        self._report(True)
 
     def _disconnected(self, client: Any, packet: Any, exc: Any = None) -> None:
         if self.connected.is_set() and self._client is not None:
             log.warning("MQTT connection to %s:%d lost; reconnecting with backoff",
                         self._config.host, self._config.port)
+            self._report(False)
         self.connected.clear()
 
     async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
@@ -190,6 +202,7 @@ class MqttLink:
             except (OSError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
                 log.warning("MQTT broker %s:%d not reachable (%s); retrying in %.1f s",
                             self._config.host, self._config.port, exc, delay)
+                self._report(False)
                 await asyncio.sleep(delay)
                 delay = min(self._config.reconnect_max_s, delay * 2)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -12,9 +13,16 @@ from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import ClimateClass, Depot, SensorKind
 
-__all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig"]
+__all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig", "dew_point_c"]
 
 _NS = 1_000_000_000
+
+
+def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
+    """Dew point by the Magnus formula (Sonntag 1990 constants, ±0.35 °C from -45 to 60 °C)."""
+    b, c = 17.62, 243.12
+    gamma = math.log(max(humidity_pct, 0.1) / 100.0) + b * temperature_c / (c + temperature_c)
+    return round(c * gamma / (b - gamma), 2)
 
 
 class ClimateRuleConfig(RuleConfigBase):

@@ -6,29 +6,62 @@ from typing import Annotated
 
 from pydantic import Field
 
+from rules.badge_access import BadgeAccessRuleConfig
+from rules.battery_low import BatteryLowRuleConfig
 from rules.climate import ClimateRuleConfig
+from rules.climate_record import ClimateRecordRuleConfig
+from rules.climate_swing import ClimateSwingRuleConfig
+from rules.condensation import CondensationRuleConfig
 from rules.door_armed import DoorArmedRuleConfig
+from rules.door_forced import DoorForcedRuleConfig
 from rules.door_held_open import DoorHeldOpenRuleConfig
+from rules.input_lost import InputLostRuleConfig
+from rules.item_unseen import ItemUnseenRuleConfig
+from rules.movement_order import MovementOrderCountRuleConfig
+from rules.portal_movement import PortalMovementRuleConfig
 from rules.sensor_silent import SensorSilentRuleConfig
 from rules.tamper import TamperRuleConfig
+from rules.two_person import TwoPersonRuleConfig
 
 __all__ = ["RULE_KINDS", "RuleConfig", "default_rules", "rule_set"]
 
 # One line per rule kind: adding a kind is its module, this line and its test.
 RULE_KINDS = (
     ClimateRuleConfig,
+    ClimateSwingRuleConfig,
+    CondensationRuleConfig,
+    ClimateRecordRuleConfig,
+    BatteryLowRuleConfig,
+    InputLostRuleConfig,
     DoorArmedRuleConfig,
     DoorHeldOpenRuleConfig,
     TamperRuleConfig,
+    BadgeAccessRuleConfig,
+    DoorForcedRuleConfig,
+    TwoPersonRuleConfig,
     SensorSilentRuleConfig,
+    PortalMovementRuleConfig,
+    MovementOrderCountRuleConfig,
+    ItemUnseenRuleConfig,
 )
 
 RuleConfig = Annotated[
     ClimateRuleConfig
+    | ClimateSwingRuleConfig
+    | CondensationRuleConfig
+    | ClimateRecordRuleConfig
+    | BatteryLowRuleConfig
+    | InputLostRuleConfig
     | DoorArmedRuleConfig
     | DoorHeldOpenRuleConfig
     | TamperRuleConfig
-    | SensorSilentRuleConfig,
+    | BadgeAccessRuleConfig
+    | DoorForcedRuleConfig
+    | TwoPersonRuleConfig
+    | SensorSilentRuleConfig
+    | PortalMovementRuleConfig
+    | MovementOrderCountRuleConfig
+    | ItemUnseenRuleConfig,
     Field(discriminator="type"),
 ]
 

@@ -27,6 +27,11 @@ FIELD_TYPES: dict[str, type] = {
     "open": bool,
     "tamper": bool,
     "battery_low": bool,
+    # Badge number as read (kept in memory only; never logged or written in clear).
+    "badge": str,
+    # RFID tag EPC, hex; normalised to upper case.
+    "epc": str,
+    "rssi_dbm": float,
 }
 
 
@@ -47,6 +52,13 @@ class DecoderConfigBase(BaseModel):
 def coerce_field(name: str, value: Any) -> FieldValue:
     """Check one value against its field's type; a wrong type is a DecodeError, never a guess."""
     kind = FIELD_TYPES[name]
+    if kind is str:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise DecodeError(f"field {name!r}: expected text, got {type(value).__name__}")
+        text = str(value).strip()
+        if not text or len(text) > 128:
+            raise DecodeError(f"field {name!r}: empty or longer than 128 characters")
+        return text.upper() if name == "epc" else text
     if kind is bool:
         if isinstance(value, bool):
             return value
