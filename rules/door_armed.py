@@ -10,6 +10,7 @@ from pydantic import Field
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase
 from rules.depot import Depot
+from rules.door_contacts import DoorContacts
 
 __all__ = ["DoorArmedRule", "DoorArmedRuleConfig"]
 
@@ -34,20 +35,17 @@ class DoorArmedRule:
         self._depot = depot
         self._severity = Severity(config.severity)
         self._debounce_ns = int(config.debounce_ms * 1_000_000)
-        self._door_of_sensor = {door.contact_sensor: door.id for door in depot.doors.values()}
-        self._open_since: dict[str, int] = {}
+        self._contacts = DoorContacts(depot.doors.values())
         self._firing: set[str] = set()
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the door's open/closed state."""
-        door = self._door_of_sensor.get(reading.sensor)
-        is_open = reading.values.get("open")
-        if door is None or not isinstance(is_open, bool):
+        change = self._contacts.follow(reading)
+        if change is None:
             return []
-        if is_open:
-            self._open_since.setdefault(door, reading.at_ns)
+        door = change.door
+        if change.is_open:
             return self._check(door, now_ns)
-        self._open_since.pop(door, None)
         if door in self._firing:
             self._firing.discard(door)
             return [self._transition(TransitionKind.RESOLVED, door, now_ns, "closed")]
@@ -56,12 +54,12 @@ class DoorArmedRule:
     def tick(self, now_ns: int) -> list[Outcome]:
         """Confirm openings that outlasted the debounce, and doors open when arming begins."""
         out: list[Outcome] = []
-        for door in list(self._open_since):
+        for door in list(self._contacts.open_since):
             out.extend(self._check(door, now_ns))
         return out
 
     def _check(self, door_id: str, now_ns: int) -> list[Outcome]:
-        since = self._open_since.get(door_id)
+        since = self._contacts.open_since.get(door_id)
         if since is None or door_id in self._firing or now_ns - since < self._debounce_ns:
             return []
         storehouse = self._depot.storehouses[self._depot.doors[door_id].storehouse]
@@ -82,11 +80,9 @@ class DoorArmedRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Open-since times and firing doors."""
-        return {"open_since": dict(self._open_since), "firing": sorted(self._firing)}
+        return {"open_since": self._contacts.snapshot(), "firing": sorted(self._firing)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back open-since times and firing doors."""
-        doors = self._depot.doors
-        self._open_since = {d: int(t) for d, t in state.get("open_since", {}).items()
-                            if d in doors}
-        self._firing = {d for d in state.get("firing", []) if d in doors}
+        self._contacts.restore(state.get("open_since", {}))
+        self._firing = {d for d in state.get("firing", []) if d in self._depot.doors}

@@ -19,6 +19,7 @@ from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.badge_access import badge_read
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import AccessVerdict, Depot
+from rules.door_contacts import DoorContacts
 
 __all__ = ["DoorForcedRule", "DoorForcedRuleConfig"]
 
@@ -48,10 +49,8 @@ class DoorForcedRule:
         self._severity = Severity(config.severity)
         self._window_ns = int(config.window_s * _NS)
         self._debounce_ns = int(config.debounce_ms * 1_000_000)
-        self._door_of_contact = {d.contact_sensor: d.id for d in depot.doors.values()
-                                 if d.badge_reader}
+        self._contacts = DoorContacts(d for d in depot.doors.values() if d.badge_reader)
         self._granted_at: dict[str, int] = {}
-        self._open_since: dict[str, int] = {}
         # Openings already judged (found badged, or firing): judged once per opening.
         self._checked: set[str] = set()
         self._firing: set[str] = set()
@@ -66,14 +65,12 @@ class DoorForcedRule:
             self._granted_at[door_id] = max(self._granted_at.get(door_id, read.at_ns),
                                             read.at_ns)
             return self._check(door_id, now_ns)
-        door = self._door_of_contact.get(reading.sensor)
-        is_open = reading.values.get("open")
-        if door is None or not isinstance(is_open, bool):
+        change = self._contacts.follow(reading)
+        if change is None:
             return []
-        if is_open:
-            self._open_since.setdefault(door, reading.at_ns)
+        door = change.door
+        if change.is_open:
             return self._check(door, now_ns)
-        self._open_since.pop(door, None)
         self._checked.discard(door)
         if door in self._firing:
             self._firing.discard(door)
@@ -84,12 +81,12 @@ class DoorForcedRule:
     def tick(self, now_ns: int) -> list[Outcome]:
         """Judge openings that outlasted the debounce."""
         out: list[Outcome] = []
-        for door in list(self._open_since):
+        for door in list(self._contacts.open_since):
             out.extend(self._check(door, now_ns))
         return out
 
     def _check(self, door: str, now_ns: int) -> list[Outcome]:
-        since = self._open_since.get(door)
+        since = self._contacts.open_since.get(door)
         if since is None or door in self._checked or now_ns - since < self._debounce_ns:
             return []
         self._checked.add(door)
@@ -113,15 +110,14 @@ class DoorForcedRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Last granted read per door, open-since times, judged and firing doors."""
-        return {"granted_at": dict(self._granted_at), "open_since": dict(self._open_since),
+        return {"granted_at": dict(self._granted_at), "open_since": self._contacts.snapshot(),
                 "checked": sorted(self._checked), "firing": sorted(self._firing)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back granted reads, open-since times, judged and firing doors."""
-        doors = set(self._door_of_contact.values())
+        doors = {d.id for d in self._depot.doors.values() if d.badge_reader}
         self._granted_at = {d: int(t) for d, t in state.get("granted_at", {}).items()
                             if d in doors}
-        self._open_since = {d: int(t) for d, t in state.get("open_since", {}).items()
-                            if d in doors}
+        self._contacts.restore(state.get("open_since", {}))
         self._checked = {d for d in state.get("checked", []) if d in doors}
         self._firing = {d for d in state.get("firing", []) if d in doors}

@@ -10,6 +10,7 @@ from pydantic import Field
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot
+from rules.door_contacts import DoorContacts
 
 __all__ = ["DoorHeldOpenRule", "DoorHeldOpenRuleConfig"]
 
@@ -33,20 +34,17 @@ class DoorHeldOpenRule:
     def __init__(self, config: DoorHeldOpenRuleConfig, depot: Depot) -> None:
         self._depot = depot
         self._max_ns = int(config.max_open_s * _NS)
-        self._door_of_sensor = {door.contact_sensor: door.id for door in depot.doors.values()}
-        self._open_since: dict[str, int] = {}
+        self._contacts = DoorContacts(depot.doors.values())
         self._firing: set[str] = set()
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Start or stop a door's timer."""
-        door = self._door_of_sensor.get(reading.sensor)
-        is_open = reading.values.get("open")
-        if door is None or not isinstance(is_open, bool):
+        change = self._contacts.follow(reading)
+        if change is None:
             return []
-        if is_open:
-            self._open_since.setdefault(door, reading.at_ns)
+        door, since = change.door, change.opened_ns
+        if change.is_open:
             return self._check(door, now_ns)
-        since = self._open_since.pop(door, None)
         if door in self._firing:
             self._firing.discard(door)
             held = format_duration((reading.at_ns - (since or reading.at_ns)) / _NS)
@@ -57,12 +55,12 @@ class DoorHeldOpenRule:
     def tick(self, now_ns: int) -> list[Outcome]:
         """Warn for every door open past the limit (unless a work order covers it now)."""
         out: list[Outcome] = []
-        for door in list(self._open_since):
+        for door in list(self._contacts.open_since):
             out.extend(self._check(door, now_ns))
         return out
 
     def _check(self, door: str, now_ns: int) -> list[Outcome]:
-        since = self._open_since.get(door)
+        since = self._contacts.open_since.get(door)
         if since is None or door in self._firing or now_ns - since < self._max_ns:
             return []
         if any(order.covers(door, now_ns) for order in self._depot.work_orders):
@@ -83,11 +81,9 @@ class DoorHeldOpenRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Open-since times and warned doors."""
-        return {"open_since": dict(self._open_since), "firing": sorted(self._firing)}
+        return {"open_since": self._contacts.snapshot(), "firing": sorted(self._firing)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back open-since times: a door open before a restart is still timed from then."""
-        doors = self._depot.doors
-        self._open_since = {d: int(t) for d, t in state.get("open_since", {}).items()
-                            if d in doors}
-        self._firing = {d for d in state.get("firing", []) if d in doors}
+        self._contacts.restore(state.get("open_since", {}))
+        self._firing = {d for d in state.get("firing", []) if d in self._depot.doors}

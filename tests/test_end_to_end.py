@@ -224,3 +224,38 @@ def test_reconnects_and_resubscribes_after_a_broker_restart(
     asyncio.run(publish())
     influx_rows(influxdb1, "SELECT temperature_c FROM climate WHERE temperature_c = 16.75")
     assert "MQTT connection to 127.0.0.1" in depot_daemon.log()
+
+
+def test_open_door_timer_survives_a_daemon_restart(
+        mosquitto: Mosquitto, influxdb1: InfluxDB1, victoriametrics: VictoriaMetrics,
+        tmp_path: Path) -> None:
+    config = depot_config(mosquitto, influxdb1, victoriametrics, tmp_path / "state",
+                          "depotwatch-restart")
+    config["rules"].append({"type": "door_held_open", "max_open_s": 4})
+    config["influxdb"] = []
+
+    async def scenario() -> None:
+        async with MqttProbe(mosquitto.port) as probe:
+            await probe.subscribe(ALERTS)
+            first = DaemonProcess(tmp_path, config)
+            first.start()
+            first.wait_log("MQTT connected")
+            opened_ns = time.time_ns()
+            # SH2 is never armed: the open door only matters once it is held open too long.
+            probe.publish("zigbee2mqtt/door2", {"contact": False})
+            await asyncio.sleep(1.0)
+            assert first.stop() == 0, first.log()
+            assert (tmp_path / "state" / "engine-state.json").exists()
+            second = DaemonProcess(tmp_path, config)
+            second.start()
+            try:
+                second.wait_log("engine state restored")
+                alert = await probe.wait_alert("door_held_open.SH2-D1", "firing", within_s=15)
+                held_s = (alert["changed_ns"] - opened_ns) / 1e9
+                # Timed from the opening before the restart, not from the new start.
+                assert 4 <= held_s < 8, held_s
+                assert "held open for" in alert["summary"]
+            finally:
+                assert second.stop() == 0, second.log()
+
+    asyncio.run(scenario())
