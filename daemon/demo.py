@@ -120,8 +120,9 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
     print(f"  readings taken: {sum(pipeline.readings.values())}, "
           f"points written to {points_file}: {points}")
     print(f"  dead letters: {sum(pipeline.deadletters.counts.values())} "
-          f"({dict(pipeline.deadletters.counts)}); list them with "
-          f"`depotwatch deadletters -c examples/demo-depot.yaml`")
+          f"({dict(pipeline.deadletters.counts)}), kept in {state_dir}/deadletters.sqlite"
+          + (" (list them: depotwatch deadletters -c examples/demo-depot.yaml)"
+             if state_dir == Path("demo-state") else ""))
     print(f"  alerts fired: {len(fired)}, resolved: {len(resolved)}, "
           f"still firing: {sorted(fired - resolved)}")
     for key in EXPECTED_ALERTS:

@@ -12,7 +12,7 @@ from daemon.errors import DecodeError
 from daemon.lineprotocol import line
 from daemon.model import RawMessage, Reading
 from daemon.points import alert_line, reading_lines
-from drivers.mqtt import TopicRouter
+from drivers.routes import Router
 from rules.depot import Depot
 from rules.engine import Engine, Verdict
 from rules.input_lost import GATEWAY_PREFIX
@@ -29,7 +29,7 @@ class Pipeline:
     """Synchronous glue between drivers and sinks; the runner supplies `now` and the sinks."""
 
     def __init__(
-        self, depot: Depot, router: TopicRouter, engine: Engine, alerts: AlertBook,
+        self, depot: Depot, router: Router, engine: Engine, alerts: AlertBook,
         deadletters: DeadLetterStore, points: Sequence[PointSink], notify: Sequence[AlertSink],
     ) -> None:
         self._depot = depot
@@ -94,15 +94,14 @@ class Pipeline:
         self._apply(self.engine.tick(now_ns))
 
     def _decode(self, raw: RawMessage) -> list[Reading]:
-        found = self._router.route(raw.source)
-        if found is None:
+        route = self._router.route(raw.source)
+        if route is None:
             raise DecodeError("no subscription matches this topic")
-        route, sensor = found
         if len(raw.payload) > route.max_payload_bytes:
             raise DecodeError(
                 f"payload of {len(raw.payload)} bytes exceeds {route.max_payload_bytes}"
             )
-        readings = route.decoder.decode(raw, sensor)
+        readings = route.decoder.decode(raw, route.sensor)
         for reading in readings:
             if reading.sensor not in self._depot.sensors:
                 raise DecodeError(f"unknown sensor {reading.sensor!r} (not in the config)")

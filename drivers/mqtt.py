@@ -19,6 +19,7 @@ from daemon.config import MqttConfig, SubscriptionConfig
 from daemon.errors import DriverError
 from daemon.model import RawMessage
 from drivers.decoders.base import Decoder
+from drivers.routes import Route
 
 __all__ = ["MqttLink", "TopicRoute", "TopicRouter"]
 
@@ -69,12 +70,13 @@ class TopicRouter:
     def __init__(self, routes: list[TopicRoute]) -> None:
         self.routes = routes
 
-    def route(self, topic: str) -> tuple[TopicRoute, str] | None:
-        """The route and the sensor id in the topic, or None."""
+    def route(self, topic: str) -> Route | None:
+        """The decoder and the sensor id in the topic, or None."""
         for route in self.routes:
             match = route.pattern.match(topic)
             if match is not None:
-                return route, match.groupdict().get("sensor") or ""
+                return Route(route.decoder, match.groupdict().get("sensor") or "",
+                             route.max_payload_bytes)
         return None
 
 
