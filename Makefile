@@ -5,7 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Servers the tests start on 127.0.0.1 (never as system services).
-APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat
+# systemd for `systemd-analyze verify` of the unit, openssl for the TLS test certificates.
+APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
+  systemd openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint apt-base apt-test clean
@@ -22,10 +24,12 @@ apt-test: apt-base
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
 	    --no-install-recommends $(APT_TEST); }
 
+# The grafana extra (dashboards push) goes in without letting urllib3-future take over urllib3.
 $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	URLLIB3_NO_OVERRIDE=1 $(PY) -m pip install -q --no-binary urllib3-future -e '.[grafana]'
 	touch $@
 
 demo: $(VENV)/.stamp-install

@@ -27,6 +27,25 @@ class Alert:
     changed_ns: int
     facts: Mapping[str, FieldValue] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the state file."""
+        return {"key": self.key, "rule": self.rule, "subject": self.subject,
+                "severity": self.severity.value, "state": self.state.value,
+                "summary": self.summary, "storehouse": self.storehouse,
+                "started_ns": self.started_ns, "changed_ns": self.changed_ns,
+                "facts": dict(self.facts)}
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> Alert:
+        """Back from `to_dict()`."""
+        return cls(
+            key=item["key"], rule=item["rule"], subject=item["subject"],
+            severity=Severity(item["severity"]),
+            state=TransitionKind(item.get("state", "firing")), summary=item["summary"],
+            storehouse=item["storehouse"], started_ns=int(item["started_ns"]),
+            changed_ns=int(item["changed_ns"]), facts=item.get("facts", {}),
+        )
+
     def to_json(self, site: str) -> bytes:
         """The JSON body published on the alerts topic."""
         return json.dumps({
@@ -79,21 +98,10 @@ class AlertBook:
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Firing alerts as JSON-ready data, for a restart."""
-        return [
-            {"key": a.key, "rule": a.rule, "subject": a.subject, "severity": a.severity.value,
-             "summary": a.summary, "storehouse": a.storehouse, "started_ns": a.started_ns,
-             "changed_ns": a.changed_ns, "facts": dict(a.facts)}
-            for a in self.firing()
-        ]
+        return [alert.to_dict() for alert in self.firing()]
 
     def restore(self, saved: list[dict[str, Any]]) -> None:
         """Take back firing alerts: one still firing after a restart is not raised again."""
         for item in saved:
-            alert = Alert(
-                key=item["key"], rule=item["rule"], subject=item["subject"],
-                severity=Severity(item["severity"]), state=TransitionKind.FIRING,
-                summary=item["summary"], storehouse=item["storehouse"],
-                started_ns=int(item["started_ns"]), changed_ns=int(item["changed_ns"]),
-                facts=item.get("facts", {}),
-            )
+            alert = Alert.from_dict(item)
             self._firing[alert.key] = alert

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import DeadLetterConfig, load_config
+from daemon.config import Config, DeadLetterConfig, load_config
 from daemon.errors import EXIT_CONFIG, ConfigError
 
 __all__ = ["main"]
@@ -29,12 +29,19 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("gmqtt").setLevel(logging.ERROR)
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _config(path: str) -> Config | None:
+    """The validated config, or None after printing every problem (the caller exits 78)."""
     try:
-        config = load_config(args.file)
+        return load_config(path)
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        return None
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _config(args.file)
+    if config is None:
         return EXIT_CONFIG
     depot = config.depot()
     print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
@@ -44,11 +51,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+    config = _config(args.config)
+    if config is None:
         return EXIT_CONFIG
     from daemon.runner import Daemon
 
@@ -66,10 +70,8 @@ def _run(args: argparse.Namespace) -> int:
 def _deadletters(args: argparse.Namespace) -> int:
     from daemon.deadletters import DeadLetterStore
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _config(args.config)
+    if config is None:
         return EXIT_CONFIG
     path = config.state_dir / "deadletters.sqlite"
     if not path.exists():
@@ -84,6 +86,35 @@ def _deadletters(args: argparse.Namespace) -> int:
         print(f"#{entry.id} {at:%Y-%m-%dT%H:%M:%SZ} {entry.source}  {entry.reason}  "
               f"[{entry.size} bytes] {preview!r}")
     store.close()
+    return 0
+
+
+def _spool(args: argparse.Namespace) -> int:
+    import time
+
+    from daemon.spool import inspect_spool
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    report = inspect_spool(config.state_dir / "spool.sqlite")
+    if report is None:
+        print(f"no spool yet in {config.state_dir}")
+        return 0
+    print(f"spool {report.path}: {report.bytes / 1e6:.1f} MB on disk "
+          f"(quota {config.spool.max_bytes / 1e6:.0f} MB)")
+    now = time.time_ns()
+    for item in report.backlog:
+        age = f", oldest {(now - item.oldest_ns) / 1e9:.0f} s old" if item.oldest_ns else ""
+        print(f"  {item.target}: {item.points} point(s) to write{age}")
+    if report.receipts:
+        print(f"  {report.receipts} message(s) committed but not yet acknowledged to the broker")
+    for aside in report.set_aside:
+        at = dt.datetime.fromtimestamp(aside.last_ns / 1e9, tz=dt.UTC)
+        print(f"  set aside for {aside.target}: {aside.points} point(s), last "
+              f"{at:%Y-%m-%dT%H:%M:%SZ}: {aside.reason[:200]}")
+    for damaged in report.damaged_files:
+        print(f"  damaged spool moved aside at start: {damaged}")
     return 0
 
 
@@ -118,6 +149,46 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(speed=args.speed, state_dir=Path(args.state_dir))
 
 
+def _dashboards(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from daemon.dashboards import render
+    from daemon.errors import DepotwatchError
+
+    config = None
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print("\n".join(exc.problems), file=sys.stderr)
+            return EXIT_CONFIG
+    dashboards = render(config)
+    if args.action == "render":
+        text = json.dumps(dashboards[0], indent=2, ensure_ascii=False) + "\n"
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return 0
+    from daemon.grafana import TOKEN_ENV, push
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        print(f"set {TOKEN_ENV} to a Grafana service-account token (Editor role)",
+              file=sys.stderr)
+        return 2
+    try:
+        urls = push(dashboards, args.url, token, folder=args.folder,
+                    message=f"depotwatch {__version__}")
+    except DepotwatchError as exc:
+        print(f"dashboards push failed: {exc}", file=sys.stderr)
+        return 1
+    for url in urls:
+        print(f"pushed {args.url.rstrip('/')}{url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -144,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("-n", "--limit", type=int, default=50, help="how many, newest first")
     dead.set_defaults(func=_deadletters)
 
+    spool = commands.add_parser(
+        "spool", help="show the spool: backlog per InfluxDB target, what was set aside")
+    spool.add_argument("-c", "--config", required=True, help="YAML config file")
+    spool.set_defaults(func=_spool)
+
     replay = commands.add_parser(
         "replay", help="play scenario files through the decoders and rules on a virtual clock")
     replay.add_argument("scenario", nargs="+", help="scenario YAML file(s)")
@@ -158,6 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", default="demo-state",
                       help="where the demo keeps dead letters and points.lp")
     demo.set_defaults(func=_demo)
+
+    dash = commands.add_parser(
+        "dashboards", help="Grafana dashboards: render the JSON, or push it to a Grafana")
+    dash_actions = dash.add_subparsers(dest="action", required=True, metavar="ACTION")
+    render = dash_actions.add_parser(
+        "render", help="print the depot overview (climate bands and site from -c CONFIG)")
+    render.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")
+    render.add_argument("-o", "--output", help="write to this file instead of stdout")
+    push = dash_actions.add_parser(
+        "push", help="create or update the dashboards in Grafana (token: "
+        "$DEPOTWATCH_GRAFANA_TOKEN; needs the 'grafana' extra)")
+    push.add_argument("--url", required=True, help="Grafana base URL, e.g. https://grafana.hq")
+    push.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")
+    push.add_argument("--folder", default="depotwatch", help="folder uid (made if missing)")
+    dash.set_defaults(func=_dashboards)
     return parser
 
 

@@ -20,8 +20,11 @@ from pydantic import (
 )
 
 from daemon.errors import ConfigError
+from daemon.notifiers.kinds import NotifierList
 from daemon.yamlsource import YamlSource
 from drivers.decoders.kinds import DecoderConfig
+from drivers.modbus import ModbusBusConfig
+from drivers.serial import SerialPortConfig
 from rules.depot import (
     ArmedMode,
     ArmedSchedule,
@@ -249,7 +252,6 @@ class InfluxConfig(_Strict):
     token: SecretStr | None = None
     batch_size: int = Field(default=5000, gt=0)
     flush_interval_s: float = Field(default=1.0, gt=0)
-    max_buffered_points: int = Field(default=200_000, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
@@ -265,6 +267,15 @@ class FileOutputConfig(_Strict):
     """Line protocol appended to a local file (the demo's output, or a debugging tap)."""
 
     path: Path
+
+
+class SpoolConfig(_Strict):
+    """The on-disk spool every point passes through before InfluxDB."""
+
+    # Disk quota; when full, new readings wait unacknowledged at the broker.
+    max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    # How often spool backlog, lag and fill are written as `gateway` points.
+    health_interval_s: float = Field(default=5.0, gt=0)
 
 
 class DeadLetterConfig(_Strict):
@@ -292,11 +303,19 @@ class Config(_Strict):
     movement_orders: list[MovementOrderConfig] = Field(default_factory=list)
     work_orders: list[WorkOrderConfig] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    # Serial ports (line devices: I/O boards, badge readers, RFID readers) and Modbus RTU buses.
+    serial: list[SerialPortConfig] = Field(default_factory=list)
+    modbus: list[ModbusBusConfig] = Field(default_factory=list)
     influxdb: list[InfluxConfig] = Field(default_factory=list)
     file_output: FileOutputConfig | None = None
+    # Webhook, Alertmanager and e-mail notifiers (MQTT and the log always run).
+    notifiers: NotifierList = Field(default_factory=list)
+    # Where officers reach this daemon's alert API; notifications link to {base_url}/alerts/KEY.
+    base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     # Overrides: every rule kind runs with its PSSM.md defaults unless listed here.
     rules: list[RuleConfig] = Field(default_factory=list)
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)
@@ -473,6 +492,55 @@ def _register_references(data: dict[str, Any], source: YamlSource,
     return problems
 
 
+def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    """Serial ports and Modbus buses: unique ids and devices, and sensors the depot knows."""
+    problems: list[str] = []
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(c.get("id")) for _, c in _items(data, "climate_sensors")}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    known |= {str(r.get("id")) for _, r in _items(data, "inventory_readers")}
+
+    def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
+        if sensor is not None and str(sensor) not in known:
+            problems.append(source.problem(path, f"unknown sensor {sensor!r} (not a door, "
+                                                 "climate sensor, portal antenna or reader)"))
+
+    devices: dict[str, str] = {}
+    for section in ("serial", "modbus"):
+        ids: set[str] = set()
+        for index, port in _items(data, section):
+            if str(port.get("id")) in ids:
+                problems.append(source.problem((section, index, "id"),
+                                               f"duplicate id {port.get('id')!r}"))
+            ids.add(str(port.get("id")))
+            device = port.get("device")
+            if device is not None and str(device) in devices:
+                problems.append(source.problem(
+                    (section, index, "device"),
+                    f"device {device!r} is already read by {devices[str(device)]}"))
+            devices.setdefault(str(device), f"{section}[{index}]")
+    for index, port in _items(data, "serial"):
+        check_sensor(("serial", index, "sensor"), port.get("sensor"))
+        decoder = port.get("decoder")
+        decoder = decoder if isinstance(decoder, dict) else {}
+        names_sensor = bool(decoder.get("sensor_key") or decoder.get("antennas")
+                            or decoder.get("sensor_path"))
+        if port.get("sensor") is None and not names_sensor and "type" in decoder:
+            problems.append(source.problem(
+                ("serial", index),
+                "needs a 'sensor' (or a decoder that names it: sensor_key, antennas)"))
+        for key in ("sensors", "antennas"):
+            mapping = decoder.get(key)
+            for name, sensor in (mapping.items() if isinstance(mapping, dict) else []):
+                check_sensor(("serial", index, "decoder", key, name), sensor)
+    for index, bus in _items(data, "modbus"):
+        for s_index, slave in _items(bus, "sensors"):
+            check_sensor(("modbus", index, "sensors", s_index, "sensor"), slave.get("sensor"))
+    return problems
+
+
 def _message(error: Any) -> str:
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":
@@ -505,6 +573,7 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as exc:
         problems.extend(source.problem(e["loc"], _message(e)) for e in exc.errors())
     problems.extend(_cross_references(source.data, source))
+    problems.extend(_serial_references(source.data, source))
     if problems or config is None:
         # Report in file order, so the list reads top to bottom like the file.
         problems.sort(key=_line_number)

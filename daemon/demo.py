@@ -142,7 +142,8 @@ def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state")) -> int
     for name in ("depotwatch.alerts", "daemon.runner", "drivers.mqtt"):
         logging.getLogger(name).setLevel(logging.ERROR)
     state_dir.mkdir(parents=True, exist_ok=True)
-    for old in ("points.lp", "deadletters.sqlite", "deadletters.sqlite-wal",
-                "deadletters.sqlite-shm"):
-        (state_dir / old).unlink(missing_ok=True)
+    # A fresh night: no points, dead letters, spool or engine state from an earlier run.
+    for old in ("points.lp", "engine-state.json", "deadletters.sqlite", "spool.sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            (state_dir / f"{old}{suffix}").unlink(missing_ok=True)
     return asyncio.run(_demo(speed, state_dir))

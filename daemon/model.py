@@ -18,6 +18,8 @@ class RawMessage:
     source: str
     payload: bytes
     received_ns: int
+    # The broker sent it again (MQTT DUP flag): it may already be in the spool.
+    redelivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

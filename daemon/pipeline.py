@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from daemon.alerts import Alert, AlertBook
 from daemon.deadletters import DeadLetterStore
@@ -17,12 +18,19 @@ from rules.depot import Depot
 from rules.engine import Engine, Verdict
 from rules.input_lost import GATEWAY_PREFIX
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "PointStore", "receipt_digest"]
 
 log = logging.getLogger(__name__)
 
-PointSink = Callable[[str], None]
+# Takes the points of one step and the receipts of the messages they came from; what it returns
+# completes once they are durable (the spool's group commit), or None where nothing waits.
+PointStore = Callable[[list[str], list[tuple[bytes, int]]], Awaitable[None] | None]
 AlertSink = Callable[[Alert], None]
+
+
+def receipt_digest(raw: RawMessage) -> bytes:
+    """Identifies a message across a broker's redelivery: its source and its exact bytes."""
+    return hashlib.blake2b(raw.source.encode() + b"\0" + raw.payload, digest_size=16).digest()
 
 
 class Pipeline:
@@ -30,36 +38,60 @@ class Pipeline:
 
     def __init__(
         self, depot: Depot, router: Router, engine: Engine, alerts: AlertBook,
-        deadletters: DeadLetterStore, points: Sequence[PointSink], notify: Sequence[AlertSink],
+        deadletters: DeadLetterStore, store: PointStore, notify: Sequence[AlertSink],
+        receipts: Mapping[bytes, int] | None = None,
     ) -> None:
         self._depot = depot
         self._router = router
         self.engine = engine
         self.alerts = alerts
         self.deadletters = deadletters
-        self._points = tuple(points)
+        self._store = store
         self._notify = tuple(notify)
+        self._receipts: Mapping[bytes, int] = receipts if receipts is not None else {}
+        self._batch: list[str] = []
         self.readings: Counter[str] = Counter()
         self.points_out = 0
+        self.redeliveries_skipped = 0
 
-    def ingest(self, raw: RawMessage, now_ns: int) -> None:
-        """Take one raw message; bad input is dead-lettered and never raises."""
+    def ingest(self, raw: RawMessage, now_ns: int) -> Awaitable[None] | None:
+        """Take one raw message; what it returns completes once its points are durable.
+
+        Bad input is dead-lettered and never raises. A message the broker redelivers after it
+        was already spooled (the daemon died between commit and acknowledgement) is not taken
+        twice.
+        """
+        digest = receipt_digest(raw)
+        if raw.redelivered and digest in self._receipts:
+            self.redeliveries_skipped += 1
+            return None
         try:
             readings = self._decode(raw)
         except DecodeError as exc:
             self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
-            return
+            return None
         except Exception as exc:  # a decoder bug must not stop the gateway
             log.exception("decoder failed on a payload from %s", raw.source)
             self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
                                   raw.received_ns)
-            return
+            return None
         self.readings[raw.source] += 1
         for reading in readings:
-            self.take(reading, now_ns, raw.source)
+            self._take(reading, now_ns, raw.source)
+        return self._flush([(digest, raw.received_ns)])
 
-    def take(self, reading: Reading, now_ns: int, source: str = "") -> None:
+    def take(self, reading: Reading, now_ns: int, source: str = "") -> Awaitable[None] | None:
         """One decoded reading of a known sensor: its points, then the rules."""
+        self._take(reading, now_ns, source)
+        return self._flush()
+
+    def _flush(self, receipts: list[tuple[bytes, int]] | None = None) -> Awaitable[None] | None:
+        lines, self._batch = self._batch, []
+        if not lines and not receipts:
+            return None
+        return self._store(lines, receipts or [])
+
+    def _take(self, reading: Reading, now_ns: int, source: str) -> None:
         try:
             points = reading_lines(reading, self._depot)
         except ValueError as exc:  # text line protocol cannot carry; the rules still run
@@ -71,11 +103,16 @@ class Pipeline:
 
     def input_state(self, component: str, up: bool, now_ns: int) -> None:
         """A gateway input (MQTT broker, a serial port) came up or went down."""
+        self.gateway_reading(component, {"up": up}, now_ns)
+
+    def gateway_reading(self, component: str, values: Mapping[str, float | bool],
+                        now_ns: int) -> None:
+        """The gateway's own health (inputs, spool) as a `gateway` point and for the rules."""
         self._emit_point(line("gateway", {"site": self._depot.site, "component": component},
-                              {"up": up}, now_ns))
-        reading = Reading(sensor=f"{GATEWAY_PREFIX}{component}", at_ns=now_ns,
-                          values={"up": up})
+                              values, now_ns))
+        reading = Reading(sensor=f"{GATEWAY_PREFIX}{component}", at_ns=now_ns, values=values)
         self._apply(self.engine.observe(reading, now_ns))
+        self._flush()
 
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""
@@ -92,6 +129,7 @@ class Pipeline:
     def tick(self, now_ns: int) -> None:
         """Let time-driven rules (sustain, silence) fire."""
         self._apply(self.engine.tick(now_ns))
+        self._flush()
 
     def _decode(self, raw: RawMessage) -> list[Reading]:
         route = self._router.route(raw.source)
@@ -127,5 +165,4 @@ class Pipeline:
 
     def _emit_point(self, point: str) -> None:
         self.points_out += 1
-        for sink in self._points:
-            sink(point)
+        self._batch.append(point)

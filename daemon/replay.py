@@ -167,7 +167,7 @@ def replay(scenario: Scenario, config: Config) -> ReplayResult:
             depot=depot,
             router=TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
             engine=_engine(config), alerts=alerts, deadletters=deadletters,
-            points=[], notify=[result.alerts.append],
+            store=lambda lines, receipts: None, notify=[result.alerts.append],
         )
         end = scenario.end if scenario.end is not None else (
             scenario.events[-1].at + 1 if scenario.events else 0.0)

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import time
 from collections.abc import Sequence
 
-from daemon.alerts import AlertBook
+from daemon.alerts import Alert, AlertBook
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
 from daemon.deadletters import DeadLetterStore
-from daemon.model import RawMessage
+from daemon.model import RawMessage, Reading
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
+from daemon.notifiers.kinds import Resender, build_notifiers
 from daemon.notifiers.mqtt import MqttAlertNotifier
-from daemon.pipeline import Pipeline
+from daemon.pipeline import Pipeline, receipt_digest
+from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
+from daemon.spool import Spool
 from daemon.statefile import StateFile
 from daemon.tsdb import FileSink, TsdbWriter, build_sink
+from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink, TopicRoute, TopicRouter
+from drivers.routes import Routers
+from drivers.serial import SerialPort, SerialRouter
 from rules.engine import Engine
 
 __all__ = ["Daemon"]
@@ -37,46 +46,91 @@ class Daemon:
         self._tick_interval_s = tick_interval_s or config.tick_interval_s
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         self._state_interval_s = config.state_save_interval_s
+        self._health_interval_s = config.spool.health_interval_s
         depot = config.depot()
         self.link = MqttLink(config.mqtt, self.clock)
-        self.writers = [
-            TsdbWriter(
-                f"influxdb[{i}] {target.url}", build_sink(target),
-                batch_size=target.batch_size, flush_interval_s=target.flush_interval_s,
-                max_buffered_points=target.max_buffered_points,
-            )
-            for i, target in enumerate(config.influxdb)
-        ]
+        # One spool cursor per target, named by position and API: a URL may carry credentials.
+        targets = [(f"influxdb-{i}-{t.api}", build_sink(t), t.batch_size, t.flush_interval_s)
+                   for i, t in enumerate(config.influxdb)]
         if config.file_output is not None:
-            self.writers.append(TsdbWriter(
-                f"file {config.file_output.path}", FileSink(config.file_output.path),
-                batch_size=5000, flush_interval_s=0.5, max_buffered_points=200_000,
-            ))
+            targets.append(("file", FileSink(config.file_output.path), 5000, 0.5))
+        self.spool = Spool(config.state_dir / "spool.sqlite", [t[0] for t in targets],
+                           max_bytes=config.spool.max_bytes)
+        self.writers = [
+            TsdbWriter(name, sink, self.spool, batch_size=batch, flush_interval_s=flush)
+            for name, sink, batch, flush in targets
+        ]
         topic = config.mqtt.alerts_topic.replace("{site}", config.site.id)
+        configured = build_notifiers(config)
+        # Alertmanager forgets firing alerts not re-sent within its resolve_timeout.
+        self.resenders = [n for n in configured if isinstance(n, Resender)]
         self.outboxes = [
             Outbox(MqttAlertNotifier(self.link, topic, config.site.id)),
             Outbox(LogNotifier()),
-            *(Outbox(n) for n in notifiers),
+            *(Outbox(n) for n in (*configured, *notifiers)),
         ]
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
         self.pipeline = Pipeline(
             depot=depot,
-            router=TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
+            router=Routers([
+                TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
+                SerialRouter(config.serial),
+            ]),
             engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()]),
             alerts=AlertBook(), deadletters=self.deadletters,
-            points=[w.enqueue for w in self.writers], notify=[o.put for o in self.outboxes],
+            store=self.spool.append,
+            notify=[*(o.put for o in self.outboxes), self._alert_changed],
+            receipts=self.spool.receipts,
         )
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
+        # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
+        self.serial_ports = [SerialPort(p, self.clock) for p in config.serial]
+        for port in self.serial_ports:
+            port.on_message(self._on_message)
+            port.on_state(functools.partial(self._on_input_state, port.source))
+            port.on_reject(self.deadletters.keep)
+        self.modbus_buses = [ModbusBus(b, self.clock) for b in config.modbus]
+        for bus in self.modbus_buses:
+            bus.on_reading(functools.partial(self._on_reading, bus.component))
+            bus.on_state(functools.partial(self._on_input_state, bus.component))
         self.state_file = StateFile(config.state_dir / "engine-state.json")
+        self.systemd = SystemdNotifier.from_environment()
+        self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
+        self._state_changed = asyncio.Event()
         saved = self.state_file.load()
         if saved is not None:
             self.pipeline.restore(saved)
+            undelivered = saved.get("outboxes", {})
+            for outbox in self.outboxes:
+                outbox.restore([Alert.from_dict(a)
+                                for a in undelivered.get(outbox.notifier.name, [])])
             log.info("engine state restored from %s", self.state_file.path)
 
+    def _alert_changed(self, alert: Alert) -> None:
+        # Alert state and the outboxes go to disk soon after every change, not only every 5 s.
+        self._state_changed.set()
+
+    def _state(self) -> dict[str, object]:
+        return {**self.pipeline.snapshot(),
+                "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
+                             for o in self.outboxes}}
+
     async def _on_message(self, raw: RawMessage) -> None:
-        self.pipeline.ingest(raw, self.clock.now_ns())
+        durable = self.pipeline.ingest(raw, self.clock.now_ns())
+        if durable is not None:
+            # The PUBACK goes out when this returns: only after the points are on disk.
+            await durable
+            self.spool.acknowledged(receipt_digest(raw))
+
+    async def _on_reading(self, source: str, reading: Reading) -> None:
+        durable = self.pipeline.take(reading, self.clock.now_ns(), source)
+        if durable is not None:
+            await durable
+
+    def _on_input_state(self, component: str, up: bool) -> None:
+        self.pipeline.input_state(component, up, self.clock.now_ns())
 
     def _on_link_state(self, up: bool) -> None:
         self.pipeline.input_state("mqtt", up, self.clock.now_ns())
@@ -84,6 +138,7 @@ class Daemon:
     async def _tick(self) -> None:
         # Let the broker hand over what it queued for us while we were down before silence and
         # sustain timers are judged, or a restart would page "sensor silent" for every sensor.
+        self._last_tick_s = time.monotonic()  # the startup grace counts as alive
         try:
             await asyncio.wait_for(self.link.connected.wait(), self._startup_grace_s)
             await asyncio.sleep(min(1.0, self._startup_grace_s))
@@ -92,29 +147,66 @@ class Daemon:
                         self._startup_grace_s)
         while True:
             self.pipeline.tick(self.clock.now_ns())
+            self._last_tick_s = time.monotonic()
             await asyncio.sleep(self._tick_interval_s)
 
     async def _save_state(self) -> None:
         while True:
-            await asyncio.sleep(self._state_interval_s)
-            await asyncio.to_thread(self.state_file.save, self.pipeline.snapshot())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_changed.wait(), self._state_interval_s)
+            self._state_changed.clear()
+            await asyncio.to_thread(self.state_file.save, self._state())
+
+    async def _report_health(self) -> None:
+        # The gateway's own health as points, and the spool's fill for the spool_quota rule.
+        while True:
+            backlog = await self.spool.backlog()
+            now = self.clock.now_ns()
+            oldest = min((b.oldest_ns for b in backlog if b.oldest_ns), default=None)
+            self.pipeline.gateway_reading("spool", {
+                "fill_pct": round(self.spool.fill_pct, 2),
+                "spool_points": float(max((b.points for b in backlog), default=0)),
+                "lag_s": round((time.time_ns() - oldest) / 1e9, 3) if oldest else 0.0,
+                "rejected_points": float(sum(w.rejected for w in self.writers)),
+                "write_retries": float(sum(w.retries for w in self.writers)),
+            }, now)
+            await asyncio.sleep(self._health_interval_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then deliver what is queued and shut down."""
+        await self.spool.open()
+        if self.spool.damage is not None:
+            self.pipeline.gateway_reading("spool", {"damaged": True}, self.clock.now_ns())
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.link.run(), name="mqtt")]
+            tasks = [group.create_task(self.spool.run(), name="spool")]
+            tasks.append(group.create_task(self.link.run(), name="mqtt"))
+            tasks += [group.create_task(p.run(), name=p.source) for p in self.serial_ports]
+            tasks += [group.create_task(b.run(), name=b.component) for b in self.modbus_buses]
             tasks += [group.create_task(w.run(), name=w.name) for w in self.writers]
             tasks += [group.create_task(o.run(), name=f"notify {o.notifier.name}")
                       for o in self.outboxes]
+            tasks += [group.create_task(r.keep_alive(self.pipeline.alerts.firing),
+                                        name=f"resend {r.name}") for r in self.resenders]
             tasks.append(group.create_task(self._tick(), name="tick"))
+            if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
+                tasks.append(group.create_task(supervise(
+                    self.systemd, self.link.connected, ready_timeout_s=self._startup_grace_s,
+                    healthy=stale_after(lambda: self._last_tick_s,
+                                        max(20.0, 10 * self._tick_interval_s), "rule tick"),
+                    interval_s=watchdog_interval_s()), name="systemd"))
             tasks.append(group.create_task(self._save_state(), name="state"))
+            tasks.append(group.create_task(self._report_health(), name="health"))
             log.info("depotwatch running for site %s: %d subscriptions, %d writers",
                      self.config.site.id, len(self.config.mqtt.subscriptions), len(self.writers))
             await stop.wait()
+            self.systemd.notify("STOPPING=1")
             log.info("stopping: delivering queued alerts and points")
             await asyncio.gather(*(o.drain(3.0) for o in self.outboxes))
-            await asyncio.gather(*(w.flush(5.0) for w in self.writers))
+            # Points are durable in the spool; this only saves the next start some work.
+            await asyncio.gather(*(w.drain(2.0) for w in self.writers))
             for task in tasks:
                 task.cancel()
-        self.state_file.save(self.pipeline.snapshot())
+        await self.spool.close()
+        self.state_file.save(self._state())
         self.deadletters.close()
+        self.systemd.close()

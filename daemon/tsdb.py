@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
-import itertools
 import json
 import logging
 import random
@@ -22,6 +20,7 @@ from influxdb_client.rest import ApiException
 
 from daemon.config import FileOutputConfig, InfluxConfig
 from daemon.errors import SinkError
+from daemon.spool import Spool
 
 __all__ = ["FileSink", "InfluxV1Sink", "InfluxV2Sink", "Sink", "TsdbWriter", "build_sink"]
 
@@ -228,78 +227,44 @@ def build_sink(config: InfluxConfig | FileOutputConfig) -> Sink:
 
 
 class TsdbWriter:
-    """Batches lines for one sink: retries what may succeed later, drops what never will."""
+    """Drains one target's cursor of the spool into its sink: in order, in batches.
+
+    A batch leaves the spool only after the sink took it (a retryable failure keeps it and
+    backs off); a batch the server refuses as bad data is set aside with the server's reason.
+    """
 
     def __init__(
         self,
         name: str,
         sink: Sink,
+        spool: Spool,
         *,
         batch_size: int,
         flush_interval_s: float,
-        max_buffered_points: int,
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
     ) -> None:
-        if batch_size <= 0 or max_buffered_points <= 0:
-            raise ValueError("batch_size and max_buffered_points must be positive")
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
         self.name = name
         self.sink = sink
+        self._spool = spool
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
-        self._max_buffered = max_buffered_points
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
-        # Lines stay here until the sink has taken them: a batch is only removed after success.
-        # TODO(spool): the durable on-disk spool (a later issue) replaces this bounded memory
-        # buffer; until then an outage longer than the buffer loses the oldest points.
-        self._buffer: collections.deque[str] = collections.deque()
-        self._full = asyncio.Event()
-        # One batch in flight at a time, whether sent by run() or flush().
-        self._send_lock = asyncio.Lock()
-        self._inflight = 0  # leading buffer lines that are part of the batch being sent
-        self._evicted_inflight = 0  # of those, evicted by overflow while the write was running
         self._failures = 0  # consecutive retryable failures
         self.written = 0
-        self.dropped = 0
         self.rejected = 0
         self.retries = 0
         self.last_error: str | None = None
-        self._dropped_since_log = 0
-        self._last_drop_log = -_LOG_EVERY_S
+        self.last_write_ns = 0
         self._last_retry_log = -_LOG_EVERY_S
-        self._rejected_since_log = 0
-        self._last_reject_log = -_LOG_EVERY_S
-
-    def enqueue(self, line: str) -> None:
-        """Buffer one line without blocking; when full, the oldest line is dropped."""
-        if len(self._buffer) >= self._max_buffered:
-            self._buffer.popleft()
-            if self._inflight:
-                # Part of the batch being written: its fate (written or lost) is counted then.
-                self._inflight -= 1
-                self._evicted_inflight += 1
-            else:
-                self.dropped += 1
-            self._dropped_since_log += 1
-            now = time.monotonic()
-            if now - self._last_drop_log >= _LOG_EVERY_S:
-                log.warning(
-                    "%s: buffer full (%d lines), dropped %d oldest line(s) since last report",
-                    self.name, self._max_buffered, self._dropped_since_log,
-                )
-                self._last_drop_log = now
-                self._dropped_since_log = 0
-        self._buffer.append(line)
-        if len(self._buffer) >= self._batch_size:
-            self._full.set()
 
     def stats(self) -> dict[str, int]:
         """Counters for health and metrics."""
         return {
-            "buffered": len(self._buffer),
             "written": self.written,
-            "dropped": self.dropped,
             "rejected": self.rejected,
             "retries": self.retries,
             "consecutive_failures": self._failures,
@@ -312,104 +277,61 @@ class TsdbWriter:
         delay = min(self._retry_max_s, self._retry_min_s * 2.0**exp)
         return delay * random.uniform(0.75, 1.0)
 
-    async def _wait_for_batch(self) -> None:
-        if len(self._buffer) >= self._batch_size:
-            return
-        self._full.clear()
+    async def write_once(self) -> int:
+        """Send the oldest unsent batch once; how many points left the spool (0: none or failed)."""
+        rows = await self._spool.read(self.name, self._batch_size)
+        if not rows:
+            return 0
+        lines = [text for _, text in rows]
+        last_id = rows[-1][0]
         try:
-            async with asyncio.timeout(self._flush_interval_s):
-                await self._full.wait()
-        except TimeoutError:
-            pass
-
-    async def _send_batch(self) -> bool:
-        """Send the oldest lines once; False after a retryable failure (the batch stays)."""
-        async with self._send_lock:
-            if not self._buffer:
-                self._failures = 0
-                return True
-            n = min(self._batch_size, len(self._buffer))
-            batch = list(itertools.islice(self._buffer, n))
-            self._inflight, self._evicted_inflight = n, 0
-            try:
-                # "replace": a lone surrogate from a caller that skipped line() must not wedge
-                # the buffer's head forever.
-                await self.sink.write("\n".join(batch).encode("utf-8", "replace"))
-            except SinkError as exc:
-                still_buffered, evicted = self._end_inflight()
-                self.last_error = str(exc)
-                if exc.retryable:
-                    self.dropped += evicted
-                    self._failures += 1
-                    self.retries += 1
-                    self._log_retry(exc)
-                    return False
-                for _ in range(still_buffered):
-                    self._buffer.popleft()
-                self.rejected += n
-                self._failures = 0
-                self._log_reject(n, exc)
-                return True
-            except BaseException:
-                # Cancelled (shutdown) or a bug in the sink: the batch stays for flush() or the
-                # supervisor; lines evicted meanwhile may not have arrived.
-                self.dropped += self._end_inflight()[1]
-                raise
-            still_buffered, _ = self._end_inflight()
-            for _ in range(still_buffered):
-                self._buffer.popleft()
-            self.written += n  # evicted lines of this batch were delivered too
-            if self._failures:
-                log.info("%s: delivered again after %d failed attempts", self.name, self._failures)
-                self._failures = 0
-            return True
-
-    def _end_inflight(self) -> tuple[int, int]:
-        """(batch lines still at the buffer's head, batch lines evicted during the write)."""
-        counts = (self._inflight, self._evicted_inflight)
-        self._inflight = self._evicted_inflight = 0
-        return counts
+            # "replace": a lone surrogate must not wedge the spool's head forever.
+            await self.sink.write("\n".join(lines).encode("utf-8", "replace"))
+        except SinkError as exc:
+            self.last_error = str(exc)
+            if exc.retryable:
+                self._failures += 1
+                self.retries += 1
+                self._log_retry(exc)
+                return 0
+            log.error("%s: server refused %d point(s); set aside (see `depotwatch spool`): %s",
+                      self.name, len(lines), exc)
+            await self._spool.advance(self.name, last_id, set_aside=str(exc), lines=lines)
+            self.rejected += len(lines)
+            self._failures = 0
+            return len(lines)
+        await self._spool.advance(self.name, last_id)
+        self.written += len(lines)
+        self.last_write_ns = time.time_ns()
+        if self._failures:
+            log.info("%s: delivered again after %d failed attempts", self.name, self._failures)
+            self._failures = 0
+        return len(lines)
 
     def _log_retry(self, exc: SinkError) -> None:
         now = time.monotonic()
         if self._failures == 1 or now - self._last_retry_log >= _LOG_EVERY_S:
-            log.warning(
-                "%s: write failed (attempt %d, %d lines buffered), will retry: %s",
-                self.name, self._failures, len(self._buffer), exc,
-            )
+            log.warning("%s: write failed (attempt %d), points stay in the spool: %s",
+                        self.name, self._failures, exc)
             self._last_retry_log = now
 
-    def _log_reject(self, n: int, exc: SinkError) -> None:
-        # TODO(spool): move rejected batches aside for inspection (a later issue).
-        self._rejected_since_log += n
-        now = time.monotonic()
-        if now - self._last_reject_log >= _LOG_EVERY_S:
-            log.error(
-                "%s: server refused %d line(s), dropped them (not retryable): %s",
-                self.name, self._rejected_since_log, exc,
-            )
-            self._last_reject_log = now
-            self._rejected_since_log = 0
-
     async def run(self) -> None:
-        """Write batches forever; cancel the task to stop (then call flush())."""
+        """Write batches forever; cancellation is the shutdown path (the spool keeps the rest)."""
         while True:
-            if self._failures == 0:
-                await self._wait_for_batch()
-            if not await self._send_batch():
+            sent = await self.write_once()
+            if self._failures:
                 await asyncio.sleep(self._backoff_s())
+            elif sent < self._batch_size:
+                # Caught up: wait for the next commit (or the flush interval) before a new batch.
+                await self._spool.wait_for_data(self._flush_interval_s)
 
-    async def flush(self, timeout_s: float) -> bool:
-        """Send everything buffered now, retrying until `timeout_s`; True if all were taken."""
+    async def drain(self, timeout_s: float) -> bool:
+        """Write until the target's backlog is empty or `timeout_s` passes; True when empty."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._buffer:
-                    if not await self._send_batch():
+                while await self.write_once() or self._failures:
+                    if self._failures:
                         await asyncio.sleep(min(self._backoff_s(), 1.0))
         except TimeoutError:
-            log.warning(
-                "%s: flush gave up after %.1fs with %d line(s) unsent",
-                self.name, timeout_s, len(self._buffer),
-            )
             return False
         return True

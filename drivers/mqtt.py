@@ -185,7 +185,8 @@ class MqttLink:
 
     async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
                        properties: Any) -> int:
-        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns())
+        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
+                         redelivered=bool(properties.get("dup")))
         if self._on_message is not None:
             await self._on_message(raw)
         return 0  # PUBACK reason "success"

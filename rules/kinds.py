@@ -20,6 +20,7 @@ from rules.item_unseen import ItemUnseenRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
 from rules.portal_movement import PortalMovementRuleConfig
 from rules.sensor_silent import SensorSilentRuleConfig
+from rules.spool_quota import SpoolQuotaRuleConfig
 from rules.tamper import TamperRuleConfig
 from rules.two_person import TwoPersonRuleConfig
 
@@ -33,6 +34,7 @@ RULE_KINDS = (
     ClimateRecordRuleConfig,
     BatteryLowRuleConfig,
     InputLostRuleConfig,
+    SpoolQuotaRuleConfig,
     DoorArmedRuleConfig,
     DoorHeldOpenRuleConfig,
     TamperRuleConfig,
@@ -52,6 +54,7 @@ RuleConfig = Annotated[
     | ClimateRecordRuleConfig
     | BatteryLowRuleConfig
     | InputLostRuleConfig
+    | SpoolQuotaRuleConfig
     | DoorArmedRuleConfig
     | DoorHeldOpenRuleConfig
     | TamperRuleConfig

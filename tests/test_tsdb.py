@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -20,6 +21,7 @@ from daemon.config import FileOutputConfig, InfluxConfig
 from daemon.errors import SinkError
 from daemon.lineprotocol import line
 from daemon.model import FieldValue
+from daemon.spool import Spool
 from daemon.tsdb import FileSink, InfluxV1Sink, InfluxV2Sink, TsdbWriter, build_sink
 
 Point = tuple[str, dict[str, str], dict[str, FieldValue], int]
@@ -33,13 +35,27 @@ def v2_config(url: str, **kw: Any) -> InfluxConfig:
     return InfluxConfig(api="v2", url=url, bucket="depot", org="hq", **{"timeout_s": 2.0, **kw})
 
 
-def make_writer(sink: Any, **kw: Any) -> TsdbWriter:
+class SpooledWriter(TsdbWriter):
+    """A writer with its own spool in a temp dir; `enqueue` spools a line as the pipeline does."""
+
+    def __init__(self, sink: Any, path: Path | None = None, **kw: Any) -> None:
+        path = path or Path(tempfile.mkdtemp()) / "spool.sqlite"
+        self.spool = Spool(path, ["test"], max_bytes=1 << 30)
+        super().__init__("test", sink, self.spool, **kw)
+
+    def enqueue(self, text: str) -> None:
+        self.spool.append([text])
+
+    async def unsent(self) -> int:
+        return (await self.spool.backlog())[0].points
+
+
+def make_writer(sink: Any, **kw: Any) -> SpooledWriter:
     opts: dict[str, Any] = dict(
-        batch_size=100, flush_interval_s=0.05, max_buffered_points=10_000,
-        retry_min_s=0.02, retry_max_s=0.2,
+        batch_size=100, flush_interval_s=0.05, retry_min_s=0.02, retry_max_s=0.2,
     )
     opts.update(kw)
-    return TsdbWriter("test", sink, **opts)
+    return SpooledWriter(sink, **opts)
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -54,15 +70,19 @@ async def wait_until(cond: Callable[[], bool], within_s: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(writer: TsdbWriter) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the writer for the block; cancelling it is the shutdown path."""
+async def running(writer: SpooledWriter) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the spool and the writer for the block; cancelling them is the shutdown path."""
+    await writer.spool.open()
+    committer = asyncio.create_task(writer.spool.run())
     task = asyncio.create_task(writer.run())
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for t in (task, committer):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await writer.spool.close()
         await writer.sink.close()
 
 
@@ -105,17 +125,18 @@ def test_v1_writer_delivers_points_exactly(influxdb1: InfluxDB1) -> None:
     influxdb1.create_database("tsdb_exact")
     points = depot_points(time.time_ns(), 200)
 
-    async def main() -> dict[str, int]:
+    async def main() -> tuple[dict[str, int], int]:
         writer = make_writer(InfluxV1Sink(v1_config(influxdb1.url, "tsdb_exact")), batch_size=64)
         async with running(writer):
             for p in points:
                 writer.enqueue(line(*p))
             await wait_until(lambda: writer.written == len(points))
-        return writer.stats()
+            unsent = await writer.unsent()
+        return writer.stats(), unsent
 
-    stats = run(main())
-    assert stats == {"buffered": 0, "written": 600, "dropped": 0, "rejected": 0, "retries": 0,
-                     "consecutive_failures": 0}
+    stats, unsent = run(main())
+    assert unsent == 0
+    assert stats == {"written": 600, "rejected": 0, "retries": 0, "consecutive_failures": 0}
     assert read_back(influxdb1, "tsdb_exact") == points
 
 
@@ -145,7 +166,7 @@ def test_v1_writer_drops_refused_batch_and_logs_once(
 ) -> None:
     influxdb1.create_database("tsdb_refused")
 
-    async def main() -> TsdbWriter:
+    async def main() -> tuple[SpooledWriter, list[Any]]:
         writer = make_writer(InfluxV1Sink(v1_config(influxdb1.url, "tsdb_refused")), batch_size=2)
         async with running(writer):
             writer.enqueue("m,k=a f=1.0 1")
@@ -159,14 +180,18 @@ def test_v1_writer_drops_refused_batch_and_logs_once(
             await wait_until(lambda: writer.rejected == 4)
             writer.enqueue("m,k=a f=6.0 6")
             await wait_until(lambda: writer.written == 2)
-        return writer
+            assert await writer.unsent() == 0
+            aside = await writer.spool.set_aside_summary()
+        return writer, aside
 
     with caplog.at_level(logging.WARNING, logger="daemon.tsdb"):
-        writer = run(main())
-    assert writer.stats()["buffered"] == 0
+        writer, aside = run(main())
     assert writer.retries == 0
+    # The refused batches are kept aside with the server's reason, not retried forever.
+    assert sum(a.points for a in aside) == 4 and {a.target for a in aside} == {"test"}
+    assert all("field type conflict" in a.reason for a in aside)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1
+    assert len(errors) == 2
     assert "field type conflict" in errors[0].getMessage()
     assert [p[3] for p in read_back(influxdb1, "tsdb_refused")] == [1, 5, 6]
 
@@ -200,7 +225,7 @@ def test_writer_keeps_batch_until_server_appears(tmp_path: Path) -> None:
         async with running(writer):
             await wait_until(lambda: writer.retries >= 3)
             assert writer.written == 0
-            assert writer.stats()["buffered"] == len(points)
+            assert await writer.unsent() == len(points)
             assert writer.last_error is not None and "pa55-w0rd" not in writer.last_error
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(server.create_database, "late")
@@ -209,7 +234,7 @@ def test_writer_keeps_batch_until_server_appears(tmp_path: Path) -> None:
 
     try:
         writer = run(main())
-        assert writer.stats()["buffered"] == 0 and writer.dropped == 0
+        assert writer.written == len(points)
         assert read_back(server, "late") == points
     finally:
         server.close()
@@ -236,31 +261,7 @@ def test_same_point_twice_is_stored_once(influxdb1: InfluxDB1) -> None:
     ]
 
 
-# --- the bounded buffer ------------------------------------------------------------------------
-
-
-def test_full_buffer_drops_oldest_and_counts(
-    influxdb1: InfluxDB1, caplog: pytest.LogCaptureFixture
-) -> None:
-    influxdb1.create_database("tsdb_drop")
-    writer = make_writer(InfluxV1Sink(v1_config(influxdb1.url, "tsdb_drop")),
-                         max_buffered_points=5)
-    with caplog.at_level(logging.WARNING, logger="daemon.tsdb"):
-        for i in range(12):
-            writer.enqueue(line("m", {}, {"i": float(i)}, i))
-    assert writer.dropped == 7
-    assert writer.stats()["buffered"] == 5
-    assert len(caplog.records) == 1  # at most one warning a minute
-    assert "buffer full" in caplog.records[0].getMessage()
-
-    async def main() -> bool:
-        try:
-            return await writer.flush(5.0)
-        finally:
-            await writer.sink.close()
-
-    assert run(main()) is True
-    assert [p[3] for p in read_back(influxdb1, "tsdb_drop")] == [7, 8, 9, 10, 11]
+# --- cancellation ---------------------------------------------------------------------------
 
 
 class GateSink:
@@ -284,67 +285,24 @@ class GateSink:
         pass
 
 
-@pytest.mark.parametrize("outcome", ["delivered", "retryable", "refused"])
-def test_lines_evicted_while_in_flight_counted_once(outcome: str) -> None:
-    async def main() -> tuple[TsdbWriter, GateSink]:
-        sink = GateSink()
-        writer = make_writer(sink, batch_size=4, max_buffered_points=6, flush_interval_s=10)
-        for i in range(4):
-            writer.enqueue(f"m f={i}.0 {i}")
-        async with running(writer):
-            await sink.started.wait()
-            for i in range(4, 8):  # overflow evicts lines 0 and 1, which are in flight
-                writer.enqueue(f"m f={i}.0 {i}")
-            if outcome != "delivered":
-                sink.fail = SinkError("no", retryable=outcome == "retryable")
-            sink.release.set()
-            await wait_until(lambda: len(sink.bodies) >= 2)
-        return writer, sink
-
-    writer, sink = run(main())
-    stats = writer.stats()
-    assert stats["written"] + stats["dropped"] + stats["rejected"] + stats["buffered"] == 8
-    assert sink.bodies[0] == b"m f=0.0 0\nm f=1.0 1\nm f=2.0 2\nm f=3.0 3"
-    if outcome == "delivered":
-        assert (stats["written"], stats["dropped"]) == (4, 0)
-        assert sink.bodies[1].startswith(b"m f=4.0 4")
-    elif outcome == "retryable":
-        assert (stats["written"], stats["dropped"]) == (0, 2)
-        assert sink.bodies[1].startswith(b"m f=2.0 2")  # the rest of the batch, again
-    else:
-        assert (stats["rejected"], stats["dropped"]) == (4, 0)
-        assert sink.bodies[1].startswith(b"m f=4.0 4")
-
-
-def test_cancel_mid_write_keeps_batch_for_flush(tmp_path: Path) -> None:
-    async def main() -> tuple[bool, GateSink]:
+def test_cancel_mid_write_keeps_batch_in_the_spool() -> None:
+    async def main() -> tuple[int, GateSink]:
         sink = GateSink()
         writer = make_writer(sink, batch_size=2)
         writer.enqueue("m f=1.0 1")
         writer.enqueue("m f=2.0 2")
         async with running(writer):
             await sink.started.wait()
-        assert writer.stats()["buffered"] == 2
+            # Shutdown while the write hangs: the batch must still be there for the next start.
+        again = make_writer(sink, path=writer.spool.path, batch_size=2)
         sink.release.set()
-        return await writer.flush(2.0), sink
+        async with running(again):
+            await wait_until(lambda: again.written == 2)
+        return again.written, sink
 
-    flushed, sink = run(main())
-    assert flushed is True
+    written, sink = run(main())
+    assert written == 2
     assert sink.bodies == [b"m f=1.0 1\nm f=2.0 2"] * 2
-
-
-def test_flush_gives_up_at_timeout() -> None:
-    async def main() -> tuple[bool, TsdbWriter]:
-        writer = make_writer(InfluxV1Sink(v1_config(f"http://127.0.0.1:{free_port()}", "x")))
-        writer.enqueue("m f=1.0 1")
-        try:
-            return await writer.flush(0.3), writer
-        finally:
-            await writer.sink.close()
-
-    flushed, writer = run(main())
-    assert flushed is False
-    assert writer.stats()["buffered"] == 1 and writer.retries >= 1
 
 
 # --- v2 write API (VictoriaMetrics) -------------------------------------------------------------

@@ -28,7 +28,8 @@ class Notifier(Protocol):
 class Outbox:
     """Alert changes waiting for one notifier, delivered in order, retried with backoff.
 
-    Kept in memory for now; the durable outbox is the durability issue's work.
+    What is pending goes into the daemon's state file with every alert change, so a restart
+    delivers it (at least once: a change sent just before a crash may be sent again).
     """
 
     def __init__(self, notifier: Notifier, *, retry_min_s: float = 0.5,
@@ -48,6 +49,15 @@ class Outbox:
         self._pending.append(alert)
         self._idle.clear()
         self._wakeup.set()
+
+    def pending(self) -> list[Alert]:
+        """Alert changes not yet delivered, oldest first (for the state file)."""
+        return list(self._pending)
+
+    def restore(self, alerts: list[Alert]) -> None:
+        """Queue again what was undelivered when the daemon stopped."""
+        for alert in alerts:
+            self.put(alert)
 
     @property
     def backlog(self) -> int:

@@ -16,6 +16,7 @@ __all__ = [
     "Decoder",
     "DecoderConfigBase",
     "coerce_field",
+    "known_fields",
     "parse_json_object",
 ]
 
@@ -47,6 +48,14 @@ class DecoderConfigBase(BaseModel):
     """Shared pydantic settings for decoder configs: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def known_fields(mapping: dict[str, str]) -> dict[str, str]:
+    """Validator for a decoder's field mapping: every target must be a depotwatch field."""
+    unknown = sorted(set(mapping) - set(FIELD_TYPES))
+    if unknown:
+        raise ValueError(f"unknown field(s) {unknown}; known: {sorted(FIELD_TYPES)}")
+    return mapping
 
 
 def coerce_field(name: str, value: Any) -> FieldValue:

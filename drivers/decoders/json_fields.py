@@ -8,7 +8,12 @@ from pydantic import Field, field_validator
 
 from daemon.errors import DecodeError
 from daemon.model import FieldValue, RawMessage, Reading
-from drivers.decoders.base import FIELD_TYPES, DecoderConfigBase, coerce_field, parse_json_object
+from drivers.decoders.base import (
+    DecoderConfigBase,
+    coerce_field,
+    known_fields,
+    parse_json_object,
+)
 
 __all__ = ["JsonFieldsDecoder", "JsonFieldsDecoderConfig"]
 
@@ -28,10 +33,7 @@ class JsonFieldsDecoderConfig(DecoderConfigBase):
     @field_validator("fields")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(FIELD_TYPES))
-        if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; known: {sorted(FIELD_TYPES)}")
-        return value
+        return known_fields(value)
 
     def build(self) -> JsonFieldsDecoder:
         """The decoder."""

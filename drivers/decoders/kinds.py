@@ -6,16 +6,21 @@ from typing import Annotated
 
 from pydantic import Field
 
+from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
+from drivers.decoders.rfid_ascii import RfidAsciiDecoderConfig
 from drivers.decoders.tasmota import TasmotaDecoderConfig
+from drivers.decoders.wiegand import WiegandDecoderConfig
 from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoderConfig
 
 __all__ = ["DECODER_KINDS", "DecoderConfig"]
 
 # One line per decoder: adding one is its module, this line and its test.
-DECODER_KINDS = (Zigbee2MqttDecoderConfig, TasmotaDecoderConfig, JsonFieldsDecoderConfig)
+DECODER_KINDS = (Zigbee2MqttDecoderConfig, TasmotaDecoderConfig, JsonFieldsDecoderConfig,
+                 IoBoardDecoderConfig, WiegandDecoderConfig, RfidAsciiDecoderConfig)
 
 DecoderConfig = Annotated[
-    Zigbee2MqttDecoderConfig | TasmotaDecoderConfig | JsonFieldsDecoderConfig,
+    Zigbee2MqttDecoderConfig | TasmotaDecoderConfig | JsonFieldsDecoderConfig
+    | IoBoardDecoderConfig | WiegandDecoderConfig | RfidAsciiDecoderConfig,
     Field(discriminator="type"),
 ]

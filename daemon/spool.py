@@ -1,0 +1,395 @@
+"""The spool: every point on the gateway's disk before its source is acknowledged.
+
+SQLite in WAL mode with `synchronous=FULL`: a commit is on disk when it returns, and a power cut
+loses at most the transaction being written, which SQLite rolls back on open. Appends are
+grouped: whatever arrives while one transaction commits goes into the next, so the fsync rate
+stays flat while the reading rate grows. Each InfluxDB target drains through its own cursor;
+rows every target has passed are deleted.
+
+All database work runs on one worker thread (one connection, no locking), off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = ["Backlog", "SetAside", "Spool", "SpoolDamage", "SpoolReport", "inspect_spool"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                                   spooled_ns INTEGER NOT NULL, line TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (target TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (digest BLOB PRIMARY KEY, at_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL, at_ns INTEGER NOT NULL, reason TEXT NOT NULL, line TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What one target still has to write."""
+
+    target: str
+    points: int
+    oldest_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """Points a server refused, grouped by target and reason."""
+
+    target: str
+    reason: str
+    points: int
+    last_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolDamage:
+    """A damaged spool found at start: where it went and how much was saved from it."""
+
+    moved_to: Path
+    salvaged: int
+    error: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    lines: list[str]
+    receipts: list[tuple[bytes, int]]
+    future: asyncio.Future[None]
+
+
+class Spool:
+    """Durable queue of line-protocol points with one read cursor per InfluxDB target."""
+
+    def __init__(self, path: Path, targets: Sequence[str], *, max_bytes: int) -> None:
+        self.path = path
+        self.targets = tuple(targets)
+        self.max_bytes = max_bytes
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spool")
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._new_data = asyncio.Event()
+        self._acked: list[bytes] = []
+        self.receipts: dict[bytes, int] = {}
+        self.damage: SpoolDamage | None = None
+        self.torn_wal: Path | None = None
+        self.commits = 0
+        self.committed_points = 0
+        self.fill_pct = 0.0
+        self._db: sqlite3.Connection | None = None
+
+    # -- opening, on the worker thread ------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (and check) the database; a damaged one is set aside and salvaged."""
+        await self._call(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.torn_wal = self._check_wal()
+        try:
+            self._db = self._connect()
+            problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise sqlite3.DatabaseError(problem)
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            if self._db is not None:
+                self._db.close()
+            self.damage, rows = self._salvage(str(exc))
+            self._db = self._connect()
+            self._db.executescript(_SCHEMA)
+            with self._transaction() as db:
+                db.executemany("INSERT INTO points (spooled_ns, line) VALUES (?, ?)", rows)
+        with self._transaction() as db:
+            for target in self.targets:
+                db.execute("INSERT OR IGNORE INTO cursors VALUES (?, 0)", (target,))
+            # A receipt outlives its purpose only if the daemon died between the PUBACK and
+            # the next commit; a day later no broker redelivers that message any more.
+            db.execute("DELETE FROM receipts WHERE at_ns < ?", (time.time_ns() - 86_400 * 10**9,))
+        # Receipts left by a crash between commit and PUBACK: the broker redelivers those.
+        # Filled in place: the pipeline holds this mapping.
+        self.receipts.clear()
+        self.receipts.update(db.execute("SELECT digest, at_ns FROM receipts").fetchall())
+        self.fill_pct = self._fill_pct()
+
+    def _check_wal(self) -> Path | None:
+        """Find a torn WAL tail (power cut mid-commit) before SQLite recovers past it.
+
+        SQLite replays the WAL up to the last frame whose checksum holds and drops the rest,
+        so the database itself is fine; the torn file is copied aside and reported, so the loss
+        of that one uncommitted transaction is on record.
+        """
+        wal = Path(f"{self.path}-wal")
+        if not wal.exists() or wal.stat().st_size < 32:
+            return None
+        with wal.open("rb") as header_file:
+            header = header_file.read(32)
+        page_size = int.from_bytes(header[8:12], "big")
+        frame = 24 + page_size
+        if page_size < 512 or (wal.stat().st_size - 32) % frame == 0:
+            return None
+        aside = wal.with_name(f"{wal.name}.torn-{int(time.time())}")
+        aside.write_bytes(wal.read_bytes())
+        log.error("spool %s: its write-ahead log ends in a torn write (power cut during a "
+                  "commit); that uncommitted transaction is lost, the rest is kept; copy of "
+                  "the log in %s", self.path, aside)
+        return aside
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # One explicit transaction: one fsync for the whole group.
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _salvage(self, error: str) -> tuple[SpoolDamage, list[tuple[int, str]]]:
+        """Move the damaged file aside and read back every row that still reads."""
+        moved = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.rename(f"{moved}{suffix}")
+        rows: list[tuple[int, str]] = []
+        try:
+            old = sqlite3.connect(f"file:{moved}?mode=ro", uri=True)
+            last = 0
+            while True:
+                try:
+                    chunk = old.execute(
+                        "SELECT id, spooled_ns, line FROM points WHERE id > ? ORDER BY id "
+                        "LIMIT 1000", (last,)).fetchall()
+                except sqlite3.DatabaseError:
+                    # Skip past the damaged page and try further on.
+                    last += 1000
+                    if last > 10_000_000:
+                        break
+                    continue
+                if not chunk:
+                    break
+                rows += [(int(ns), str(text)) for _, ns, text in chunk]
+                last = int(chunk[-1][0])
+            old.close()
+        except sqlite3.DatabaseError:
+            pass
+        log.error("spool %s is damaged (%s): moved to %s, %d point(s) saved from it",
+                  self.path, error, moved, len(rows))
+        return SpoolDamage(moved, len(rows), error), rows
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, fn, *args)
+
+    # -- appending ----------------------------------------------------------------------------
+
+    def append(self, lines: list[str], receipts: Sequence[tuple[bytes, int]] = ()
+               ) -> asyncio.Future[None]:
+        """Queue points for the next commit; the future is done once they are on disk."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(lines, list(receipts), future))
+        self._wakeup.set()
+        return future
+
+    def acknowledged(self, digest: bytes) -> None:
+        """The source has its acknowledgement: the receipt is no longer needed."""
+        self._acked.append(digest)
+
+    @property
+    def full(self) -> bool:
+        """The quota is used up: new points wait (and their sources stay unacknowledged)."""
+        return self.fill_pct >= 100.0
+
+    async def run(self) -> None:
+        """Commit whatever is pending, one transaction at a time, until cancelled."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self.full:
+                # Wait for the writers to make room; the sources are not acknowledged meanwhile.
+                self.fill_pct = await self._call(self._fill_pct)
+                if self.full:
+                    await asyncio.sleep(0.5)
+                    self._wakeup.set()
+                    continue
+            batch, self._pending = self._pending, []
+            acked, self._acked = self._acked, []
+            if not batch and not acked:
+                continue
+            try:
+                await self._call(self._commit, batch, acked)
+            except BaseException as exc:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                raise
+            for digest in acked:
+                self.receipts.pop(digest, None)
+            for item in batch:
+                self.receipts.update(item.receipts)
+                if not item.future.done():
+                    item.future.set_result(None)
+            self._new_data.set()
+
+    def _commit(self, batch: list[_Pending], acked: list[bytes]) -> None:
+        now = time.time_ns()
+        with self._transaction() as db:
+            db.executemany("INSERT INTO points (spooled_ns, line) VALUES (?, ?)",
+                           [(now, text) for item in batch for text in item.lines])
+            db.executemany("INSERT OR REPLACE INTO receipts VALUES (?, ?)",
+                           [r for item in batch for r in item.receipts])
+            db.executemany("DELETE FROM receipts WHERE digest = ?", [(d,) for d in acked])
+        self.commits += 1
+        self.committed_points += sum(len(item.lines) for item in batch)
+        self.fill_pct = self._fill_pct()
+
+    def _fill_pct(self) -> float:
+        db = self._db
+        assert db is not None
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        return float(100.0 * (pages - free) * size / self.max_bytes)
+
+    # -- draining -------------------------------------------------------------------------------
+
+    async def wait_for_data(self, timeout_s: float) -> None:
+        """Return when a commit added points, or after `timeout_s`."""
+        self._new_data.clear()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._new_data.wait()
+        except TimeoutError:
+            pass
+
+    async def read(self, target: str, limit: int) -> list[tuple[int, str]]:
+        """The oldest points `target` has not written yet, in order."""
+        return await self._call(self._read, target, limit)
+
+    def _read(self, target: str, limit: int) -> list[tuple[int, str]]:
+        assert self._db is not None
+        return self._db.execute(
+            "SELECT id, line FROM points WHERE id > (SELECT last_id FROM cursors "
+            "WHERE target = ?) ORDER BY id LIMIT ?", (target, limit)).fetchall()
+
+    async def advance(self, target: str, last_id: int, *, set_aside: str | None = None,
+                      lines: Sequence[str] = ()) -> None:
+        """`target` is done with points up to `last_id`; a refused batch is kept aside."""
+        await self._call(self._advance, target, last_id, set_aside, list(lines))
+
+    def _advance(self, target: str, last_id: int, reason: str | None,
+                 lines: list[str]) -> None:
+        with self._transaction() as db:
+            if reason is not None:
+                now = time.time_ns()
+                db.executemany("INSERT INTO set_aside (target, at_ns, reason, line) "
+                               "VALUES (?, ?, ?, ?)", [(target, now, reason, t) for t in lines])
+            db.execute("UPDATE cursors SET last_id = ? WHERE target = ?", (last_id, target))
+            marks = ",".join("?" * len(self.targets))
+            db.execute("DELETE FROM points WHERE id <= (SELECT MIN(last_id) FROM cursors "
+                       f"WHERE target IN ({marks}))", self.targets)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    async def backlog(self) -> list[Backlog]:
+        """Per target: points not yet written and when the oldest was spooled."""
+        return await self._call(self._backlog)
+
+    def _backlog(self) -> list[Backlog]:
+        assert self._db is not None
+        out: list[Backlog] = []
+        for target in self.targets:
+            count, oldest = self._db.execute(
+                "SELECT COUNT(*), MIN(spooled_ns) FROM points WHERE id > "
+                "(SELECT last_id FROM cursors WHERE target = ?)", (target,)).fetchone()
+            out.append(Backlog(target, int(count), oldest))
+        return out
+
+    async def set_aside_summary(self) -> list[SetAside]:
+        """What servers refused, per target and reason."""
+        return await self._call(self._set_aside_summary)
+
+    def _set_aside_summary(self) -> list[SetAside]:
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT target, reason, COUNT(*), MAX(at_ns) FROM set_aside "
+            "GROUP BY target, reason ORDER BY MAX(at_ns)").fetchall()
+        return [SetAside(str(t), str(r), int(n), int(at)) for t, r, n, at in rows]
+
+    async def close(self) -> None:
+        """Commit what is pending and close the database."""
+        if self._pending or self._acked:
+            batch, self._pending = self._pending, []
+            acked, self._acked = self._acked, []
+            await self._call(self._commit, batch, acked)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(None)
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolReport:
+    """What `depotwatch spool` shows: size, backlog per target, what was set aside."""
+
+    path: Path
+    bytes: int
+    backlog: list[Backlog]
+    set_aside: list[SetAside]
+    damaged_files: list[Path]
+    receipts: int
+
+
+def inspect_spool(path: Path) -> SpoolReport | None:
+    """Read a spool without changing it (safe while the daemon runs); None if there is none."""
+    if not path.exists():
+        return None
+    size = sum(Path(f"{path}{sfx}").stat().st_size for sfx in ("", "-wal")
+               if Path(f"{path}{sfx}").exists())
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        targets = [str(t) for (t,) in db.execute("SELECT target FROM cursors ORDER BY target")]
+        backlog: list[Backlog] = []
+        for target in targets:
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(spooled_ns) FROM points WHERE id > "
+                "(SELECT last_id FROM cursors WHERE target = ?)", (target,)).fetchone()
+            backlog.append(Backlog(target, int(count), oldest))
+        aside = [SetAside(str(t), str(r), int(n), int(at)) for t, r, n, at in db.execute(
+            "SELECT target, reason, COUNT(*), MAX(at_ns) FROM set_aside "
+            "GROUP BY target, reason ORDER BY MAX(at_ns)")]
+        receipts = int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
+    finally:
+        db.close()
+    damaged = sorted(p for p in path.parent.glob(f"{path.name}.damaged-*")
+                     if not p.name.endswith(("-wal", "-shm")))
+    return SpoolReport(path, size, backlog, aside, damaged, receipts)
