@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, DeadLetterConfig, load_config
+from daemon.config import ApiConfig, Config, DeadLetterConfig, load_config
 from daemon.errors import EXIT_CONFIG, ConfigError
 
 __all__ = ["main"]
@@ -118,6 +120,63 @@ def _spool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since_ns(text: str) -> int:
+    """An ISO 8601 time (UTC when it has no offset) as nanoseconds since the epoch."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) * 1000
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import os
+
+    from daemon.audit import audit_path, encode, export, verify
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    path = audit_path(config.state_dir)
+    if not path.exists():
+        print(f"no audit log yet ({path} does not exist)", file=sys.stderr)
+        return 0
+    if args.action == "export":
+        count = 0
+        try:
+            with (open(args.output, "w", encoding="utf-8") if args.output
+                  else contextlib.nullcontext(sys.stdout)) as out:
+                for entry in export(path, args.since):
+                    out.write(encode(entry) + "\n")
+                    count += 1
+        except BrokenPipeError:
+            # `audit export ... | head`: stop quietly (the docs' recipe for a closed stdout).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        print(f"exported {count} audit entries from {path}", file=sys.stderr)
+        return 0
+    result = verify(path)
+    for problem in result.problems:
+        print(problem)
+    if result.torn:
+        print(f"line {result.torn.line}: torn final write ({result.torn.size} bytes without a "
+              "newline): an append cut short by a crash, not tampering; the daemon sets it "
+              "aside when it next starts")
+    for aside in sorted(path.parent.glob(f"{path.name}.torn-*")):
+        print(f"torn write set aside earlier: {aside}")
+    head = f"{path}: {result.lines} lines, last seq {result.last_seq}, last hash {result.last_hash}"
+    if result.status == "tampered":
+        print(f"{head}: TAMPERED ({len(result.problems)} problem(s) above)")
+        return 1
+    if result.status == "torn_tail":
+        print(f"{head}: chain intact up to a torn final write")
+        return 3
+    print(f"{head}: chain intact")
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from daemon.replay import check, load_scenario, replay
 
@@ -189,6 +248,123 @@ def _dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from daemon.officers import AlertClient, ApiError, format_alarm, format_silence, silence_end
+
+    token = os.environ.get("DEPOTWATCH_TOKEN", "").strip()
+    if not token:
+        print("set DEPOTWATCH_TOKEN to your officer token", file=sys.stderr)
+        return 2
+    url = args.url
+    if url is None and args.config:
+        config = _config(args.config)
+        if config is None:
+            return EXIT_CONFIG
+        url = config.api.url()
+    client = AlertClient(url or ApiConfig().url(), token)
+    quoted = urllib.parse.quote(getattr(args, "target", ""), safe="")
+    try:
+        if args.action == "list":
+            answer = client.call("GET", "/alerts?all=1" if args.all else "/alerts")
+            if args.json:
+                print(json.dumps(answer["alerts"], indent=2, ensure_ascii=False))
+            else:
+                print("\n".join(format_alarm(a) for a in answer["alerts"]) or "no open alarms")
+        elif args.action == "ack":
+            alarm = client.call("POST", f"/alerts/{quoted}/ack", {"note": args.note})
+            print(f"acknowledged {alarm['key']} (by {alarm['acked_by']})")
+        elif args.action == "check":
+            alarm = client.call("POST", f"/alerts/{quoted}/check",
+                                {"finding": args.finding, "note": args.note})
+            outcome = ("cleared" if alarm["state"] == "cleared"
+                       else "stays open until its condition ends")
+            print(f"recorded the on-site check of {alarm['key']}: {alarm['finding']}; {outcome}")
+        elif args.action == "silence":
+            matchers = {k: getattr(args, k) for k in ("rule", "storehouse", "door", "subject")
+                        if getattr(args, k)}
+            try:
+                end = silence_end(args.until)
+            except ValueError as exc:
+                print(exc, file=sys.stderr)
+                return 2
+            silence = client.call("POST", "/silences",
+                                  {"matchers": matchers, "reason": args.reason, **end})
+            print(format_silence(silence))
+            if silence["needs_approval"] and not silence["approved_by"]:
+                print(f"a second officer approves it with: depotwatch alerts approve "
+                      f"{silence['id']}")
+        elif args.action == "silences":
+            for silence in client.call("GET", "/silences")["silences"]:
+                print(format_silence(silence))
+        else:  # approve, expire
+            print(format_silence(client.call("POST", f"/silences/{quoted}/{args.action}")))
+    except ApiError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _officers(args: argparse.Namespace) -> int:
+    from daemon.officers import MIN_TOKEN_CHARS, hash_token
+
+    token = sys.stdin.readline().strip()
+    if len(token) < MIN_TOKEN_CHARS:
+        print(f"give the token on stdin, at least {MIN_TOKEN_CHARS} random characters "
+              "(e.g. from: openssl rand -hex 32)", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
+def _add_alert_commands(
+        commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`depotwatch alerts ...` (the officers' API client) and `depotwatch officers hash-token`."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--url", help="the daemon's API, e.g. http://127.0.0.1:8470 "
+                       "(default: api.listen_host/listen_port of -c CONFIG, else that address)")
+    where.add_argument("-c", "--config", help="YAML config whose api section gives the address")
+    alerts = commands.add_parser(
+        "alerts", help="list, acknowledge and check alarms, silence them (officer token: "
+        "$DEPOTWATCH_TOKEN)")
+    actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="open alarms")
+    listing.add_argument("--all", action="store_true", help="also the recently cleared")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    ack = actions.add_parser("ack", parents=[common], help="acknowledge an alarm")
+    ack.add_argument("target", metavar="KEY")
+    ack.add_argument("--note", default="", help="what you are doing about it")
+    check = actions.add_parser(
+        "check", parents=[common],
+        help="record the on-site check; clears the alarm once its condition has ended")
+    check.add_argument("target", metavar="KEY")
+    check.add_argument("--finding", required=True, choices=["intrusion", "fault", "false_alarm"])
+    check.add_argument("--note", default="", help="what was found on site")
+    silence = actions.add_parser(
+        "silence", parents=[common],
+        help="mute matching alarms for a while (a critical rule needs a second officer)")
+    for label in ("rule", "storehouse", "door", "subject"):
+        silence.add_argument(f"--{label}", help=f"match alarms of this {label}")
+    silence.add_argument("--reason", required=True)
+    silence.add_argument("--until", required=True,
+                         help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
+    actions.add_parser("silences", parents=[common], help="list silences")
+    for name, text in (("approve", "approve another officer's silence of a critical rule"),
+                       ("expire", "end a silence now")):
+        action = actions.add_parser(name, parents=[common], help=text)
+        action.add_argument("target", metavar="ID")
+    alerts.set_defaults(func=_alerts)
+
+    officers = commands.add_parser("officers", help="officer tokens for the api section")
+    officer_actions = officers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    officer_actions.add_parser(
+        "hash-token", help="read a token on stdin, print the token_sha256 the config keeps")
+    officers.set_defaults(func=_officers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -220,6 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     spool.add_argument("-c", "--config", required=True, help="YAML config file")
     spool.set_defaults(func=_spool)
 
+    audit = commands.add_parser(
+        "audit", help="the hash-chained audit log: verify it, export it for the archive")
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    audit_verify = audit_actions.add_parser(
+        "verify", help="check every entry and link; exit 0 intact, 1 tampered (each problem "
+        "with its line and seq), 3 only a torn final write")
+    audit_verify.add_argument("-c", "--config", required=True, help="YAML config file")
+    audit_export = audit_actions.add_parser(
+        "export", help="write entries as JSON lines for the central archive")
+    audit_export.add_argument("-c", "--config", required=True, help="YAML config file")
+    audit_export.add_argument("--since", required=True, type=_since_ns,
+                              help="ISO 8601 time (UTC without an offset): from the first entry "
+                              "at or after it")
+    audit_export.add_argument("-o", "--output", help="write to this file instead of stdout")
+    audit.set_defaults(func=_audit)
+
     replay = commands.add_parser(
         "replay", help="play scenario files through the decoders and rules on a virtual clock")
     replay.add_argument("scenario", nargs="+", help="scenario YAML file(s)")
@@ -249,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")
     push.add_argument("--folder", default="depotwatch", help="folder uid (made if missing)")
     dash.set_defaults(func=_dashboards)
+    _add_alert_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.alarms import AlertingConfig
 from daemon.errors import ConfigError
 from daemon.notifiers.kinds import NotifierList
 from daemon.yamlsource import YamlSource
@@ -46,6 +47,7 @@ from rules.depot import (
 from rules.kinds import RuleConfig, rule_set
 
 __all__ = [
+    "ApiConfig",
     "Config",
     "InfluxConfig",
     "MqttConfig",
@@ -276,6 +278,9 @@ class SpoolConfig(_Strict):
     max_bytes: int = Field(default=1 << 30, ge=1 << 20)
     # How often spool backlog, lag and fill are written as `gateway` points.
     health_interval_s: float = Field(default=5.0, gt=0)
+    # false: commits are not fsynced (SQLite synchronous=NORMAL). A killed daemon loses
+    # nothing, but a power cut can lose the last commits, already acknowledged to the broker.
+    fsync: bool = True
 
 
 class DeadLetterConfig(_Strict):
@@ -284,6 +289,45 @@ class DeadLetterConfig(_Strict):
     max_entries: int = Field(default=10_000, gt=0)
     max_payload_bytes: int = Field(default=1 << 20, gt=0)
     log_interval_s: float = Field(default=60.0, ge=0)
+
+
+class OfficerConfig(_Strict):
+    """An officer of the alert API; only the SHA-256 of the token is kept
+    (`depotwatch officers hash-token` prints it)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class ApiConfig(_Strict):
+    """The officers' HTTP API: alarms, acknowledgements, on-site checks, silences."""
+
+    # Loopback by default: officers reach it on the gateway or through a tunnel.
+    listen_host: str = Field(default="127.0.0.1", min_length=1)
+    # 0 picks a free port (tests); the daemon logs where it listens.
+    listen_port: int = Field(default=8470, ge=0, le=65535)
+    officers: list[OfficerConfig] = Field(default_factory=list)
+
+    @field_validator("officers")
+    @classmethod
+    def _distinct(cls, officers: list[OfficerConfig]) -> list[OfficerConfig]:
+        names = [o.name for o in officers]
+        digests = [o.token_sha256.lower() for o in officers]
+        for kind, values in (("name", names), ("token_sha256", digests)):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                shown = twice if kind == "name" else [f"{d[:8]}..." for d in twice]
+                raise ValueError(f"officer {kind} given twice: {', '.join(shown)}")
+        return officers
+
+    def tokens(self) -> dict[str, str]:
+        """Token SHA-256 (lower-case hex) to officer name, as `daemon.api.build_api` takes it."""
+        return {o.token_sha256.lower(): o.name for o in self.officers}
+
+    def url(self) -> str:
+        """Where a client on this gateway reaches the API."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen_host, self.listen_host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.listen_port}"
 
 
 class Config(_Strict):
@@ -316,6 +360,9 @@ class Config(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    # The officers' HTTP API (bearer token per officer).
+    api: ApiConfig = Field(default_factory=ApiConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)

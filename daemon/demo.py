@@ -10,9 +10,11 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from daemon.alarms import AlarmState, Finding
 from daemon.alerts import Alert
 from daemon.clock import ScaledClock
 from daemon.config import Config, FileOutputConfig
@@ -21,7 +23,12 @@ from daemon.simulator import END, EXPECTED_ALERTS, START, ZONE, demo_night
 
 __all__ = ["run_demo"]
 
+if TYPE_CHECKING:
+    from daemon.runner import Daemon
+
 log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
 
 
 class _Recorder:
@@ -96,12 +103,35 @@ async def _demo(speed: float, state_dir: Path) -> int:
     runner = asyncio.create_task(daemon.run(stop))
     await asyncio.wait_for(daemon.link.connected.wait(), timeout=10)
     clock.start()
+    officer = asyncio.create_task(_duty_officer(daemon, clock))
     sent = await _play(clock, port)
+    officer.cancel()
     stop.set()
     await runner
     with contextlib.suppress(Exception):
         await broker.shutdown()
     return _summary(daemon, recorder, sent, time.monotonic() - started, state_dir)
+
+
+# What the duty officer finds on site, per rule, in this night's story.
+_FINDINGS = {"door_armed": Finding.FALSE_ALARM, "tamper": Finding.FAULT,
+             "sensor_silent": Finding.FAULT}
+
+
+async def _duty_officer(daemon: Daemon, clock: ScaledClock) -> None:
+    """Acknowledges each alarm a minute after it fires and records the on-site check 10 min later,
+    as the API or the console would; warnings clear on their own."""
+    officer = "Sgt. A. Berger (duty)"
+    while True:
+        now = clock.now_ns()
+        for alarm in daemon.desk.alarms():
+            if alarm.state is AlarmState.FIRING and now - alarm.started_ns >= 60 * _NS:
+                daemon.desk.acknowledge(alarm.key, officer, "on my way", now)
+            elif (alarm.state is AlarmState.ACKNOWLEDGED and alarm.checked_ns is None
+                  and now - (alarm.acked_ns or now) >= 600 * _NS and alarm.rule in _FINDINGS):
+                daemon.desk.record_check(alarm.key, officer, _FINDINGS[alarm.rule],
+                                         "checked on site", now)
+        await asyncio.sleep(clock.real_seconds(30))
 
 
 def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
@@ -112,6 +142,8 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
     pipeline = daemon.pipeline
     fired = {a.key for a in recorder.changes if a.state.value == "firing"}
     resolved = {a.key for a in recorder.changes if a.state.value == "resolved"}
+    checked = sorted({f"{a.key}: {a.facts['finding']}" for a in recorder.changes
+                      if "finding" in a.facts})
     points_file = state_dir / "points.lp"
     points = sum(1 for _ in points_file.open()) if points_file.exists() else 0
     missing = [key for key in EXPECTED_ALERTS if key not in fired]
@@ -123,8 +155,9 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
           f"({dict(pipeline.deadletters.counts)}), kept in {state_dir}/deadletters.sqlite"
           + (" (list them: depotwatch deadletters -c examples/demo-depot.yaml)"
              if state_dir == Path("demo-state") else ""))
-    print(f"  alerts fired: {len(fired)}, resolved: {len(resolved)}, "
-          f"still firing: {sorted(fired - resolved)}")
+    print(f"  alarms raised: {len(fired)}, cleared: {len(resolved)}, "
+          f"still open: {sorted(fired - resolved)}")
+    print(f"  on-site checks recorded: {checked}")
     for key in EXPECTED_ALERTS:
         print(f"  expected {key:<40} {'seen' if key in fired else 'MISSING'}")
     if missing:
@@ -143,7 +176,8 @@ def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state")) -> int
         logging.getLogger(name).setLevel(logging.ERROR)
     state_dir.mkdir(parents=True, exist_ok=True)
     # A fresh night: no points, dead letters, spool or engine state from an earlier run.
-    for old in ("points.lp", "engine-state.json", "deadletters.sqlite", "spool.sqlite"):
+    for old in ("points.lp", "engine-state.json", "deadletters.sqlite", "spool.sqlite",
+                "audit.jsonl"):
         for suffix in ("", "-wal", "-shm"):
             (state_dir / f"{old}{suffix}").unlink(missing_ok=True)
     return asyncio.run(_demo(speed, state_dir))

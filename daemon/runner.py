@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from daemon.alarms import AlarmDesk, routed
 from daemon.alerts import Alert, AlertBook
+from daemon.api import build_api, serve
+from daemon.audit import AuditError, AuditLog
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
 from daemon.deadletters import DeadLetterStore
+from daemon.errors import DepotwatchError
 from daemon.model import RawMessage, Reading
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
@@ -55,7 +61,7 @@ class Daemon:
         if config.file_output is not None:
             targets.append(("file", FileSink(config.file_output.path), 5000, 0.5))
         self.spool = Spool(config.state_dir / "spool.sqlite", [t[0] for t in targets],
-                           max_bytes=config.spool.max_bytes)
+                           max_bytes=config.spool.max_bytes, fsync=config.spool.fsync)
         self.writers = [
             TsdbWriter(name, sink, self.spool, batch_size=batch, flush_interval_s=flush)
             for name, sink, batch, flush in targets
@@ -69,6 +75,17 @@ class Daemon:
             Outbox(LogNotifier()),
             *(Outbox(n) for n in (*configured, *notifiers)),
         ]
+        # Conditions from the rules become alarms with a lifecycle; notices go to the outboxes
+        # that their escalation step names (MQTT and the log always).
+        watchers = frozenset({"mqtt", "log", "*", *(n.name for n in notifiers)})
+        # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
+        self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        self.desk = AlarmDesk(config.alerting, routed(
+            [*((o.notifier.name, o.put) for o in self.outboxes), ("*", self._alert_changed)],
+            always=watchers), self._audit)
+        self.api = build_api(self.desk, {o.token_sha256.lower(): o.name
+                                         for o in config.api.officers}, self.clock)
+        self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
         self.pipeline = Pipeline(
@@ -80,7 +97,7 @@ class Daemon:
             engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()]),
             alerts=AlertBook(), deadletters=self.deadletters,
             store=self.spool.append,
-            notify=[*(o.put for o in self.outboxes), self._alert_changed],
+            notify=[self._condition],
             receipts=self.spool.receipts,
         )
         self.link.on_message(self._on_message)
@@ -102,18 +119,43 @@ class Daemon:
         saved = self.state_file.load()
         if saved is not None:
             self.pipeline.restore(saved)
+            self.desk.restore(saved.get("alarms", {}))
             undelivered = saved.get("outboxes", {})
             for outbox in self.outboxes:
                 outbox.restore([Alert.from_dict(a)
                                 for a in undelivered.get(outbox.notifier.name, [])])
             log.info("engine state restored from %s", self.state_file.path)
 
+    def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
+               at_ns: int) -> None:
+        # Alarm actions are rare; the fsync (~0.2 ms here) is cheaper than a thread hop.
+        try:
+            self.audit.append(actor, action, subject, json.loads(json.dumps(details)), at_ns)
+        except AuditError as exc:
+            log.error("audit entry %s %s not written: %s", action, subject, exc)
+
+    async def _serve_api(self) -> None:
+        # A busy port must not take the gateway down: the officers' API is reported as a lost
+        # input (an alarm on every other channel) and the pipeline runs on.
+        try:
+            async with serve(self.api, self.config.api.listen_host,
+                             self.config.api.listen_port) as server:
+                self.api_url = server.url
+                await asyncio.Event().wait()
+        except DepotwatchError as exc:
+            log.error("%s; running without the officers' API", exc)
+            self.pipeline.input_state("api", False, self.clock.now_ns())
+
+    def _condition(self, change: Alert) -> None:
+        self.desk.condition(change, change.changed_ns)
+        self._state_changed.set()
+
     def _alert_changed(self, alert: Alert) -> None:
         # Alert state and the outboxes go to disk soon after every change, not only every 5 s.
         self._state_changed.set()
 
     def _state(self) -> dict[str, object]:
-        return {**self.pipeline.snapshot(),
+        return {**self.pipeline.snapshot(), "alarms": self.desk.snapshot(),
                 "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
                              for o in self.outboxes}}
 
@@ -146,7 +188,9 @@ class Daemon:
             log.warning("no MQTT connection after %.0f s; supervising anyway",
                         self._startup_grace_s)
         while True:
-            self.pipeline.tick(self.clock.now_ns())
+            now = self.clock.now_ns()
+            self.pipeline.tick(now)
+            self.desk.tick(now)
             self._last_tick_s = time.monotonic()
             await asyncio.sleep(self._tick_interval_s)
 
@@ -185,9 +229,10 @@ class Daemon:
             tasks += [group.create_task(w.run(), name=w.name) for w in self.writers]
             tasks += [group.create_task(o.run(), name=f"notify {o.notifier.name}")
                       for o in self.outboxes]
-            tasks += [group.create_task(r.keep_alive(self.pipeline.alerts.firing),
+            tasks += [group.create_task(r.keep_alive(self.desk.open_alerts),
                                         name=f"resend {r.name}") for r in self.resenders]
             tasks.append(group.create_task(self._tick(), name="tick"))
+            tasks.append(group.create_task(self._serve_api(), name="api"))
             if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
                 tasks.append(group.create_task(supervise(
                     self.systemd, self.link.connected, ready_timeout_s=self._startup_grace_s,
@@ -208,5 +253,6 @@ class Daemon:
                 task.cancel()
         await self.spool.close()
         self.state_file.save(self._state())
+        self.audit.close()
         self.deadletters.close()
         self.systemd.close()

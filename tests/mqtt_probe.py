@@ -44,12 +44,15 @@ class MqttProbe:
     def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(p) for t, p in self.messages if "/alerts/" in t]
 
-    async def wait_alert(self, key: str, state: str, within_s: float = 10.0) -> dict[str, Any]:
+    async def wait_alert(self, key: str, state: str, within_s: float = 10.0,
+                         **facts: Any) -> dict[str, Any]:
+        """The first notice for `key` in `state` whose facts include `facts`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         while loop.time() < deadline:
             for alert in self.alerts():
-                if alert["key"] == key and alert["state"] == state:
+                if alert["key"] == key and alert["state"] == state and all(
+                        alert["facts"].get(k) == v for k, v in facts.items()):
                     return alert
             await asyncio.sleep(0.05)
         seen = [(a["key"], a["state"]) for a in self.alerts()]

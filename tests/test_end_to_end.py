@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import subprocess
 import sys
 import time
@@ -10,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from daemon_process import DaemonProcess
 from mqtt_probe import MqttProbe
 from servers import InfluxDB1, Mosquitto, VictoriaMetrics
 
 SITE = "e2e-depot"
+TOKEN = "e2e-officer-token-berger"
 ALERTS = f"depotwatch/{SITE}/alerts/#"
 
 
@@ -54,6 +58,10 @@ def depot_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, vm: VictoriaMetrics
             {"type": "sensor_silent", "wired_s": 60, "radio_s": 60, "climate_s": 2.0},
         ],
         "tick_interval_s": 0.2,
+        # Port 0: several daemons run side by side in the tests; each logs where it listens.
+        "api": {"listen_port": 0,
+                "officers": [{"name": "Sgt. Berger",
+                              "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}]},
     }
 
 
@@ -68,6 +76,14 @@ def depot_daemon(mosquitto: Mosquitto, influxdb1: InfluxDB1, victoriametrics: Vi
     daemon.wait_log("MQTT connected")
     yield daemon
     assert daemon.stop() == 0, daemon.log()
+
+
+def api_url(daemon: DaemonProcess) -> str:
+    """The officers' API of a daemon started with `listen_port: 0`."""
+    daemon.wait_log("alert API listening on")
+    match = re.search(r"alert API listening on (http://\S+)", daemon.log())
+    assert match is not None
+    return match.group(1)
 
 
 def influx_rows(influxdb1: InfluxDB1, query: str, want: int = 1,
@@ -130,22 +146,42 @@ def test_readings_reach_influxdb_and_alerts_reach_mqtt(
                 await asyncio.sleep(0.25)
             await probe.wait_alert("sensor_silent.clim2", "firing")
             await probe.wait_alert("sensor_silent.tas1", "firing")
-            await probe.wait_alert("temperature_critical.clim1", "resolved")
+            # Critical alarms are never cleared by the condition alone (PSSM.md): they stay
+            # open, marked as over, until an officer records the on-site check.
+            await probe.wait_alert("temperature_critical.clim1", "firing",
+                                   condition_active=False)
             assert not [a for a in probe.alerts() if a["key"] == "sensor_silent.clim1"]
             probe.publish("zigbee2mqtt/door1", {"contact": True, "tamper": False})
-            await probe.wait_alert("door_armed.SH1-D1", "resolved")
-            await probe.wait_alert("tamper.door1", "resolved")
+            await probe.wait_alert("door_armed.SH1-D1", "firing", condition_active=False)
+            await probe.wait_alert("tamper.door1", "firing", condition_active=False)
+            # The duty officer acknowledges and, back from the door, records the check.
+            api = api_url(depot_daemon)
+            async with aiohttp.ClientSession(
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                async with http.post(f"{api}/api/v1/alerts/door_armed.SH1-D1/ack",
+                                     json={"note": "on my way"}) as resp:
+                    assert resp.status == 200, await resp.text()
+                async with http.post(f"{api}/api/v1/alerts/door_armed.SH1-D1/check",
+                                     json={"finding": "false_alarm",
+                                           "note": "door closed, nothing missing"}) as resp:
+                    assert resp.status == 200, await resp.text()
+                    assert (await resp.json())["state"] == "cleared"
+            cleared = await probe.wait_alert("door_armed.SH1-D1", "resolved")
+            assert cleared["facts"]["finding"] == "false_alarm"
+            assert cleared["facts"]["checked_by"] == "Sgt. Berger"
             assert not [a for a in probe.alerts() if a["key"].endswith("SH2-D1")]
-            firing = [a["key"] for a in probe.alerts() if a["state"] == "firing"]
-            assert len(firing) == len(set(firing)), "an alert fired twice"
+            raised = [a["key"] for a in probe.alerts() if a["facts"].get("condition_active")
+                      and a["facts"].get("lifecycle") == "firing"]
+            assert len(raised) == len(set(raised)), "an alarm was raised twice"
 
         # Retained: a late subscriber (the duty room's screen) sees the current state per key.
         async with MqttProbe(mosquitto.port) as late:
             await late.subscribe(ALERTS)
             await asyncio.sleep(0.3)
-            latest = {a["key"]: a["state"] for a in late.alerts()}
-            assert latest["door_armed.SH1-D1"] == "resolved"
-            assert latest["sensor_silent.clim2"] == "firing"
+            latest = {a["key"]: a for a in late.alerts()}
+            assert latest["door_armed.SH1-D1"]["state"] == "resolved"
+            assert latest["tamper.door1"]["facts"]["condition_active"] is False
+            assert latest["sensor_silent.clim2"]["state"] == "firing"
 
     asyncio.run(scenario())
 
@@ -161,7 +197,7 @@ def test_readings_reach_influxdb_and_alerts_reach_mqtt(
                                      "AND temperature_c = 22.0")
     assert generic[0]["storehouse"] == "SH1"
     alerts = influx_rows(influxdb1, 'SELECT "key", summary FROM alert GROUP BY state', 4)
-    assert {r["state"] for r in alerts} == {"firing", "resolved"}
+    assert {r["state"] for r in alerts} == {"firing", "resolved"}  # the rules' conditions
 
     series = vm_samples(victoriametrics, 'door_open{door="SH1-D1"}', 3)
     assert series[0]["metric"]["site"] == SITE

@@ -356,7 +356,7 @@ def test_webhook_final_statuses(status: int) -> None:
 def test_webhook_timeout_and_refused_connection_are_retryable() -> None:
     async def scenario() -> list[NotifierError]:
         errors = []
-        async with Receiver(delay_s=2.0).running() as receiver:
+        async with Receiver(delay_s=0.5).running() as receiver:
             with pytest.raises(NotifierError) as caught:
                 await _webhook(receiver.url, timeout_s=0.2).send(alert())
             errors.append(caught.value)
@@ -763,9 +763,13 @@ def test_config_drives_the_site_seen_by_notifiers(tmp_path: Path) -> None:
 
 
 
-def test_daemon_resends_restored_firing_alerts_to_alertmanager(tmp_path: Path) -> None:
-    """The runner wiring: a firing alert restored after a restart reaches Alertmanager again
-    at once (it may have timed out there while the daemon was down)."""
+def test_daemon_keeps_firing_alerts_alive_in_alertmanager(tmp_path: Path) -> None:
+    """The runner wiring: an alert that fires in the daemon reaches Alertmanager and is sent
+    again every `resend_interval_s` while it stays active."""
+
+    def posts(receiver: Receiver) -> list[dict[str, Any]]:
+        return [item for seen in receiver.seen for item in json.loads(seen.body)
+                if item["labels"].get("subject") == "serial-test"]
 
     async def scenario() -> None:
         async with Receiver().running() as receiver:
@@ -773,26 +777,24 @@ def test_daemon_resends_restored_firing_alerts_to_alertmanager(tmp_path: Path) -
                 "site": {"id": "north", "name": "Depot North"}, "state_dir": str(tmp_path),
                 "storehouses": [{"id": "SH1"}],
                 "mqtt": {"port": free_port()},  # no broker: the alert path does not need one
-                "notifiers": [{"type": "alertmanager", "urls": [receiver.url]}],
+                "rules": [{"type": "input_lost", "after_s": 0}],
+                "notifiers": [{"type": "alertmanager", "urls": [receiver.url],
+                               "resend_interval_s": 1}],
             })
             daemon = Daemon(config, tick_interval_s=0.05)
             assert [r.name for r in daemon.resenders] == ["alertmanager"]
             assert "alertmanager" in [o.notifier.name for o in daemon.outboxes]
-            firing = alert()
-            daemon.pipeline.alerts.restore([{
-                "key": firing.key, "rule": firing.rule, "subject": firing.subject,
-                "severity": "critical", "summary": firing.summary, "storehouse": "SH1",
-                "started_ns": firing.started_ns, "changed_ns": firing.changed_ns, "facts": {},
-            }])
             stop = asyncio.Event()
             task = asyncio.create_task(daemon.run(stop))
             try:
-                await eventually(lambda: bool(receiver.seen))
+                await asyncio.sleep(0.2)
+                daemon.pipeline.input_state("serial-test", False, time.time_ns())
+                await eventually(lambda: len(posts(receiver)) >= 2, timeout_s=5)
             finally:
                 stop.set()
                 await asyncio.wait_for(task, 10)
-            [posted] = json.loads(receiver.seen[0].body)
-            assert posted["labels"]["key"] == "door_armed:SH1-D2"
-            assert posted["labels"]["site"] == "north"
+            first = posts(receiver)[0]
+            assert first["labels"]["alertname"] == "input_lost"
+            assert first["labels"]["site"] == "north" and "endsAt" not in first
 
     run(scenario())

@@ -16,6 +16,7 @@ from mqtt_probe import MqttProbe
 from serial_devices import PtyLink, Slaves, SocatPair, until
 from servers import Mosquitto
 
+from daemon.alarms import Finding
 from daemon.config import Config
 from daemon.runner import Daemon
 
@@ -69,8 +70,18 @@ def test_serial_and_modbus_devices_raise_and_clear_alerts(
             async with MqttProbe(mosquitto.port) as probe:
 
                 def firing(key: str) -> list[dict[str, Any]]:
+                    """Notices that raised an alarm (not its lifecycle updates)."""
                     return [a for a in probe.alerts()
-                            if a["key"] == key and a["state"] == "firing"]
+                            if a["key"] == key and a["state"] == "firing"
+                            and a["facts"].get("lifecycle") == "firing"
+                            and a["facts"].get("condition_active")]
+
+                async def checked_and_cleared(key: str) -> None:
+                    # An alarm outlives its condition until an officer records the check.
+                    await probe.wait_alert(key, "firing", condition_active=False)
+                    daemon.desk.record_check(key, "Sgt. Test", Finding.FAULT, "checked",
+                                             daemon.clock.now_ns())
+                    await probe.wait_alert(key, "resolved")
 
                 await probe.subscribe(f"depotwatch/{SITE}/alerts/#")
                 await until(port.is_open.is_set)
@@ -80,18 +91,18 @@ def test_serial_and_modbus_devices_raise_and_clear_alerts(
                 assert tamper["severity"] == "critical"
                 await door_io.send(b"\x00\xfe garbage\n")       # dead-lettered, not fatal
                 await door_io.send(b"door=0 tmp=0\n")
-                await probe.wait_alert("tamper.sh1-door1", "resolved")
+                await checked_and_cleared("tamper.sh1-door1")
                 assert daemon.deadletters.counts["serial:door-io"] == 1
 
                 await slaves.stop()                             # the Modbus sensor falls silent
                 await probe.wait_alert("sensor_silent.clim-m1", "firing")
                 await slaves.start()
-                await probe.wait_alert("sensor_silent.clim-m1", "resolved")
+                await checked_and_cleared("sensor_silent.clim-m1")
 
                 door_io.unplug()                                # the USB adapter is pulled
                 await probe.wait_alert("input_lost.serial:door-io", "firing")
                 door_io.plug()
-                await probe.wait_alert("input_lost.serial:door-io", "resolved")
+                await checked_and_cleared("input_lost.serial:door-io")
                 await until(port.is_open.is_set)
                 await door_io.send(b"door=0 tmp=1\n")           # and it reads again
                 await until(lambda: len(firing("tamper.sh1-door1")) == 2)

@@ -39,6 +39,26 @@ class ConsoleNotifier:
     async def send(self, alert: Alert) -> None:
         """Print the change."""
         at = dt.datetime.fromtimestamp(alert.changed_ns / 1e9, tz=self._zone)
-        mark = "FIRING  " if alert.state is TransitionKind.FIRING else "resolved"
-        print(f"{at:%a %H:%M}  {mark} {alert.severity.value:<8} {alert.key:<40} "
-              f"{alert.summary}", file=self._stream, flush=True)
+        print(f"{at:%a %H:%M}  {phase(alert):<8} {alert.severity.value:<8} {alert.key:<36} "
+              f"{describe(alert)}", file=self._stream, flush=True)
+
+
+def phase(alert: Alert) -> str:
+    """The alarm's lifecycle step in one word: FIRING, over, acked, cleared (or resolved)."""
+    lifecycle = alert.facts.get("lifecycle")
+    if lifecycle is None:  # a bare condition change (replay, or no lifecycle)
+        return "FIRING" if alert.state is TransitionKind.FIRING else "resolved"
+    if lifecycle == "cleared":
+        return "cleared"
+    if lifecycle == "acknowledged":
+        return "acked"
+    return "FIRING" if alert.facts.get("condition_active", True) else "over"
+
+
+def describe(alert: Alert) -> str:
+    """The summary, with who acknowledged or checked and what they found."""
+    extra = [f"{name.split('_')[0]} by {alert.facts[name]}"
+             for name in ("acked_by", "checked_by") if name in alert.facts]
+    if "finding" in alert.facts:
+        extra.append(f"finding: {alert.facts['finding']}")
+    return alert.summary + (f" ({'; '.join(extra)})" if extra else "")
