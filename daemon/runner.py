@@ -16,6 +16,7 @@ from daemon.alerts import Alert, AlertBook
 from daemon.api import build_api, serve
 from daemon.audit import AuditError, AuditLog
 from daemon.clock import Clock, SystemClock
+from daemon.commands import CommandDesk
 from daemon.config import Config
 from daemon.deadletters import DeadLetterStore
 from daemon.errors import DepotwatchError
@@ -24,6 +25,7 @@ from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
 from daemon.notifiers.kinds import Resender, build_notifiers
 from daemon.notifiers.mqtt import MqttAlertNotifier
+from daemon.officers import Officers
 from daemon.pipeline import Pipeline, receipt_digest
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.spool import Spool
@@ -86,6 +88,11 @@ class Daemon:
         self.api = build_api(self.desk, {o.token_sha256.lower(): o.name
                                          for o in config.api.officers}, self.clock)
         self.api_url: str | None = None
+        commands = f"{topic.rsplit('/', 1)[0]}/commands"
+        self.commands = CommandDesk(
+            self.desk, Officers({o.token_sha256.lower(): o.name for o in config.api.officers}),
+            self.clock, functools.partial(self._publish_reply, f"{commands}/replies"))
+        self.link.handle_topic(commands, self.commands.handle)
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
         self.pipeline = Pipeline(
@@ -133,6 +140,12 @@ class Daemon:
             self.audit.append(actor, action, subject, json.loads(json.dumps(details)), at_ns)
         except AuditError as exc:
             log.error("audit entry %s %s not written: %s", action, subject, exc)
+
+    def _publish_reply(self, topic: str, body: bytes) -> None:
+        try:
+            self.link.publish(topic, body, qos=1)
+        except DepotwatchError as exc:
+            log.warning("MQTT command reply not sent: %s", exc)
 
     async def _serve_api(self) -> None:
         # A busy port must not take the gateway down: the officers' API is reported as a lost

@@ -113,6 +113,12 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.connects = 0
         self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
+
+    def handle_topic(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Messages on this exact topic go to `handler` instead of the sensor pipeline."""
+        self._handlers[topic] = handler
+        self._filters = sorted({*self._filters, topic})
 
     def on_message(self, callback: OnMessage) -> None:
         """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
@@ -185,6 +191,10 @@ class MqttLink:
 
     async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
                        properties: Any) -> int:
+        handler = self._handlers.get(topic)
+        if handler is not None:
+            handler(bytes(payload))
+            return 0
         raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
                          redelivered=bool(properties.get("dup")))
         if self._on_message is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -204,6 +205,40 @@ def test_readings_reach_influxdb_and_alerts_reach_mqtt(
     assert sorted(series[0]["values"]) == [0, 0, 1]
     temps = vm_samples(victoriametrics, 'climate_temperature_c{sensor="tas1"}', 1)
     assert temps[0]["values"] == [18.25]
+
+
+def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
+                                                  mosquitto: Mosquitto) -> None:
+    commands = f"depotwatch/{SITE}/commands"
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with MqttProbe(mosquitto.port) as probe:
+            await probe.subscribe(f"{commands}/replies")
+            await probe.subscribe(ALERTS)
+            probe.publish(commands, {"id": "c1", "token": "not-a-token", "action": "ack",
+                                     "key": "tamper.door1"})
+            probe.publish(commands, {"id": "c2", "token": TOKEN, "action": "ack",
+                                     "key": "tamper.door1", "note": "seen on camera"})
+            probe.publish(commands, {"id": "c3", "token": TOKEN, "action": "check",
+                                     "key": "tamper.door1", "finding": "fault"})
+            probe.publish(commands, {"id": "c4", "token": TOKEN, "action": "check",
+                                     "key": "tamper.door1", "finding": "fault"})
+            await probe.wait_alert("tamper.door1", "resolved")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while loop.time() < deadline:
+                replies = [json.loads(p) for t, p in probe.messages if t.endswith("/replies")]
+                if len(replies) == 4:
+                    return replies
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"replies: {probe.messages}")
+
+    replies = {r["id"]: r for r in asyncio.run(scenario())}
+    assert replies["c1"] == {"id": "c1", "ok": False, "error": "unknown officer token"}
+    assert replies["c2"]["ok"] and replies["c2"]["result"]["acked_by"] == "Sgt. Berger"
+    assert replies["c3"]["ok"] and replies["c3"]["result"]["state"] == "cleared"
+    assert replies["c4"] == {"id": "c4", "ok": False, "error": "tamper.door1 is already cleared"}
+    assert "not-a-token" not in depot_daemon.log()
 
 
 BAD_INPUTS = [
