@@ -25,6 +25,7 @@ from pydantic import (
 
 from daemon.alarms import Alarm, AlarmDesk, Finding, LifecycleError, Silence
 from daemon.clock import Clock
+from daemon.console import Console, mount_console
 from daemon.errors import DepotwatchError
 from daemon.officers import Officers
 
@@ -50,6 +51,8 @@ MAX_BODY_BYTES = 64 * 1024
 _NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NOTE_CHARS = 2000
+# Prometheus text exposition 0.0.4 (what prometheus_client.CONTENT_TYPE_LATEST names).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABEL_CHARS = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -311,8 +314,16 @@ async def _as_json(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
-              health: Callable[[], Mapping[str, Any]] | None = None) -> web.Application:
-    """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name."""
+              health: Callable[[], Mapping[str, Any]] | None = None,
+              ready: Callable[[], Awaitable[list[str]]] | None = None,
+              metrics: Callable[[], Awaitable[bytes]] | None = None,
+              console: bool = False) -> web.Application:
+    """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name.
+
+    With `ready` (reasons not to be ready), `metrics` (Prometheus text) and `console`, the same
+    application also serves /readyz, /metrics and the officers' web console (issue 8); those
+    are no part of the JSON API's OpenAPI document.
+    """
     known = Officers(officers)
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
@@ -320,7 +331,28 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path, api.handler(route), name=route.operation)
+    if ready is not None:
+        app.router.add_get("/readyz", _readyz(ready), name="ready")
+    if metrics is not None:
+        app.router.add_get("/metrics", _metrics(metrics), name="metrics")
+    if console:
+        mount_console(app, Console(desk, known, clock))
     return app
+
+
+def _readyz(ready: Callable[[], Awaitable[list[str]]]) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        # For load balancers and systemd: no token, and only reasons, never a secret.
+        reasons = await ready()
+        return web.json_response({"status": "not ready" if reasons else "ready",
+                                  "reasons": reasons}, status=503 if reasons else 200)
+    return handle
+
+
+def _metrics(render: Callable[[], Awaitable[bytes]]) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(body=await render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+    return handle
 
 
 @dataclass(frozen=True, slots=True)
