@@ -5,9 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Servers the tests start on 127.0.0.1 (never as system services).
-# systemd for `systemd-analyze verify` of the unit, openssl for the TLS test certificates.
+# systemd for `systemd-analyze verify` of the unit, openssl for the TLS test certificates,
+# chromium for the web console's browser tests (Playwright drives /usr/bin/chromium).
+# poppler-utils lets the report tests read the PDF back as text and pictures.
 APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
-  systemd openssl
+  systemd openssl chromium poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint apt-base apt-test clean

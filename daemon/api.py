@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -51,8 +52,6 @@ MAX_BODY_BYTES = 64 * 1024
 _NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NOTE_CHARS = 2000
-# Prometheus text exposition 0.0.4 (what prometheus_client.CONTENT_TYPE_LATEST names).
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABEL_CHARS = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -351,7 +350,7 @@ def _readyz(ready: Callable[[], Awaitable[list[str]]]) -> Handler:
 
 def _metrics(render: Callable[[], Awaitable[bytes]]) -> Handler:
     async def handle(request: web.Request) -> web.Response:
-        return web.Response(body=await render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+        return web.Response(body=await render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
     return handle
 
 

@@ -248,6 +248,29 @@ def _dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from daemon.report import Format, ReportError, build_report, write_report
+
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    output = Path(args.output)
+    formats: dict[str, Format] = {".csv": "csv", ".json": "json"}
+    fmt: Format = args.format or formats.get(output.suffix.lower(), "pdf")
+    try:
+        if fmt == "pdf":
+            from daemon.report_pdf import check_libraries
+
+            check_libraries()  # before the queries, not after them
+        report = build_report(config, args.month, args.storehouse)
+        write_report(report, output, fmt)
+    except ReportError as exc:
+        print(f"report failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({fmt}; audit trail {report.audit_status})", file=sys.stderr)
+    return 0
+
+
 def _alerts(args: argparse.Namespace) -> int:
     import json
     import os
@@ -441,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")
     push.add_argument("--folder", default="depotwatch", help="folder uid (made if missing)")
     dash.set_defaults(func=_dashboards)
+    report = commands.add_parser(
+        "report", help="the monthly PSSM record per storehouse: PDF with plots, CSV or JSON "
+        "(PDF needs the 'report' extra)")
+    report.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
+    report.add_argument("--storehouse", help="only this storehouse (default: all)")
+    report.add_argument("-c", "--config", required=True, help="YAML config file")
+    report.add_argument("-o", "--output", required=True, help="the file to write")
+    report.add_argument("--format", choices=["pdf", "csv", "json"],
+                        help="default: from the output's suffix (.csv, .json), else pdf")
+    report.set_defaults(func=_report)
     _add_alert_commands(commands)
     return parser
 

@@ -20,6 +20,7 @@ from daemon.commands import CommandDesk
 from daemon.config import Config
 from daemon.deadletters import DeadLetterStore
 from daemon.errors import DepotwatchError
+from daemon.metrics import DaemonMetrics
 from daemon.model import RawMessage, Reading
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
@@ -85,8 +86,12 @@ class Daemon:
         self.desk = AlarmDesk(config.alerting, routed(
             [*((o.notifier.name, o.put) for o in self.outboxes), ("*", self._alert_changed)],
             always=watchers), self._audit)
+        # /metrics and /readyz read this daemon's objects lazily, at scrape time.
+        self.metrics = DaemonMetrics(self)
         self.api = build_api(self.desk, {o.token_sha256.lower(): o.name
-                                         for o in config.api.officers}, self.clock)
+                                         for o in config.api.officers}, self.clock,
+                             ready=self.metrics.readiness, metrics=self.metrics.render,
+                             console=True)
         self.api_url: str | None = None
         commands = f"{topic.rsplit('/', 1)[0]}/commands"
         self.commands = CommandDesk(

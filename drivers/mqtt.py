@@ -64,14 +64,30 @@ class TopicRoute:
         )
 
 
+# Topics repeat (one or a few per sensor): their routes are remembered, up to this many.
+_ROUTE_CACHE_SIZE = 8192
+
+
 class TopicRouter:
     """Finds the route and sensor id for a topic; the first matching subscription wins."""
 
     def __init__(self, routes: list[TopicRoute]) -> None:
         self.routes = routes
+        self._cache: dict[str, Route | None] = {}
 
     def route(self, topic: str) -> Route | None:
         """The decoder and the sensor id in the topic, or None."""
+        try:
+            return self._cache[topic]
+        except KeyError:
+            pass
+        found = self._match(topic)
+        if len(self._cache) >= _ROUTE_CACHE_SIZE:  # a flood of new topics stays bounded
+            self._cache.clear()
+        self._cache[topic] = found
+        return found
+
+    def _match(self, topic: str) -> Route | None:
         for route in self.routes:
             match = route.pattern.match(topic)
             if match is not None:

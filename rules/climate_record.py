@@ -68,8 +68,9 @@ class ClimateRecordRule:
     def _close_days(self, now_ns: int) -> list[Outcome]:
         out: list[Outcome] = []
         for storehouse in self._storehouses:
-            due = self._next_ns.setdefault(storehouse,
-                                           self._next_reading_time(storehouse, now_ns))
+            due = self._next_ns.get(storehouse)
+            if due is None:  # computed once, not per reading and storehouse
+                due = self._next_ns[storehouse] = self._next_reading_time(storehouse, now_ns)
             if now_ns < due:
                 continue
             extremes = self._extremes[storehouse]

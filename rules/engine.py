@@ -48,7 +48,10 @@ class Engine:
             return verdict
         self._last_at[reading.sensor] = reading.at_ns
         for _, rule in self._rules:
-            verdict.add(rule.observe(reading, now_ns))
+            # Per reading and rule: most rules have nothing to say about most readings.
+            outcomes = rule.observe(reading, now_ns)
+            if outcomes:
+                verdict.add(outcomes)
         return verdict
 
     def tick(self, now_ns: int) -> Verdict:

@@ -84,8 +84,11 @@ class SensorSilentRule:
         self._firing = {s for s in state.get("firing", []) if s in self._limit_ns}
 
     def _start(self, now_ns: int) -> None:
-        for sensor in self._limit_ns:
-            self._last_seen.setdefault(sensor, now_ns)
+        # Runs per reading: once every sensor has a clock (the keys are a subset of
+        # `_limit_ns`), a length check instead of a loop over the whole depot.
+        if len(self._last_seen) < len(self._limit_ns):
+            for sensor in self._limit_ns:
+                self._last_seen.setdefault(sensor, now_ns)
 
     def _transition(self, kind: TransitionKind, sensor: str, now_ns: int,
                     text: str) -> Transition:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from daemon.errors import DecodeError
@@ -80,17 +82,36 @@ def coerce_field(name: str, value: Any) -> FieldValue:
     return number
 
 
+# orjson reads an integer beyond 64 bits as a float, json as an int (a badge number may be one):
+# payloads with such a run of digits take the standard library's path.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
 def parse_json_object(payload: bytes) -> dict[str, Any]:
     """A JSON object from a payload, or a DecodeError saying what was wrong."""
+    value: Any
+    try:
+        # orjson (5-6x faster, bench/depot.py) gives the same values as json.loads for every
+        # payload it accepts; what it refuses (bad UTF-8, NaN, lone surrogates, bad JSON) goes
+        # through json.loads, which accepts some of it and words the errors.
+        if _LONG_DIGITS.search(payload) is None:
+            value = orjson.loads(payload)
+        else:
+            value = _loads(payload)
+    except orjson.JSONDecodeError:
+        value = _loads(payload)
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _loads(payload: bytes) -> Any:
     try:
         # Decode first: json.loads on bytes guesses UTF-16/32 from the first bytes.
-        value = json.loads(payload.decode("utf-8"))
+        return json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise DecodeError("JSON nested too deeply") from exc
-    if not isinstance(value, dict):
-        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
-    return value
