@@ -12,7 +12,7 @@ APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-ale
   systemd openssl chromium poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint apt-base apt-test clean
+.PHONY: demo test lint bench apt-base apt-test clean
 
 apt-base:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -43,6 +43,19 @@ lint: $(VENV)/.stamp-install
 
 test: apt-test $(VENV)/.stamp-install lint
 	$(PY) -m pytest -q
+
+# Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~10 min;
+# not part of `make test`). Node-RED goes into bench/.node-red from npm; without npm it is skipped.
+NODE_RED_DIR := bench/.node-red
+bench: apt-test $(VENV)/.stamp-install
+	@if [ -f $(NODE_RED_DIR)/node_modules/node-red/red.js ] \
+	    && [ -f $(NODE_RED_DIR)/node_modules/node-red-contrib-influxdb/influxdb.js ]; then :; \
+	elif command -v npm >/dev/null; then \
+	  mkdir -p $(NODE_RED_DIR) && cd $(NODE_RED_DIR) && \
+	  npm install --no-audit --no-fund --loglevel=error node-red@4 node-red-contrib-influxdb@0.7 \
+	  || echo "Node-RED did not install: bench/depot.py runs without the peer and says so"; \
+	else echo "npm not found: bench/depot.py runs without the Node-RED peer and says so"; fi
+	$(PY) bench/depot.py
 
 clean:
 	rm -rf $(VENV) demo-state *.egg-info

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from daemon.clock import Clock
 from daemon.console import Console, mount_console
 from daemon.errors import DepotwatchError
 from daemon.officers import Officers
+from daemon.recent import RecentEvents
 
 __all__ = [
     "API_PREFIX",
@@ -316,7 +318,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
               health: Callable[[], Mapping[str, Any]] | None = None,
               ready: Callable[[], Awaitable[list[str]]] | None = None,
               metrics: Callable[[], Awaitable[bytes]] | None = None,
-              console: bool = False) -> web.Application:
+              console: bool = False, recent: RecentEvents | None = None,
+              audit_path: Path | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name.
 
     With `ready` (reasons not to be ready), `metrics` (Prometheus text) and `console`, the same
@@ -335,7 +338,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     if metrics is not None:
         app.router.add_get("/metrics", _metrics(metrics), name="metrics")
     if console:
-        mount_console(app, Console(desk, known, clock))
+        mount_console(app, Console(desk, known, clock, recent=recent, audit_path=audit_path))
     return app
 
 

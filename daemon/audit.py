@@ -29,6 +29,7 @@ __all__ = [
     "audit_path",
     "encode",
     "export",
+    "recent_for",
     "verify",
 ]
 
@@ -238,6 +239,42 @@ def export(path: Path, since_ns: int) -> Iterator[dict[str, Any]]:
         started = started or entry.at_ns >= since_ns
         if started:
             yield entry.as_dict()
+
+
+def recent_for(path: Path, subjects: Sequence[str], limit: int = 50,
+               max_bytes: int = 4 << 20) -> list[AuditEntry]:
+    """The newest `limit` entries about any of `subjects`, oldest first, for the web console.
+
+    Reads back from the end of the file, at most `max_bytes` of it (the log is never rotated,
+    so an alarm's entries are near its end); lines that are not intact entries are skipped
+    (`verify` reports them), so is an unfinished last line. A missing file has no entries.
+    """
+    wanted = frozenset(subjects)
+    # Cheap byte test first: only lines that mention a subject are parsed and hash-checked.
+    needles = [json.dumps(s, ensure_ascii=False)[1:-1].encode("utf-8") for s in wanted]
+    found: list[AuditEntry] = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    try:
+        end = os.fstat(fd).st_size
+        start = max(0, end - max_bytes)
+        data = os.pread(fd, end - start, start)
+    finally:
+        os.close(fd)
+    lines, _ = _split(data)
+    if start > 0 and lines:
+        lines = lines[1:]  # the window's first line may be cut
+    for raw in reversed(lines):
+        if len(found) >= limit:
+            break
+        if not any(needle in raw for needle in needles):
+            continue
+        entry, reason = _parse(raw)
+        if entry is not None and not reason and entry.subject in wanted:
+            found.append(entry)
+    return found[::-1]
 
 
 def _tail(fd: int, size: int) -> tuple[AuditEntry | None, int, int]:

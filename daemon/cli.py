@@ -393,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="depotwatch",
         description="Guards an arms and ammunition depot: reads door, badge, portal and climate "
-        "sensors over MQTT, checks them against PSSM rules, writes InfluxDB, raises alerts.",
+        "sensors over MQTT and serial lines, checks them against PSSM rules, keeps every "
+        "reading in a disk spool until InfluxDB has it, and raises alarms that officers "
+        "acknowledge, check on site and clear.",
     )
     parser.add_argument("--version", action="version", version=f"depotwatch {__version__}")
     parser.add_argument("--log-level", default="info",

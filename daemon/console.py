@@ -1,4 +1,5 @@
-"""The duty officer's web console: alarms, acknowledge, on-site check, silence (issue 8).
+"""The duty officer's web console: alarms, acknowledge, on-site check, silence, silences to
+approve or expire, door states and recent events per storehouse (issue 8).
 
 Served by the API's aiohttp application. An officer logs in with the API token once; the
 console then keeps a session cookie (HttpOnly, SameSite=Strict) signed with a key made for this
@@ -13,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import html
+import json
 import logging
 import secrets
 import time
@@ -20,13 +22,16 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from daemon.alarms import Alarm, AlarmDesk, Finding, LifecycleError
+from daemon.alarms import Alarm, AlarmDesk, Finding, LifecycleError, Silence
+from daemon.audit import AuditEntry, recent_for
 from daemon.clock import Clock
 from daemon.officers import Officers
+from daemon.recent import RecentEvents
 
 __all__ = ["SESSION_COOKIE", "Console", "mount_console"]
 
@@ -39,6 +44,8 @@ SESSION_S = 12 * 3600
 _NOTE_CHARS = 2000
 _NS = 1_000_000_000
 _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+# Audit entries shown on an alarm's page (its own and its silence's), newest last.
+AUDIT_SHOWN = 50
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,8 +63,10 @@ class Console:
     """Pages and form actions of the web console, over one AlarmDesk."""
 
     def __init__(self, desk: AlarmDesk, officers: Officers, clock: Clock,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, *, recent: RecentEvents | None = None,
+                 audit_path: Path | None = None) -> None:
         self._desk, self._officers, self._clock = desk, officers, clock
+        self._recent, self._audit_path = recent, audit_path
         # Per process: no key on disk to steal, and a restart ends every session.
         self._key = key or secrets.token_bytes(32)
 
@@ -206,6 +215,8 @@ class Console:
 <section class="card"><h2>Facts</h2><table class="facts">
 <tr><th>key</th><td>{_e(alarm.key)}</td></tr><tr><th>rule</th><td>{_e(alarm.rule)}</td></tr>
 {facts}</table></section>
+<section class="card"><h2>Audit trail</h2><div id="audit">{self._audit_html(alarm)}</div>
+</section>
 <section class="card actions"><h2>Acknowledge</h2>
 <form method="post" action="/alerts/{quoted}/ack" id="ack-form">{csrf}
 <label>Note <textarea name="note" maxlength="{_NOTE_CHARS}" rows="2"></textarea></label>
@@ -221,7 +232,9 @@ class Console:
 <label>Reason <input name="reason" maxlength="{_NOTE_CHARS}" required></label>
 <label>For (minutes) <input name="minutes" type="number" min="1" max="10080" value="60"
  required></label>
-<button type="submit">Create silence</button></form></section>"""
+<button type="submit">Create silence</button></form>
+<p class="note">A silence that may mute a critical rule takes effect once a second officer
+approves it on the <a href="/silences">silences page</a>.</p></section>"""
         return _page(alarm.key, body, session, status)
 
     async def alarms_json(self, request: web.Request) -> web.Response:
@@ -240,7 +253,132 @@ class Console:
             alarm = self._desk.get(request.match_info["key"])
         except LifecycleError as exc:
             return web.json_response({"error": str(exc)}, status=404)
-        return web.json_response({"html": _lifecycle(alarm), "state": alarm.state})
+        return web.json_response({"html": _lifecycle(alarm), "state": alarm.state,
+                                  "audit": self._audit_html(alarm)})
+
+    def _audit_entries(self, alarm: Alarm) -> list[AuditEntry]:
+        if self._audit_path is None:
+            return []
+        subjects = [alarm.key] + ([alarm.silenced_by] if alarm.silenced_by else [])
+        return recent_for(self._audit_path, subjects, AUDIT_SHOWN)
+
+    def _audit_html(self, alarm: Alarm) -> str:
+        if self._audit_path is None:
+            return '<p class="none">No audit trail configured.</p>'
+        rows = "".join(
+            f'<tr data-seq="{e.seq}"><td>{_when(e.at_ns)}</td><td>{_e(e.actor)}</td>'
+            f'<td class="action">{_e(e.action)}</td><td>{_details(e)}</td></tr>'
+            for e in self._audit_entries(alarm))
+        if not rows:
+            return '<p class="none">No audit entries yet.</p>'
+        return ('<table class="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th>'
+                f"<th>Details</th></tr></thead><tbody>{rows}</tbody></table>")
+
+    # -- storehouses -----------------------------------------------------------------------------
+
+    async def storehouses_page(self, request: web.Request) -> web.Response:
+        """Each storehouse's doors (open/closed, since when) and its last events."""
+        session = self._guard(request)
+        body = f"""
+<h1>Storehouses</h1>
+<div id="storehouses" data-poll="/console/storehouses.json">{self._storehouses_html()}</div>"""
+        return _page("Storehouses", body, session)
+
+    async def storehouses_json(self, request: web.Request) -> web.Response:
+        """The storehouse cards for the page's polling."""
+        if self.session(request) is None:
+            return web.json_response({"error": "not logged in"}, status=401)
+        return web.json_response({"html": self._storehouses_html()})
+
+    def _storehouses_html(self) -> str:
+        recent = self._recent
+        if recent is None:
+            return '<p class="none">No door states in this daemon.</p>'
+        cards = []
+        for store, name in recent.storehouses():
+            doors = "".join(
+                f'<tr data-door="{_e(d.door)}"><td>{_e(d.door)}</td>'
+                f'<td class="door-state door-{_door_word(d.open)}">{_door_word(d.open)}</td>'
+                f"<td>{_when(d.since_ns)}</td></tr>" for d in recent.doors(store))
+            events = "".join(
+                f'<li class="event-{_e(e.kind)}">{_when(e.at_ns)} {_e(e.text)}</li>'
+                for e in recent.events(store))
+            cards.append(
+                f'<section class="card storehouse" data-storehouse="{_e(store)}">'
+                f"<h2>{_e(name)} <small>({_e(store)})</small></h2>"
+                '<table class="doors"><thead><tr><th>Door</th><th>State</th><th>Since</th>'
+                f"</tr></thead><tbody>{doors or _NO_DOORS}</tbody></table>"
+                '<h3>Last events</h3><ol class="events">'
+                f'{events or "<li class=none>No events since the daemon started.</li>"}'
+                "</ol></section>")
+        return "".join(cards) or '<p class="none">No storehouses configured.</p>'
+
+    # -- silences --------------------------------------------------------------------------------
+
+    async def silences_page(self, request: web.Request, error: str = "",
+                            status: int = 200) -> web.Response:
+        """Every silence, newest first, with approve and expire buttons."""
+        session = self._guard(request)
+        body = f"""
+<h1>Silences</h1>
+{_error(error)}
+<div id="silences" data-poll="/console/silences.json">{self._silences_html(session)}</div>"""
+        return _page("Silences", body, session, status)
+
+    async def silences_json(self, request: web.Request) -> web.Response:
+        """The silence list for the page's polling."""
+        session = self.session(request)
+        if session is None:
+            return web.json_response({"error": "not logged in"}, status=401)
+        return web.json_response({"html": self._silences_html(session)})
+
+    def _silences_html(self, session: Session) -> str:
+        now = self._clock.now_ns()
+        csrf = f'<input type="hidden" name="csrf" value="{session.csrf}">'
+        cards = []
+        for silence in self._desk.silences():
+            state = _silence_state(silence, now)
+            quoted = urllib.parse.quote(silence.id, safe="")
+            buttons = ""
+            if state == "awaiting approval":
+                buttons += (f'<form method="post" action="/silences/{quoted}/approve" '
+                            f'class="approve">{csrf}<button type="submit">Approve</button>'
+                            "</form>")
+            if state in ("active", "awaiting approval"):
+                buttons += (f'<form method="post" action="/silences/{quoted}/expire" '
+                            f'class="expire">{csrf}<button type="submit" class="danger">'
+                            "Expire now</button></form>")
+            matchers = ", ".join(f"{k}={v}" for k, v in sorted(silence.matchers.items()))
+            approved = (f"<tr><th>Approved by</th><td>{_e(silence.approved_by)}</td></tr>"
+                        if silence.approved_by else "")
+            cards.append(
+                f'<section class="card silence" data-silence="{_e(silence.id)}">'
+                f'<h2>{_e(matchers)} <span class="silence-state">{_e(state)}</span></h2>'
+                '<table class="facts">'
+                f"<tr><th>Reason</th><td>{_e(silence.reason)}</td></tr>"
+                f"<tr><th>Created by</th><td>{_e(silence.author)}</td></tr>{approved}"
+                f"<tr><th>From</th><td>{_when(silence.starts_ns)}</td></tr>"
+                f"<tr><th>Until</th><td>{_when(silence.expired_ns or silence.ends_ns)}</td>"
+                f'</tr></table><div class="buttons">{buttons}</div></section>')
+        return "".join(cards) or '<p class="none">No silences.</p>'
+
+    def _silence_action(self, approve: bool) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            silence_id = request.match_info["silence_id"]
+            try:
+                session, _ = await self._acting(request)
+                now = self._clock.now_ns()
+                if approve:
+                    self._desk.approve_silence(silence_id, session.officer, now)
+                else:
+                    self._desk.expire_silence(silence_id, session.officer, now)
+            except _Refused as refused:
+                return _page("Refused", f"<h1>Refused</h1>{_error(refused.message)}"
+                             '<p><a href="/silences">Back</a></p>', None, refused.status)
+            except LifecycleError as exc:
+                return await self.silences_page(request, str(exc), 409)
+            raise web.HTTPSeeOther("/silences")
+        return handle
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -320,11 +458,41 @@ def mount_console(app: web.Application, console: Console) -> None:
     add("POST", "/alerts/{key}/ack", console._action(console._ack))
     add("POST", "/alerts/{key}/check", console._action(console._check))
     add("POST", "/alerts/{key}/silence", console._action(console._silence))
+    add("GET", "/storehouses", console.storehouses_page)
+    add("GET", "/console/storehouses.json", console.storehouses_json)
+    add("GET", "/silences", console.silences_page)
+    add("GET", "/console/silences.json", console.silences_json)
+    add("POST", "/silences/{silence_id}/approve", console._silence_action(approve=True))
+    add("POST", "/silences/{silence_id}/expire", console._silence_action(approve=False))
 
 
 # -- rendering -------------------------------------------------------------------------------------
 
 _NONE = '<tr><td colspan="6" class="none">No alarms.</td></tr>'
+_NO_DOORS = '<tr><td colspan="3" class="none">No doors.</td></tr>'
+
+
+_NAV = ('<nav><a href="/alerts">Alarms</a><a href="/storehouses">Storehouses</a>'
+        '<a href="/silences">Silences</a></nav>')
+
+
+def _door_word(is_open: bool | None) -> str:
+    return "unknown" if is_open is None else ("open" if is_open else "closed")
+
+
+def _silence_state(silence: Silence, now_ns: int) -> str:
+    if silence.expired_ns is not None:
+        return "expired"
+    if now_ns >= silence.ends_ns:
+        return "ended"
+    if silence.needs_approval and silence.approved_by is None:
+        return "awaiting approval"
+    return "active" if silence.active(now_ns) else "pending"
+
+
+def _details(entry: AuditEntry) -> str:
+    return _e(", ".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}"
+                        for k, v in sorted(entry.details.items()) if v not in (None, "", {})))
 
 
 def _see_other(location: str) -> web.Response:
@@ -388,8 +556,9 @@ def _lifecycle(alarm: Alarm) -> str:
 
 
 def _page(title: str, body: str, session: Session | None, status: int = 200) -> web.Response:
-    who = ""
+    who = nav = ""
     if session is not None:
+        nav = _NAV
         who = (f'<span id="officer">{_e(session.officer)}</span>'
                '<form method="post" action="/console/logout" class="logout">'
                f'<input type="hidden" name="csrf" value="{session.csrf}">'
@@ -400,7 +569,7 @@ def _page(title: str, body: str, session: Session | None, status: int = 200) -> 
 <title>{_e(title)} - depotwatch</title>
 <link rel="stylesheet" href="/console/static/console.css">
 <script src="/console/static/console.js" defer></script></head>
-<body><header><a href="/alerts" class="brand">depotwatch</a><div class="who">{who}</div>
+<body><header><a href="/alerts" class="brand">depotwatch</a>{nav}<div class="who">{who}</div>
 </header><main>{body}</main></body></html>"""
     # The console is never framed (clickjacking) and loads only its own files.
     return web.Response(text=text, content_type="text/html", status=status, headers={

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # completes once they are durable (the spool's group commit), or None where nothing waits.
 PointStore = Callable[[list[str], list[tuple[bytes, int]]], Awaitable[None] | None]
 AlertSink = Callable[[Alert], None]
+ReadingListener = Callable[[Reading], None]
 
 
 def receipt_digest(raw: RawMessage) -> bytes:
@@ -53,6 +54,8 @@ class Pipeline:
         self.readings: Counter[str] = Counter()
         self.points_out = 0
         self.redeliveries_skipped = 0
+        # Told every decoded reading of a known sensor (the console's recent-events view).
+        self.listeners: list[ReadingListener] = []
 
     def ingest(self, raw: RawMessage, now_ns: int) -> Awaitable[None] | None:
         """Take one raw message; what it returns completes once its points are durable.
@@ -99,6 +102,11 @@ class Pipeline:
             points = []
         for point in points:
             self._emit_point(point)
+        for listener in self.listeners:
+            try:
+                listener(reading)
+            except Exception:  # a view's bug must not stop the gateway
+                log.exception("reading listener failed on %s", reading.sensor)
         self._apply(self.engine.observe(reading, now_ns))
 
     def input_state(self, component: str, up: bool, now_ns: int) -> None:

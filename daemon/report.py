@@ -2,7 +2,8 @@
 
 Every figure comes from InfluxQL over the daemon's own schema (README "InfluxDB schema") and from
 `state_dir/audit.jsonl`. `build_report` returns tables (the same ones in PDF, CSV and JSON) plus
-the climate series the PDF plots; `daemon.report_pdf` renders the PDF.
+the climate series the PDF plots; the climate tables are built here, the alarm tables in
+`daemon.report_alarms`, the rest in `daemon.report_sections`; `daemon.report_pdf` renders the PDF.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,24 +231,6 @@ class _Clock:
         return dt.datetime.fromtimestamp(ns // _NS, tz=self.zone).date()
 
 
-def _minutes(from_ns: int, to_ns: int | None) -> float | None:
-    return None if to_ns is None else round((to_ns - from_ns) / _NS / 60, 1)
-
-
-@dataclass(slots=True)
-class _Episode:
-    key: str
-    raised_ns: int
-    severity: str
-    summary: str
-    acked_by: str = ""
-    acked_ns: int | None = None
-    checked_by: str = ""
-    checked_ns: int | None = None
-    finding: str = ""
-    cleared_ns: int | None = None
-
-
 class _Builder:
     def __init__(self, config: Config, month: str, storehouse: str | None,
                  progress: Progress, now_ns: int) -> None:
@@ -270,6 +252,7 @@ class _Builder:
         self.site = config.site.id
         self.climate = _climate_config(config)
         self.read_at = _read_at(config)
+        self.depot = config.depot()
 
     def _where(self, start_ns: int | None = None, end_ns: int | None = None,
                **tags: str) -> str:
@@ -366,193 +349,6 @@ class _Builder:
                                        round(seconds[b] / 3600, 2), _round(peak)])
         return table
 
-    # -- alarms ----------------------------------------------------------------------------------
-
-    def _episodes(self) -> list[_Episode]:
-        path = audit_path(self.config.state_dir)
-        if not path.exists():
-            return []
-        self.progress("audit trail: alarms")
-        open_: dict[str, _Episode] = {}
-        out: list[_Episode] = []
-        for entry in export(path, 0):
-            if entry["at_ns"] >= self.end_ns:
-                break
-            key, action, at = entry["subject"], entry["action"], entry["at_ns"]
-            details = entry["details"]
-            if action == "raised":
-                episode = _Episode(key, at, str(details.get("severity", "")),
-                                   str(details.get("summary", "")))
-                open_[key] = episode
-                if at >= self.start_ns:
-                    out.append(episode)
-                continue
-            episode_or_none = open_.get(key)
-            if episode_or_none is None:
-                continue
-            ep = episode_or_none
-            if action == "acknowledged" and ep.acked_ns is None:
-                ep.acked_by, ep.acked_ns = entry["actor"], at
-            elif action == "checked":
-                if ep.acked_ns is None:
-                    ep.acked_by, ep.acked_ns = entry["actor"], at
-                if ep.checked_ns is None:
-                    ep.checked_by, ep.checked_ns = entry["actor"], at
-                    ep.finding = str(details.get("finding", ""))
-            elif action == "cleared":
-                ep.cleared_ns = at
-                del open_[key]
-        return out
-
-    def _alarm_storehouses(self) -> dict[str, str]:
-        """Alarm key -> storehouse: from the alert points, else from the subject in the config."""
-        owner: dict[str, str] = {s.id: s.id for s in self.config.storehouses}
-        for d in self.config.doors:
-            owner[d.id] = d.storehouse
-            owner[d.contact_sensor] = d.storehouse
-            if d.badge_reader:
-                owner[d.badge_reader] = d.storehouse
-        for c in self.config.climate_sensors:
-            owner[c.id] = c.storehouse
-        for p in self.config.portals:
-            owner[p.id] = owner[p.inner_antenna] = owner[p.outer_antenna] = p.storehouse
-        for r in self.config.inventory_readers:
-            owner[r.id] = r.storehouse
-        keys: dict[str, str] = {}
-        q = f'SELECT "key", "summary" FROM "alert" WHERE {self._where()} GROUP BY "storehouse"'
-        for tags, row in self.db.rows(q):
-            if tags.get("storehouse"):
-                keys[str(row["key"])] = tags["storehouse"]
-        self._alert_owner = keys
-        self._subject_owner = owner
-        return keys
-
-    def _storehouse_of(self, key: str) -> str:
-        if key in self._alert_owner:
-            return self._alert_owner[key]
-        subject = key.split(".", 1)[1] if "." in key else key
-        return self._subject_owner.get(subject, "")
-
-    def _alarm_tables(self, sh: str, episodes: list[_Episode]) -> list[Table]:
-        table = Table("alarms", "Alarms (response target: on-site check within "
-                      f"{RESPONSE_TARGET_S // 60} min)", sh,
-                      ["raised", "key", "rule", "severity", "acknowledged_by", "acknowledged",
-                       "ack_min", "checked_by", "checked", "finding", "response_min",
-                       "within_target", "cleared"])
-        nature: Counter[str] = Counter()
-        for ep in episodes:
-            response = _minutes(ep.raised_ns, ep.checked_ns)
-            met = ("no check" if response is None
-                   else "yes" if response * 60 <= RESPONSE_TARGET_S else "no")
-            nature[ep.finding or "not checked"] += 1
-            table.rows.append([
-                self.clock.time(ep.raised_ns), ep.key, ep.key.split(".", 1)[0], ep.severity,
-                ep.acked_by, self.clock.time(ep.acked_ns), _minutes(ep.raised_ns, ep.acked_ns),
-                ep.checked_by, self.clock.time(ep.checked_ns), ep.finding, response, met,
-                self.clock.time(ep.cleared_ns)])
-        counts = Table("alarm_counts", "Alarms by nature", sh, ["nature", "count"])
-        for name in ("intrusion", "fault", "false_alarm", "not checked"):
-            counts.rows.append([name, nature.get(name, 0)])
-        return [table, counts]
-
-    # -- access, movements, supervision ----------------------------------------------------------
-
-    def _access(self, sh: str) -> list[Table]:
-        doors = [d.id for d in self.config.doors if d.storehouse == sh]
-        per_door = Table("access_doors", "Entries per door", sh,
-                         ["door", "entries", "refused", "unknown_badges"])
-        refused = Table("access_refused", "Refused badges (roster names only)", sh,
-                        ["time", "door", "result", "person"])
-        counts: dict[str, Counter[str]] = {d: Counter() for d in doors}
-        for door in doors:
-            q = f'SELECT "person" FROM "access" WHERE {self._where(door=door)} GROUP BY "result"'
-            for tags, row in self.db.rows(q):
-                result = tags.get("result", "")
-                person = str(row.get("person") or "")
-                if result == "granted":
-                    counts[door]["entries"] += 1
-                    continue
-                counts[door]["unknown" if result == "unknown" else "refused"] += 1
-                refused.rows.append([self.clock.time(int(row["time"])), door, result,
-                                     person or "(not on the roster)"])
-        for door in doors:
-            c = counts[door]
-            per_door.rows.append([door, c["entries"], c["refused"], c["unknown"]])
-        refused.rows.sort(key=lambda r: str(r[0]))
-        return [per_door, refused]
-
-    def _movements(self, sh: str) -> list[Table]:
-        portals = Table("movements", "Items out and in per portal", sh,
-                        ["portal", "out", "in", "orders", "out_without_order"])
-        unordered = Table("out_without_order", "Items that left without a movement order", sh,
-                          ["time", "portal", "item", "epc"])
-        uncertain = Table("count_uncertain", "Orders with items not read (count uncertain)", sh,
-                          ["time", "portal", "order", "expected", "read"])
-        per: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"out": 0, "in": 0, "orders": set(), "unordered": 0})
-        for p in self.config.portals:
-            if p.storehouse == sh:
-                _ = per[p.id]  # configured portals are listed even without traffic
-        q = (f'SELECT "item", "epc", "order" FROM "portal" WHERE {self._where(storehouse=sh)} '
-             'GROUP BY "portal", "direction"')
-        for tags, row in self.db.rows(q):
-            portal, direction = tags.get("portal", ""), tags.get("direction", "")
-            order = str(row.get("order") or "")
-            entry = per[portal]
-            if direction in ("out", "in"):
-                entry[direction] += 1
-            if order:
-                entry["orders"].add(order)
-            elif direction == "out":
-                entry["unordered"] += 1
-                unordered.rows.append([self.clock.time(int(row["time"])), portal,
-                                       str(row.get("item") or ""), str(row.get("epc") or "")])
-        for portal in sorted(per):
-            entry = per[portal]
-            portals.rows.append([portal, entry["out"], entry["in"],
-                                 " ".join(sorted(entry["orders"])), entry["unordered"]])
-        unordered.rows.sort(key=lambda r: str(r[0]))
-        q = (f'SELECT "expected_count", "read_count", "complete" FROM "movement_order" WHERE '
-             f'{self._where(storehouse=sh)} GROUP BY "portal", "order"')
-        for tags, row in self.db.rows(q):
-            if row.get("complete") is False:
-                uncertain.rows.append([self.clock.time(int(row["time"])), tags.get("portal", ""),
-                                       tags.get("order", ""), _round(row.get("expected_count")),
-                                       _round(row.get("read_count"))])
-        uncertain.rows.sort(key=lambda r: str(r[0]))
-        return [portals, unordered, uncertain]
-
-    def _supervision(self, sh: str, series: list[ClimateSeries]) -> list[Table]:
-        hours = max(1, -(-(self.until_ns - self.start_ns) // (3600 * _NS)))
-        table = Table("availability", "Sensor availability (hours with at least one reading)",
-                      sh, ["sensor", "kind", "hours_reporting", "hours", "percent"])
-        reported: dict[tuple[str, str], set[int]] = {}
-        sensors = [c.id for c in self.config.climate_sensors if c.storehouse == sh]
-        sensors += [s.sensor for s in series if s.sensor not in sensors]
-        for name in sensors:
-            reported[(name, "climate")] = set()
-        for s in series:
-            reported[(s.sensor, "climate")] = {
-                (t - self.start_ns) // (3600 * _NS) for t in s.times_ns
-                if self.start_ns <= t < self.until_ns}
-        for door in (d for d in self.config.doors if d.storehouse == sh):
-            q = (f'SELECT count("open") FROM "door" WHERE '
-                 f'{self._where(None, self.until_ns, storehouse=sh, door=door.id)} '
-                 'GROUP BY time(1h) fill(none)')
-            reported[(door.id, "door")] = {
-                (int(row["time"]) - self.start_ns) // (3600 * _NS)
-                for _, row in self.db.rows(q) if row.get("count")}
-        for (sensor, kind), seen in sorted(reported.items()):
-            table.rows.append([sensor, kind, len(seen), hours,
-                               round(100 * len(seen) / hours, 1)])
-        tamper = Table("tamper", "Tamper events", sh, ["time", "key", "summary"])
-        q = (f'SELECT "key", "summary" FROM "alert" WHERE '
-             f'{self._where(storehouse=sh, rule="tamper", state="firing")}')
-        for _, row in self.db.rows(q):
-            tamper.rows.append([self.clock.time(int(row["time"])), str(row.get("key") or ""),
-                                str(row.get("summary") or "")])
-        return [table, tamper]
-
     # -- integrity -------------------------------------------------------------------------------
 
     def _integrity(self) -> tuple[Table, str, str]:
@@ -586,23 +382,25 @@ class _Builder:
     # -- the whole -------------------------------------------------------------------------------
 
     def build(self) -> Report:
-        self._alarm_storehouses()
-        episodes = self._episodes()
-        by_storehouse: dict[str, list[_Episode]] = defaultdict(list)
-        for ep in episodes:
-            by_storehouse[self._storehouse_of(ep.key)].append(ep)
+        from daemon import report_alarms as alarms
+        from daemon import report_sections as more
+
+        by_storehouse = alarms.by_storehouse(self)
         sections = []
         for sh in self.storehouses:
             self.progress(f"{sh.id}: climate")
             series = self._series(sh.id)
             temperature, humidity = self._limits(sh.climate_class)
             tables = [self._daily(sh.id, series),
-                      self._hours_above(sh.id, series, temperature, humidity)]
+                      self._hours_above(sh.id, series, temperature, humidity),
+                      more.climate_events(self, sh.id, series, temperature, humidity)]
             self.progress(f"{sh.id}: alarms, access, movements, supervision")
-            tables += self._alarm_tables(sh.id, by_storehouse.get(sh.id, []))
-            tables += self._access(sh.id)
-            tables += self._movements(sh.id)
-            tables += self._supervision(sh.id, series)
+            tables += alarms.alarm_tables(self, sh.id, by_storehouse.get(sh.id, []))
+            tables += [*more.access(self, sh.id), more.armed_entries(self, sh.id)]
+            tables += more.vault_tables(self, sh.id)
+            tables += [*more.movements(self, sh.id), more.items_unseen(self, sh.id)]
+            tables += more.supervision(self, sh.id, series)
+            tables.append(more.silent_periods(self, sh.id, series))
             notes = []
             if not any(s.times_ns for s in series):
                 notes.append("no climate readings in InfluxDB for this month")
@@ -614,9 +412,10 @@ class _Builder:
             sections.append(StorehouseReport(sh.id, sh.name or sh.id, tables, series,
                                              temperature, humidity, notes))
         integrity, status, head = self._integrity()
-        site_tables = [integrity]
+        self.progress("gateway: uptime and spool backlog")
+        site_tables = [integrity, *more.gateway_tables(self)]
         if len(self.storehouses) == len(self.config.storehouses) and by_storehouse.get(""):
-            for t in self._alarm_tables("", by_storehouse[""]):
+            for t in alarms.alarm_tables(self, "", by_storehouse[""]):
                 t.name, t.title = f"site_{t.name}", f"{t.title}, not tied to a storehouse"
                 site_tables.append(t)
         generated = dt.datetime.fromtimestamp(self.now_ns / _NS, tz=self.zone)

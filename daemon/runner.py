@@ -28,6 +28,7 @@ from daemon.notifiers.kinds import Resender, build_notifiers
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.officers import Officers
 from daemon.pipeline import Pipeline, receipt_digest
+from daemon.recent import RecentEvents
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.spool import Spool
 from daemon.statefile import StateFile
@@ -83,15 +84,18 @@ class Daemon:
         watchers = frozenset({"mqtt", "log", "*", *(n.name for n in notifiers)})
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        # Door states and the last events per storehouse, for the web console (memory only).
+        self.recent = RecentEvents(depot)
         self.desk = AlarmDesk(config.alerting, routed(
-            [*((o.notifier.name, o.put) for o in self.outboxes), ("*", self._alert_changed)],
+            [*((o.notifier.name, o.put) for o in self.outboxes), ("*", self._alert_changed),
+             ("*", self.recent.alarm)],
             always=watchers), self._audit)
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.api = build_api(self.desk, {o.token_sha256.lower(): o.name
                                          for o in config.api.officers}, self.clock,
                              ready=self.metrics.readiness, metrics=self.metrics.render,
-                             console=True)
+                             console=True, recent=self.recent, audit_path=self.audit.path)
         self.api_url: str | None = None
         commands = f"{topic.rsplit('/', 1)[0]}/commands"
         self.commands = CommandDesk(
@@ -112,6 +116,7 @@ class Daemon:
             notify=[self._condition],
             receipts=self.spool.receipts,
         )
+        self.pipeline.listeners.append(self.recent.reading)
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.

@@ -4,16 +4,24 @@ Zigbee2MQTT reading is seen, acknowledged and checked through the page."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inprocess_daemon import DOOR_KEY, OFFICER, TOKEN, Running, depot, eventually, running
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from servers import Mosquitto
+
+from daemon.config import Config
+from daemon.model import Reading
+from daemon.recent import RecentEvents
+
+NS = 1_000_000_000
 
 CHROMIUM = "/usr/bin/chromium"
 # Debian's chromium, headless, no sandbox (root in CI), nothing phoning home.
@@ -148,7 +156,7 @@ def test_console_fits_a_phone_screen(browser: Browser, depot_daemon: Running,
     page = context.new_page()
     log_in(page, live.url)
     expect(page.locator(f'tr[data-key="{DOOR_KEY}"]')).to_be_visible()
-    for path in ("/alerts", DOOR_URL):
+    for path in ("/alerts", DOOR_URL, "/storehouses", "/silences"):
         page.goto(live.url + path)
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -157,3 +165,155 @@ def test_console_fits_a_phone_screen(browser: Browser, depot_daemon: Running,
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 5000
     context.close()
+
+
+SECOND_TOKEN = "console-second-officer-token-9876543210"
+SECOND = "Lt. Weber"
+BADGE = "4711"
+
+
+def depot_with_reader(state_dir: Path, mqtt_port: int) -> dict[str, Any]:
+    """The console depot plus a badge reader at SH1-D1, a roster and a second officer."""
+    config = depot(state_dir, mqtt_port)
+    config["doors"][0]["badge_reader"] = "reader1"
+    config["roster"] = [{"name": "Sgt. Anna Berger", "badge": BADGE, "zones": ["SH1"]}]
+    config["mqtt"]["subscriptions"].append(
+        {"topic": "badges/{sensor}", "decoder": {"type": "json_fields",
+                                                 "fields": {"badge": "card"}}})
+    config["api"]["officers"].append(
+        {"name": SECOND, "token_sha256": hashlib.sha256(SECOND_TOKEN.encode()).hexdigest()})
+    return config
+
+
+@pytest.fixture
+def reader_daemon(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Running]:
+    with running(depot_with_reader(tmp_path / "state", mosquitto.port)) as live:
+        yield live
+
+
+def test_storehouse_page_shows_door_state_and_last_events_live(
+        browser: Browser, reader_daemon: Running) -> None:
+    live = reader_daemon
+    page = browser.new_page()
+    log_in(page, live.url)
+    page.click("header nav >> text=Storehouses")
+    expect(page).to_have_url(live.url + "/storehouses")
+    card = page.locator('section[data-storehouse="SH1"]')
+    expect(card.locator("h2")).to_contain_text("Store 1")
+    door = card.locator('tr[data-door="SH1-D1"] td.door-state')
+    expect(door).to_have_text("unknown")
+
+    # The page is open before anything happens: polling brings door, badge and alarm in.
+    live.publish("badges/reader1", {"card": BADGE})
+    live.publish("badges/reader1", {"card": "999999"})
+    live.publish("zigbee2mqtt/door1", {"contact": False})
+    expect(door).to_have_text("open", timeout=10_000)
+    events = card.locator("ol.events")
+    expect(events).to_contain_text("door SH1-D1 opened")
+    expect(events).to_contain_text("badge Sgt. Anna Berger at SH1-D1: granted")
+    expect(events).to_contain_text("badge unknown badge at SH1-D1: refused (unknown)")
+    expect(events).to_contain_text(f"critical alarm {DOOR_KEY}: firing")
+    live.publish("zigbee2mqtt/door1", {"contact": True})
+    expect(door).to_have_text("closed", timeout=10_000)
+    expect(events).to_contain_text("door SH1-D1 closed")
+    expect(events).to_contain_text("(condition ended)")
+    # Badge numbers never reach the page, only roster names.
+    text = page.content()
+    assert BADGE not in text and "999999" not in text
+    page.close()
+
+
+def test_alarm_page_lists_its_audit_entries(browser: Browser, depot_daemon: Running) -> None:
+    live = depot_daemon
+    live.publish("zigbee2mqtt/door1", {"contact": False})
+    eventually(lambda: any(a.key == DOOR_KEY for a in live.daemon.desk.alarms()))
+    page = browser.new_page()
+    log_in(page, live.url)
+    page.goto(live.url + DOOR_URL)
+    audit = page.locator("#audit")
+    expect(audit.locator("tr", has_text="raised")).to_contain_text("system")
+    page.fill("#ack-form textarea[name=note]", "on my way")
+    page.click("#ack-form button")
+    row = audit.locator("tr", has_text="acknowledged")
+    expect(row).to_contain_text(OFFICER)
+    expect(row).to_contain_text("note: on my way")
+    # An entry written while the page is open (the condition ends) shows up by polling.
+    live.publish("zigbee2mqtt/door1", {"contact": True})
+    expect(audit.locator("tr", has_text="condition_ended")).to_be_visible(timeout=10_000)
+    # The page shows exactly the alarm's entries from the audit log, in order.
+    shown = [int(s) for s in audit.locator("tr[data-seq]").evaluate_all(
+        "rows => rows.map(r => r.dataset.seq)")]
+    entries = [json.loads(line) for line in
+               (live.daemon.config.state_dir / "audit.jsonl").read_text().splitlines()]
+    assert shown == [e["seq"] for e in entries if e["subject"] == DOOR_KEY]
+    page.close()
+
+
+def test_silences_are_approved_by_a_second_officer_and_expired(
+        browser: Browser, reader_daemon: Running) -> None:
+    live = reader_daemon
+    live.publish("zigbee2mqtt/door1", {"contact": False})
+    eventually(lambda: any(a.key == DOOR_KEY for a in live.daemon.desk.alarms()))
+    first = browser.new_context()
+    page = first.new_page()
+    log_in(page, live.url)
+    page.goto(live.url + DOOR_URL)
+    page.fill("#silence-form input[name=reason]", "contact being replaced")
+    page.click("#silence-form button")
+    [silence] = live.daemon.desk.silences()
+    page.click("header nav >> text=Silences")
+    card = page.locator(f'section[data-silence="{silence.id}"]')
+    expect(card.locator(".silence-state")).to_have_text("awaiting approval")
+    # The author may not approve a silence of a critical rule: refused, visibly, nothing changes.
+    card.locator("form.approve button").click()
+    expect(page.locator(".error")).to_contain_text("second, different officer")
+    assert live.daemon.desk.silences()[0].approved_by is None
+    # Without the CSRF token the approval is refused too.
+    approve = f"{live.url}/silences/{silence.id}/approve"
+    assert first.request.post(approve, form={}).status == 403
+    assert live.daemon.desk.silences()[0].approved_by is None
+
+    second = browser.new_context()
+    other = second.new_page()
+    log_in(other, live.url, SECOND_TOKEN)
+    expect(other.locator("#officer")).to_have_text(SECOND)
+    other.goto(live.url + "/silences")
+    theirs = other.locator(f'section[data-silence="{silence.id}"]')
+    theirs.locator("form.approve button").click()
+    expect(theirs.locator(".silence-state")).to_have_text("active")
+    expect(theirs).to_contain_text(f"Approved by{SECOND}")
+    assert live.daemon.desk.silences()[0].approved_by == SECOND
+    assert live.daemon.desk.get(DOOR_KEY).silenced_by == silence.id
+    # The first officer's open page learns of the approval by polling.
+    expect(card.locator(".silence-state")).to_have_text("active", timeout=10_000)
+    # The alarm's page shows its silence's entries in its audit trail.
+    detail = first.new_page()
+    detail.goto(live.url + DOOR_URL)
+    expect(detail.locator("#audit tr", has_text="silence_approved")).to_contain_text(SECOND)
+    expect(detail.locator("#audit tr", has_text="silence_created")).to_contain_text(OFFICER)
+
+    theirs.locator("form.expire button").click()
+    expect(theirs.locator(".silence-state")).to_have_text("expired")
+    expect(theirs.locator("form")).to_have_count(0)
+    assert live.daemon.desk.silences()[0].expired_ns is not None
+    actions = audit_actions(live)
+    assert (SECOND, "silence_approved", silence.id) in actions
+    assert (SECOND, "silence_expired", silence.id) in actions
+    assert (OFFICER, "silence_approved", silence.id) not in actions
+    first.close()
+    second.close()
+
+
+def test_recent_events_are_bounded_and_hold_no_badge_numbers(tmp_path: Path) -> None:
+    config = Config.model_validate(depot_with_reader(tmp_path / "state", 1883))
+    recent = RecentEvents(config.depot(), keep=5)
+    for second in range(30):
+        recent.reading(Reading("door1", second * NS, {"open": second % 2 == 0}))
+        recent.reading(Reading("door1", second * NS + 1, {"open": second % 2 == 0}))  # repeat
+    recent.reading(Reading("reader1", 40 * NS, {"badge": BADGE}))
+    events = recent.events("SH1")
+    assert len(events) == 5 and events[0].text == "badge Sgt. Anna Berger at SH1-D1: granted"
+    assert [e.text for e in events[1:3]] == ["door SH1-D1 closed", "door SH1-D1 opened"]
+    [door] = recent.doors("SH1")
+    assert (door.open, door.since_ns) == (False, 29 * NS)
+    assert BADGE not in json.dumps(recent.as_dict())

@@ -59,9 +59,50 @@ def _climate_lines() -> list[str]:
 def _other_lines() -> list[str]:
     lines = [f"climate_daily,site=depot-x,storehouse=SH1 max_c={25.5 + d},min_c={10.5 + d},"
              f"max_humidity_pct=55,min_humidity_pct=45 {_ns(d, 8)}" for d in range(1, 6)]
-    # SH1-D1 reports every hour of the month; SH1-D2 never.
-    lines += [f"door,site=depot-x,storehouse=SH1,door=SH1-D1 open=false {_ns(1) + h * 3600 * NS}"
-              for h in range(31 * 24)]
+    # SH1-D1 and the vault SH1-V1 report every 150 s, SH1-D1 but for 15 Oct 10:00-10:30 (one
+    # silent period); SH1-D2 never. The vault opens three times for 10 min.
+    openings = (_ns(6, 22), _ns(13, 11), _ns(20, 11))
+    for step in range(31 * 24 * 24):
+        at = _ns(1) + step * 150 * NS
+        if not _ns(15, 10) < at < _ns(15, 10, 30):
+            lines.append(f"door,site=depot-x,storehouse=SH1,door=SH1-D1 open=false {at}")
+        is_open = str(any(o <= at < o + 600 * NS for o in openings)).lower()
+        lines.append(f"door,site=depot-x,storehouse=SH1,door=SH1-V1 open={is_open} {at}")
+    # Vault badges: two persons before the first opening, Alice alone (twice) before the
+    # second, Alice too early (3 min) and Carol before the third.
+    for at, person in ((_ns(6, 21, 59) + 10 * NS, "Alice Adams"),
+                       (_ns(6, 21, 59) + 40 * NS, "Carol Clark"),
+                       (_ns(13, 10, 59) + 30 * NS, "Alice Adams"),
+                       (_ns(13, 10, 59) + 45 * NS, "Alice Adams"),
+                       (_ns(20, 10, 57), "Alice Adams"),
+                       (_ns(20, 10, 59) + 50 * NS, "Carol Clark")):
+        lines.append(f'access,site=depot-x,door=SH1-V1,result=granted person="{person}",'
+                     f'badge_hash="h-x" {at}')
+    alert = "alert,site=depot-x,severity=warning,storehouse=SH1"
+    lines += [
+        f'{alert},rule=two_person,state=firing key="two_person.SH1-V1",summary="v" {_ns(13, 11)}',
+        f'{alert},rule=two_person,state=resolved key="two_person.SH1-V1",summary="ok" '
+        f'{_ns(13, 11, 10)}',
+        f'{alert},rule=two_person_alone,state=firing key="two_person_alone.SH1-V1",'
+        f'summary="alone" {_ns(13, 11, 1)}',
+        f'{alert},rule=item_unseen,state=firing key="item_unseen.A0000001",'
+        f'summary="Rifle 7 unseen" {_ns(16, 8)}',
+        f'{alert},rule=item_unseen,state=resolved key="item_unseen.A0000001",'
+        f'summary="Rifle 7 read" {_ns(17, 9, 30)}',
+        f'{alert},rule=item_unseen,state=firing key="item_unseen.A0000002",'
+        f'summary="Rifle 8 unseen" {_ns(29, 8)}',
+    ]
+    # The MQTT input: up from before the month, down 6 h on 5 Oct and 3 h on 25 Oct; a serial
+    # port first heard of on 2 Oct. Spool backlog on 5 and 6 Oct (and one before the month).
+    for at, component, up in ((_ns(30, 12, month=9), "mqtt", True), (_ns(5, 10), "mqtt", False),
+                              (_ns(5, 16), "mqtt", True), (_ns(25), "mqtt", False),
+                              (_ns(25, 3), "mqtt", True), (_ns(2), "serial-usb0", True)):
+        lines.append(f"gateway,site=depot-x,component={component} up={str(up).lower()} {at}")
+    for at, backlog, lag in ((_ns(30, 12, month=9), 9999, 999), (_ns(5, 10, 10), 0, 0),
+                             (_ns(5, 10, 20), 120, 40.5), (_ns(5, 10, 30), 340, 95.25),
+                             (_ns(6, 12), 12, 3)):
+        lines.append(f"gateway,site=depot-x,component=spool spool_points={backlog},"
+                     f"lag_s={lag},fill_pct=0.1 {at}")
     for i in range(5):
         lines.append(f'access,site=depot-x,door=SH1-D1,result=granted person="Alice Adams",'
                      f'badge_hash="h-alice" {_ns(4, 9, i)}')
@@ -129,11 +170,17 @@ def month(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> dic
 site: {{id: depot-x, name: Depot X}}
 state_dir: {state_dir}
 storehouses:
-  - {{id: SH1, name: North magazine}}
+  - id: SH1
+    name: North magazine
+    armed: {{mode: schedule, windows: [{{from: "18:00", to: "07:00"}}], holidays: [2026-10-04]}}
   - {{id: SH2, name: Propellant store, climate_class: propellant}}
 doors:
   - {{id: SH1-D1, storehouse: SH1, contact_sensor: sh1-door1}}
   - {{id: SH1-D2, storehouse: SH1, contact_sensor: sh1-door2}}
+  - {{id: SH1-V1, storehouse: SH1, contact_sensor: sh1-vault, two_person: true}}
+items:
+  - {{epc: A0000001, name: Rifle 7, storehouse: SH1}}
+  - {{epc: A0000002, name: Rifle 8, storehouse: SH1}}
 climate_sensors:
   - {{id: sh1-t1, storehouse: SH1}}
   - {{id: sh1-t2, storehouse: SH1}}
@@ -221,11 +268,75 @@ def test_access_movements_supervision(month: dict[str, Any]) -> None:
             for r in _table(month, "count_uncertain", "SH1")] == [("MO-1", "4.0", "3.0")]
     availability = {r["sensor"]: r["percent"] for r in _table(month, "availability", "SH1")}
     assert availability == {"sh1-t1": "100.0", "sh1-t2": "100.0", "SH1-D1": "100.0",
-                            "SH1-D2": "0.0"}
+                            "SH1-D2": "0.0", "SH1-V1": "100.0"}
     sh2 = {r["sensor"]: (r["hours_reporting"], r["hours"], r["percent"])
            for r in _table(month, "availability", "SH2")}
     assert sh2 == {"sh2-t1": ("456", "744", "61.3")}
     assert [r["key"] for r in _table(month, "tamper", "SH1")] == ["tamper.sh1-t1"]
+
+
+def test_climate_events(month: dict[str, Any]) -> None:
+    events = [(r["sensor"], r["quantity"], r["band"], r["limit"], r["start"], r["end"],
+               r["hours"], r["peak"]) for r in _table(month, "climate_events", "SH1")]
+    assert events == [
+        ("sh1-t2", "humidity_pct", "warning", "65.0", "2026-10-07 00:00", "2026-10-07 06:00",
+         "6.0", "66.0"),
+        ("sh1-t1", "temperature_c", "warning", "30.0", "2026-10-10 12:00", "2026-10-10 15:00",
+         "3.0", "39.0"),
+        ("sh1-t1", "temperature_c", "alarm", "37.8", "2026-10-10 14:00", "2026-10-10 15:00",
+         "1.0", "39.0"),
+    ]
+    sh2 = _table(month, "climate_events", "SH2")
+    assert [(r["band"], r["limit"], r["start"], r["end"], r["peak"]) for r in sh2] == [
+        ("alarm", "60.0", "2026-10-03 09:00", "2026-10-03 10:00", "62.0")]
+
+
+def test_armed_entries_and_two_person(month: dict[str, Any]) -> None:
+    # SH1 is armed 18:00-07:00 and all of the 4 Oct holiday.
+    armed = [(r["time"], r["door"], r["person"]) for r in _table(month, "access_armed", "SH1")]
+    assert armed == [(f"2026-10-04 09:0{i}", "SH1-D1", "Alice Adams") for i in range(5)] + [
+        ("2026-10-06 21:59", "SH1-V1", "Alice Adams"),
+        ("2026-10-06 21:59", "SH1-V1", "Carol Clark")]
+    assert _table(month, "access_armed", "SH2") == []
+    assert _table(month, "two_person", "SH1") == [
+        {"door": "SH1-V1", "openings": "3", "two_persons": "1", "fewer": "2",
+         "two_person_alerts": "1", "alone_alerts": "1"}]
+    assert [(r["time"], r["persons"]) for r in _table(month, "two_person_openings", "SH1")] == [
+        ("2026-10-13 11:00", "Alice Adams"), ("2026-10-20 11:00", "Carol Clark")]
+    assert [(r["time"], r["rule"]) for r in _table(month, "two_person_alerts", "SH1")] == [
+        ("2026-10-13 11:00", "two_person"), ("2026-10-13 11:01", "two_person_alone")]
+    assert _table(month, "two_person", "SH2") == []
+
+
+def test_items_unseen(month: dict[str, Any]) -> None:
+    assert [(r["since"], r["epc"], r["item"], r["resolved"])
+            for r in _table(month, "items_unseen", "SH1")] == [
+        ("2026-10-16 08:00", "A0000001", "Rifle 7", "2026-10-17 09:30"),
+        ("2026-10-29 08:00", "A0000002", "Rifle 8", "")]
+
+
+def test_silent_periods_gateway_spool(month: dict[str, Any]) -> None:
+    silent = [(r["sensor"], r["kind"], r["limit_s"], r["start"], r["end"], r["minutes"],
+               r["open_at_end"]) for r in _table(month, "silent_periods", "SH1")]
+    assert silent == [
+        ("SH1-D1", "door", "180.0", "2026-10-15 10:00", "2026-10-15 10:30", "30.0", "no"),
+        ("SH1-D2", "door", "180.0", "2026-10-01 00:00", "2026-11-01 00:00", "44640.0", "yes")]
+    assert [(r["sensor"], r["start"], r["minutes"])
+            for r in _table(month, "silent_periods", "SH2")] == [
+        ("sh2-t1", "2026-10-19 23:50", "17290.0")]
+    uptime = {r["component"]: (r["up_hours"], r["down_hours"], r["unknown_hours"],
+                               r["up_percent"], r["outages"])
+              for r in _table(month, "gateway_uptime", "")}
+    assert uptime == {"mqtt": ("735.0", "9.0", "0.0", "98.79", "2"),
+                      "serial-usb0": ("720.0", "0.0", "24.0", "96.77", "0")}
+    assert _table(month, "spool_peaks", "") == [
+        {"date": "2026-10-05", "max_spool_points": "340.0", "max_lag_s": "95.25"},
+        {"date": "2026-10-06", "max_spool_points": "12.0", "max_lag_s": "3.0"}]
+    tables = {(t["name"], t["storehouse"]): t for t in month["json"]["tables"]}
+    assert tables[("gateway_uptime", "")]["rows"][0] == {
+        "component": "mqtt", "up_hours": 735.0, "down_hours": 9.0, "unknown_hours": 0.0,
+        "up_percent": 98.79, "outages": 2}
+    assert tables[("two_person", "SH1")]["rows"][0]["fewer"] == 2
 
 
 def test_integrity_and_json_match_csv(month: dict[str, Any]) -> None:
@@ -251,6 +362,11 @@ def test_pdf(month: dict[str, Any]) -> None:
     assert "North magazine" in text and "Propellant store" in text
     assert month["head"] in text.replace("\n", "")
     assert "door_forced.SH1-D1" in text
+    for title in ("Exceedance events", "Entries while the storehouse was armed",
+                  "Two-person compliance", "Items not seen for more than 24 h",
+                  "Silent periods", "Gateway inputs: uptime", "Spool backlog peaks"):
+        assert title in text
+    assert "two_person_alone.SH1-V1" in text.replace("\n", "")
     if shutil.which("pdftotext"):
         plain = subprocess.run(["pdftotext", "-layout", str(month["pdf"]), "-"],
                                capture_output=True, text=True, check=True).stdout

@@ -1,4 +1,5 @@
-// depotwatch console: keeps the alarm list and an alarm's lifecycle block current by polling
+// depotwatch console: keeps the alarm list, an alarm's lifecycle block and audit trail, the
+// storehouses and the silences current by polling
 // the console's JSON every few seconds (cookie session; read-only, so no CSRF token needed).
 "use strict";
 (function () {
@@ -29,7 +30,21 @@
     }
     var alarm = document.querySelector("#alarm[data-poll]");
     if (alarm) {
-      poll(alarm, function (body) { alarm.innerHTML = body.html; });
+      poll(alarm, function (body) {
+        alarm.innerHTML = body.html;
+        var audit = document.getElementById("audit");
+        if (audit && body.audit) { audit.innerHTML = body.audit; }
+      });
     }
+    // Storehouse cards and the silence list: the server renders, the page swaps the block in
+    // (not while a silence button has focus, so a tap is never lost to a redraw).
+    ["#storehouses[data-poll]", "#silences[data-poll]"].forEach(function (selector) {
+      var block = document.querySelector(selector);
+      if (block) {
+        poll(block, function (body) {
+          if (!block.contains(document.activeElement)) { block.innerHTML = body.html; }
+        });
+      }
+    });
   });
 })();

@@ -94,10 +94,8 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         # orjson (5-6x faster, bench/depot.py) gives the same values as json.loads for every
         # payload it accepts; what it refuses (bad UTF-8, NaN, lone surrogates, bad JSON) goes
         # through json.loads, which accepts some of it and words the errors.
-        if _LONG_DIGITS.search(payload) is None:
-            value = orjson.loads(payload)
-        else:
-            value = _loads(payload)
+        fast = _LONG_DIGITS.search(payload) is None
+        value = orjson.loads(payload) if fast else _loads(payload)
     except orjson.JSONDecodeError:
         value = _loads(payload)
     if not isinstance(value, dict):

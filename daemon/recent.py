@@ -1,0 +1,134 @@
+"""What happened lately, per storehouse, for the web console (issue 8): each door's state and
+the last few events (door changes, badge reads, alarm changes).
+
+A small bounded view in memory, fed from the pipeline (readings) and the alarm desk (notices);
+it is not saved: after a restart a door is "unknown" until its contact reports again. Badge
+reads are shown by roster name only: the badge number never enters this view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from daemon.alerts import Alert
+from daemon.model import Reading
+from rules.badge_access import badge_read
+from rules.depot import AccessVerdict, Depot, SensorKind
+
+__all__ = ["DoorState", "Event", "RecentEvents"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DoorState:
+    """A door's last known contact state; `open` is None until its contact has reported."""
+
+    door: str
+    storehouse: str
+    open: bool | None = None
+    since_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of a storehouse's recent history."""
+
+    at_ns: int
+    kind: str  # "door", "badge" or "alarm"
+    subject: str
+    text: str
+
+
+class RecentEvents:
+    """Door states and the last `keep` events of each storehouse."""
+
+    def __init__(self, depot: Depot, keep: int = 20) -> None:
+        self._depot = depot
+        self._contacts = {d.contact_sensor: d for d in depot.doors.values()}
+        self._doors = {d.id: DoorState(d.id, d.storehouse) for d in depot.doors.values()}
+        self._events: dict[str, deque[Event]] = {
+            s: deque(maxlen=keep) for s in depot.storehouses}
+        # Notices repeat (re-sends, escalation): an alarm's change is recorded once.
+        self._alarm_seen: dict[str, tuple[str, bool]] = {}
+
+    def storehouses(self) -> list[tuple[str, str]]:
+        """(id, name) of every storehouse, in config order."""
+        return [(s.id, s.name) for s in self._depot.storehouses.values()]
+
+    def doors(self, storehouse: str) -> list[DoorState]:
+        """The storehouse's doors, in config order."""
+        return [d for d in self._doors.values() if d.storehouse == storehouse]
+
+    def events(self, storehouse: str) -> list[Event]:
+        """The storehouse's recent events, newest first."""
+        return list(reversed(self._events.get(storehouse, ())))
+
+    def reading(self, reading: Reading) -> None:
+        """A decoded reading of a known sensor (the pipeline calls this for every one)."""
+        sensor = self._depot.sensors.get(reading.sensor)
+        if sensor is None:
+            return
+        if sensor.kind is SensorKind.DOOR:
+            self._door(reading)
+        elif sensor.kind is SensorKind.BADGE_READER:
+            read = badge_read(self._depot, reading)
+            if read is None:
+                return
+            who = read.name or "unknown badge"
+            verdict = ("granted" if read.verdict is AccessVerdict.GRANTED
+                       else f"refused ({read.verdict.value.replace('_', ' ')})")
+            self._add(read.door.storehouse, Event(reading.at_ns, "badge", read.door.id,
+                                                  f"badge {who} at {read.door.id}: {verdict}"))
+
+    def _door(self, reading: Reading) -> None:
+        door = self._contacts.get(reading.sensor)
+        is_open = reading.values.get("open")
+        if door is None or not isinstance(is_open, bool):
+            return
+        state = self._doors[door.id]
+        if state.open is is_open:
+            return  # a repeated report: no change
+        self._doors[door.id] = DoorState(door.id, door.storehouse, is_open, reading.at_ns)
+        self._add(door.storehouse, Event(reading.at_ns, "door", door.id,
+                                         f"door {door.id} {'opened' if is_open else 'closed'}"))
+
+    def alarm(self, alert: Alert) -> None:
+        """An alarm notice from the desk (raised, acknowledged, condition ended, cleared)."""
+        try:
+            self._alarm(alert)
+        except Exception:  # a view's bug must not stop the desk's notices
+            log.exception("recent events: alarm notice %s not recorded", alert.key)
+
+    def _alarm(self, alert: Alert) -> None:
+        lifecycle = str(alert.facts.get("lifecycle", alert.state.value))
+        active = bool(alert.facts.get("condition_active", True))
+        if self._alarm_seen.get(alert.key) == (lifecycle, active):
+            return
+        self._alarm_seen[alert.key] = (lifecycle, active)
+        if lifecycle == "cleared":
+            del self._alarm_seen[alert.key]
+        storehouse = alert.storehouse or self._storehouse_of(alert.subject)
+        if storehouse not in self._events:
+            return
+        text = f"{alert.severity.value} alarm {alert.key}: {lifecycle}"
+        if lifecycle != "cleared" and not active:
+            text += " (condition ended)"
+        self._add(storehouse, Event(alert.changed_ns, "alarm", alert.key, text))
+
+    def _storehouse_of(self, subject: str) -> str:
+        door = self._doors.get(subject)
+        return door.storehouse if door is not None else ""
+
+    def _add(self, storehouse: str, event: Event) -> None:
+        if storehouse in self._events:
+            self._events[storehouse].append(event)
+
+    def as_dict(self) -> Mapping[str, object]:
+        """JSON-ready, for tests and debugging."""
+        return {s: {"doors": [(d.door, d.open, d.since_ns) for d in self.doors(s)],
+                    "events": [(e.at_ns, e.kind, e.text) for e in self.events(s)]}
+                for s in self._events}
