@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+import struct
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +98,46 @@ class TopicRouter:
         return None
 
 
+# A PUBACK for success without properties: the short form MQTT 3.1.1 and 5 (3.4.2.1) both take.
+_PUBACK = struct.Struct("!BBH")
+Deliver = Callable[[str, bytes, Any, Callable[[int], None] | None], None]
+
+
 class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
-    """gmqtt reconnects on its own; this grows its delay exponentially with jitter."""
+    """gmqtt reconnects on its own; this grows its delay exponentially with jitter.
+
+    QoS 1 messages go to `deliver` instead of a Task each (gmqtt's way): a Task costs about
+    5 µs a message and each PUBACK its own socket write; here the PUBACKs of one turn of the
+    event loop (one spool commit) leave in one write (bench/depot.py, issue 9).
+    """
 
     backoff_min_s = 0.5
     backoff_max_s = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliver: Deliver | None = None
+        self._acks: list[int] = []
+
+    def _handle_qos_1_publish_packet(self, mid: int, packet: bytes, print_topic: str,
+                                     properties: Any) -> None:
+        if self.deliver is None or self._optimistic_acknowledgement:
+            super()._handle_qos_1_publish_packet(mid, packet, print_topic, properties)
+            return
+        self.deliver(print_topic, packet, properties, functools.partial(self._acked, mid))
+
+    def _acked(self, mid: int, reason_code: int) -> None:
+        if reason_code:
+            self._send_puback(mid, reason_code=reason_code)
+            return
+        self._acks.append(mid)
+        if len(self._acks) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        mids, self._acks = self._acks, []
+        if mids and self._connection is not None:
+            self._connection.send_package(b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids))
 
     def reset_backoff(self) -> None:
         self.reconnect_delay = self.backoff_min_s
@@ -178,7 +215,9 @@ class MqttLink:
             client.set_auth_credentials(self._config.username, password)
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
-        client.on_message = self._message
+        # QoS 0 arrives at on_message, QoS 1 at deliver (the PUBACK waits for the handler).
+        client.on_message = self._message_qos0
+        client.deliver = self._deliver
         return client
 
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
@@ -204,6 +243,40 @@ class MqttLink:
                         self._config.host, self._config.port)
             self._report(False)
         self.connected.clear()
+
+    def _message_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
+                      properties: Any) -> None:
+        self._deliver(topic, payload, properties, None)
+
+    def _deliver(self, topic: str, payload: bytes, properties: Any,
+                 done: Callable[[int], None] | None) -> None:
+        """Handle one message; `done(reason code)` once the handler has returned.
+
+        The handler coroutine is driven here, not wrapped in a Task: it starts at once (messages
+        are taken in arrival order) and resumes when the future it awaits (the spool's commit)
+        is done. So the handler must only await futures: no `asyncio.timeout()` in it.
+        """
+        self._step(self._message(self._client, topic, payload, 1, properties), done)
+
+    def _step(self, handler: Coroutine[Any, Any, int], done: Callable[[int], None] | None,
+              ) -> None:
+        try:
+            waiting = handler.send(None)
+        except StopIteration as finished:
+            if done is not None:
+                done(finished.value)
+            return
+        except asyncio.CancelledError:
+            return  # not acknowledged: the broker sends it again after a reconnect
+        except Exception:
+            log.exception("MQTT message handler failed; the message stays unacknowledged")
+            return
+        if asyncio.isfuture(waiting):
+            # What `await future` hands to its driver; a Task would clear the flag the same way.
+            waiting._asyncio_future_blocking = False
+            waiting.add_done_callback(lambda _: self._step(handler, done))
+        else:  # a bare yield (asyncio.sleep(0)): go on at the next turn of the loop
+            asyncio.get_running_loop().call_soon(self._step, handler, done)
 
     async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
                        properties: Any) -> int:
