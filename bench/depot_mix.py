@@ -209,6 +209,11 @@ def daemon_config(lay: Layout, *, site: str, prefix: str, state_dir: str, mqtt_p
                             for p, _, _, _, epcs in lay.portals],
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": f"depotwatch-{site}",
                  "subscriptions": _subscriptions(prefix)},
+        # Every rule kind at its defaults but one: the mix's sensors report only during runs,
+        # where a depot's report all the time; with PSSM.md's silence limits (10 s wired) every
+        # idle minute between runs would page "sensor silent" for the whole depot.
+        "rules": [{"type": "sensor_silent", "wired_s": 3600, "radio_s": 3600,
+                   "climate_s": 3600}],
         "influxdb": [
             {"api": "v1", "url": influx_url, "database": influx_db},
             {"api": "v2", "url": vm_url, "bucket": influx_db, "org": "bench", "token": "bench"},

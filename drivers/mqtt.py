@@ -100,44 +100,17 @@ class TopicRouter:
 
 # A PUBACK for success without properties: the short form MQTT 3.1.1 and 5 (3.4.2.1) both take.
 _PUBACK = struct.Struct("!BBH")
-Deliver = Callable[[str, bytes, Any, Callable[[int], None] | None], None]
+# Messages taken but not yet acknowledged (their spool commit pending): at this many the socket
+# is not read until half of them are done, so a burst waits at the broker, not in our memory
+# (Mosquitto sends a QoS 1 backlog without waiting for PUBACKs).
+_MAX_PENDING = 1000
 
 
 class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
-    """gmqtt reconnects on its own; this grows its delay exponentially with jitter.
-
-    QoS 1 messages go to `deliver` instead of a Task each (gmqtt's way): a Task costs about
-    5 µs a message and each PUBACK its own socket write; here the PUBACKs of one turn of the
-    event loop (one spool commit) leave in one write (bench/depot.py, issue 9).
-    """
+    """gmqtt reconnects on its own; this grows its delay exponentially with jitter."""
 
     backoff_min_s = 0.5
     backoff_max_s = 30.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deliver: Deliver | None = None
-        self._acks: list[int] = []
-
-    def _handle_qos_1_publish_packet(self, mid: int, packet: bytes, print_topic: str,
-                                     properties: Any) -> None:
-        if self.deliver is None or self._optimistic_acknowledgement:
-            super()._handle_qos_1_publish_packet(mid, packet, print_topic, properties)
-            return
-        self.deliver(print_topic, packet, properties, functools.partial(self._acked, mid))
-
-    def _acked(self, mid: int, reason_code: int) -> None:
-        if reason_code:
-            self._send_puback(mid, reason_code=reason_code)
-            return
-        self._acks.append(mid)
-        if len(self._acks) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_acks)
-
-    def _flush_acks(self) -> None:
-        mids, self._acks = self._acks, []
-        if mids and self._connection is not None:
-            self._connection.send_package(b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids))
 
     def reset_backoff(self) -> None:
         self.reconnect_delay = self.backoff_min_s
@@ -165,6 +138,8 @@ class MqttLink:
         self._client: Any = None
         self.connected = asyncio.Event()
         self.connects = 0
+        self._pending = 0
+        self._paused: Any = None  # the transport whose reading is paused
         self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
         self._handlers: dict[str, Callable[[bytes], None]] = {}
 
@@ -215,10 +190,47 @@ class MqttLink:
             client.set_auth_credentials(self._config.username, password)
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
-        # QoS 0 arrives at on_message, QoS 1 at deliver (the PUBACK waits for the handler).
-        client.on_message = self._message_qos0
-        client.deliver = self._deliver
+        if not self._deliver_without_tasks(client):
+            client.on_message = self._message  # gmqtt's way: a Task per message
         return client
+
+    def _deliver_without_tasks(self, client: Any) -> bool:
+        """Hand messages to `_deliver` instead of gmqtt's Task per message; False if this gmqtt
+        has no package handler to hook into.
+
+        gmqtt runs every message's handler as a Task (about 5 µs a message here) and writes
+        each PUBACK on its own (a syscall each); here the PUBACKs that one turn of the event
+        loop completes (one spool commit) leave in one write (bench/depot.py, issue 9).
+        """
+        handler: Any = getattr(client, "_package_handler", None)
+        if not (callable(getattr(handler, "_handle_qos_1_publish_packet", None))
+                and callable(getattr(handler, "_send_puback", None))):
+            return False
+        acks: list[int] = []
+
+        def flush() -> None:
+            mids = acks.copy()
+            acks.clear()
+            connection = client._connection
+            if mids and connection is not None and not connection.is_closing():
+                connection.send_package(b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids))
+
+        def acked(mid: int, reason_code: int) -> None:
+            if reason_code:
+                handler._send_puback(mid, reason_code=reason_code)
+                return
+            acks.append(mid)
+            if len(acks) == 1:
+                asyncio.get_running_loop().call_soon(flush)
+
+        def qos1(mid: int, packet: bytes, print_topic: str, properties: Any) -> None:
+            # We subscribe at QoS 1 only, so QoS 2 (which would need on_message's Task) never
+            # arrives.
+            self._deliver(print_topic, packet, properties, functools.partial(acked, mid))
+
+        handler._handle_qos_1_publish_packet = qos1
+        client.on_message = self._message_qos0
+        return True
 
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connects += 1
@@ -256,19 +268,35 @@ class MqttLink:
         are taken in arrival order) and resumes when the future it awaits (the spool's commit)
         is done. So the handler must only await futures: no `asyncio.timeout()` in it.
         """
+        self._pending += 1
+        if self._pending >= _MAX_PENDING and self._paused is None:
+            transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self._paused = transport
         self._step(self._message(self._client, topic, payload, 1, properties), done)
+
+    def _handled(self) -> None:
+        self._pending -= 1
+        if self._paused is not None and self._pending <= _MAX_PENDING // 2:
+            transport, self._paused = self._paused, None
+            if not transport.is_closing():
+                transport.resume_reading()
 
     def _step(self, handler: Coroutine[Any, Any, int], done: Callable[[int], None] | None,
               ) -> None:
         try:
             waiting = handler.send(None)
         except StopIteration as finished:
+            self._handled()
             if done is not None:
                 done(finished.value)
             return
         except asyncio.CancelledError:
+            self._handled()
             return  # not acknowledged: the broker sends it again after a reconnect
         except Exception:
+            self._handled()
             log.exception("MQTT message handler failed; the message stays unacknowledged")
             return
         if asyncio.isfuture(waiting):
@@ -325,4 +353,11 @@ class MqttLink:
         """Queue a publish; QoS 1 messages are resent by gmqtt after a reconnect."""
         if self._client is None or not self.connected.is_set():
             raise DriverError(f"MQTT not connected, cannot publish to {topic}")
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        try:
+            self._client.publish(topic, payload, qos=qos, retain=retain)
+        except OverflowError as exc:
+            # gmqtt is out of packet ids: as many QoS 1 publishes as the broker's receive maximum
+            # (Mosquitto: max_inflight_messages, 20) wait for their PUBACKs, as in a burst of
+            # alerts. Left untranslated it ended the daemon's task group.
+            raise DriverError(f"MQTT: too many publishes awaiting PUBACK, cannot publish to "
+                              f"{topic} yet") from exc

@@ -43,6 +43,7 @@ def config(mosquitto: Mosquitto, influx_url: str, db: str, state_dir: Path,
         "influxdb": [{"api": "v1", "url": influx_url, "database": db,
                       "flush_interval_s": 0.2, "timeout_s": 2}],
         "rules": [{"type": "sensor_silent", "enabled": False}],
+        "api": {"listen_port": 0},  # daemons of other tests may be up at the same time
         "spool": {"health_interval_s": 1},
     }
 
@@ -182,14 +183,18 @@ def test_sigkilled_daemon_loses_and_duplicates_nothing(
     finally:
         stop.set()
         thread.join()
-    publisher.wait_acked(count[0])
-    acked = set(publisher.acked)
-    values = wait_stored(influxdb1, "killed", acked, within_s=90)
-    duplicated = len(values) - len(set(values))
-    print(f"\nSIGKILL x{kills}: published {count[0]}, acknowledged by the broker {len(acked)}, "
-          f"stored {len(set(values))}, lost {len(acked - set(values))}, duplicated {duplicated}")
-    assert duplicated == 0
-    assert daemon.stop() == 0, daemon.log()
+    try:
+        publisher.wait_acked(count[0])
+        acked = set(publisher.acked)
+        values = wait_stored(influxdb1, "killed", acked, within_s=90)
+        duplicated = len(values) - len(set(values))
+        print(f"\nSIGKILL x{kills}: published {count[0]}, acknowledged by the broker "
+              f"{len(acked)}, stored {len(set(values))}, lost {len(acked - set(values))}, "
+              f"duplicated {duplicated}")
+        assert duplicated == 0
+    finally:
+        # Never leave a daemon behind: it would hold ports and a broker session.
+        assert daemon.stop() == 0, daemon.log()
 
 
 def test_broker_restart_during_load_loses_nothing(

@@ -50,6 +50,7 @@ def config(mosquitto: Mosquitto, state_dir: Path, door_io: Path, rs485: Path) ->
             {"type": "sensor_silent", "wired_s": 60, "radio_s": 60, "climate_s": 1.0},
         ],
         "tick_interval_s": 0.1,
+        "api": {"listen_port": 0},
     }
 
 
