@@ -186,7 +186,8 @@ def _subscriptions(prefix: str) -> list[dict[str, Any]]:
 def daemon_config(lay: Layout, *, site: str, prefix: str, state_dir: str, mqtt_port: int,
                   influx_url: str, influx_db: str, vm_url: str, fsync: bool,
                   webhook_url: str | None) -> dict[str, Any]:
-    """depotwatch's config for this depot: every rule kind at its defaults, both databases."""
+    """depotwatch's config for this depot: every rule kind (silence limits raised), both
+    databases, a webhook when given."""
     now = dt.datetime.now(dt.UTC)
     config: dict[str, Any] = {
         "site": {"id": site, "name": f"Bench {site}"},
