@@ -1,0 +1,120 @@
+"""MqttLink's message path without a Task per message, and its publish under a full window."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import Mosquitto
+
+from daemon.clock import SystemClock
+from daemon.config import MqttConfig
+from daemon.errors import DriverError
+from daemon.model import RawMessage
+from daemon.spool import Spool
+from drivers.mqtt import MqttLink
+
+
+def _link(port: int, client_id: str) -> MqttLink:
+    return MqttLink(MqttConfig.model_validate({
+        "port": port, "client_id": client_id,
+        "subscriptions": [{"topic": "link/{sensor}", "decoder": {"type": "zigbee2mqtt"}}],
+    }), SystemClock())
+
+
+def test_every_qos1_message_is_handled_and_acknowledged(mosquitto: Mosquitto) -> None:
+    # Handled in order, and acknowledged: the same session coming back gets nothing again (a
+    # link that forgot the PUBACKs, or sent them wrong, would be handed them all once more).
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        link = _link(mosquitto.port, "link-acks")
+        got: list[bytes] = []
+
+        async def handler(raw: RawMessage) -> None:
+            loop = asyncio.get_running_loop()
+            durable: asyncio.Future[None] = loop.create_future()
+            loop.call_later(0.002, durable.set_result, None)  # a spool commit, later
+            await durable
+            got.append(raw.payload)
+
+        link.on_message(handler)
+        running = asyncio.create_task(link.run())
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.sleep(0.2)
+            publisher = _link(mosquitto.port, "link-acks-publisher")
+            publishing = asyncio.create_task(publisher.run())
+            await asyncio.wait_for(publisher.connected.wait(), 10)
+            for i in range(300):
+                while True:
+                    try:
+                        publisher.publish("link/door1", str(i).encode())
+                        break
+                    except DriverError:  # its own window of 20 is full: wait for PUBACKs
+                        await asyncio.sleep(0.01)
+            for _ in range(200):
+                if len(got) == 300:
+                    break
+                await asyncio.sleep(0.05)
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        again = _link(mosquitto.port, "link-acks")
+        redelivered: list[bytes] = []
+
+        async def count(raw: RawMessage) -> None:
+            redelivered.append(raw.payload)
+
+        again.on_message(count)
+        rerunning = asyncio.create_task(again.run())
+        await asyncio.wait_for(again.connected.wait(), 10)
+        await asyncio.sleep(1.0)
+        rerunning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rerunning
+        return got, redelivered
+
+    got, redelivered = asyncio.run(scenario())
+    assert [int(p) for p in got] == list(range(300))
+    assert redelivered == []
+
+
+def test_a_full_publish_window_is_a_driver_error_not_a_crash() -> None:
+    # gmqtt raises OverflowError when the broker's receive maximum of publishes wait for
+    # PUBACKs; a burst of alerts did that and ended the daemon's task group.
+    class Full:
+        def publish(self, *args: Any, **kwargs: Any) -> None:
+            raise OverflowError("All ids has already used. May be your QoS queue is full.")
+
+    link = _link(1883, "link-full")
+    link._client = Full()
+    link.connected.set()
+    with pytest.raises(DriverError, match="awaiting PUBACK"):
+        link.publish("depotwatch/site/alerts/x", b"{}")
+
+
+def test_a_commit_during_a_writers_send_wakes_its_next_wait(tmp_path: Path) -> None:
+    # The writer reads a batch, sends it, then waits for new points: a commit that landed
+    # while it was sending must not leave it asleep for the whole flush interval.
+    async def scenario() -> float:
+        spool = Spool(tmp_path / "spool.sqlite", ["t"], max_bytes=1 << 20)
+        await spool.open()
+        committing = asyncio.create_task(spool.run())
+        try:
+            assert await spool.read("t", 10) == []
+            await spool.append(["m f=1 1"])  # committed while "sending"
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await spool.wait_for_data(5.0)
+            return loop.time() - started
+        finally:
+            committing.cancel()
+            await spool.close()
+
+    assert asyncio.run(scenario()) < 1.0
