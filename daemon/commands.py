@@ -45,8 +45,13 @@ class CommandDesk:
     """Checks a command's token and passes it to the AlarmDesk; every outcome is replied."""
 
     def __init__(self, desk: AlarmDesk, officers: Officers, clock: Clock,
-                 reply: Callable[[bytes], None]) -> None:
+                 reply: Callable[[bytes], None],
+                 reject: Callable[[str, str, bytes, int], None] | None = None,
+                 source: str = "commands") -> None:
         self._desk = desk
+        # A malformed command is bad input like any other: counted and kept (dead letters).
+        self._reject = reject
+        self._source = source
         self._officers = officers
         self._clock = clock
         self._reply = reply
@@ -60,6 +65,9 @@ class CommandDesk:
             errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                       if e["loc"] != ("token",) or e["type"] != "missing"] or ["token: missing"]
             self._answer(request_id, error="; ".join(errors))
+            if self._reject is not None:
+                self._reject(self._source, "malformed command: " + "; ".join(errors)[:500],
+                             payload, self._clock.now_ns())
             return
         request_id = command.id
         officer = self._officers.identify(command.token.get_secret_value())

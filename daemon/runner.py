@@ -97,13 +97,14 @@ class Daemon:
                              ready=self.metrics.readiness, metrics=self.metrics.render,
                              console=True, recent=self.recent, audit_path=self.audit.path)
         self.api_url: str | None = None
+        self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
+                                           config.deadletters)
         commands = f"{topic.rsplit('/', 1)[0]}/commands"
         self.commands = CommandDesk(
             self.desk, Officers({o.token_sha256.lower(): o.name for o in config.api.officers}),
-            self.clock, functools.partial(self._publish_reply, f"{commands}/replies"))
+            self.clock, functools.partial(self._publish_reply, f"{commands}/replies"),
+            reject=self.deadletters.keep, source=commands)
         self.link.handle_topic(commands, self.commands.handle)
-        self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
-                                           config.deadletters)
         self.pipeline = Pipeline(
             depot=depot,
             router=Routers([

@@ -217,6 +217,7 @@ def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
             await probe.subscribe(ALERTS)
             probe.publish(commands, {"id": "c1", "token": "not-a-token", "action": "ack",
                                      "key": "tamper.door1"})
+            probe.publish(commands, b"\xffnot a command")
             probe.publish(commands, {"id": "c2", "token": TOKEN, "action": "ack",
                                      "key": "tamper.door1", "note": "seen on camera"})
             probe.publish(commands, {"id": "c3", "token": TOKEN, "action": "check",
@@ -228,7 +229,7 @@ def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
             deadline = loop.time() + 5
             while loop.time() < deadline:
                 replies = [json.loads(p) for t, p in probe.messages if t.endswith("/replies")]
-                if len(replies) == 4:
+                if len(replies) == 5:
                     return replies
                 await asyncio.sleep(0.05)
             raise AssertionError(f"replies: {probe.messages}")
@@ -238,6 +239,8 @@ def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
     assert replies["c2"]["ok"] and replies["c2"]["result"]["acked_by"] == "Sgt. Berger"
     assert replies["c3"]["ok"] and replies["c3"]["result"]["state"] == "cleared"
     assert replies["c4"] == {"id": "c4", "ok": False, "error": "tamper.door1 is already cleared"}
+    assert replies[""]["ok"] is False  # the garbage, answered and kept as a dead letter
+    assert f"rejected payload from {commands}: malformed command" in depot_daemon.log()
     assert "not-a-token" not in depot_daemon.log()
 
 
@@ -272,7 +275,8 @@ def test_bad_input_is_counted_kept_and_logged_once(
     done = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "deadletters", "-c", str(depot_daemon.config_path),
          "-n", "100"], capture_output=True, text=True, timeout=60, check=True)
-    assert "15 dead letter(s) kept" in done.stdout
+    # 15 bad sensor payloads here, and the garbage command of the command-topic test.
+    assert "16 dead letter(s) kept" in done.stdout
     for topic, _payload, reason in BAD_INPUTS:
         assert any(topic in line and reason in line for line in done.stdout.splitlines()), (
             topic, reason, done.stdout)
