@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ScaledClock", "SystemClock"]
+__all__ = ["Clock", "ScaledClock", "SteppedClock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -52,3 +52,21 @@ class ScaledClock:
     def real_seconds(self, simulated_s: float) -> float:
         """How long `simulated_s` of depot time lasts on the real clock."""
         return simulated_s / self.speed
+
+
+class SteppedClock:
+    """Simulated time that moves only when a simulation sets it: a month of depot life plays
+    as fast as the daemon keeps up, and every reading is stamped with its simulated time."""
+
+    def __init__(self, start_ns: int) -> None:
+        self._now_ns = start_ns
+
+    def set(self, now_ns: int) -> None:
+        """Move time forward to `now_ns` (never back: the rules assume time does not reverse)."""
+        if now_ns < self._now_ns:
+            raise ValueError("a stepped clock only moves forward")
+        self._now_ns = now_ns
+
+    def now_ns(self) -> int:
+        """The simulated time last set."""
+        return self._now_ns

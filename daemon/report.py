@@ -413,7 +413,7 @@ class _Builder:
                                              temperature, humidity, notes))
         integrity, status, head = self._integrity()
         self.progress("gateway: uptime and spool backlog")
-        site_tables = [integrity, *more.gateway_tables(self)]
+        site_tables = [more.month_summary(sections), integrity, *more.gateway_tables(self)]
         if len(self.storehouses) == len(self.config.storehouses) and by_storehouse.get(""):
             for t in alarms.alarm_tables(self, "", by_storehouse[""]):
                 t.name, t.title = f"site_{t.name}", f"{t.title}, not tied to a storehouse"

@@ -133,6 +133,8 @@ class Daemon:
         self.state_file = StateFile(config.state_dir / "engine-state.json")
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
+        # Rule ticks done so far: a stepped simulation waits for one after each step.
+        self.ticks = 0
         self._state_changed = asyncio.Event()
         saved = self.state_file.load()
         if saved is not None:
@@ -216,6 +218,7 @@ class Daemon:
             self.pipeline.tick(now)
             self.desk.tick(now)
             self._last_tick_s = time.monotonic()
+            self.ticks += 1
             await asyncio.sleep(self._tick_interval_s)
 
     async def _save_state(self) -> None:

@@ -1,0 +1,326 @@
+"""Issue 10's "done when": October 2026 played through the real daemon (real Mosquitto, real
+InfluxDB 1.x, the real alarm desk and audit trail, duty officers answering over the HTTP API) on
+a stepped clock, then `depotwatch report` read back as CSV, JSON and PDF (pdftotext) and checked
+against what the simulation put in. The first page is kept as a PNG test artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import heapq
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import depot_month as m
+import pytest
+from mqtt_probe import MqttProbe
+from servers import InfluxDB1, Mosquitto
+
+from daemon.audit import AuditLog, audit_path
+from daemon.cli import main
+from daemon.clock import SteppedClock
+from daemon.config import Config
+from daemon.report import parse_csv
+from daemon.runner import Daemon
+
+NS = m.NS
+ARTIFACTS = Path(os.environ.get("DEPOTWATCH_ARTIFACTS", "test-artifacts"))
+
+
+def _ns(t: dt.datetime) -> int:
+    return int(t.timestamp()) * NS
+
+
+async def _until(check: Any, what: str, timeout_s: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0)
+
+
+def _steps(messages: list[m.Message]) -> list[int]:
+    """Every message time, a second after each event (debounces), and one-minute steps for half
+    an hour after each event so timers (sustain, alone, forced) are judged as time passes."""
+    times = {_ns(msg.at) for msg in messages}
+    for msg in messages:
+        if msg.event:
+            base = _ns(msg.at)
+            times.add(base + NS)
+            times.update(base + k * 60 * NS for k in range(1, 31))
+    times.add(_ns(m.END))
+    return sorted(times)
+
+
+async def _play(config: dict[str, Any], port: int) -> dict[str, Any]:
+    clock = SteppedClock(_ns(m.START))
+    daemon = Daemon(Config.model_validate(config), clock=clock, tick_interval_s=0.002)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    devices = MqttProbe(port)
+    answered: list[str] = []
+    try:
+        await _until(lambda: daemon.api_url is not None and daemon.link.connected.is_set(),
+                     "the daemon to start")
+        await devices.__aenter__()
+        ticks = daemon.ticks
+        await _until(lambda: daemon.ticks > ticks, "the first rule tick")
+        messages = m.month()
+        by_time: dict[int, list[m.Message]] = {}
+        for msg in messages:
+            by_time.setdefault(_ns(msg.at), []).append(msg)
+        steps = _steps(messages)
+        heapq.heapify(steps)
+        actions: list[tuple[int, int, str, str, m.Response]] = []
+        seen: set[tuple[str, int]] = set()
+        sent = 0
+        headers = {name: {"Authorization": f"Bearer {token}"}
+                   for name, token in m.OFFICERS.items()}
+        async with aiohttp.ClientSession() as http:
+            while steps:
+                now = heapq.heappop(steps)
+                while steps and steps[0] == now:
+                    heapq.heappop(steps)
+                clock.set(now)
+                for msg in by_time.get(now, []):
+                    devices.publish(msg.topic, m.body(msg))
+                    sent += 1
+                taken = sent
+                await _until(lambda: sum(daemon.pipeline.readings.values()) >= taken,  # noqa: B023
+                             f"the daemon to take {taken} readings")
+                while actions and actions[0][0] <= now:
+                    _, _, what, key, response = heapq.heappop(actions)
+                    if what == "ack":
+                        officer, path, doc = response.ack_by, "ack", {"note": "on my way"}
+                    else:
+                        assert response.check_by is not None
+                        officer, path = response.check_by, "check"
+                        doc = {"finding": response.finding, "note": "checked on site"}
+                    async with http.post(f"{daemon.api_url}/api/v1/alerts/{key}/{path}",
+                                         json=doc, headers=headers[officer]) as reply:
+                        assert reply.status == 200, (key, path, await reply.text())
+                    answered.append(f"{what} {key}")
+                ticks = daemon.ticks
+                await _until(lambda: daemon.ticks > ticks, "a rule tick")  # noqa: B023
+                for alarm in daemon.desk.alarms():
+                    response = m.RESPONSES.get(alarm.key)
+                    if response is None or (alarm.key, alarm.started_ns) in seen:
+                        continue
+                    seen.add((alarm.key, alarm.started_ns))
+                    due = [("ack", response.ack_min), ("check", response.check_min)]
+                    for what, minutes in due:
+                        if minutes is not None:
+                            when = alarm.started_ns + int(minutes * 60 * NS)
+                            heapq.heappush(actions, (when, len(actions) + len(answered),
+                                                     what, alarm.key, response))
+                            heapq.heappush(steps, when)
+
+        async def drained() -> bool:
+            return all(b.points == 0 for b in await daemon.spool.backlog())
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not await drained():
+            assert loop.time() < deadline, "the InfluxDB writer did not catch up"
+            await asyncio.sleep(0.2)
+        return {"sent": sent, "answered": answered,
+                "deadletters": sum(daemon.pipeline.deadletters.counts.values())}
+    finally:
+        with contextlib.suppress(Exception):
+            await devices.__aexit__(None, None, None)
+        stop.set()
+        await asyncio.wait_for(runner, 30)
+
+
+@pytest.fixture(scope="module")
+def played(mosquitto: Mosquitto, influxdb1: InfluxDB1,
+           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    workdir = tmp_path_factory.mktemp("report-month")
+    database = "report_month_played"
+    influxdb1.create_database(database)
+    config = m.config(workdir / "state", mosquitto.port, influxdb1.url, database,
+                      f"depotwatch-month-{uuid.uuid4().hex[:8]}")
+    summary = asyncio.run(_play(config, mosquitto.port))
+    path = workdir / "depot.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    out: dict[str, Path] = {}
+    for fmt in ("csv", "json", "pdf"):
+        out[fmt] = workdir / f"report.{fmt}"
+        assert main(["report", "--month", m.MONTH, "-c", str(path), "-o", str(out[fmt]),
+                     "--format", fmt]) == 0
+    log = AuditLog(audit_path(workdir / "state"))
+    head = log.last_hash()
+    log.close()
+    return {**summary, "workdir": workdir, "head": head, "pdf": out["pdf"],
+            "csv": parse_csv(out["csv"].read_text(encoding="utf-8")),
+            "json": json.loads(out["json"].read_text(encoding="utf-8"))}
+
+
+def _table(played: dict[str, Any], name: str, storehouse: str) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = played["csv"][(name, storehouse)]
+    return rows
+
+
+def _rows(played: dict[str, Any], name: str, storehouse: str,
+          *columns: str) -> list[tuple[str, ...]]:
+    return [tuple(r[c] for c in columns) for r in _table(played, name, storehouse)]
+
+
+def test_everything_went_through_the_daemon(played: dict[str, Any]) -> None:
+    assert played["deadletters"] == 0
+    assert played["sent"] == len(m.month())
+    # Every answer the officers gave went through the API (an episode each).
+    assert len(played["answered"]) == 2 * (len(m.RESPONSES) + 2) - 1
+
+
+def test_climate(played: dict[str, Any]) -> None:
+    days = {r["date"]: r for r in _table(played, "climate_daily", "SH1")}
+    assert len(days) == 31 and {r["source"] for r in days.values()} == {"climate_daily"}
+    # The daemon's 08:00 record: the heat from 10 Oct 12:00 is in the 11 and 12 Oct records.
+    assert [(days[d]["max_c"], days[d]["min_c"]) for d in ("2026-10-10", "2026-10-11",
+                                                            "2026-10-12", "2026-10-13")] == [
+        ("22.5", "20.0"), ("39.0", "21.0"), ("39.0", "20.0"), ("22.5", "20.0")]
+    assert days["2026-10-07"]["max_rh_pct"] == "66.0"
+    hours = {(r["quantity"], r["band"]): (r["limit"], r["hours_above"], r["peak"])
+             for r in _table(played, "climate_limits", "SH1")}
+    assert hours == {("temperature_c", "warning"): ("30.0", "27.0", "39.0"),
+                     ("temperature_c", "alarm"): ("37.8", "27.0", "39.0"),
+                     ("humidity_pct", "warning"): ("65.0", "8.0", "66.0"),
+                     ("humidity_pct", "alarm"): ("70.0", "0.0", "66.0")}
+    assert _rows(played, "climate_events", "SH1", "quantity", "band", "start", "end",
+                 "hours") == [
+        ("humidity_pct", "warning", "2026-10-07 00:00", "2026-10-07 08:00", "8.0"),
+        ("temperature_c", "alarm", "2026-10-10 12:00", "2026-10-11 15:00", "27.0"),
+        ("temperature_c", "warning", "2026-10-10 12:00", "2026-10-11 15:00", "27.0")]
+    # The propellant store: 26 h above its 60 % alarm limit; silent from 20 Oct.
+    assert _rows(played, "climate_events", "SH2", "band", "limit", "start", "end", "hours") == [
+        ("alarm", "60.0", "2026-10-03 09:00", "2026-10-04 11:00", "26.0")]
+    sh2 = {r["date"]: r["source"] for r in _table(played, "climate_daily", "SH2")}
+    assert sh2["2026-10-20"] == "climate_daily" and sh2["2026-10-21"] == "no data"
+
+
+def test_alarms_and_checks(played: dict[str, Any]) -> None:
+    checked = [(r["raised"], r["key"], r["acknowledged_by"], r["ack_min"], r["checked_by"],
+                r["finding"], r["response_min"], r["within_target"])
+               for r in _table(played, "alarms", "SH1") if r["checked_by"]]
+    b, k = m.BERGER, m.KOVAC
+    assert checked == [
+        ("2026-10-03 10:00", "door_forced.SH1-D1", b, "2.0", k, "intrusion", "12.0", "yes"),
+        ("2026-10-05 09:10", "badge_access.SH1-D1", b, "3.0", b, "false_alarm", "14.0", "yes"),
+        ("2026-10-06 03:00", "badge_access.SH1-D1", b, "3.0", b, "false_alarm", "14.0", "yes"),
+        ("2026-10-06 22:00", "door_armed.SH1-V1", b, "1.0", b, "false_alarm", "8.0", "yes"),
+        ("2026-10-06 22:30", "door_armed.SH1-V1", b, "1.0", b, "false_alarm", "8.0", "yes"),
+        ("2026-10-11 12:00", "temperature_alarm.sh1-t1", k, "5.0", k, "fault", "25.0", "no"),
+        ("2026-10-12 22:00", "portal_movement.E0000004", b, "1.0", k, "intrusion", "15.0",
+         "yes"),
+        ("2026-10-13 11:00", "two_person.SH1-V1", k, "3.0", k, "false_alarm", "10.0", "yes"),
+        ("2026-10-13 11:01", "two_person_alone.SH1-V1", k, "3.0", k, "false_alarm", "10.0",
+         "yes"),
+        ("2026-10-14 02:00", "tamper.sh1-door1", b, "4.0", b, "fault", "20.0", "no")]
+    warnings = {r["key"] for r in _table(played, "alarms", "SH1") if not r["checked_by"]}
+    assert warnings == {"humidity_warning.sh1-t1", "movement_order_count.MO-1",
+                        "climate_swing.sh1-t1", "temperature_warning.sh1-t1",
+                        "item_unseen.E0000004", "item_unseen.E0000005"}
+    counts = dict(_rows(played, "alarm_counts", "SH1", "nature", "count"))
+    assert counts == {"intrusion": "2", "fault": "2", "false_alarm": "6", "not checked": "7"}
+    assert _rows(played, "alarms", "SH2", "key", "acknowledged_by", "checked_by", "finding",
+                 "response_min", "within_target", "cleared") == [
+        ("humidity_alarm.sh2-t1", k, k, "fault", "40.0", "no", "2026-10-04 11:00"),
+        ("sensor_silent.sh2-t1", k, "", "", "", "no check", "")]
+    assert ("site_alarms", "") not in played["csv"]  # every alarm has its storehouse
+
+
+def test_access(played: dict[str, Any]) -> None:
+    doors = {r["door"]: (r["entries"], r["refused"], r["unknown_badges"])
+             for r in _table(played, "access_doors", "SH1")}
+    assert doors == {"SH1-D1": ("5", "2", "1"), "SH1-V1": ("6", "0", "0")}
+    assert _rows(played, "access_refused", "SH1", "time", "result", "person") == [
+        ("2026-10-05 09:10", "expired", "Bob Brown"), ("2026-10-05 09:11", "expired", "Bob Brown"),
+        ("2026-10-06 03:00", "unknown", "(not on the roster)")]
+    assert _rows(played, "access_armed", "SH1", "time", "door", "person") == [
+        ("2026-10-06 21:59", "SH1-V1", "Alice Adams"),
+        ("2026-10-06 21:59", "SH1-V1", "Carol Clark"),
+        ("2026-10-06 22:29", "SH1-V1", "Carol Clark"),
+        ("2026-10-06 22:29", "SH1-V1", "Alice Adams")]
+    assert _rows(played, "two_person", "SH1", "door", "openings", "two_persons", "fewer",
+                 "two_person_alerts", "alone_alerts") == [("SH1-V1", "4", "2", "2", "1", "1")]
+    assert _rows(played, "two_person_openings", "SH1", "time", "persons") == [
+        ("2026-10-13 11:00", "Alice Adams"), ("2026-10-13 11:10", "Alice Adams")]
+    # Roster names only: never a badge number or its hash.
+    assert "9999" not in json.dumps(played["json"])
+
+
+def test_movements(played: dict[str, Any]) -> None:
+    assert _rows(played, "movements", "SH1", "portal", "out", "in", "orders",
+                 "out_without_order") == [("P1", "3", "1", "MO-1", "1")]
+    assert _rows(played, "out_without_order", "SH1", "time", "item", "epc") == [
+        ("2026-10-12 22:00", "Pistol P1 #104", "E0000004")]
+    assert _rows(played, "count_uncertain", "SH1", "order", "expected", "read") == [
+        ("MO-1", "3.0", "2.0")]
+    # The pistol never came back; rifle 105 was missed by the inventory reader for a day.
+    assert _rows(played, "items_unseen", "SH1", "since", "epc", "resolved") == [
+        ("2026-10-13 22:10", "E0000004", ""),
+        ("2026-10-16 12:00", "E0000005", "2026-10-17 00:00")]
+
+
+def test_supervision_and_integrity(played: dict[str, Any]) -> None:
+    availability = {r["sensor"]: r["percent"] for r in _table(played, "availability", "SH1")}
+    assert availability == {"SH1-D1": "100.0", "SH1-V1": "100.0", "sh1-t1": "100.0"}
+    assert _rows(played, "availability", "SH2", "sensor", "hours_reporting", "percent") == [
+        ("SH2-D1", "744", "100.0"), ("sh2-t1", "456", "61.3")]
+    assert _rows(played, "silent_periods", "SH2", "sensor", "start", "end", "open_at_end") == [
+        ("sh2-t1", "2026-10-19 23:50", "2026-11-01 00:00", "yes")]
+    assert _table(played, "silent_periods", "SH1") == []
+    assert _rows(played, "tamper", "SH1", "time", "key") == [
+        ("2026-10-14 02:00", "tamper.sh1-door1")]
+    assert _rows(played, "gateway_uptime", "", "component", "up_percent", "outages") == [
+        ("mqtt", "100.0", "0")]
+    integrity = dict(_rows(played, "integrity", "", "item", "value"))
+    assert integrity["status"] == "intact" and integrity["head_hash"] == played["head"]
+
+
+def test_pdf_text_and_first_page(played: dict[str, Any]) -> None:
+    plain = subprocess.run(["pdftotext", "-layout", str(played["pdf"]), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "North magazine" in plain and "Propellant store" in plain
+    assert played["head"] in plain
+    for text in ("door_forced.SH1-D1", "portal_movement.E0000004", "Pistol P1 #104",
+                 "Bob Brown", "Cpl. Ben Kovac", "MO-1", "intrusion", "false_alarm"):
+        assert text in plain, text
+    prefix = played["workdir"] / "page"
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(played["pdf"]),
+                    str(prefix)], check=True)
+    (page,) = played["workdir"].glob("page*.png")
+    assert page.stat().st_size > 10_000
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(page, ARTIFACTS / "report-month-page1.png")
+
+
+def test_month_at_a_glance(played: dict[str, Any]) -> None:
+    summary = {r["figure"]: (r["SH1"], r["SH2"]) for r in _table(played, "summary", "")}
+    assert summary == {
+        "alarms raised": ("17", "2"),
+        "found on site: intrusion / fault / false alarm": ("2 / 2 / 6", "0 / 1 / 0"),
+        "on-site checks within 15 min": ("8 of 10", "0 of 1"),
+        "alarms never checked on site": ("7", "1"),
+        "hours above a climate warning limit": ("27.0", "0.0"),
+        "hours above a climate alarm limit": ("27.0", "26.0"),
+        "entries (granted badges)": ("11", "0"),
+        "entries while armed": ("4", "0"),
+        "badges refused / unknown": ("2 / 1", "0 / 0"),
+        "two-person openings with fewer than two": ("2", "0"),
+        "items out / in through portals": ("3 / 1", "0 / 0"),
+        "items out without a movement order": ("1", "0"),
+        "movement orders with count uncertain": ("1", "0"),
+        "items not seen for more than 24 h": ("2", "0"),
+        "lowest sensor availability %": ("100.0", "61.3"),
+        "tamper events": ("1", "0"),
+    }
