@@ -109,6 +109,9 @@ class AlertingConfig(BaseModel):
     # Never cleared by the condition alone: an officer records the on-site check.
     check_required: list[SeverityName] = Field(default_factory=_default_check_required)
     inhibit: list[InhibitRule] = Field(default_factory=_default_inhibit)
+    # Once the cause of an inhibition clears, what it hid waits this long before it is paged:
+    # the readings that arrive when a broker comes back end most of it unpaged.
+    inhibit_grace_s: float = Field(default=60.0, ge=0)
 
 
 @dataclass(slots=True)
@@ -138,6 +141,8 @@ class Alarm:
     cleared_ns: int | None = None
     last_sent_ns: int = 0
     notified: list[str] = field(default_factory=list)
+    # Its inhibition ended; paged at this time unless its condition ends first.
+    unmute_ns: int | None = None
 
     def labels(self) -> dict[str, str]:
         """What silences and inhibitions match on."""
@@ -264,7 +269,12 @@ class AlarmDesk:
         alarm.condition_active = False
         alarm.summary = change.summary
         needs_check = alarm.severity.value in self._config.check_required
-        if not needs_check or alarm.checked_ns is not None:
+        if self._muted(alarm) and alarm.last_sent_ns == 0:
+            # Nobody was paged: the silence or the inhibiting alarm (checked on its own) covers it.
+            cause = alarm.silenced_by or alarm.inhibited_by or "an inhibition that just ended"
+            self._clear(alarm, "system", f"condition ended while muted by {cause}; never paged",
+                        now_ns)
+        elif not needs_check or alarm.checked_ns is not None:
             self._clear(alarm, "system", "condition ended", now_ns)
         else:
             self._audit("system", "condition_ended", alarm.key,
@@ -394,7 +404,8 @@ class AlarmDesk:
         return self._silences[silence_id]
 
     def _muted(self, alarm: Alarm) -> bool:
-        return alarm.silenced_by is not None or alarm.inhibited_by is not None
+        return (alarm.silenced_by is not None or alarm.inhibited_by is not None
+                or alarm.unmute_ns is not None)
 
     def _mute(self, alarm: Alarm, now_ns: int) -> None:
         alarm.silenced_by = next((s.id for s in self._silences.values()
@@ -412,12 +423,20 @@ class AlarmDesk:
 
     def _remute(self, now_ns: int) -> None:
         for alarm in list(self._alarms.values()):
-            was_muted = self._muted(alarm)
+            grace_over = alarm.unmute_ns is not None and now_ns >= alarm.unmute_ns
+            if grace_over:
+                alarm.unmute_ns = None  # page it below, unless something mutes it again
+            was_muted = grace_over or self._muted(alarm)
+            was_inhibited = alarm.inhibited_by is not None
             self._mute(alarm, now_ns)
-            if was_muted and not self._muted(alarm) and alarm.state is AlarmState.FIRING:
-                # A silence ran out or its cause cleared: the officers hear of it now.
-                self._audit("system", "unmuted", alarm.key, {}, now_ns)
-                self._send(alarm, now_ns, self._step_targets(alarm, alarm.escalation_step))
+            if not was_muted or self._muted(alarm) or alarm.state is not AlarmState.FIRING:
+                continue
+            if was_inhibited and alarm.last_sent_ns == 0 and self._config.inhibit_grace_s > 0:
+                alarm.unmute_ns = now_ns + int(self._config.inhibit_grace_s * _NS)
+                continue
+            # A silence ran out or its cause cleared: the officers hear of it now.
+            self._audit("system", "unmuted", alarm.key, {}, now_ns)
+            self._send(alarm, now_ns, self._step_targets(alarm, alarm.escalation_step))
 
     def _step_targets(self, alarm: Alarm, step: int) -> frozenset[str] | None:
         ladder = self._config.escalation.get(alarm.severity.value, [])

@@ -36,6 +36,8 @@ class _Episode:
     checked_ns: int | None = None
     finding: str = ""
     cleared_ns: int | None = None
+    # What kept it from being paged (an inhibiting alarm or a silence), until it was unmuted.
+    muted_by: str = ""
 
 
 def _episodes(b: _Builder) -> list[_Episode]:
@@ -52,7 +54,9 @@ def _episodes(b: _Builder) -> list[_Episode]:
         details = entry["details"]
         if action == "raised":
             episode = _Episode(key, at, str(details.get("severity", "")),
-                               str(details.get("summary", "")))
+                               str(details.get("summary", "")),
+                               muted_by=str(details.get("inhibited_by")
+                                            or details.get("silenced_by") or ""))
             open_[key] = episode
             if at >= b.start_ns:
                 out.append(episode)
@@ -69,6 +73,8 @@ def _episodes(b: _Builder) -> list[_Episode]:
             if ep.checked_ns is None:
                 ep.checked_by, ep.checked_ns = entry["actor"], at
                 ep.finding = str(details.get("finding", ""))
+        elif action == "unmuted":
+            ep.muted_by = ""
         elif action == "cleared":
             ep.cleared_ns = at
             del open_[key]
@@ -114,13 +120,17 @@ def alarm_tables(b: _Builder, sh: str, episodes: list[_Episode]) -> list[Table]:
         response = _minutes(ep.raised_ns, ep.checked_ns)
         met = ("no check" if response is None
                else "yes" if response * 60 <= RESPONSE_TARGET_S else "no")
-        nature[ep.finding or "not checked"] += 1
+        if response is None and ep.muted_by:
+            # Never paged: the alarm that muted it (a lost input) is the one checked on site.
+            met = f"muted by {ep.muted_by}"
+        nature[ep.finding or ("muted" if ep.muted_by and response is None
+                              else "not checked")] += 1
         table.rows.append([
             b.clock.time(ep.raised_ns), ep.key, ep.key.split(".", 1)[0], ep.severity,
             ep.acked_by, b.clock.time(ep.acked_ns), _minutes(ep.raised_ns, ep.acked_ns),
             ep.checked_by, b.clock.time(ep.checked_ns), ep.finding, response, met,
             b.clock.time(ep.cleared_ns)])
     counts = Table("alarm_counts", "Alarms by nature", sh, ["nature", "count"])
-    for name in ("intrusion", "fault", "false_alarm", "not checked"):
+    for name in ("intrusion", "fault", "false_alarm", "not checked", "muted"):
         counts.rows.append([name, nature.get(name, 0)])
     return [table, counts]

@@ -366,8 +366,9 @@ def month_summary(sections: list[StorehouseReport]) -> Table:
         rows = {t.name: [dict(zip(t.columns, r, strict=True)) for r in t.rows]
                 for t in section.tables}
         alarms = rows.get("alarms", [])
-        checked = [a for a in alarms if a["within_target"] != "no check"]
+        checked = [a for a in alarms if a["within_target"] in ("yes", "no")]
         in_time = sum(1 for a in checked if a["within_target"] == "yes")
+        muted = sum(1 for a in alarms if str(a["within_target"]).startswith("muted"))
         limits = rows.get("climate_limits", [])
         doors = rows.get("access_doors", [])
         moves = rows.get("movements", [])
@@ -378,7 +379,8 @@ def month_summary(sections: list[StorehouseReport]) -> Table:
                 str(sum(1 for a in alarms if a["finding"] == f))
                 for f in ("intrusion", "fault", "false_alarm")),
             "on-site checks within 15 min": f"{in_time} of {len(checked)}",
-            "alarms never checked on site": len(alarms) - len(checked),
+            "alarms never checked on site": len(alarms) - len(checked) - muted,
+            "alarms muted, never paged (their cause was)": muted,
             "hours above a climate warning limit": max(
                 (_number(r["hours_above"]) for r in limits if r["band"] == "warning"), default=0.0),
             "hours above a climate alarm limit": max(

@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,49 @@ from rules.engine import Engine
 __all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
+
+
+class PubackReceipts:
+    """Receipts of messages whose PUBACK went out, held until it surely reached the broker.
+
+    A PUBACK written just before the connection drops is lost; the broker then sends the
+    message again, and only the receipt tells the copy from a new message. So a receipt is let
+    go only after its connection stayed up `hold_s` longer, or, for an older connection, once
+    the next one has been up `hold_s` (a resumed session redelivers at once).
+    """
+
+    def __init__(self, spool: Spool, hold_s: float = 2.0) -> None:
+        self._spool = spool
+        self._hold_s = hold_s
+        self._held: deque[tuple[float, int, bytes]] = deque()
+        self._connection = 0
+        self._up_since: float | None = None
+
+    def link_state(self, up: bool) -> None:
+        """The MQTT connection came up (a new one) or went down."""
+        if up:
+            self._connection += 1
+            self._up_since = time.monotonic()
+        else:
+            self._up_since = None
+
+    def sent(self, digest: bytes) -> None:
+        """The message's PUBACK is going out now."""
+        self._held.append((time.monotonic(), self._connection, digest))
+        self.release()
+
+    def release(self) -> None:
+        """Let go of every receipt that can no longer be needed."""
+        if self._up_since is None or not self._held:
+            return
+        now = time.monotonic()
+        while self._held:
+            at, connection, digest = self._held[0]
+            since = at if connection == self._connection else self._up_since
+            if now - since < self._hold_s:
+                break
+            self._held.popleft()
+            self._spool.acknowledged(digest)
 
 
 class Daemon:
@@ -119,6 +163,7 @@ class Daemon:
         )
         self.pipeline.listeners.append(self.recent.reading)
         self.link.on_message(self._on_message)
+        self.pubacks = PubackReceipts(self.spool)
         self.link.on_state(self._on_link_state)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = [SerialPort(p, self.clock) for p in config.serial]
@@ -190,7 +235,7 @@ class Daemon:
         if durable is not None:
             # The PUBACK goes out when this returns: only after the points are on disk.
             await durable
-            self.spool.acknowledged(receipt_digest(raw))
+            self.pubacks.sent(receipt_digest(raw))
 
     async def _on_reading(self, source: str, reading: Reading) -> None:
         durable = self.pipeline.take(reading, self.clock.now_ns(), source)
@@ -201,6 +246,7 @@ class Daemon:
         self.pipeline.input_state(component, up, self.clock.now_ns())
 
     def _on_link_state(self, up: bool) -> None:
+        self.pubacks.link_state(up)
         self.pipeline.input_state("mqtt", up, self.clock.now_ns())
 
     async def _tick(self) -> None:
@@ -217,6 +263,7 @@ class Daemon:
             now = self.clock.now_ns()
             self.pipeline.tick(now)
             self.desk.tick(now)
+            self.pubacks.release()
             self._last_tick_s = time.monotonic()
             self.ticks += 1
             await asyncio.sleep(self._tick_interval_s)

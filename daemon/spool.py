@@ -36,7 +36,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY AUTOINCREMENT,
                                    spooled_ns INTEGER NOT NULL, line TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (target TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS receipts (digest BLOB PRIMARY KEY, at_ns INTEGER NOT NULL);
+-- One row per message: identical messages (an unchanged heartbeat) each have their own.
+CREATE TABLE IF NOT EXISTS receipts (digest BLOB NOT NULL, at_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS receipts_digest ON receipts (digest);
 CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL, at_ns INTEGER NOT NULL, reason TEXT NOT NULL, line TEXT NOT NULL);
 """
@@ -96,6 +98,7 @@ class Spool:
         self._seen: weakref.WeakKeyDictionary[asyncio.Task[object], int] = (
             weakref.WeakKeyDictionary())
         self._acked: list[bytes] = []
+        # Digest -> how many taken messages with those bytes still await their PUBACK.
         self.receipts: dict[bytes, int] = {}
         self.damage: SpoolDamage | None = None
         self.torn_wal: Path | None = None
@@ -118,6 +121,7 @@ class Spool:
             problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
                 raise sqlite3.DatabaseError(problem)
+            self._migrate_receipts(self._db)
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             if self._db is not None:
@@ -136,8 +140,18 @@ class Spool:
         # Receipts left by a crash between commit and PUBACK: the broker redelivers those.
         # Filled in place: the pipeline holds this mapping.
         self.receipts.clear()
-        self.receipts.update(db.execute("SELECT digest, at_ns FROM receipts").fetchall())
+        self.receipts.update(db.execute(
+            "SELECT digest, COUNT(*) FROM receipts GROUP BY digest").fetchall())
         self.fill_pct = self._fill_pct()
+
+    @staticmethod
+    def _migrate_receipts(db: sqlite3.Connection) -> None:
+        """Spools written before receipts were counted keyed them by digest alone."""
+        columns = db.execute("PRAGMA table_info(receipts)").fetchall()
+        if any(column[1] == "digest" and column[5] for column in columns):
+            db.executescript("ALTER TABLE receipts RENAME TO receipts_by_digest;" + _SCHEMA +
+                             "INSERT INTO receipts SELECT digest, at_ns FROM receipts_by_digest;"
+                             "DROP TABLE receipts_by_digest;")
 
     def _check_wal(self) -> Path | None:
         """Find a torn WAL tail (power cut mid-commit) before SQLite recovers past it.
@@ -261,10 +275,17 @@ class Spool:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 raise
-            for digest in acked:
-                self.receipts.pop(digest, None)
+            receipts = self.receipts
             for item in batch:
-                self.receipts.update(item.receipts)
+                for digest, _ in item.receipts:
+                    receipts[digest] = receipts.get(digest, 0) + 1
+            for digest in acked:
+                left = receipts.get(digest, 0) - 1
+                if left > 0:
+                    receipts[digest] = left
+                else:
+                    receipts.pop(digest, None)
+            for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)
             self._generation += 1
@@ -275,9 +296,11 @@ class Spool:
         with self._transaction() as db:
             db.executemany("INSERT INTO points (spooled_ns, line) VALUES (?, ?)",
                            [(now, text) for item in batch for text in item.lines])
-            db.executemany("INSERT OR REPLACE INTO receipts VALUES (?, ?)",
+            db.executemany("INSERT INTO receipts VALUES (?, ?)",
                            [r for item in batch for r in item.receipts])
-            db.executemany("DELETE FROM receipts WHERE digest = ?", [(d,) for d in acked])
+            # One receipt per acknowledgement: an identical message may still await its own.
+            db.executemany("DELETE FROM receipts WHERE rowid = (SELECT rowid FROM receipts "
+                           "WHERE digest = ? LIMIT 1)", [(d,) for d in acked])
         self.commits += 1
         self.committed_points += sum(len(item.lines) for item in batch)
         self.fill_pct = self._fill_pct()

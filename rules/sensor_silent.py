@@ -10,6 +10,7 @@ from pydantic import Field
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, Supervision
+from rules.input_lost import GATEWAY_PREFIX
 
 __all__ = ["SensorSilentRule", "SensorSilentRuleConfig"]
 
@@ -46,10 +47,14 @@ class SensorSilentRule:
         # that never reports after a restart is reported silent (fail secure).
         self._last_seen: dict[str, int] = {}
         self._firing: set[str] = set()
+        # Gateway inputs down since when: their sensors' silence is the input's, not theirs.
+        self._input_down: dict[str, int] = {}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
-        """Any reading proves the sensor alive."""
+        """Any reading proves the sensor alive; an input coming back restarts the clocks."""
         if reading.sensor not in self._limit_ns:
+            if reading.sensor.startswith(GATEWAY_PREFIX):
+                return self._input(reading, now_ns)
             return []
         self._start(now_ns)
         self._last_seen[reading.sensor] = now_ns
@@ -73,15 +78,44 @@ class SensorSilentRule:
                 ))
         return out
 
+    def _input(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """A broker or port that was down is back: every sensor that was reporting until it went
+        down gets its full limit from now to report again, and its silent alarm ends (the
+        input_lost alarm stands for that gap). Sensors silent before the input failed stay so.
+        We do not know which input feeds which sensor, so any input counts for all: a sensor
+        that really died meanwhile is reported one limit later."""
+        up = reading.values.get("up")
+        component = reading.sensor.removeprefix(GATEWAY_PREFIX)
+        if up is False:
+            self._input_down.setdefault(component, now_ns)
+            return []
+        down_ns = self._input_down.pop(component, None)
+        if up is not True or down_ns is None:
+            return []
+        self._start(now_ns)
+        out: list[Outcome] = []
+        for sensor, limit_ns in self._limit_ns.items():
+            if self._last_seen[sensor] < down_ns - limit_ns:
+                continue  # silent before the input went down
+            self._last_seen[sensor] = now_ns
+            if sensor in self._firing:
+                self._firing.discard(sensor)
+                out.append(self._transition(TransitionKind.RESOLVED, sensor, now_ns,
+                                            f"silence was the gateway input {component}'s; "
+                                            "waiting for the sensor to report"))
+        return out
+
     def snapshot(self) -> dict[str, Any]:
-        """When each sensor was last heard, and which are reported silent."""
-        return {"last_seen": dict(self._last_seen), "firing": sorted(self._firing)}
+        """When each sensor was last heard, which are reported silent, inputs down."""
+        return {"last_seen": dict(self._last_seen), "firing": sorted(self._firing),
+                "inputs_down": dict(self._input_down)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back last-heard times: silence across a restart still counts."""
         self._last_seen = {s: int(t) for s, t in state.get("last_seen", {}).items()
                            if s in self._limit_ns}
         self._firing = {s for s in state.get("firing", []) if s in self._limit_ns}
+        self._input_down = {str(c): int(t) for c, t in state.get("inputs_down", {}).items()}
 
     def _start(self, now_ns: int) -> None:
         # Runs per reading: once every sensor has a clock (the keys are a subset of

@@ -144,7 +144,19 @@ def test_inhibition_one_cause_one_page() -> None:
     d.condition(change("sensor_silent.s2", "firing", "alarm"), T0 + NS)
     assert [s[0] for s in rec.sent] == ["input_lost.mqtt"]
     assert d.get("sensor_silent.s1").inhibited_by == "input_lost.mqtt"
-    # The cause is checked and cleared: what it hid is paged now.
+    # The cause is checked and cleared: what it hid waits out the grace (60 s by default)...
     d.condition(change("input_lost.mqtt", "resolved", "alarm", storehouse=""), T0 + 60 * NS)
     d.record_check("input_lost.mqtt", "duty", Finding.FAULT, "switch reboot", T0 + 90 * NS)
-    assert {s[0] for s in rec.sent[-2:]} == {"sensor_silent.s1", "sensor_silent.s2"}
+    assert [s[0] for s in rec.sent][-1] == "input_lost.mqtt"
+    # ...in which s2 reports again: cleared without an on-site check, never paged.
+    d.condition(change("sensor_silent.s2", "resolved", "alarm"), T0 + 100 * NS)
+    assert d.get("sensor_silent.s2").state is AlarmState.CLEARED
+    assert ("system", "cleared", "sensor_silent.s2") in rec.audit
+    d.tick(T0 + 140 * NS)
+    assert "sensor_silent.s1" not in {s[0] for s in rec.sent}
+    # s1 is still silent when the grace is over: paged now, and it needs its check.
+    d.tick(T0 + 151 * NS)
+    assert [s[0] for s in rec.sent][-1] == "sensor_silent.s1"
+    assert "sensor_silent.s2" not in {s[0] for s in rec.sent}
+    d.condition(change("sensor_silent.s1", "resolved", "alarm"), T0 + 200 * NS)
+    assert d.get("sensor_silent.s1").state is AlarmState.FIRING

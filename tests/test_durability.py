@@ -334,3 +334,50 @@ asyncio.run(main())
         return n
 
     assert asyncio.run(count()) == 100
+
+
+def test_identical_messages_keep_a_receipt_each(tmp_path: Path) -> None:
+    # An unchanged heartbeat has the same bytes every time: acknowledging the first one must not
+    # forget the second, or the broker's redelivery of the second is taken twice.
+    digest = b"zigbee2mqtt/door1\x00same bytes"
+
+    async def main() -> tuple[dict[bytes, int], dict[bytes, int], dict[bytes, int]]:
+        spool = Spool(tmp_path / "spool.sqlite", ["t"], max_bytes=1 << 30)
+        await spool.open()
+        runner = asyncio.create_task(spool.run())
+        await spool.append(["m f=1.0 1"], [(digest, time.time_ns())])
+        await spool.append(["m f=1.0 2"], [(digest, time.time_ns())])
+        both = dict(spool.receipts)
+        spool.acknowledged(digest)
+        await spool.append(["m f=1.0 3"])
+        one = dict(spool.receipts)
+        runner.cancel()
+        await spool.close()
+        again = Spool(tmp_path / "spool.sqlite", ["t"], max_bytes=1 << 30)
+        await again.open()  # what a restart finds: the second message still awaits its PUBACK
+        reopened = dict(again.receipts)
+        await again.close()
+        return both, one, reopened
+
+    both, one, reopened = asyncio.run(main())
+    assert both == {digest: 2} and one == {digest: 1} and reopened == {digest: 1}
+
+
+def test_receipts_of_an_older_spool_are_carried_over(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "spool.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE receipts (digest BLOB PRIMARY KEY, at_ns INTEGER NOT NULL)")
+    db.execute("INSERT INTO receipts VALUES (?, ?)", (b"old", time.time_ns()))
+    db.commit()
+    db.close()
+
+    async def main() -> dict[bytes, int]:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        receipts = dict(spool.receipts)
+        await spool.close()
+        return receipts
+
+    assert asyncio.run(main()) == {b"old": 1}

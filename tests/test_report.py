@@ -247,7 +247,8 @@ def test_alarms_and_response_times(month: dict[str, Any]) -> None:
     ]
     assert alarms[0]["rule"] == "door_forced" and alarms[0]["checked"] == "2026-10-03 10:12"
     counts = {r["nature"]: r["count"] for r in _table(month, "alarm_counts", "SH1")}
-    assert counts == {"intrusion": "1", "fault": "1", "false_alarm": "0", "not checked": "0"}
+    assert counts == {"intrusion": "1", "fault": "1", "false_alarm": "0", "not checked": "0",
+                      "muted": "0"}
     sh2 = _table(month, "alarms", "SH2")
     assert [(a["key"], a["within_target"], a["acknowledged_by"]) for a in sh2] == [
         ("input_lost.sh2-t1", "no check", "")]
