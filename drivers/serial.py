@@ -225,15 +225,18 @@ class SerialPort:
             return
         now = self._clock.now_ns()
         messages = []
-        for frame in frames:
+        for index, frame in enumerate(frames):
+            # Frames of one read (a pallet's tags) get successive nanoseconds: their points
+            # would otherwise share series and timestamp in InfluxDB and overwrite each other.
+            at_ns = now + index
             if frame.error:
                 self.stats["rejected"] += 1
                 if self._on_reject is not None:
-                    self._on_reject(self.source, frame.error, frame.payload, now)
+                    self._on_reject(self.source, frame.error, frame.payload, at_ns)
             else:
                 self.stats["frames"] += 1
                 messages.append(RawMessage(source=self.source, payload=frame.payload,
-                                           received_ns=now))
+                                           received_ns=at_ns))
         if messages and self._on_message is not None:
             # Taken in order (each task ingests before its first await); one spool commit can
             # then carry the whole batch instead of one commit per frame.
