@@ -415,3 +415,17 @@ def test_pdf_without_the_extra(month: dict[str, Any], monkeypatch: pytest.Monkey
     assert main(["report", "--month", MONTH, "-c", str(month["config"]), "-o", str(out)]) == 1
     assert "pip install 'depotwatch[report]'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_pdf_shows_the_first_rows_of_a_long_table(month: dict[str, Any]) -> None:
+    from daemon.report import Report, Table
+    from daemon.report_pdf import PDF_MAX_ROWS, render_pdf
+
+    long = Table("access_refused", "Refused and unknown badges", "", ["time", "person"],
+                 [[f"2026-10-01 00:{i % 60:02d}", f"Person {i}"] for i in range(1000)])
+    report = Report("depot-x", "Depot X", MONTH, "UTC", 0, 1, "now", [], [long], "intact", "h")
+    path = month["workdir"] / "long.pdf"
+    path.write_bytes(render_pdf(report))
+    text = "".join(page.extract_text() for page in PdfReader(path).pages)
+    assert f"Person {PDF_MAX_ROWS - 1}" in text and "Person 999" not in text
+    assert f"and {1000 - PDF_MAX_ROWS} more rows" in text
