@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import signal
 import sys
 import urllib.parse
 from collections.abc import Sequence
@@ -57,15 +56,23 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     from daemon.runner import Daemon
+    from daemon.stopguard import EXIT_FAILED, StopGuard
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await Daemon(config).run(stop)
+        guard = StopGuard(asyncio.get_running_loop(), stop)
+        guard.install()
+        await Daemon(config).run(stop, failed=guard.failed)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # the TaskGroup's ExceptionGroup; the runner logged each failure
+        failures = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+        summary = "; ".join(f"{type(e).__name__}: {e}" for e in failures)
+        # A group's tracebacks are logged already; one from before the tasks started is not.
+        log.critical("depotwatch stopped after a failure (%s); exit status %d",
+                     summary, EXIT_FAILED, exc_info=not isinstance(exc, ExceptionGroup))
+        return EXIT_FAILED
     return 0
 
 

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from daemon.alarms import AlarmDesk, routed
@@ -254,7 +254,10 @@ class Daemon:
         # sustain timers are judged, or a restart would page "sensor silent" for every sensor.
         self._last_tick_s = time.monotonic()  # the startup grace counts as alive
         try:
-            await asyncio.wait_for(self.link.connected.wait(), self._startup_grace_s)
+            # asyncio.timeout, never wait_for: Python 3.11's wait_for swallows a cancellation
+            # that lands as the awaited event fires, and the TaskGroup then waits forever.
+            async with asyncio.timeout(self._startup_grace_s):
+                await self.link.connected.wait()
             await asyncio.sleep(min(1.0, self._startup_grace_s))
         except TimeoutError:
             log.warning("no MQTT connection after %.0f s; supervising anyway",
@@ -270,8 +273,11 @@ class Daemon:
 
     async def _save_state(self) -> None:
         while True:
+            # Not wait_for (see _tick): an alert change coinciding with a failed task's
+            # cancellation kept this loop, and with it the whole daemon, alive.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_changed.wait(), self._state_interval_s)
+                async with asyncio.timeout(self._state_interval_s):
+                    await self._state_changed.wait()
             self._state_changed.clear()
             await asyncio.to_thread(self.state_file.save, self._state())
 
@@ -290,8 +296,13 @@ class Daemon:
             }, now)
             await asyncio.sleep(self._health_interval_s)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set, then deliver what is queued and shut down."""
+    async def run(self, stop: asyncio.Event,
+                  failed: Callable[[str, BaseException], None] | None = None) -> None:
+        """Run until `stop` is set, then deliver what is queued and shut down.
+
+        A task that raises ends the run: the TaskGroup cancels the others and this raises its
+        ExceptionGroup. `failed(task name, error)` hears of it at once, before the teardown.
+        """
         await self.spool.open()
         if self.spool.damage is not None:
             self.pipeline.gateway_reading("spool", {"damaged": True}, self.clock.now_ns())
@@ -315,6 +326,8 @@ class Daemon:
                     interval_s=watchdog_interval_s()), name="systemd"))
             tasks.append(group.create_task(self._save_state(), name="state"))
             tasks.append(group.create_task(self._report_health(), name="health"))
+            for task in tasks:
+                task.add_done_callback(functools.partial(_report_failure, failed))
             log.info("depotwatch running for site %s: %d subscriptions, %d writers",
                      self.config.site.id, len(self.config.mqtt.subscriptions), len(self.writers))
             await stop.wait()
@@ -330,3 +343,16 @@ class Daemon:
         self.audit.close()
         self.deadletters.close()
         self.systemd.close()
+
+
+def _report_failure(failed: Callable[[str, BaseException], None] | None,
+                    task: asyncio.Task[Any]) -> None:
+    # Logged here, when it happens, with the task's name: the ExceptionGroup comes only after
+    # every other task has finished, and says nothing of which task it was.
+    error = None if task.cancelled() else task.exception()
+    if error is None:
+        return
+    log.critical("task %r failed: %s: %s; stopping the daemon", task.get_name(),
+                 type(error).__name__, error, exc_info=error)
+    if failed is not None:
+        failed(task.get_name(), error)

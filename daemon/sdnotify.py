@@ -93,7 +93,10 @@ async def supervise(
     # raise its own input-lost alarm (a unit stuck "activating" would be killed and restarted).
     # `healthy()` returns None, or the reason to withhold the ping so that systemd restarts us.
     try:
-        await asyncio.wait_for(inputs_up.wait(), ready_timeout_s)
+        # Not wait_for: on Python 3.11 a cancellation landing as the inputs come up is
+        # swallowed, and the watchdog loop below would then keep the daemon's TaskGroup alive.
+        async with asyncio.timeout(ready_timeout_s):
+            await inputs_up.wait()
         status = "inputs up; supervising"
     except TimeoutError:
         status = "MQTT broker not reachable; supervising anyway (input-lost alarm)"

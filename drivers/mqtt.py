@@ -111,6 +111,13 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
 
     backoff_min_s = 0.5
     backoff_max_s = 30.0
+    on_released: Callable[[], None] | None = None
+
+    def _remove_message_from_queue(self, mid: int) -> None:
+        # gmqtt's hook for a PUBACK (or PUBCOMP): a packet id is free again.
+        super()._remove_message_from_queue(mid)
+        if self.on_released is not None:
+            self.on_released()
 
     def reset_backoff(self) -> None:
         self.reconnect_delay = self.backoff_min_s
@@ -120,6 +127,17 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
             grown = min(self.backoff_max_s, max(self.backoff_min_s, self.reconnect_delay * 2))
             self.reconnect_delay = grown * random.uniform(0.8, 1.0)
         await super().reconnect(delay=delay)
+
+
+# Packet ids a windowed publish leaves free for command replies and the subscriptions made at
+# a reconnect, which gmqtt would otherwise refuse (OverflowError) during a burst of alerts.
+_RESERVED_IDS = 2
+# A window that stays full this long means the broker stopped acknowledging: report it.
+_PUBACK_WAIT_S = 10.0
+
+
+class PublishWindowFull(DriverError):
+    """As many QoS 1 publishes as the broker takes at once still await their PUBACK."""
 
 
 OnMessage = Callable[[RawMessage], Awaitable[None]]
@@ -142,6 +160,7 @@ class MqttLink:
         self._paused: Any = None  # the transport whose reading is paused
         self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
         self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self._released = asyncio.Event()  # set by every PUBACK
 
     def handle_topic(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Messages on this exact topic go to `handler` instead of the sensor pipeline."""
@@ -190,6 +209,7 @@ class MqttLink:
             client.set_auth_credentials(self._config.username, password)
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
+        client.on_released = self._released.set
         if not self._deliver_without_tasks(client):
             client.on_message = self._message  # gmqtt's way: a Task per message
         return client
@@ -359,5 +379,38 @@ class MqttLink:
             # gmqtt is out of packet ids: as many QoS 1 publishes as the broker's receive maximum
             # (Mosquitto: max_inflight_messages, 20) wait for their PUBACKs, as in a burst of
             # alerts. Left untranslated it ended the daemon's task group.
-            raise DriverError(f"MQTT: too many publishes awaiting PUBACK, cannot publish to "
-                              f"{topic} yet") from exc
+            raise PublishWindowFull(f"MQTT: too many publishes awaiting PUBACK, cannot "
+                                    f"publish to {topic} yet") from exc
+
+    async def publish_in_window(self, topic: str, payload: bytes, *,
+                                retain: bool = False) -> None:
+        """Publish at QoS 1, first waiting for a PUBACK while the broker's window is full.
+
+        Flow control for bursts (200 alarms at once): publishes go out as fast as the broker
+        acknowledges them, in call order, instead of failing. Raises DriverError when not
+        connected, or when no PUBACK came for `_PUBACK_WAIT_S`.
+        """
+        while True:
+            self._released.clear()
+            if self._window_open():
+                try:
+                    self.publish(topic, payload, retain=retain, qos=1)
+                    return
+                except PublishWindowFull:
+                    pass
+            try:
+                async with asyncio.timeout(_PUBACK_WAIT_S):
+                    await self._released.wait()
+            except TimeoutError:
+                raise DriverError(f"MQTT: no PUBACK from the broker for {_PUBACK_WAIT_S:g} s, "
+                                  f"cannot publish to {topic}") from None
+
+    def _window_open(self) -> bool:
+        """Packet ids are free beyond those kept for command replies and subscriptions."""
+        ids = getattr(getattr(self._client, "_package_handler", None), "id_generator", None)
+        limit, used = getattr(ids, "_max", None), getattr(ids, "_used_ids", None)
+        if not isinstance(limit, int) or not isinstance(used, set):
+            return True  # another gmqtt: its OverflowError is the only signal
+        usable = limit - 1  # gmqtt never hands out its last id
+        reserve = min(_RESERVED_IDS, usable - 1)  # a tiny receive maximum still lets alerts out
+        return len(used) < usable - reserve

@@ -207,8 +207,10 @@ class SerialPort:
         idle = self.config.idle_reset_s
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(_READ_CHUNK),
-                                              idle if idle and self._framer.pending else None)
+                # Not wait_for: on Python 3.11 a cancellation arriving with data is swallowed
+                # and this loop would outlive the daemon's shutdown.
+                async with asyncio.timeout(idle if idle and self._framer.pending else None):
+                    data = await reader.read(_READ_CHUNK)
             except TimeoutError:
                 self.stats["idle_resets"] += 1
                 await self._deliver(self._framer.flush())

@@ -95,7 +95,9 @@ class Outbox:
     async def drain(self, timeout_s: float) -> None:
         """Wait until everything queued is delivered, or the timeout passes."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            # Not wait_for: on Python 3.11 it can swallow the caller's cancellation.
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         except TimeoutError:
             log.warning("notifier %s: %d alert change(s) undelivered at shutdown",
                         self.notifier.name, len(self._pending))

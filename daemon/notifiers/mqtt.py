@@ -20,11 +20,14 @@ class MqttAlertNotifier:
         self._site = site
 
     async def send(self, alert: Alert) -> None:
-        """Publish the alert's state; waits for the connection rather than failing fast."""
+        """Publish the alert's state; waits while the broker's window of unacknowledged
+        publishes is full (a burst), fails retryably while the broker is not connected."""
         if not self._link.connected.is_set():
             raise NotifierError("MQTT broker not connected", retryable=True)
         try:
-            self._link.publish(f"{self._prefix}/{alert.key}", alert.to_json(self._site),
-                               retain=True, qos=1)
+            # A full window is flow control, not a failure: backing off from it left a burst
+            # of 200 alarms trickling out over many seconds.
+            await self._link.publish_in_window(f"{self._prefix}/{alert.key}",
+                                               alert.to_json(self._site), retain=True)
         except DriverError as exc:
             raise NotifierError(str(exc), retryable=True) from exc

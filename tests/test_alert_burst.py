@@ -1,0 +1,105 @@
+"""A burst of alarms through a real Mosquitto: flow control on PUBACKs, never a backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from inprocess_daemon import depot, eventually, running
+from mqtt_probe import MqttProbe
+from servers import Mosquitto
+
+from daemon.clock import SystemClock
+from daemon.config import MqttConfig
+from drivers.mqtt import MqttLink
+
+DOORS = 200
+
+
+def test_publishes_beyond_the_brokers_window_wait_for_pubacks(mosquitto: Mosquitto) -> None:
+    """500 publishes at once through Mosquitto's receive maximum (20): each waits for a
+    PUBACK to free a packet id; all arrive, once each, in order, within seconds."""
+
+    async def scenario() -> tuple[list[bytes], float]:
+        link = MqttLink(MqttConfig.model_validate({
+            "port": mosquitto.port, "client_id": f"burst-{uuid.uuid4().hex[:8]}",
+            "subscriptions": [{"topic": "unused/{sensor}", "decoder": {"type": "zigbee2mqtt"}}],
+        }), SystemClock())
+        running_link = asyncio.create_task(link.run())
+        try:
+            async with MqttProbe(mosquitto.port) as probe:
+                await probe.subscribe("burst/#")
+                async with asyncio.timeout(10):
+                    await link.connected.wait()
+                started = time.monotonic()
+                for i in range(500):
+                    await link.publish_in_window("burst/x", str(i).encode())
+                for _ in range(500):  # 10 s
+                    if len(probe.messages) >= 500:
+                        break
+                    await asyncio.sleep(0.02)
+                took = time.monotonic() - started
+                await asyncio.sleep(0.3)  # a duplicate would come now
+                return [p for _, p in probe.messages], took
+        finally:
+            running_link.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running_link
+
+    payloads, took = asyncio.run(scenario())
+    assert [int(p) for p in payloads] == list(range(500))
+    assert took < 10
+
+
+def _open_doors(port: int, count: int) -> None:
+    """Doors 0..count-1 report open at once, as Zigbee2MQTT would (QoS 1)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"doors-{uuid.uuid4()}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        sent = [client.publish(f"zigbee2mqtt/door{i}", json.dumps({"contact": False}), qos=1)
+                for i in range(count)]
+        for message in sent:
+            message.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_burst_of_200_alarms_reaches_the_alerts_topic_at_once(
+        mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """200 doors of an armed store open together: 200 alarms, every one published to the
+    alerts topic within seconds, once, in the order they fired. The MQTT outbox never counts
+    a failure: before, a full window of PUBACKs was a retryable error and the outbox backed
+    off (0.5 s, doubling to 30 s)."""
+    config: dict[str, Any] = depot(tmp_path / "state", mosquitto.port)
+    site = f"burst-{uuid.uuid4().hex[:6]}"
+    config["site"] = {"id": site}
+    config["doors"] = [{"id": f"SH1-D{i}", "storehouse": "SH1", "contact_sensor": f"door{i}"}
+                       for i in range(DOORS)]
+    caplog.set_level(logging.WARNING, logger="daemon.notifiers.base")
+    with running(config) as r:
+        assert r.probe is not None
+        probe = r.probe
+        r.call(probe.subscribe(f"depotwatch/{site}/alerts/#"))
+        outbox = next(o for o in r.daemon.outboxes if o.notifier.name == "mqtt")
+        started = time.monotonic()
+        _open_doors(mosquitto.port, DOORS)
+        eventually(lambda: len(probe.alerts()) >= DOORS, timeout_s=10)
+        took = time.monotonic() - started
+        time.sleep(0.3)  # a duplicate would come now
+        alerts = probe.alerts()
+        failed, delivered = outbox.failed, outbox.delivered
+    assert [a["key"] for a in alerts] == [f"door_armed.SH1-D{i}" for i in range(DOORS)]
+    assert {a["state"] for a in alerts} == {"firing"}
+    assert took < 10
+    assert failed == 0 and delivered == DOORS
+    assert not [r for r in caplog.records if "retrying in" in r.getMessage()]
