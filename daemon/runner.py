@@ -247,6 +247,11 @@ class Daemon:
 
     def _on_link_state(self, up: bool) -> None:
         self.pubacks.link_state(up)
+        if up:
+            # Alerts raised while the broker was away go out now, not after the backoff.
+            for outbox in self.outboxes:
+                if isinstance(outbox.notifier, MqttAlertNotifier):
+                    outbox.retry_now()
         self.pipeline.input_state("mqtt", up, self.clock.now_ns())
 
     async def _tick(self) -> None:

@@ -103,3 +103,36 @@ def test_a_burst_of_200_alarms_reaches_the_alerts_topic_at_once(
     assert took < 10
     assert failed == 0 and delivered == DOORS
     assert not [r for r in caplog.records if "retrying in" in r.getMessage()]
+
+
+def test_an_alarm_raised_while_the_broker_is_away_goes_out_when_it_returns(
+        tmp_path: Path) -> None:
+    """The broker stops; input_lost fires and its MQTT notice fails, backing off (0.5 s, 1,
+    2, 4, 8 ...). When the broker is back, the notice goes out at once, not when the backoff
+    runs out."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        config: dict[str, Any] = depot(tmp_path / "state", broker.port)
+        config["rules"] = [{"type": "door_armed"}, {"type": "input_lost", "after_s": 1}]
+        with running(config, connected=False) as r:
+            eventually(r.daemon.link.connected.is_set)
+            outbox = next(o for o in r.daemon.outboxes if o.notifier.name == "mqtt")
+            broker.stop()
+            eventually(lambda: outbox.failed >= 5, timeout_s=20)  # the next wait is 8 s or more
+            broker.start()
+            watcher = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                  client_id=f"watch-{uuid.uuid4().hex[:8]}")
+            seen: list[str] = []
+            watcher.on_message = lambda client, userdata, message: seen.append(message.topic)
+            watcher.connect("127.0.0.1", broker.port)
+            watcher.subscribe("depotwatch/+/alerts/#", qos=1)
+            watcher.loop_start()
+            try:
+                eventually(r.daemon.link.connected.is_set, timeout_s=10)
+                back = time.monotonic()
+                eventually(lambda: any(t.endswith("/input_lost.mqtt") for t in seen),
+                           timeout_s=10)
+                waited = time.monotonic() - back
+            finally:
+                watcher.loop_stop()
+                watcher.disconnect()
+    assert waited < 3, f"the notice waited {waited:.1f} s after the broker came back"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from typing import Protocol
@@ -37,6 +38,8 @@ class Outbox:
         self.notifier = notifier
         self._pending: deque[Alert] = deque()
         self._wakeup = asyncio.Event()
+        # Set when the notifier's path came back (the broker reconnected): end the backoff now.
+        self._retry = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._retry_min_s = retry_min_s
@@ -49,6 +52,10 @@ class Outbox:
         self._pending.append(alert)
         self._idle.clear()
         self._wakeup.set()
+
+    def retry_now(self) -> None:
+        """The way to the notifier is back: cut a running backoff short and send at once."""
+        self._retry.set()
 
     def pending(self) -> list[Alert]:
         """Alert changes not yet delivered, oldest first (for the state file)."""
@@ -85,8 +92,12 @@ class Outbox:
                     continue
                 log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
                             self.notifier.name, alert.key, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(self._retry_max_s, delay * 2)
+                self._retry.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._retry.wait()
+                delay = (self._retry_min_s if self._retry.is_set()
+                         else min(self._retry_max_s, delay * 2))
                 continue
             self._pending.popleft()
             self.delivered += 1
