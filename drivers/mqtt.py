@@ -196,6 +196,10 @@ class MqttLink:
         kwargs: dict[str, Any] = {}
         if self._version == MQTTv50:
             kwargs["session_expiry_interval"] = _SESSION_EXPIRY_S
+            # Without it the broker may push 65,535 unacknowledged QoS 1 messages (the MQTT 5
+            # default): a burst then waits in our memory (12,000 handlers at once in
+            # bench/depot.py), not at the broker.
+            kwargs["receive_maximum"] = _MAX_PENDING
         client = _BackoffClient(
             self._config.client_id, clean_session=False,
             # Ack after our handler returned, so a reading is taken before the broker forgets it.
@@ -290,11 +294,22 @@ class MqttLink:
         """
         self._pending += 1
         if self._pending >= _MAX_PENDING and self._paused is None:
-            transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
-            if transport is not None and not transport.is_closing():
-                transport.pause_reading()
-                self._paused = transport
+            self._pause()
         self._step(self._message(self._client, topic, payload, 1, properties), done)
+
+    def _pause(self) -> None:
+        connection = getattr(self._client, "_connection", None)
+        transport = getattr(connection, "_transport", None)
+        if transport is None or transport.is_closing():
+            return
+        transport.pause_reading()
+        self._paused = transport
+        # gmqtt reads through an asyncio StreamReader, which resumes a transport it paused
+        # itself (its buffer full) as soon as that buffer drains: it would undo this pause
+        # (MQTT 3.1.1 has no receive maximum to bound the backlog instead).
+        reader: Any = getattr(getattr(connection, "_protocol", None), "_hard_reader", None)
+        if reader is not None and getattr(reader, "_paused", False):
+            reader._paused = False
 
     def _handled(self) -> None:
         self._pending -= 1
