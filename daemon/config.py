@@ -241,7 +241,7 @@ class MqttConfig(_Strict):
 
 
 class InfluxConfig(_Strict):
-    """One InfluxDB write target: `v1` POSTs to /write, `v2` uses influxdb-client's async API."""
+    """One InfluxDB write target: `v1` POSTs to /write, `v2` POSTs to /api/v2/write."""
 
     api: Literal["v1", "v2"]
     url: str = Field(pattern=r"^https?://")

@@ -10,13 +10,9 @@ import random
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 import aiohttp
-from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.client.write_api_async import WriteApiAsync
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
 from daemon.config import FileOutputConfig, InfluxConfig
 from daemon.errors import SinkError
@@ -29,8 +25,6 @@ log = logging.getLogger(__name__)
 # Server error texts can name every bad line of a 5000-line batch; keep messages readable.
 _MAX_MESSAGE_CHARS = 1000
 _LOG_EVERY_S = 60.0
-# influxdb-client's WritePrecision is a class of plain str constants, annotated as the class.
-_PRECISION_NS = cast(WritePrecision, WritePrecision.NS)
 
 
 class Sink(Protocol):
@@ -92,29 +86,16 @@ def _server_error_text(body: bytes | str | None) -> str:
     return text.strip()
 
 
-class InfluxV1Sink:
-    """InfluxDB 1.x: POST line protocol to /write with basic auth (also 2.x/3.x's v1 API)."""
+class _HttpSink:
+    """POSTs a batch of line protocol to one URL with fixed headers; shared by both APIs."""
 
-    def __init__(self, config: InfluxConfig) -> None:
-        params = {"db": config.database or "", "precision": "ns"}
-        if config.retention_policy:
-            params["rp"] = config.retention_policy
-        # Credentials in the URL (http://user:pw@host) become the header too: aiohttp refuses a
-        # request that has both.
-        parts = urllib.parse.urlsplit(config.url)
-        base = _redact_url(config.url).rstrip("/")
-        self._url = f"{base}/write?{urllib.parse.urlencode(params)}"
-        self.target = f"influxdb v1 {base} db={config.database}"
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        username = config.username or urllib.parse.unquote(parts.username or "")
-        password = (config.password.get_secret_value() if config.password
-                    else urllib.parse.unquote(parts.password or ""))
-        if username:
-            # By hand: aiohttp 3.14 deprecates BasicAuth, and its replacement is not in 3.9.
-            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-            self._headers["Authorization"] = f"Basic {token}"
-        self._secrets = (password, parts.password or "")
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s)
+    def __init__(self, url: str, target: str, headers: dict[str, str], timeout_s: float,
+                 secrets: tuple[str, ...]) -> None:
+        self._url = url
+        self.target = target
+        self._headers = {"Content-Type": "text/plain; charset=utf-8", **headers}
+        self._secrets = secrets
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # Built on first write: an aiohttp session belongs to the loop it was made in.
         self._session: aiohttp.ClientSession | None = None
 
@@ -144,54 +125,54 @@ class InfluxV1Sink:
             self._session = None
 
 
-class InfluxV2Sink:
-    """InfluxDB 2.x/3.x, Cloud or VictoriaMetrics: /api/v2/write through influxdb-client."""
+def _basic_auth(username: str, password: str) -> str:
+    # By hand: aiohttp 3.14 deprecates BasicAuth, and its replacement is not in 3.9.
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+class InfluxV1Sink(_HttpSink):
+    """InfluxDB 1.x: POST line protocol to /write with basic auth (also 2.x/3.x's v1 API)."""
 
     def __init__(self, config: InfluxConfig) -> None:
-        self._url = config.url
-        # An empty token sends no Authorization header (VictoriaMetrics needs none).
-        self._token = config.token.get_secret_value() if config.token else ""
-        self._org = config.org
-        self._bucket = config.bucket or ""
-        self._timeout_s = config.timeout_s
-        self.target = f"influxdb v2 {_redact_url(config.url)} bucket={config.bucket}"
+        params = {"db": config.database or "", "precision": "ns"}
+        if config.retention_policy:
+            params["rp"] = config.retention_policy
+        # Credentials in the URL (http://user:pw@host) become the header too: aiohttp refuses a
+        # request that has both.
         parts = urllib.parse.urlsplit(config.url)
-        self._secrets = (self._token, parts.password or "")
-        # Built on first write: the async client insists on a running loop.
-        self._client: InfluxDBClientAsync | None = None
-        self._api: WriteApiAsync | None = None
+        base = _redact_url(config.url).rstrip("/")
+        username = config.username or urllib.parse.unquote(parts.username or "")
+        password = (config.password.get_secret_value() if config.password
+                    else urllib.parse.unquote(parts.password or ""))
+        headers = {"Authorization": _basic_auth(username, password)} if username else {}
+        super().__init__(f"{base}/write?{urllib.parse.urlencode(params)}",
+                         f"influxdb v1 {base} db={config.database}", headers, config.timeout_s,
+                         (password, parts.password or ""))
 
-    async def write(self, body: bytes) -> None:
-        """Write one batch; ApiException, aiohttp and timeout errors become SinkError."""
-        if self._client is None or self._api is None:
-            self._client = InfluxDBClientAsync(
-                url=self._url, token=self._token, org=self._org,
-                timeout=int(self._timeout_s * 1000),
-            )
-            self._api = self._client.write_api()
-        try:
-            await self._api.write(
-                bucket=self._bucket, org=self._org, record=body, write_precision=_PRECISION_NS
-            )
-        except ApiException as exc:
-            status = int(exc.status or 0)
-            text = _server_error_text(exc.body) or str(exc.reason or "")
-            message = f"{self.target}: HTTP {status}: {text}"
-            # status 0: the client refused to build the request; repeating it cannot help.
-            retryable = status != 0 and _retryable_status(status)
-            raise SinkError(_clean(message, self._secrets), retryable=retryable) from exc
-        except TimeoutError as exc:  # before OSError, its base class
-            message = f"{self.target}: no answer within {self._timeout_s}s"
-            raise SinkError(message, retryable=True) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            message = f"{self.target}: {type(exc).__name__}: {exc}"
-            raise SinkError(_clean(message, self._secrets), retryable=True) from exc
 
-    async def close(self) -> None:
-        """Close the client's HTTP session."""
-        if self._client is not None:
-            client, self._client, self._api = self._client, None, None
-            await client.close()  # type: ignore[no-untyped-call]
+class InfluxV2Sink(_HttpSink):
+    """InfluxDB 2.x/3.x, Cloud or VictoriaMetrics: POST line protocol to /api/v2/write.
+
+    The request influxdb-client's async write API sends for a body of line protocol (token
+    auth, org, bucket, ns precision), without the client: importing it cost the daemon ~25 MiB
+    (its generated API models, reactivex, dateutil and numpy if installed; bench/depot.py).
+    """
+
+    def __init__(self, config: InfluxConfig) -> None:
+        token = config.token.get_secret_value() if config.token else ""
+        params = {"org": config.org, "bucket": config.bucket or "", "precision": "ns"}
+        parts = urllib.parse.urlsplit(config.url)
+        base = _redact_url(config.url).rstrip("/")
+        headers = {"Accept": "application/json"}
+        # An empty token sends no Authorization header (VictoriaMetrics needs none).
+        if token:
+            headers["Authorization"] = f"Token {token}"
+        elif parts.username:
+            headers["Authorization"] = _basic_auth(urllib.parse.unquote(parts.username),
+                                                   urllib.parse.unquote(parts.password or ""))
+        super().__init__(f"{base}/api/v2/write?{urllib.parse.urlencode(params)}",
+                         f"influxdb v2 {base} bucket={config.bucket}", headers,
+                         config.timeout_s, (token, parts.password or ""))
 
 
 class FileSink:
