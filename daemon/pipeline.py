@@ -57,14 +57,16 @@ class Pipeline:
         # Told every decoded reading of a known sensor (the console's recent-events view).
         self.listeners: list[ReadingListener] = []
 
-    def ingest(self, raw: RawMessage, now_ns: int) -> Awaitable[None] | None:
+    def ingest(self, raw: RawMessage, now_ns: int,
+               digest: bytes | None = None) -> Awaitable[None] | None:
         """Take one raw message; what it returns completes once its points are durable.
 
         Bad input is dead-lettered and never raises. A message the broker redelivers after it
         was already spooled (the daemon died between commit and acknowledgement) is not taken
-        twice.
+        twice. `digest`: its `receipt_digest`, if the caller has it already.
         """
-        digest = receipt_digest(raw)
+        if digest is None:
+            digest = receipt_digest(raw)
         if raw.redelivered and digest in self._receipts:
             self.redeliveries_skipped += 1
             return None

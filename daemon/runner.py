@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from daemon.alarms import AlarmDesk, routed
@@ -164,11 +164,12 @@ class Daemon:
         self.pipeline.listeners.append(self.recent.reading)
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
+        self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self.link.on_state(self._on_link_state)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = [SerialPort(p, self.clock) for p in config.serial]
         for port in self.serial_ports:
-            port.on_message(self._on_message)
+            port.on_message(self._on_serial_message)
             port.on_state(functools.partial(self._on_input_state, port.source))
             port.on_reject(self.deadletters.keep)
         self.modbus_buses = [ModbusBus(b, self.clock) for b in config.modbus]
@@ -230,12 +231,40 @@ class Daemon:
                 "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
                              for o in self.outboxes}}
 
-    async def _on_message(self, raw: RawMessage) -> None:
-        durable = self.pipeline.ingest(raw, self.clock.now_ns())
+    def _on_message(self, raw: RawMessage) -> Awaitable[None] | None:
+        # The PUBACK goes out when what this returns is done: only after the points are on disk.
+        # A future, not a coroutine per message (bench/depot.py): the link acknowledges when it
+        # is done.
+        digest = receipt_digest(raw)
+        durable = self.pipeline.ingest(raw, self.clock.now_ns(), digest)
+        if durable is None:
+            return None
+        if not isinstance(durable, asyncio.Future):
+            return self._sent_after(durable, digest)
+        # Every message of one commit gets the same future: one callback hands all their
+        # receipts over. Added before the link's own callbacks, so it runs as theirs do, before
+        # the PUBACKs leave.
+        digests = self._committing.get(durable)
+        if digests is None:
+            digests = self._committing[durable] = []
+            durable.add_done_callback(self._committed)
+        digests.append(digest)
+        return durable
+
+    def _committed(self, durable: asyncio.Future[None]) -> None:
+        digests = self._committing.pop(durable, [])
+        if not durable.cancelled() and durable.exception() is None:
+            for digest in digests:
+                self.pubacks.sent(digest)
+
+    async def _sent_after(self, durable: Awaitable[None], digest: bytes) -> None:
+        await durable
+        self.pubacks.sent(digest)
+
+    async def _on_serial_message(self, raw: RawMessage) -> None:
+        durable = self._on_message(raw)
         if durable is not None:
-            # The PUBACK goes out when this returns: only after the points are on disk.
             await durable
-            self.pubacks.sent(receipt_digest(raw))
 
     async def _on_reading(self, source: str, reading: Reading) -> None:
         durable = self.pipeline.take(reading, self.clock.now_ns(), source)

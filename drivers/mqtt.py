@@ -140,7 +140,9 @@ class PublishWindowFull(DriverError):
     """As many QoS 1 publishes as the broker takes at once still await their PUBACK."""
 
 
-OnMessage = Callable[[RawMessage], Awaitable[None]]
+# Returns a coroutine (the PUBACK goes out when it returns), a future (when it is done) or None
+# (at once): the daemon returns its spool commit's future, without a coroutine per message.
+OnMessage = Callable[[RawMessage], Awaitable[None] | None]
 OnState = Callable[[bool], None]
 
 
@@ -295,7 +297,41 @@ class MqttLink:
         self._pending += 1
         if self._pending >= _MAX_PENDING and self._paused is None:
             self._pause()
-        self._step(self._message(self._client, topic, payload, 1, properties), done)
+        handler = self._handlers.get(topic)
+        if handler is not None or self._on_message is None:
+            self._step(self._message(self._client, topic, payload, 1, properties), done)
+            return
+        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
+                         redelivered=bool(properties.get("dup")))
+        try:
+            waiting = self._on_message(raw)
+        except Exception:
+            self._handled()
+            log.exception("MQTT message handler failed; the message stays unacknowledged")
+            return
+        if waiting is None:
+            self._handled()
+            if done is not None:
+                done(0)
+        elif asyncio.isfuture(waiting):
+            waiting.add_done_callback(functools.partial(self._future_done, done))
+        else:
+            self._step(self._await(waiting), done)
+
+    async def _await(self, waiting: Awaitable[None]) -> int:
+        await waiting
+        return 0
+
+    def _future_done(self, done: Callable[[int], None] | None, future: asyncio.Future[Any],
+                     ) -> None:
+        self._handled()
+        if future.cancelled() or future.exception() is not None:
+            if not future.cancelled():
+                log.error("MQTT message not taken; it stays unacknowledged: %s",
+                          future.exception())
+            return  # not acknowledged: the broker sends it again after a reconnect
+        if done is not None:
+            done(0)
 
     def _pause(self) -> None:
         connection = getattr(self._client, "_connection", None)
@@ -350,7 +386,9 @@ class MqttLink:
         raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
                          redelivered=bool(properties.get("dup")))
         if self._on_message is not None:
-            await self._on_message(raw)
+            waiting = self._on_message(raw)
+            if waiting is not None:
+                await waiting
         return 0  # PUBACK reason "success"
 
     async def run(self) -> None:

@@ -118,3 +118,61 @@ def test_a_commit_during_a_writers_send_wakes_its_next_wait(tmp_path: Path) -> N
             await spool.close()
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_a_handler_returning_a_future_is_acknowledged_when_it_is_done(
+        mosquitto: Mosquitto) -> None:
+    # The daemon hands back its spool commit's future instead of a coroutine per message: no
+    # PUBACK before that future is done (the session coming back gets only the unfinished
+    # ones), and at most the receive maximum of messages is handed over unacknowledged.
+    async def scenario() -> tuple[int, int, list[bytes]]:
+        link = _link(mosquitto.port, "link-futures")
+        loop = asyncio.get_running_loop()
+        held: list[asyncio.Future[None]] = []
+
+        def handler(raw: RawMessage) -> asyncio.Future[None]:
+            durable: asyncio.Future[None] = loop.create_future()
+            held.append(durable)
+            return durable
+
+        link.on_message(handler)
+        running = asyncio.create_task(link.run())
+        publisher = _link(mosquitto.port, "link-futures-publisher")
+        publishing = asyncio.create_task(publisher.run())
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.wait_for(publisher.connected.wait(), 10)
+            await asyncio.sleep(0.2)
+            for i in range(1500):
+                while True:
+                    try:
+                        publisher.publish("link/door1", str(i).encode())
+                        break
+                    except DriverError:
+                        await asyncio.sleep(0.005)
+            await asyncio.sleep(1.0)
+            handed_over = len(held)
+            for durable in held[:600]:
+                durable.set_result(None)
+            await asyncio.sleep(1.0)
+            after_acks = len(held)
+        finally:
+            for task in (publishing, running):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        again = _link(mosquitto.port, "link-futures")
+        redelivered: list[bytes] = []
+        again.on_message(lambda raw: redelivered.append(raw.payload))
+        rerunning = asyncio.create_task(again.run())
+        await asyncio.wait_for(again.connected.wait(), 10)
+        await asyncio.sleep(1.0)
+        rerunning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rerunning
+        return handed_over, after_acks, redelivered
+
+    handed_over, after_acks, redelivered = asyncio.run(scenario())
+    assert handed_over == 1000  # the receive maximum: the rest waits at the broker
+    assert after_acks == 1500
+    assert [int(p) for p in redelivered] == list(range(600, 1500))
