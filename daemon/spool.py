@@ -238,8 +238,15 @@ class Spool:
     def append(self, lines: list[str], receipts: Sequence[tuple[bytes, int]] = ()
                ) -> asyncio.Future[None]:
         """Queue points for the next commit; the future is done once they are on disk."""
+        # One group (list of points, future) per commit, not one per message: thousands of
+        # messages share a commit, and a future and a record each cost more than their points.
+        if self._pending:
+            group = self._pending[-1]
+            group.lines += lines
+            group.receipts += receipts
+            return group.future
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(lines, list(receipts), future))
+        self._pending.append(_Pending(list(lines), list(receipts), future))
         self._wakeup.set()
         return future
 

@@ -46,11 +46,20 @@ class ClimateSwingRule:
             return []
         hours = self._hours[reading.sensor]
         hour = reading.at_ns // _HOUR_NS
-        low, high = hours.get(hour, (t, t))
-        hours[hour] = (min(low, t), max(high, t))
-        for old in [h for h in hours if h <= hour - self._config.window_h]:
-            del hours[old]
-        swing = max(h for _, h in hours.values()) - min(lo for lo, _ in hours.values())
+        bucket = hours.get(hour)
+        if bucket is None:
+            hours[hour] = (t, t)
+            # Hours leave the window only when a new one starts (a sensor's readings reach the
+            # rules in time order: the engine skips older ones).
+            for old in [h for h in hours if h <= hour - self._config.window_h]:
+                del hours[old]
+        elif t < bucket[0] or t > bucket[1]:
+            hours[hour] = (min(bucket[0], t), max(bucket[1], t))
+        if len(hours) == 1:
+            low, high = hours[hour]
+            swing = high - low
+        else:
+            swing = max(h for _, h in hours.values()) - min(lo for lo, _ in hours.values())
         if swing > self._config.max_swing_c and reading.sensor not in self._firing:
             self._firing.add(reading.sensor)
             kind, text = TransitionKind.FIRING, "above"

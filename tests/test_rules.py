@@ -273,3 +273,18 @@ def test_every_rule_kind_is_deterministic_and_survives_restarts(
         state[transition.key] = transition.kind
         for badge in ("1001", "1002", "1003", "1004", "2001", "9999"):
             assert badge not in transition.summary and badge not in str(transition.facts)
+
+
+def test_climate_swing_spans_hours_and_forgets_them_past_its_window() -> None:
+    from rules.climate_swing import ClimateSwingRuleConfig
+
+    hour = 3600 * NS
+    e = engine(ClimateSwingRuleConfig())
+    assert quiet(e.observe(reading("clim1", T0, temperature_c=12.0), T0))
+    assert quiet(e.observe(reading("clim1", T0 + 1, temperature_c=14.0), T0 + 1))
+    t = T0 + 2 * hour
+    assert keys(e.observe(reading("clim1", t, temperature_c=23.0), t)) == [
+        ("climate_swing.clim1", "firing")]
+    t += 23 * hour  # T0's hour is out of the 24 h window: 23 - 23 °C in the rest
+    assert keys(e.observe(reading("clim1", t, temperature_c=22.0), t)) == [
+        ("climate_swing.clim1", "resolved")]
