@@ -17,19 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pymodbus.client import AsyncModbusSerialClient
-from pymodbus.exceptions import ConnectionException, ModbusException
-from pymodbus.framer import FramerRTU
-from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from daemon.clock import Clock
 from daemon.errors import PortLost
 from daemon.model import FieldValue, Reading
 from drivers.decoders.base import FIELD_TYPES
 from drivers.serial import LineSettings
+
+if TYPE_CHECKING:  # pymodbus itself is imported when a bus runs (drivers/modbus_rtu.py)
+    from pymodbus.client import AsyncModbusSerialClient
+    from pymodbus.pdu import ModbusPDU
 
 __all__ = ["ModbusBus", "ModbusBusConfig", "ModbusSensorConfig", "RegisterConfig",
            "modbus_source"]
@@ -188,20 +188,6 @@ def registers_to_values(request_table: str, start: int, data: Sequence[int] | Se
     return values
 
 
-class _CrcCountingFramer(FramerRTU):
-    """pymodbus' RTU framer, counting the frames it drops for a bad CRC."""
-
-    def __init__(self, decoder: DecodePDU, on_crc_error: Callable[[], None]) -> None:
-        super().__init__(decoder)
-        self._on_crc_error = on_crc_error
-
-    def decode(self, data: bytes) -> tuple[int, int, int, bytes]:
-        used, dev_id, tid, frame = super().decode(data)
-        if used and not frame:  # FramerRTU consumes a whole frame without payload only on CRC
-            self._on_crc_error()
-        return used, dev_id, tid, frame
-
-
 OnReading = Callable[[Reading], Awaitable[None]]
 OnState = Callable[[bool], None]
 
@@ -274,6 +260,8 @@ class ModbusBus:
             delay = min(self.config.reconnect_max_s, delay * 2)
 
     def _client(self) -> AsyncModbusSerialClient:
+        from drivers.modbus_rtu import AsyncModbusSerialClient, crc_counting_framer
+
         client = AsyncModbusSerialClient(
             self.config.device, baudrate=self.config.baud, bytesize=self.config.data_bits,
             parity=self.config.parity_code, stopbits=int(self.config.stop_bits),
@@ -281,7 +269,7 @@ class ModbusBus:
             reconnect_delay=0,  # reconnecting is ours: it reports the bus down and up
             name=f"modbus {self.config.id}",
         )
-        client.ctx.framer = _CrcCountingFramer(DecodePDU(False), self._crc_error)
+        client.ctx.framer = crc_counting_framer(self._crc_error)
         return client
 
     def _crc_error(self) -> None:
@@ -314,6 +302,8 @@ class ModbusBus:
 
     async def _poll(self, client: AsyncModbusSerialClient, sensor: str,
                     slave: int) -> Reading | None:
+        from pymodbus.exceptions import ConnectionException, ModbusException
+
         self.stats["polls"] += 1
         values: dict[str, FieldValue] = {}
         try:

@@ -12,15 +12,17 @@ import hashlib
 import logging
 import ssl
 from email.message import EmailMessage
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import aiosmtplib
 from pydantic import Field, SecretStr, model_validator
 
 from daemon.alerts import Alert
 from daemon.errors import NotifierError
 from daemon.model import Severity, TransitionKind
 from daemon.notifiers.common import CaFile, NotifierSettings, Site, clean
+
+if TYPE_CHECKING:  # imported when a mail is sent: most gateways configure no email notifier
+    import aiosmtplib
 
 __all__ = ["EmailConfig", "EmailNotifier", "subject_line"]
 
@@ -147,6 +149,8 @@ class EmailNotifier:
 
     async def send(self, alert: Alert) -> None:
         """Send the mail; SMTP 4xx, timeouts and lost connections are retryable, 5xx is not."""
+        import aiosmtplib
+
         config = self._config
         try:
             errors, _ = await aiosmtplib.send(
@@ -165,6 +169,8 @@ class EmailNotifier:
 
     def _translate(self, exc: aiosmtplib.SMTPException | OSError) -> NotifierError:
         """SMTP 4xx, timeouts, lost connections and TLS trouble are retryable; 5xx is not."""
+        import aiosmtplib
+
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
             return self._error(f"every recipient refused: {detail}",
