@@ -99,8 +99,11 @@ class ItemUnseenRule:
         return out
 
     def _start(self, now_ns: int) -> None:
-        for epc in self._depot.items:
-            self._last_seen.setdefault(epc, (now_ns, ""))
+        # Runs per tag read: once every item has a clock (the keys are a subset of the depot's
+        # items), a length check instead of a loop over the whole inventory.
+        if len(self._last_seen) < len(self._depot.items):
+            for epc in self._depot.items:
+                self._last_seen.setdefault(epc, (now_ns, ""))
 
     def _transition(self, kind: TransitionKind, epc: str, now_ns: int,
                     text: str) -> Transition:
