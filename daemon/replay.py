@@ -152,7 +152,7 @@ class ReplayResult:
 
 def _engine(config: Config) -> Engine:
     depot = config.depot()
-    return Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()])
+    return Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot)
 
 
 def replay(scenario: Scenario, config: Config) -> ReplayResult:

@@ -155,7 +155,7 @@ class Daemon:
                 TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
                 SerialRouter(config.serial),
             ]),
-            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()]),
+            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot),
             alerts=AlertBook(), deadletters=self.deadletters,
             store=self.spool.append,
             notify=[self._condition],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -104,6 +104,10 @@ class _Visitor:
 
 class BadgeAccessRule:
     """Alarms on refused badges and unescorted visitors; writes an `access` fact per read."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.BADGE_READER})
 
     def __init__(self, config: BadgeAccessRuleConfig, depot: Depot) -> None:
         self._depot = depot

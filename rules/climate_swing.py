@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,10 @@ class ClimateSwingRuleConfig(RuleConfigBase):
 
 class ClimateSwingRule:
     """Keeps hourly min/max per sensor, so memory and snapshots stay small (24 pairs)."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.CLIMATE})
 
     def __init__(self, config: ClimateSwingRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase
-from rules.depot import Depot
+from rules.depot import Depot, SensorKind
 from rules.door_contacts import DoorContacts
 
 __all__ = ["DoorArmedRule", "DoorArmedRuleConfig"]
@@ -30,6 +30,10 @@ class DoorArmedRuleConfig(RuleConfigBase):
 
 class DoorArmedRule:
     """Fires when a contact stays open for the debounce time while the storehouse is armed."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR})
 
     def __init__(self, config: DoorArmedRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -11,14 +11,14 @@ resolves when the door closes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.badge_access import badge_read
 from rules.base import Outcome, RuleConfigBase, format_duration
-from rules.depot import AccessVerdict, Depot
+from rules.depot import AccessVerdict, Depot, SensorKind
 from rules.door_contacts import DoorContacts
 
 __all__ = ["DoorForcedRule", "DoorForcedRuleConfig"]
@@ -43,6 +43,10 @@ class DoorForcedRuleConfig(RuleConfigBase):
 
 class DoorForcedRule:
     """Fires when a confirmed opening had no granted read at the door's reader before it."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR, SensorKind.BADGE_READER})
 
     def __init__(self, config: DoorForcedRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -8,6 +8,7 @@ from typing import Any
 
 from daemon.model import Reading, Transition
 from rules.base import Fact, Outcome, Rule
+from rules.depot import Depot, SensorKind
 
 __all__ = ["Engine", "Verdict"]
 
@@ -33,10 +34,24 @@ class Verdict:
 class Engine:
     """Synchronous core: the same readings and ticks always give the same outcomes."""
 
-    def __init__(self, rules: Sequence[tuple[str, Rule]]) -> None:
+    def __init__(self, rules: Sequence[tuple[str, Rule]], depot: Depot | None = None) -> None:
         self._rules = tuple(rules)
         self._last_at: dict[str, int] = {}
         self.stale_readings = 0
+        # Per depot sensor, the rules that judge its kind: a rule with a `kinds` attribute
+        # returns nothing, and changes nothing, for a reading of any other kind (each rule
+        # still checks; tests/test_rules.py holds every rule to its `kinds`). Anything not a
+        # depot sensor (the gateway's own readings) goes to every rule. A door contact reading
+        # then costs 7 rule calls instead of 17.
+        everyone = tuple(rule for _, rule in self._rules)
+        self._everyone = everyone
+        self._by_sensor: dict[str, tuple[Rule, ...]] = {}
+        if depot is not None:
+            by_kind = {kind: tuple(rule for rule in everyone
+                                   if kind in getattr(rule, "kinds", (kind,)))
+                       for kind in SensorKind}
+            self._by_sensor = {sensor.id: by_kind[sensor.kind]
+                               for sensor in depot.sensors.values()}
 
     def observe(self, reading: Reading, now_ns: int) -> Verdict:
         """Outcomes caused by one reading; a reading older than the sensor's last is ignored."""
@@ -47,7 +62,7 @@ class Engine:
             self.stale_readings += 1
             return verdict
         self._last_at[reading.sensor] = reading.at_ns
-        for _, rule in self._rules:
+        for rule in self._by_sensor.get(reading.sensor, self._everyone):
             # Per reading and rule: most rules have nothing to say about most readings.
             outcomes = rule.observe(reading, now_ns)
             if outcomes:

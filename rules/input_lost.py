@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
-from rules.depot import Depot
+from rules.depot import Depot, SensorKind
 
 __all__ = ["GATEWAY_PREFIX", "InputLostRule", "InputLostRuleConfig"]
 
@@ -32,6 +32,9 @@ class InputLostRuleConfig(RuleConfigBase):
 
 class InputLostRule:
     """Fires when a gateway input stays down; every sensor behind it is then blind."""
+
+    # No depot sensor: it judges the gateway's own readings, which every rule is handed.
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset()
 
     def __init__(self, config: InputLostRuleConfig, depot: Depot) -> None:
         self._site = depot.site

@@ -9,7 +9,7 @@ rule's first event, so a fresh start does not warn at once for every item.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,11 @@ class ItemUnseenRuleConfig(RuleConfigBase):
 
 class ItemUnseenRule:
     """Follows when and where each registered item was last read, and which are out on orders."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA,
+                                                        SensorKind.INVENTORY_READER})
 
     def __init__(self, config: ItemUnseenRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase, format_duration
-from rules.depot import Depot, MovementOrder
+from rules.depot import Depot, MovementOrder, SensorKind
 from rules.portal_tracker import PortalTracker
 
 __all__ = ["MovementOrderCountRule", "MovementOrderCountRuleConfig"]
@@ -46,6 +46,10 @@ class MovementOrderCountRuleConfig(RuleConfigBase):
 
 class MovementOrderCountRule:
     """Counts each order's listed items read going out through its portal within its window."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA})
 
     def __init__(self, config: MovementOrderCountRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import FieldValue, Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase, format_duration
-from rules.depot import Depot, MovementOrder
+from rules.depot import Depot, MovementOrder, SensorKind
 from rules.portal_tracker import Passage, PortalTracker, covering_order
 
 __all__ = ["PortalMovementRule", "PortalMovementRuleConfig"]
@@ -55,6 +55,10 @@ class _Exit:
 
 class PortalMovementRule:
     """Records every passage as a `portal` fact; fires when an item goes out unauthorised."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA})
 
     def __init__(self, config: PortalMovementRuleConfig, depot: Depot) -> None:
         self._depot = depot

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase
-from rules.depot import Depot
+from rules.depot import Depot, SensorKind
 
 __all__ = ["SpoolQuotaRule", "SpoolQuotaRuleConfig"]
 
@@ -29,6 +29,9 @@ class SpoolQuotaRuleConfig(RuleConfigBase):
 
 class SpoolQuotaRule:
     """Follows `gateway.spool` readings with `fill_pct`, which the daemon reports every few s."""
+
+    # No depot sensor: it judges the gateway's own readings, which every rule is handed.
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset()
 
     def __init__(self, config: SpoolQuotaRuleConfig, depot: Depot) -> None:
         self._site = depot.site

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from daemon.model import FieldValue, Reading, Severity, Transition, TransitionKind
 from rules.badge_access import badge_read
 from rules.base import Outcome, RuleConfigBase, format_duration
-from rules.depot import Depot
+from rules.depot import Depot, SensorKind
 
 __all__ = ["TwoPersonRule", "TwoPersonRuleConfig"]
 
@@ -91,6 +91,10 @@ class _Vault:
 
 class TwoPersonRule:
     """Judges vault entries by who badged before them, and tracks who is left inside."""
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR, SensorKind.BADGE_READER})
 
     def __init__(self, config: TwoPersonRuleConfig, depot: Depot) -> None:
         self._depot = depot

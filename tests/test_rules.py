@@ -26,7 +26,7 @@ T0 = local_ns(2026, 11, 25, 12)  # a Wednesday noon: SH1 disarmed
 
 def engine(*kinds: object) -> Engine:
     depot = config().depot()
-    return Engine([(k.type, k.build(depot)) for k in kinds])  # type: ignore[attr-defined]
+    return Engine([(k.type, k.build(depot)) for k in kinds], depot)  # type: ignore[attr-defined]
 
 
 def reading(sensor: str, at: int, **values: float | bool) -> Reading:
@@ -235,7 +235,7 @@ def replay_all_kinds(script: list[tuple[int, str, str, str, bool, float]],
     depot = SCENARIO_DEPOT.depot()
 
     def build() -> Engine:
-        return Engine([(k.type, k.build(depot)) for k in SCENARIO_DEPOT.rule_set()])
+        return Engine([(k.type, k.build(depot)) for k in SCENARIO_DEPOT.rule_set()], depot)
 
     e = build()
     now = local_ns(2026, 11, 25, 9, 30)
@@ -288,3 +288,61 @@ def test_climate_swing_spans_hours_and_forgets_them_past_its_window() -> None:
     t += 23 * hour  # T0's hour is out of the 24 h window: 23 - 23 °C in the rest
     assert keys(e.observe(reading("clim1", t, temperature_c=22.0), t)) == [
         ("climate_swing.clim1", "resolved")]
+
+
+any_values = st.dictionaries(
+    st.sampled_from(["open", "tamper", "battery_low", "battery_pct", "temperature_c",
+                     "humidity_pct", "badge", "epc", "rssi_dbm", "contact", "state"]),
+    st.one_of(st.booleans(), st.floats(min_value=-40, max_value=120, allow_nan=False),
+              st.sampled_from(["1001", "2001", "9999", *EPCS, "", "ON"])),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(SCENARIO_DEPOT.depot().sensors)), any_values,
+                          st.integers(min_value=0, max_value=600)), max_size=30))
+def test_a_rule_ignores_the_sensor_kinds_it_does_not_declare(
+        script: list[tuple[str, dict[str, float | bool | str], int]]) -> None:
+    # The engine skips a rule for readings of kinds outside its `kinds`: that must lose nothing,
+    # so for those readings the rule must return nothing and leave its state as it was.
+    depot = SCENARIO_DEPOT.depot()
+    now = local_ns(2026, 11, 25, 9, 30)
+    for kind in SCENARIO_DEPOT.rule_set():
+        rule = kind.build(depot)
+        declared = getattr(rule, "kinds", None)
+        if declared is None:
+            continue
+        before = json.dumps(rule.snapshot(), sort_keys=True)
+        at = now
+        for sensor, values, step_s in script:
+            at += step_s * NS
+            if depot.sensors[sensor].kind in declared:
+                continue
+            assert rule.observe(Reading(sensor, at, values), at) == [], (kind.type, sensor)
+        assert json.dumps(rule.snapshot(), sort_keys=True) == before, kind.type
+
+
+@settings(max_examples=100, deadline=None)
+@given(all_events)
+def test_the_engine_with_the_depot_gives_what_every_rule_on_every_reading_gives(
+        script: list[tuple[int, str, str, str, bool, float]]) -> None:
+    depot = SCENARIO_DEPOT.depot()
+
+    def run(engine: Engine) -> list[tuple[list[Transition], list[object]]]:
+        now = local_ns(2026, 11, 25, 9, 30)
+        out = []
+        for step_s, target, badge, epc, flag, value in script:
+            now += step_s * NS
+            if target == "tick":
+                verdict = engine.tick(now)
+            else:
+                values = {"open": flag, "badge": badge, "epc": epc, "temperature_c": value,
+                          "humidity_pct": value + 20, "tamper": flag, "battery_pct": value}
+                verdict = engine.observe(Reading(target, now, values), now)
+            out.append((verdict.transitions, verdict.facts))
+        return out
+
+    rules = SCENARIO_DEPOT.rule_set()
+    assert run(Engine([(k.type, k.build(depot)) for k in rules], depot)) == run(
+        Engine([(k.type, k.build(depot)) for k in rules]))

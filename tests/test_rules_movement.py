@@ -35,7 +35,7 @@ def depot() -> Depot:
 
 def engine(*kinds: RuleKind) -> Engine:
     site = depot()
-    return Engine([(k.type, k.build(site)) for k in kinds])
+    return Engine([(k.type, k.build(site)) for k in kinds], site)
 
 
 def read(sensor: str, epc: str, at: int, rssi: float | None = -55.0) -> Reading:
