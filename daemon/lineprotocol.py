@@ -31,7 +31,8 @@ from collections.abc import Mapping
 
 from daemon.model import FieldValue
 
-__all__ = ["escape_key", "escape_measurement", "format_field_value", "line"]
+__all__ = ["escape_key", "escape_measurement", "format_field_value", "line", "line_in_series",
+           "series_key"]
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
@@ -83,6 +84,8 @@ def _escape_field_key(s: str) -> str:
 
 def format_field_value(v: FieldValue) -> str:
     """A field value as line protocol: `true`/`false`, a float that never reads as int, a string."""
+    if type(v) is float and math.isfinite(v):  # most values: no conversion, same text
+        return repr(v)
     # bool first: it is a subclass of int.
     if v is True:
         return "true"
@@ -112,6 +115,11 @@ def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return head
 
 
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """The escaped `measurement,tag=value,...` part of a line, for `line_in_series`."""
+    return _series_key(measurement, tuple(sorted(tags.items())))
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],
@@ -121,8 +129,17 @@ def line(
     """One point as a line (no trailing newline): tags sorted, empty tag values left out."""
     if not fields:
         raise ValueError(f"point in {measurement!r} has no fields")
-    head = _series_key(measurement, tuple(sorted(tags.items())))
-    body = ",".join(f"{_escape_field_key(k)}={format_field_value(v)}" for k, v in fields.items())
+    return line_in_series(_series_key(measurement, tuple(sorted(tags.items()))), measurement,
+                          fields, ts_ns)
+
+
+def line_in_series(head: str, measurement: str, fields: Mapping[str, FieldValue],
+                   ts_ns: int) -> str:
+    """`line()` with the series key already made (`series_key`): a sensor's repeats it."""
+    if not fields:
+        raise ValueError(f"point in {measurement!r} has no fields")
+    body = ",".join([f"{_escape_field_key(k)}={format_field_value(v)}"
+                     for k, v in fields.items()])
     text = f"{head} {body} {ts_ns:d}"
     if not text.isascii():
         # A lone surrogate (json.loads makes one from "\ud800") cannot be sent as UTF-8.
