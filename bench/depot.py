@@ -12,7 +12,7 @@ round, on the same broker and the same messages:
 2. ``depotwatch``: ``depotwatch run -c FILE`` as a subprocess with every rule kind at its
    defaults (``sensor_silent`` with 1 h limits: the mix's sensors report only during runs),
    the durable spool and two writers (InfluxDB 1.6.7 via /write, VictoriaMetrics via
-   influxdb-client). A run's messages are taken when the alarm raised by its last two messages
+   /api/v2/write). A run's messages are taken when the alarm raised by its last two messages
    (an unknown tag leaving) arrives on MQTT (at QoS 1 each one spooled before its PUBACK); they
    are in the database when InfluxDB holds every point the run should have written, and
    VictoriaMetrics must hold them all too; variants: 100 and 2,000 sensors, fsync on and off;
