@@ -112,10 +112,23 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
     backoff_min_s = 0.5
     backoff_max_s = 30.0
     on_released: Callable[[], None] | None = None
+    on_puback: Callable[[int], None] | None = None
+
+    def publish(self, message_or_topic: Any, payload: Any = None, qos: int = 0,
+                retain: bool = False, **kwargs: Any) -> int:
+        """gmqtt's publish, also telling the packet id, so its PUBACK can be told apart."""
+        message = (message_or_topic if isinstance(message_or_topic, gmqtt.Message)
+                   else gmqtt.Message(message_or_topic, payload, qos=qos, retain=retain, **kwargs))
+        mid, package = self._connection.publish(message)
+        if message.qos > 0:
+            self._persistent_storage.push_message(mid, package)
+        return int(mid)
 
     def _remove_message_from_queue(self, mid: int) -> None:
         # gmqtt's hook for a PUBACK (or PUBCOMP): a packet id is free again.
         super()._remove_message_from_queue(mid)
+        if self.on_puback is not None:
+            self.on_puback(mid)
         if self.on_released is not None:
             self.on_released()
 
@@ -163,6 +176,7 @@ class MqttLink:
         self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._released = asyncio.Event()  # set by every PUBACK
+        self._on_puback: Callable[[int], None] | None = None
 
     def handle_topic(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Messages on this exact topic go to `handler` instead of the sensor pipeline."""
@@ -216,6 +230,7 @@ class MqttLink:
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_released = self._released.set
+        client.on_puback = self._puback
         if not self._deliver_without_tasks(client):
             client.on_message = self._message  # gmqtt's way: a Task per message
         return client
@@ -422,12 +437,21 @@ class MqttLink:
             except (OSError, TimeoutError) as exc:
                 log.debug("MQTT disconnect: %s", exc)
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
-        """Queue a publish; QoS 1 messages are resent by gmqtt after a reconnect."""
+    def on_puback(self, callback: Callable[[int], None]) -> None:
+        """Told the packet id of every publish the broker acknowledged."""
+        self._on_puback = callback
+
+    def _puback(self, mid: int) -> None:
+        if self._on_puback is not None:
+            self._on_puback(mid)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> int:
+        """Queue a publish; QoS 1 messages are resent by gmqtt after a reconnect. Returns the
+        packet id that its PUBACK will carry (`on_puback`)."""
         if self._client is None or not self.connected.is_set():
             raise DriverError(f"MQTT not connected, cannot publish to {topic}")
         try:
-            self._client.publish(topic, payload, qos=qos, retain=retain)
+            return int(self._client.publish(topic, payload, qos=qos, retain=retain))
         except OverflowError as exc:
             # gmqtt is out of packet ids: as many QoS 1 publishes as the broker's receive maximum
             # (Mosquitto: max_inflight_messages, 20) wait for their PUBACKs, as in a burst of
@@ -436,7 +460,7 @@ class MqttLink:
                                     f"publish to {topic} yet") from exc
 
     async def publish_in_window(self, topic: str, payload: bytes, *,
-                                retain: bool = False) -> None:
+                                retain: bool = False) -> int:
         """Publish at QoS 1, first waiting for a PUBACK while the broker's window is full.
 
         Flow control for bursts (200 alarms at once): publishes go out as fast as the broker
@@ -447,8 +471,7 @@ class MqttLink:
             self._released.clear()
             if self._window_open():
                 try:
-                    self.publish(topic, payload, retain=retain, qos=1)
-                    return
+                    return self.publish(topic, payload, retain=retain, qos=1)
                 except PublishWindowFull:
                     pass
             try:

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -136,3 +138,49 @@ def test_an_alarm_raised_while_the_broker_is_away_goes_out_when_it_returns(
                 watcher.loop_stop()
                 watcher.disconnect()
     assert waited < 3, f"the notice waited {waited:.1f} s after the broker came back"
+
+
+def test_an_alert_stays_pending_until_the_broker_acknowledges_it(tmp_path: Path) -> None:
+    """A published alert counts as delivered only once its PUBACK is in: while the broker is
+    frozen (SIGSTOP) it stays in what the state file saves, so a crash then would resend it."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        config: dict[str, Any] = depot(tmp_path / "state", broker.port)
+        with running(config, connected=False) as r:
+            eventually(r.daemon.link.connected.is_set)
+            outbox = next(o for o in r.daemon.outboxes if o.notifier.name == "mqtt")
+            assert broker.proc is not None
+            pid = broker.proc.pid
+            devices = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                  client_id=f"doors-{uuid.uuid4().hex[:8]}")
+            devices.connect("127.0.0.1", broker.port)
+            devices.loop_start()
+            try:
+                devices.publish("zigbee2mqtt/door1", json.dumps({"contact": False}),
+                                qos=1).wait_for_publish(10)
+                eventually(lambda: outbox.delivered >= 1 and outbox.backlog == 0)
+                eventually(lambda: outbox.pending() == [])  # acknowledged
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    # The alarm repeats every 120 s; acknowledge it instead: a new notice.
+                    status, _ = r.call(_ack(r.url))
+                    assert status == 200
+                    eventually(lambda: outbox.delivered >= 2)
+                    time.sleep(0.5)
+                    frozen = [a.key for a in outbox.pending()]
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                eventually(lambda: outbox.pending() == [], timeout_s=10)
+            finally:
+                devices.loop_stop()
+                devices.disconnect()
+    assert frozen == ["door_armed.SH1-D1"]
+
+
+async def _ack(url: str) -> tuple[int, str]:
+    import aiohttp
+    from inprocess_daemon import DOOR_KEY, TOKEN
+
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{url}/api/v1/alerts/{DOOR_KEY}/ack", json={"note": "on my way"},
+            headers={"Authorization": f"Bearer {TOKEN}"}) as reply:
+        return reply.status, await reply.text()

@@ -58,8 +58,11 @@ class Outbox:
         self._retry.set()
 
     def pending(self) -> list[Alert]:
-        """Alert changes not yet delivered, oldest first (for the state file)."""
-        return list(self._pending)
+        """Alert changes not yet delivered, oldest first (for the state file): a notifier that
+        hands changes on before they are confirmed (MQTT: until the PUBACK) counts those too."""
+        unconfirmed = getattr(self.notifier, "unconfirmed", None)
+        sent = unconfirmed() if callable(unconfirmed) else []
+        return [*sent, *self._pending]
 
     def restore(self, alerts: list[Alert]) -> None:
         """Queue again what was undelivered when the daemon stopped."""

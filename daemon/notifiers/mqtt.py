@@ -18,6 +18,17 @@ class MqttAlertNotifier:
         self._link = link
         self._prefix = topic_prefix.rstrip("/")
         self._site = site
+        # Published but not yet acknowledged by the broker, by packet id: these stay in the
+        # state file with the outbox's pending changes, so a crash cannot lose them.
+        self._unconfirmed: dict[int, Alert] = {}
+        link.on_puback(self._confirmed)
+
+    def _confirmed(self, mid: int) -> None:
+        self._unconfirmed.pop(mid, None)
+
+    def unconfirmed(self) -> list[Alert]:
+        """Alert changes handed to the broker that it has not acknowledged yet, oldest first."""
+        return list(self._unconfirmed.values())
 
     async def send(self, alert: Alert) -> None:
         """Publish the alert's state; waits while the broker's window of unacknowledged
@@ -27,7 +38,8 @@ class MqttAlertNotifier:
         try:
             # A full window is flow control, not a failure: backing off from it left a burst
             # of 200 alarms trickling out over many seconds.
-            await self._link.publish_in_window(f"{self._prefix}/{alert.key}",
-                                               alert.to_json(self._site), retain=True)
+            mid = await self._link.publish_in_window(f"{self._prefix}/{alert.key}",
+                                                     alert.to_json(self._site), retain=True)
         except DriverError as exc:
             raise NotifierError(str(exc), retryable=True) from exc
+        self._unconfirmed[mid] = alert
