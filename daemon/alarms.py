@@ -78,6 +78,9 @@ class InhibitRule(BaseModel):
     source_rule: str
     target_rule: str
     equal: list[Literal["storehouse", "subject", "door"]] = Field(default_factory=list)
+    # Subjects of the source rule that do not mute anything (the officers' API is no input
+    # that sensors report through).
+    source_subject_not: list[str] = Field(default_factory=list)
 
 
 SeverityName = Literal["warning", "alarm", "critical"]
@@ -93,7 +96,8 @@ def _default_check_required() -> list[SeverityName]:
 
 def _default_inhibit() -> list[InhibitRule]:
     # One cause, one page: a lost broker connection silences every sensor behind it.
-    return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent")]
+    return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent",
+                        source_subject_not=["api"])]
 
 
 class AlertingConfig(BaseModel):
@@ -416,7 +420,8 @@ class AlarmDesk:
             if rule.target_rule != alarm.rule:
                 continue
             for source in self._alarms.values():
-                if source.rule == rule.source_rule and source.key != alarm.key and all(
+                if source.rule == rule.source_rule and source.key != alarm.key and (
+                        source.subject not in rule.source_subject_not) and all(
                         source.labels()[k] == labels[k] for k in rule.equal):
                     alarm.inhibited_by = source.key
                     break

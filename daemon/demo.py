@@ -54,8 +54,10 @@ def demo_config(port: int, state_dir: Path) -> Config:
     text = resources.files("daemon").joinpath("demo_depot.yaml").read_text(encoding="utf-8")
     config = Config.model_validate(yaml.safe_load(text))
     mqtt = config.mqtt.model_copy(update={"port": port, "protocol": "3.1.1"})
+    # A free port for the API: a gateway's real daemon may hold 8470 while the demo runs.
+    api = config.api.model_copy(update={"listen_port": 0})
     return config.model_copy(update={
-        "mqtt": mqtt, "state_dir": state_dir,
+        "mqtt": mqtt, "api": api, "state_dir": state_dir,
         "file_output": FileOutputConfig(path=state_dir / "points.lp"),
     })
 

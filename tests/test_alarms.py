@@ -160,3 +160,12 @@ def test_inhibition_one_cause_one_page() -> None:
     assert "sensor_silent.s2" not in {s[0] for s in rec.sent}
     d.condition(change("sensor_silent.s1", "resolved", "alarm"), T0 + 200 * NS)
     assert d.get("sensor_silent.s1").state is AlarmState.FIRING
+
+
+def test_the_officers_api_down_mutes_no_sensor() -> None:
+    # input_lost.api says officers cannot reach the gateway; the sensors still report.
+    d, rec = desk()
+    d.condition(change("input_lost.api", "firing", "alarm", storehouse=""), T0)
+    d.condition(change("sensor_silent.s1", "firing", "alarm"), T0 + NS)
+    assert d.get("sensor_silent.s1").inhibited_by is None
+    assert [s[0] for s in rec.sent] == ["input_lost.api", "sensor_silent.s1"]
