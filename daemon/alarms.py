@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.alerts import Alert
 from daemon.errors import DepotwatchError
 from daemon.model import FieldValue, Severity, TransitionKind
+from rules.input_lost import NOT_SENSOR_INPUTS
 
 __all__ = [
     "CRITICAL_RULES",
@@ -97,7 +98,7 @@ def _default_check_required() -> list[SeverityName]:
 def _default_inhibit() -> list[InhibitRule]:
     # One cause, one page: a lost broker connection silences every sensor behind it.
     return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent",
-                        source_subject_not=["api"])]
+                        source_subject_not=sorted(NOT_SENSOR_INPUTS))]
 
 
 class AlertingConfig(BaseModel):

@@ -11,11 +11,13 @@ from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, SensorKind
 
-__all__ = ["GATEWAY_PREFIX", "InputLostRule", "InputLostRuleConfig"]
+__all__ = ["GATEWAY_PREFIX", "NOT_SENSOR_INPUTS", "InputLostRule", "InputLostRuleConfig"]
 
 _NS = 1_000_000_000
 # Readings about the gateway itself come from sensor ids `gateway.<component>`, values {"up"}.
 GATEWAY_PREFIX = "gateway."
+# Components watched like inputs that no sensor reports through (the officers' HTTP API).
+NOT_SENSOR_INPUTS = frozenset({"api"})
 
 
 class InputLostRuleConfig(RuleConfigBase):

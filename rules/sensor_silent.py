@@ -10,7 +10,7 @@ from pydantic import Field
 from daemon.model import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, Supervision
-from rules.input_lost import GATEWAY_PREFIX
+from rules.input_lost import GATEWAY_PREFIX, NOT_SENSOR_INPUTS
 
 __all__ = ["SensorSilentRule", "SensorSilentRuleConfig"]
 
@@ -86,6 +86,8 @@ class SensorSilentRule:
         that really died meanwhile is reported one limit later."""
         up = reading.values.get("up")
         component = reading.sensor.removeprefix(GATEWAY_PREFIX)
+        if component in NOT_SENSOR_INPUTS:
+            return []
         if up is False:
             self._input_down.setdefault(component, now_ns)
             return []
