@@ -1,9 +1,9 @@
 """What happened lately, per storehouse, for the web console (issue 8): each door's state and
 the last few events (door changes, badge reads, alarm changes).
 
-A small bounded view in memory, fed from the pipeline (readings) and the alarm desk (notices);
-it is not saved: after a restart a door is "unknown" until its contact reports again. Badge
-reads are shown by roster name only: the badge number never enters this view.
+A small bounded view in memory, fed from the pipeline (readings) and the alarm desk (notices),
+saved with the daemon's state file so a restart keeps door states and history. Badge reads are
+shown by roster name only: the badge number never enters this view.
 """
 
 from __future__ import annotations
@@ -126,6 +126,32 @@ class RecentEvents:
     def _add(self, storehouse: str, event: Event) -> None:
         if storehouse in self._events:
             self._events[storehouse].append(event)
+
+    def snapshot(self) -> dict[str, object]:
+        """Door states and events, JSON-ready, for the state file."""
+        return {"doors": {d.door: [d.open, d.since_ns] for d in self._doors.values()
+                          if d.open is not None},
+                "events": {s: [[e.at_ns, e.kind, e.subject, e.text] for e in events]
+                           for s, events in self._events.items() if events}}
+
+    def restore(self, saved: Mapping[str, object]) -> None:
+        """Take back what `snapshot()` gave; doors and storehouses no longer configured are
+        dropped, and a malformed entry is skipped rather than stopping the start."""
+        doors, events = saved.get("doors"), saved.get("events")
+        for door_id, value in (doors.items() if isinstance(doors, dict) else []):
+            state = self._doors.get(door_id)
+            if state is None or not isinstance(value, list) or len(value) != 2:
+                continue
+            is_open, since = value
+            if isinstance(is_open, bool) and isinstance(since, int):
+                self._doors[door_id] = DoorState(door_id, state.storehouse, is_open, since)
+        for storehouse, items in (events.items() if isinstance(events, dict) else []):
+            if storehouse not in self._events or not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, list) and len(item) == 4 and isinstance(item[0], int):
+                    self._events[storehouse].append(
+                        Event(item[0], str(item[1]), str(item[2]), str(item[3])))
 
     def as_dict(self) -> Mapping[str, object]:
         """JSON-ready, for tests and debugging."""

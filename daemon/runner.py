@@ -186,6 +186,9 @@ class Daemon:
         if saved is not None:
             self.pipeline.restore(saved)
             self.desk.restore(saved.get("alarms", {}))
+            recent = saved.get("recent")
+            if isinstance(recent, dict):
+                self.recent.restore(recent)
             undelivered = saved.get("outboxes", {})
             for outbox in self.outboxes:
                 outbox.restore([Alert.from_dict(a)
@@ -228,6 +231,7 @@ class Daemon:
 
     def _state(self) -> dict[str, object]:
         return {**self.pipeline.snapshot(), "alarms": self.desk.snapshot(),
+                "recent": self.recent.snapshot(),
                 "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
                              for o in self.outboxes}}
 

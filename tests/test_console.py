@@ -317,3 +317,23 @@ def test_recent_events_are_bounded_and_hold_no_badge_numbers(tmp_path: Path) -> 
     [door] = recent.doors("SH1")
     assert (door.open, door.since_ns) == (False, 29 * NS)
     assert BADGE not in json.dumps(recent.as_dict())
+
+
+def test_recent_events_survive_a_restart_through_the_state_file(tmp_path: Path) -> None:
+    # The daemon saves the view with its engine state: after a restart the console still shows
+    # the door open since when it opened, and the history, not "unknown".
+    config = depot_with_reader(tmp_path / "state", 1883)
+    recent = RecentEvents(Config.model_validate(config).depot())
+    recent.reading(Reading("reader1", 10 * NS, {"badge": BADGE}))
+    recent.reading(Reading("door1", 12 * NS, {"open": True}))
+    saved = json.loads(json.dumps(recent.snapshot()))
+    assert BADGE not in json.dumps(saved)
+    # A door removed from the config meanwhile, and a damaged entry, are left out.
+    saved["doors"]["SH9-D9"] = [True, 1]
+    saved["events"]["SH1"].append(["not", "an", "event"])
+    again = RecentEvents(Config.model_validate(config).depot())
+    again.restore(saved)
+    [door] = again.doors("SH1")
+    assert (door.open, door.since_ns) == (True, 12 * NS)
+    assert [e.text for e in again.events("SH1")] == [
+        "door SH1-D1 opened", "badge Sgt. Anna Berger at SH1-D1: granted"]
