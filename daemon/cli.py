@@ -409,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
+    run = commands.add_parser(
+        "run", help="run the daemon",
+        epilog="Exit status: 0 stopped by SIGTERM/SIGINT after a clean stop; 1 a task failed "
+               "(systemd restarts it); 2 the stop was cut short (a second signal, or it overran "
+               "10 s); 78 a bad config.")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
     run.set_defaults(func=_run)
 
