@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import heapq
+import itertools
 import json
 import os
 import shutil
@@ -60,84 +61,120 @@ def _steps(messages: list[m.Message]) -> list[int]:
     return sorted(times)
 
 
-async def _play(config: dict[str, Any], broker: Mosquitto) -> dict[str, Any]:
-    clock = SteppedClock(_ns(m.START))
-    daemon = Daemon(Config.model_validate(config), clock=clock, tick_interval_s=0.002)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(daemon.run(stop))
-    devices = MqttProbe(broker.port)
-    down_ns, up_ns = (_ns(t) for t in m.BROKER_DOWN)
-    answered: list[str] = []
-    try:
-        await _until(lambda: daemon.api_url is not None and daemon.link.connected.is_set(),
-                     "the daemon to start")
-        await devices.__aenter__()
-        ticks = daemon.ticks
-        await _until(lambda: daemon.ticks > ticks, "the first rule tick")
-        messages = m.month()
+class _Month:
+    """Plays the month through a running daemon: the devices publish each step's messages, the
+    clock moves only once the daemon has taken them and ticked, and the duty officers answer
+    each alarm over the HTTP API when their response time comes."""
+
+    def __init__(self, daemon: Daemon, clock: SteppedClock, broker: Mosquitto,
+                 http: aiohttp.ClientSession) -> None:
+        self.daemon, self.clock, self.broker, self.http = daemon, clock, broker, http
+        self.devices = MqttProbe(broker.port)
+        self.down_ns, self.up_ns = (_ns(t) for t in m.BROKER_DOWN)
+        self.sent = 0
+        self.answered: list[str] = []
+        self._answers: list[tuple[int, int, str, str, m.Response]] = []
+        self._order = itertools.count()
+        self._seen: set[tuple[str, int]] = set()
+
+    async def play(self, messages: list[m.Message]) -> None:
+        """Every step of the month, in time order, with the officers' answers in between."""
+        await self.devices.__aenter__()
         by_time: dict[int, list[m.Message]] = {}
         for msg in messages:
             by_time.setdefault(_ns(msg.at), []).append(msg)
         steps = _steps(messages)
         heapq.heapify(steps)
-        actions: list[tuple[int, int, str, str, m.Response]] = []
-        seen: set[tuple[str, int]] = set()
-        sent = 0
-        headers = {name: {"Authorization": f"Bearer {token}"}
-                   for name, token in m.OFFICERS.items()}
-        async with aiohttp.ClientSession() as http:
+        try:
             while steps:
                 now = heapq.heappop(steps)
                 while steps and steps[0] == now:
                     heapq.heappop(steps)
-                clock.set(now)
-                if now == up_ns:
-                    await asyncio.to_thread(broker.start)
-                    await _until(daemon.link.connected.is_set, "the daemon to reconnect")
-                    devices = MqttProbe(broker.port)
-                    await devices.__aenter__()
-                batch = by_time.get(now, []) if not down_ns < now < up_ns else []
-                # A few at a time: the devices' client has a small window of unacknowledged ids.
-                for first in range(0, len(batch), 8):
-                    for msg in batch[first:first + 8]:
-                        devices.publish(msg.topic, m.body(msg))
-                        sent += 1
-                    taken = sent
-                    await _until(
-                        lambda: sum(daemon.pipeline.readings.values()) >= taken,  # noqa: B023
-                        f"the daemon to take {taken} readings")
-                if now == down_ns:
-                    with contextlib.suppress(Exception):
-                        await devices.__aexit__(None, None, None)
-                    await asyncio.to_thread(broker.stop)
-                    await _until(lambda: not daemon.link.connected.is_set(),
-                                 "the daemon to notice the broker is gone")
-                while actions and actions[0][0] <= now:
-                    _, _, what, key, response = heapq.heappop(actions)
-                    if what == "ack":
-                        officer, path, doc = response.ack_by, "ack", {"note": "on my way"}
-                    else:
-                        assert response.check_by is not None
-                        officer, path = response.check_by, "check"
-                        doc = {"finding": response.finding, "note": "checked on site"}
-                    async with http.post(f"{daemon.api_url}/api/v1/alerts/{key}/{path}",
-                                         json=doc, headers=headers[officer]) as reply:
-                        assert reply.status == 200, (key, path, await reply.text())
-                    answered.append(f"{what} {key}")
-                ticks = daemon.ticks
-                await _until(lambda: daemon.ticks > ticks, "a rule tick")  # noqa: B023
-                for alarm in daemon.desk.alarms():
-                    response = m.RESPONSES.get(alarm.key)
-                    if response is None or (alarm.key, alarm.started_ns) in seen:
-                        continue
-                    seen.add((alarm.key, alarm.started_ns))
-                    due = [("ack", response.ack_min), ("check", response.check_min)]
-                    for what, minutes in due:
-                        if minutes is not None:
-                            when = alarm.started_ns + int(minutes * 60 * NS)
-                            heapq.heappush(actions, (when, len(actions) + len(answered),
-                                                     what, alarm.key, response))
-                            heapq.heappush(steps, when)
+                self.clock.set(now)
+                if now == self.up_ns:
+                    await self._broker_back()
+                if not self.down_ns < now < self.up_ns:
+                    await self._publish(by_time.get(now, []))
+                if now == self.down_ns:
+                    await self._broker_gone()
+                await self._answer(now)
+                ticks = self.daemon.ticks
+                await _until(lambda: self.daemon.ticks > ticks, "a rule tick")  # noqa: B023
+                for when in self._schedule_answers():
+                    heapq.heappush(steps, when)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.devices.__aexit__(None, None, None)
+
+    async def _publish(self, batch: list[m.Message]) -> None:
+        # A few at a time: the devices' client has a small window of unacknowledged ids.
+        for first in range(0, len(batch), 8):
+            for msg in batch[first:first + 8]:
+                self.devices.publish(msg.topic, m.body(msg))
+                self.sent += 1
+            taken = self.sent
+            await _until(lambda: sum(self.daemon.pipeline.readings.values()) >= taken,  # noqa: B023
+                         f"the daemon to take {taken} readings")
+
+    async def _broker_gone(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.devices.__aexit__(None, None, None)
+        await asyncio.to_thread(self.broker.stop)
+        await _until(lambda: not self.daemon.link.connected.is_set(),
+                     "the daemon to notice the broker is gone")
+
+    async def _broker_back(self) -> None:
+        await asyncio.to_thread(self.broker.start)
+        await _until(self.daemon.link.connected.is_set, "the daemon to reconnect")
+        self.devices = MqttProbe(self.broker.port)
+        await self.devices.__aenter__()
+
+    async def _answer(self, now: int) -> None:
+        while self._answers and self._answers[0][0] <= now:
+            _, _, what, key, response = heapq.heappop(self._answers)
+            if what == "ack":
+                officer, doc = response.ack_by, {"note": "on my way"}
+            else:
+                assert response.check_by is not None
+                officer = response.check_by
+                doc = {"finding": response.finding, "note": "checked on site"}
+            token = m.OFFICERS[officer]
+            async with self.http.post(
+                    f"{self.daemon.api_url}/api/v1/alerts/{key}/{what}", json=doc,
+                    headers={"Authorization": f"Bearer {token}"}) as reply:
+                assert reply.status == 200, (key, what, await reply.text())
+            self.answered.append(f"{what} {key}")
+
+    def _schedule_answers(self) -> list[int]:
+        """Each new episode of an alarm the officers answer: when they acknowledge and check."""
+        due: list[int] = []
+        for alarm in self.daemon.desk.alarms():
+            response = m.RESPONSES.get(alarm.key)
+            if response is None or (alarm.key, alarm.started_ns) in self._seen:
+                continue
+            self._seen.add((alarm.key, alarm.started_ns))
+            for what, minutes in (("ack", response.ack_min), ("check", response.check_min)):
+                if minutes is not None:
+                    when = alarm.started_ns + int(minutes * 60 * NS)
+                    heapq.heappush(self._answers,
+                                   (when, next(self._order), what, alarm.key, response))
+                    due.append(when)
+        return due
+
+
+async def _play(config: dict[str, Any], broker: Mosquitto) -> dict[str, Any]:
+    clock = SteppedClock(_ns(m.START))
+    daemon = Daemon(Config.model_validate(config), clock=clock, tick_interval_s=0.002)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    try:
+        await _until(lambda: daemon.api_url is not None and daemon.link.connected.is_set(),
+                     "the daemon to start")
+        ticks = daemon.ticks
+        await _until(lambda: daemon.ticks > ticks, "the first rule tick")
+        async with aiohttp.ClientSession() as http:
+            month = _Month(daemon, clock, broker, http)
+            await month.play(m.month())
 
         async def drained() -> bool:
             return all(b.points == 0 for b in await daemon.spool.backlog())
@@ -147,13 +184,11 @@ async def _play(config: dict[str, Any], broker: Mosquitto) -> dict[str, Any]:
         while not await drained():
             assert loop.time() < deadline, "the InfluxDB writer did not catch up"
             await asyncio.sleep(0.2)
-        return {"sent": sent, "answered": answered,
+        return {"sent": month.sent, "answered": month.answered,
                 "taken": sum(daemon.pipeline.readings.values()),
                 "redelivered": daemon.pipeline.redeliveries_skipped,
                 "deadletters": sum(daemon.pipeline.deadletters.counts.values())}
     finally:
-        with contextlib.suppress(Exception):
-            await devices.__aexit__(None, None, None)
         stop.set()
         await asyncio.wait_for(runner, 30)
 
