@@ -46,9 +46,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS point_groups (id INTEGER PRIMARY KEY AUTOINCREMENT,
     spooled_ns INTEGER NOT NULL, points INTEGER NOT NULL, lines TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (target TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
--- One row per message: identical messages (an unchanged heartbeat) each have their own.
-CREATE TABLE IF NOT EXISTS receipts (digest BLOB NOT NULL, at_ns INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS receipts_digest ON receipts (digest);
+-- One row per commit that took messages: a receipt per message in `taken` (identical messages,
+-- an unchanged heartbeat, each have their own), those acknowledged since appended to
+-- `released`; the row goes once all are. Digests are packed, each after a length byte.
+CREATE TABLE IF NOT EXISTS receipt_groups (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ns INTEGER NOT NULL, taken BLOB NOT NULL, released BLOB NOT NULL DEFAULT x'');
 CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL, at_ns INTEGER NOT NULL, reason TEXT NOT NULL, line TEXT NOT NULL);
 """
@@ -89,6 +91,33 @@ class Group:
     id: int
     points: int
     lines: str
+
+
+_LENGTH = [bytes((n,)) for n in range(256)]
+
+
+def _pack(digests: Sequence[bytes]) -> bytes:
+    """Digests (up to 255 bytes each) as one blob, each after its length."""
+    return b"".join([part for digest in digests for part in (_LENGTH[len(digest)], digest)])
+
+
+def _unpack(blob: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    i = 0
+    while i < len(blob):
+        n = blob[i]
+        out.append(blob[i + 1:i + 1 + n])
+        i += 1 + n
+    return out
+
+
+@dataclass(slots=True)
+class _ReceiptGroup:
+    """One receipt_groups row in memory: its receipts not yet acknowledged."""
+
+    id: int
+    left: dict[bytes, int]
+    count: int
 
 
 @dataclass(slots=True)
@@ -132,6 +161,10 @@ class Spool:
         self._tail_floor = 0
         # Mirrors the cursors table (only the loop writes it, after each advance commits).
         self._cursors: dict[str, int] = {}
+        # The receipt_groups rows, oldest first: an acknowledgement releases the oldest receipt
+        # of its digest, which is nearly always in the first row or two (PUBACKs go out in
+        # commit order), so the durable record costs a row per commit, not one per message.
+        self._receipt_groups: deque[_ReceiptGroup] = deque()
 
     # -- opening, on the worker thread ------------------------------------------------------
 
@@ -147,8 +180,8 @@ class Spool:
             problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
                 raise sqlite3.DatabaseError(problem)
-            self._migrate_receipts(self._db)
             self._db.executescript(_SCHEMA)
+            self._migrate_receipts(self._db)
             self._migrate_points(self._db)
         except sqlite3.DatabaseError as exc:
             if self._db is not None:
@@ -164,12 +197,28 @@ class Spool:
                 db.execute("INSERT OR IGNORE INTO cursors VALUES (?, 0)", (target,))
             # A receipt outlives its purpose only if the daemon died between the PUBACK and
             # the next commit; a day later no broker redelivers that message any more.
-            db.execute("DELETE FROM receipts WHERE at_ns < ?", (time.time_ns() - 86_400 * 10**9,))
-        # Receipts left by a crash between commit and PUBACK: the broker redelivers those.
-        # Filled in place: the pipeline holds this mapping.
-        self.receipts.clear()
-        self.receipts.update(db.execute(
-            "SELECT digest, COUNT(*) FROM receipts GROUP BY digest").fetchall())
+            db.execute("DELETE FROM receipt_groups WHERE at_ns < ?",
+                       (time.time_ns() - 86_400 * 10**9,))
+            # Receipts left by a crash between commit and PUBACK: the broker redelivers those.
+            # Filled in place: the pipeline holds this mapping.
+            self.receipts.clear()
+            self._receipt_groups.clear()
+            for row_id, taken, released in db.execute(
+                    "SELECT id, taken, released FROM receipt_groups ORDER BY id").fetchall():
+                left: dict[bytes, int] = {}
+                for digest in _unpack(taken):
+                    left[digest] = left.get(digest, 0) + 1
+                for digest in _unpack(released):
+                    if left.get(digest, 0) > 1:
+                        left[digest] -= 1
+                    else:
+                        left.pop(digest, None)
+                if not left:
+                    db.execute("DELETE FROM receipt_groups WHERE id = ?", (row_id,))
+                    continue
+                self._receipt_groups.append(_ReceiptGroup(row_id, left, sum(left.values())))
+                for digest, n in left.items():
+                    self.receipts[digest] = self.receipts.get(digest, 0) + n
         # Only configured targets: a removed one's cursor would pin the tail forever.
         self._cursors = {str(t): int(i) for t, i in db.execute(
             "SELECT target, last_id FROM cursors") if t in self.targets}
@@ -182,12 +231,23 @@ class Spool:
 
     @staticmethod
     def _migrate_receipts(db: sqlite3.Connection) -> None:
-        """Spools written before receipts were counted keyed them by digest alone."""
-        columns = db.execute("PRAGMA table_info(receipts)").fetchall()
-        if any(column[1] == "digest" and column[5] for column in columns):
-            db.executescript("ALTER TABLE receipts RENAME TO receipts_by_digest;" + _SCHEMA +
-                             "INSERT INTO receipts SELECT digest, at_ns FROM receipts_by_digest;"
-                             "DROP TABLE receipts_by_digest;")
+        """Spools written before receipt groups kept a row per receipt (and before receipts
+        were counted, one per digest): those become one group per receipt time."""
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipts'"
+                      ).fetchone() is None:
+            return
+        by_time: dict[int, list[bytes]] = {}
+        for digest, at_ns in db.execute("SELECT digest, at_ns FROM receipts ORDER BY rowid"):
+            by_time.setdefault(int(at_ns), []).append(bytes(digest))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO receipt_groups (at_ns, taken) VALUES (?, ?)",
+                           [(at, _pack(digests)) for at, digests in sorted(by_time.items())])
+            db.execute("DROP TABLE receipts")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @staticmethod
     def _migrate_points(db: sqlite3.Connection) -> None:
@@ -363,8 +423,9 @@ class Spool:
             acked, self._acked = self._acked, []
             if not batch and not acked:
                 continue
+            released = self._release(acked)
             try:
-                group = await self._call(self._commit, batch, acked)
+                group, receipt_group = await self._call(self._commit, batch, released)
             except BaseException as exc:
                 for item in batch:
                     if not item.future.done():
@@ -380,6 +441,8 @@ class Spool:
                     receipts[digest] = left
                 else:
                     receipts.pop(digest, None)
+            if receipt_group is not None:
+                self._receipt_groups.append(receipt_group)
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)
@@ -400,10 +463,38 @@ class Spool:
             self._tail_chars -= len(dropped.lines)
             self._tail_floor = dropped.id
 
-    def _commit(self, batch: list[_Pending], acked: list[bytes]) -> Group | None:
+    def _release(self, acked: list[bytes]) -> dict[int, list[bytes]]:
+        """Match acknowledgements to receipts: row id -> digests it releases (an empty list:
+        the row is done). One receipt per acknowledgement, the oldest of its digest: an
+        identical message may still await its own."""
+        released: dict[int, list[bytes]] = {}
+        groups = self._receipt_groups
+        for digest in acked:
+            for group in groups:
+                n = group.left.get(digest)
+                if n is None:
+                    continue
+                if n > 1:
+                    group.left[digest] = n - 1
+                else:
+                    del group.left[digest]
+                group.count -= 1
+                released.setdefault(group.id, []).append(digest)
+                break
+        if any(group.count == 0 for group in groups):
+            for group in groups:
+                if group.count == 0:
+                    released[group.id] = []
+            self._receipt_groups = deque(group for group in groups if group.count)
+        return released
+
+    def _commit(self, batch: list[_Pending], released: dict[int, list[bytes]]
+                ) -> tuple[Group | None, _ReceiptGroup | None]:
         now = time.time_ns()
         lines = [text for item in batch for text in item.lines]
+        taken = [receipt for item in batch for receipt in item.receipts]
         group: Group | None = None
+        receipt_group: _ReceiptGroup | None = None
         with self._transaction() as db:
             if lines:
                 text = "\n".join(lines)
@@ -411,15 +502,25 @@ class Spool:
                                  "VALUES (?, ?, ?)", (now, len(lines), text))
                 assert row.lastrowid is not None
                 group = Group(row.lastrowid, len(lines), text)
-            db.executemany("INSERT INTO receipts VALUES (?, ?)",
-                           [r for item in batch for r in item.receipts])
-            # One receipt per acknowledgement: an identical message may still await its own.
-            db.executemany("DELETE FROM receipts WHERE rowid = (SELECT rowid FROM receipts "
-                           "WHERE digest = ? LIMIT 1)", [(d,) for d in acked])
+            if taken:
+                digests = [digest for digest, _ in taken]
+                # The newest receipt's time: the row is kept as long as any of them would be.
+                row = db.execute("INSERT INTO receipt_groups (at_ns, taken) VALUES (?, ?)",
+                                 (max(at for _, at in taken), _pack(digests)))
+                assert row.lastrowid is not None
+                left: dict[bytes, int] = {}
+                for digest in digests:
+                    left[digest] = left.get(digest, 0) + 1
+                receipt_group = _ReceiptGroup(row.lastrowid, left, len(digests))
+            db.executemany("DELETE FROM receipt_groups WHERE id = ?",
+                           [(row_id,) for row_id, digests in released.items() if not digests])
+            db.executemany("UPDATE receipt_groups SET released = released || ? WHERE id = ?",
+                           [(_pack(digests), row_id) for row_id, digests in released.items()
+                            if digests])
         self.commits += 1
         self.committed_points += len(lines)
         self.fill_pct = self._fill_pct()
-        return group
+        return group, receipt_group
 
     def _fill_pct(self) -> float:
         db = self._db
@@ -537,7 +638,7 @@ class Spool:
         if self._pending or self._acked:
             batch, self._pending = self._pending, []
             acked, self._acked = self._acked, []
-            await self._call(self._commit, batch, acked)
+            await self._call(self._commit, batch, self._release(acked))
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)
@@ -569,11 +670,11 @@ def inspect_spool(path: Path) -> SpoolReport | None:
     try:
         targets = [str(t) for (t,) in db.execute("SELECT target FROM cursors ORDER BY target")]
         backlog: list[Backlog] = []
+        tables = {str(name) for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
         # A spool from before groups (one row per point) until the daemon next opens it.
         table, count_expr = (("point_groups", "COALESCE(SUM(points), 0)")
-                             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                           "AND name = 'point_groups'").fetchone()
-                             else ("points", "COUNT(*)"))
+                             if "point_groups" in tables else ("points", "COUNT(*)"))
         for target in targets:
             count, oldest = db.execute(
                 f"SELECT {count_expr}, MIN(spooled_ns) FROM {table} WHERE id > "
@@ -582,7 +683,12 @@ def inspect_spool(path: Path) -> SpoolReport | None:
         aside = [SetAside(str(t), str(r), int(n), int(at)) for t, r, n, at in db.execute(
             "SELECT target, reason, COUNT(*), MAX(at_ns) FROM set_aside "
             "GROUP BY target, reason ORDER BY MAX(at_ns)")]
-        receipts = int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
+        receipts = 0
+        if "receipt_groups" in tables:
+            for taken, released in db.execute("SELECT taken, released FROM receipt_groups"):
+                receipts += len(_unpack(taken)) - len(_unpack(released))
+        elif "receipts" in tables:
+            receipts = int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
     finally:
         db.close()
     damaged = sorted(p for p in path.parent.glob(f"{path.name}.damaged-*")

@@ -249,3 +249,90 @@ def test_writers_see_every_group_in_order_from_memory_or_disk(
         assert disk_reads == 0  # caught up: all from memory
     elif tail_chars == 0:
         assert disk_reads > 0
+
+
+def receipt_rows(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM receipt_groups").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_receipts_are_kept_per_message_across_commits_and_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    now = time.time_ns()
+
+    async def main() -> tuple[dict[bytes, int], dict[bytes, int]]:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        runner = asyncio.create_task(spool.run())
+        await spool.append(["m f=1.0 1"], [(b"same", now), (b"a", now)])
+        await spool.append(["m f=2.0 2"], [(b"same", now), (b"b", now)])
+        for digest in (b"same", b"a", b"nobody's"):
+            spool.acknowledged(digest)
+        await spool.append(["m f=3.0 3"], [(b"c", now)])
+        live = dict(spool.receipts)
+        runner.cancel()
+        await spool.close()
+        again = Spool(path, ["t"], max_bytes=1 << 30)
+        await again.open()
+        reopened = dict(again.receipts)
+        await again.close()
+        return live, reopened
+
+    live, reopened = asyncio.run(main())
+    # One "same" acknowledged: the other message with those bytes still awaits its PUBACK.
+    assert live == reopened == {b"same": 1, b"b": 1, b"c": 1}
+    report = inspect_spool(path)
+    assert report is not None and report.receipts == 3
+    # The first commit's row is gone (both its receipts released); the other two remain.
+    assert receipt_rows(path) == 2
+
+
+def test_fully_acknowledged_receipt_rows_are_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+
+    async def main() -> dict[bytes, int]:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        runner = asyncio.create_task(spool.run())
+        digests = [i.to_bytes(16, "big") for i in range(300)]
+        for chunk in range(3):
+            await spool.append(["m f=1.0 1"], [(d, time.time_ns())
+                                               for d in digests[chunk * 100:chunk * 100 + 100]])
+        for digest in reversed(digests):
+            spool.acknowledged(digest)
+        await spool.append(["m f=2.0 2"])
+        runner.cancel()
+        await spool.close()
+        return dict(spool.receipts)
+
+    assert asyncio.run(main()) == {}
+    assert receipt_rows(path) == 0
+
+
+def test_per_receipt_rows_of_an_older_spool_are_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    now, day_ago = time.time_ns(), time.time_ns() - 86_401 * 10**9
+    old_spool(path, rows=0, cursor=0, deleted_up_to=0)
+    db = sqlite3.connect(path)
+    db.execute("CREATE INDEX receipts_digest ON receipts (digest)")
+    db.executemany("INSERT INTO receipts VALUES (?, ?)",
+                   [(b"x", now), (b"x", now + 1), (b"y", now), (b"stale", day_ago)])
+    db.commit()
+    db.close()
+    report = inspect_spool(path)
+    assert report is not None and report.receipts == 4
+
+    async def main() -> dict[bytes, int]:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        receipts = dict(spool.receipts)
+        await spool.close()
+        return receipts
+
+    # A day-old receipt is let go on open, as before.
+    assert asyncio.run(main()) == {b"x": 2, b"y": 1}
+    report = inspect_spool(path)
+    assert report is not None and report.receipts == 3
