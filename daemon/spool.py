@@ -10,7 +10,7 @@ stays flat while the reading rate grows. A commit's points are one row (their li
 newlines, with their count): a row per point cost ~9 µs per reading in inserts, reads and
 deletes on the spool's thread (bench/results/depot-hotpath-2026-11-29.md). Each InfluxDB target
 drains through its own cursor, the id of the last group it wrote; groups every target has
-passed are deleted. Writers that keep up are handed the groups just committed from memory.
+passed are deleted.
 
 All database work runs on one worker thread (one connection, no locking), off the event loop.
 """
@@ -36,10 +36,6 @@ __all__ = ["Backlog", "Group", "SetAside", "Spool", "SpoolDamage", "SpoolReport"
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Bytes of line protocol kept in memory for writers that keep up; one that falls further
-# behind reads from disk. About 2 s of the full rate here (~2 MB/s of line protocol).
-_TAIL_MAX_CHARS = 4 << 20
 
 _SCHEMA = """
 -- One row per commit: `lines` is its points' line protocol joined by newlines.
@@ -154,13 +150,6 @@ class Spool:
         self.committed_points = 0
         self.fill_pct = 0.0
         self._db: sqlite3.Connection | None = None
-        # The groups committed since `_tail_floor`, all of them, in order: a target whose cursor
-        # is at or past the floor reads from here instead of from disk.
-        self._tail: deque[Group] = deque()
-        self._tail_chars = 0
-        self._tail_floor = 0
-        # Mirrors the cursors table (only the loop writes it, after each advance commits).
-        self._cursors: dict[str, int] = {}
         # The receipt_groups rows, oldest first: an acknowledgement releases the oldest receipt
         # of its digest, which is nearly always in the first row or two (PUBACKs go out in
         # commit order), so the durable record costs a row per commit, not one per message.
@@ -219,14 +208,6 @@ class Spool:
                 self._receipt_groups.append(_ReceiptGroup(row_id, left, sum(left.values())))
                 for digest, n in left.items():
                     self.receipts[digest] = self.receipts.get(digest, 0) + n
-        # Only configured targets: a removed one's cursor would pin the tail forever.
-        self._cursors = {str(t): int(i) for t, i in db.execute(
-            "SELECT target, last_id FROM cursors") if t in self.targets}
-        # What is on disk now is read from disk; the tail starts with the next commit.
-        self._tail.clear()
-        self._tail_chars = 0
-        self._tail_floor = int(db.execute(
-            "SELECT COALESCE(MAX(id), 0) FROM point_groups").fetchone()[0])
         self.fill_pct = self._fill_pct()
 
     @staticmethod
@@ -447,21 +428,8 @@ class Spool:
                 if not item.future.done():
                     item.future.set_result(None)
             if group is not None:
-                self._remember(group)
                 self._generation += 1
                 self._new_data.set()
-
-    def _remember(self, group: Group) -> None:
-        """Keep a committed group in the tail, dropping what every target has written and,
-        past the bound, the oldest (whoever needs it then reads it from disk)."""
-        tail = self._tail
-        tail.append(group)
-        self._tail_chars += len(group.lines)
-        done = min(self._cursors.values(), default=group.id)
-        while tail and (tail[0].id <= done or self._tail_chars > _TAIL_MAX_CHARS):
-            dropped = tail.popleft()
-            self._tail_chars -= len(dropped.lines)
-            self._tail_floor = dropped.id
 
     def _release(self, acked: list[bytes]) -> dict[int, list[bytes]]:
         """Match acknowledgements to receipts: row id -> digests it releases (an empty list:
@@ -552,19 +520,7 @@ class Spool:
         """The oldest groups `target` has not written yet, in order: whole groups, until they
         hold at least `limit` points (or all there is)."""
         task, generation = asyncio.current_task(), self._generation
-        cursor = self._cursors[target]
-        if cursor >= self._tail_floor:
-            # Everything past the cursor is in the tail: no trip to the spool's thread.
-            groups: list[Group] = []
-            points = 0
-            for group in self._tail:
-                if group.id > cursor:
-                    groups.append(group)
-                    points += group.points
-                    if points >= limit:
-                        break
-        else:
-            groups = await self._call(self._read, cursor, limit)
+        groups = await self._call(self._read, target, limit)
         if task is not None:
             self._seen[task] = generation
         return groups
@@ -575,13 +531,13 @@ class Spool:
         return [(group.id, text) for group in await self.read_groups(target, limit)
                 for text in group.lines.split("\n")]
 
-    def _read(self, cursor: int, limit: int) -> list[Group]:
+    def _read(self, target: str, limit: int) -> list[Group]:
         assert self._db is not None
         groups: list[Group] = []
         points = 0
         for row_id, n, text in self._db.execute(
-                "SELECT id, points, lines FROM point_groups WHERE id > ? ORDER BY id",
-                (cursor,)):
+                "SELECT id, points, lines FROM point_groups WHERE id > (SELECT last_id FROM "
+                "cursors WHERE target = ?) ORDER BY id", (target,)):
             groups.append(Group(row_id, n, text))
             points += n
             if points >= limit:
@@ -592,7 +548,6 @@ class Spool:
                       lines: Sequence[str] = ()) -> None:
         """`target` is done with points up to `last_id`; a refused batch is kept aside."""
         await self._call(self._advance, target, last_id, set_aside, list(lines))
-        self._cursors[target] = last_id
 
     def _advance(self, target: str, last_id: int, reason: str | None,
                  lines: list[str]) -> None:

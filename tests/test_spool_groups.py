@@ -1,5 +1,6 @@
 """The spool stores a commit's points as one row: what that must not change (salvage, the
-per-point schema of older spools, set-aside lines, backlog in points) and the in-memory tail."""
+per-point schema of older spools, set-aside lines, backlog in points) and receipts kept one
+row per commit."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
-import daemon.spool
 from daemon.errors import SinkError
 from daemon.spool import Spool, inspect_spool
 from daemon.tsdb import TsdbWriter
@@ -201,54 +199,6 @@ def test_a_refused_group_is_set_aside_line_by_line(tmp_path: Path) -> None:
     report = inspect_spool(path)
     assert report is not None and [(a.points, a.target) for a in report.set_aside] == [(3, "t")]
     assert report.backlog[0].points == 0
-
-
-@pytest.mark.parametrize("tail_chars", [0, 200, 1 << 20])
-def test_writers_see_every_group_in_order_from_memory_or_disk(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail_chars: int) -> None:
-    # A fast and a slow target: the slow one falls off the in-memory tail (unless it is large)
-    # and must carry on from disk without a gap or a repeat.
-    monkeypatch.setattr(daemon.spool, "_TAIL_MAX_CHARS", tail_chars)
-    groups = batches(40, 7)
-
-    async def main() -> tuple[list[str], list[str], int]:
-        spool = Spool(tmp_path / "spool.sqlite", ["fast", "slow"], max_bytes=1 << 30)
-        await spool.open()
-        runner = asyncio.create_task(spool.run())
-        got: dict[str, list[str]] = {"fast": [], "slow": []}
-        disk_reads = 0
-        real_read = spool._read
-
-        def counting_read(cursor: int, limit: int) -> list[daemon.spool.Group]:
-            nonlocal disk_reads
-            disk_reads += 1
-            return real_read(cursor, limit)
-
-        spool._read = counting_read  # type: ignore[method-assign]
-
-        async def drain(target: str, limit: int) -> None:
-            for group in await spool.read_groups(target, limit):
-                got[target] += group.lines.split("\n")
-                await spool.advance(target, group.id)
-
-        for i, group in enumerate(groups):
-            await spool.append(group)
-            await drain("fast", 10)
-            if i % 9 == 8:
-                await drain("slow", 20)
-        runner.cancel()
-        while len(got["slow"]) < len(groups) * 7:
-            await drain("slow", 20)
-        await spool.close()
-        return got["fast"], got["slow"], disk_reads
-
-    fast, slow, disk_reads = asyncio.run(main())
-    everything = [line for group in groups for line in group]
-    assert fast == everything and slow == everything
-    if tail_chars == 1 << 20:
-        assert disk_reads == 0  # caught up: all from memory
-    elif tail_chars == 0:
-        assert disk_reads > 0
 
 
 def receipt_rows(path: Path) -> int:
