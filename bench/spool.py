@@ -51,12 +51,15 @@ async def grouped(path: Path, n: int, in_flight: int) -> tuple[float, int]:
     await spool.open()
     runner = asyncio.create_task(spool.run())
     start = time.perf_counter()
-    pending: set[asyncio.Future[None]] = set()
+    # One future per message, though messages of one commit share it: a set of them would
+    # count commits, not messages, and let every point in at once.
+    pending: deque[asyncio.Future[None]] = deque()
     for i in range(n):
-        pending.add(spool.append([LINE.format(i, i)]))
+        pending.append(spool.append([LINE.format(i, i)]))
         if len(pending) >= in_flight:
-            _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    await asyncio.gather(*pending)
+            await pending.popleft()
+    for future in pending:
+        await future
     elapsed = time.perf_counter() - start
     runner.cancel()
     commits = spool.commits
