@@ -260,14 +260,16 @@ class TsdbWriter:
 
     async def write_once(self) -> int:
         """Send the oldest unsent batch once; how many points left the spool (0: none or failed)."""
-        rows = await self._spool.read(self.name, self._batch_size)
-        if not rows:
+        # Whole groups (a commit's points each): a batch may run past batch_size by up to one.
+        groups = await self._spool.read_groups(self.name, self._batch_size)
+        if not groups:
             return 0
-        lines = [text for _, text in rows]
-        last_id = rows[-1][0]
+        points = sum(group.points for group in groups)
+        last_id = groups[-1].id
         try:
             # "replace": a lone surrogate must not wedge the spool's head forever.
-            await self.sink.write("\n".join(lines).encode("utf-8", "replace"))
+            await self.sink.write("\n".join([group.lines for group in groups])
+                                  .encode("utf-8", "replace"))
         except SinkError as exc:
             self.last_error = str(exc)
             if exc.retryable:
@@ -276,18 +278,20 @@ class TsdbWriter:
                 self._log_retry(exc)
                 return 0
             log.error("%s: server refused %d point(s); set aside (see `depotwatch spool`): %s",
-                      self.name, len(lines), exc)
+                      self.name, points, exc)
+            # Set aside line by line, as `depotwatch spool` counts and shows them.
+            lines = [text for group in groups for text in group.lines.split("\n")]
             await self._spool.advance(self.name, last_id, set_aside=str(exc), lines=lines)
-            self.rejected += len(lines)
+            self.rejected += points
             self._failures = 0
-            return len(lines)
+            return points
         await self._spool.advance(self.name, last_id)
-        self.written += len(lines)
+        self.written += points
         self.last_write_ns = time.time_ns()
         if self._failures:
             log.info("%s: delivered again after %d failed attempts", self.name, self._failures)
             self._failures = 0
-        return len(lines)
+        return points
 
     def _log_retry(self, exc: SinkError) -> None:
         now = time.monotonic()
