@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from daemon.errors import DecodeError
 from daemon.model import RawMessage
+from drivers.decoders.base import parse_json_object
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.kinds import DECODER_KINDS
 from drivers.decoders.tasmota import TasmotaDecoderConfig
@@ -137,3 +138,25 @@ def test_any_json_object_gives_typed_readings_or_decode_error(body: dict[str, ob
             continue
         for name, value in r.values.items():
             assert isinstance(value, bool) == (name in {"open", "tamper", "battery_low"})
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"epc":"E28011606000020100000000A","rssi":-60}',  # a digit run inside a string
+    b'{"card":123456789012345678901}',  # an integer beyond 64 bits stays an int
+    b'{"a":"12345678901234567890","b":[1.5,{"c":-123456789012345678901}]}',
+    b'{"a":"12345678901234567890","t":21.5}',
+    b'{"a":[[[["98765432109876543210"]]]],"n":18446744073709551616}',
+    b'{"x":1e19,"y":9.3e18,"z":-9223372036854775809,"w":[[1e300]]}',  # big floats
+])
+def test_json_objects_read_as_json_loads_reads_them(payload: bytes) -> None:
+    """orjson's speed must not change a value, whatever long digit runs a payload holds."""
+    assert parse_json_object(payload) == json.loads(payload)
+    assert [type(v) for v in parse_json_object(payload).values()] == \
+        [type(v) for v in json.loads(payload).values()]
+
+
+@pytest.mark.parametrize("payload", [b"123456789012345678901", b"[18446744073709551616]", b"1.5"])
+def test_payloads_not_objects_are_named_as_json_loads_reads_them(payload: bytes) -> None:
+    """A number beyond 64 bits at the top level is refused as an int, as json.loads reads it."""
+    with pytest.raises(DecodeError, match=f"got {type(json.loads(payload)).__name__}"):
+        parse_json_object(payload)

@@ -40,9 +40,9 @@ class JsonFieldsDecoderConfig(DecoderConfigBase):
         return JsonFieldsDecoder(self)
 
 
-def _lookup(body: dict[str, Any], path: str) -> tuple[bool, Any]:
+def _lookup(body: dict[str, Any], parts: tuple[str, ...]) -> tuple[bool, Any]:
     node: Any = body
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(node, dict) or part not in node:
             return False, None
         node = node[part]
@@ -54,22 +54,27 @@ class JsonFieldsDecoder:
 
     def __init__(self, config: JsonFieldsDecoderConfig) -> None:
         self._config = config
+        # Split once: every message walks the same paths (field, path, parts, required, invert).
+        self._fields = tuple((name, path, tuple(path.split(".")), name in config.required,
+                              name in config.invert) for name, path in config.fields.items())
+        self._sensor_path = (None if config.sensor_path is None
+                             else tuple(config.sensor_path.split(".")))
 
     def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
         """One reading with the mapped fields."""
         body = parse_json_object(raw.payload)
-        if self._config.sensor_path is not None:
-            found, value = _lookup(body, self._config.sensor_path)
+        if self._sensor_path is not None:
+            found, value = _lookup(body, self._sensor_path)
             if not found or not isinstance(value, str) or not value:
                 raise DecodeError(f"no sensor id at {self._config.sensor_path!r}")
             sensor = value
         values: dict[str, FieldValue] = {}
-        for name, path in self._config.fields.items():
-            found, value = _lookup(body, path)
+        for name, path, parts, required, invert in self._fields:
+            found, value = _lookup(body, parts)
             if not found or value is None:
-                if name in self._config.required:
+                if required:
                     raise DecodeError(f"required field {name!r} missing at {path!r}")
                 continue
             coerced = coerce_field(name, value)
-            values[name] = (not coerced) if name in self._config.invert else coerced
-        return [Reading(sensor=sensor, at_ns=raw.received_ns, values=values)]
+            values[name] = (not coerced) if invert else coerced
+        return [Reading(sensor, raw.received_ns, values)]

@@ -17,6 +17,7 @@ _EXPOSES = {
     "battery_low": "battery_low",
     "tamper": "tamper",
 }
+_EXPOSE_ITEMS = tuple(_EXPOSES.items())
 
 
 class Zigbee2MqttDecoderConfig(DecoderConfigBase):
@@ -39,7 +40,8 @@ class Zigbee2MqttDecoder:
         if "contact" in body:
             # Zigbee2MQTT reports the reed contact: true means the magnet is there (closed).
             values["open"] = not coerce_field("open", body["contact"])
-        for expose, name in _EXPOSES.items():
-            if expose in body and body[expose] is not None:
-                values[name] = coerce_field(name, body[expose])
-        return [Reading(sensor=sensor, at_ns=raw.received_ns, values=values)]
+        for expose, name in _EXPOSE_ITEMS:
+            value = body.get(expose)  # absent or null: not reported
+            if value is not None:
+                values[name] = coerce_field(name, value)
+        return [Reading(sensor, raw.received_ns, values)]
