@@ -61,8 +61,24 @@ class BadgeRead:
                 and not self.person.escort_only)
 
 
+# The last reading judged and its verdict: a badge read meets three rules and the console's
+# recent events, and each asks; the roster lookup and the HMAC are done once. Depot and Reading
+# are frozen, so the same two objects always get the same answer.
+_last: tuple[Reading, Depot, BadgeRead | None] | None = None
+
+
 def badge_read(depot: Depot, reading: Reading) -> BadgeRead | None:
     """The roster's verdict on a reading from a door's badge reader; None for anything else."""
+    global _last
+    last = _last
+    if last is not None and last[0] is reading and last[1] is depot:
+        return last[2]
+    read = _badge_read(depot, reading)
+    _last = (reading, depot, read)
+    return read
+
+
+def _badge_read(depot: Depot, reading: Reading) -> BadgeRead | None:
     sensor = depot.sensors.get(reading.sensor)
     if sensor is None or sensor.kind is not SensorKind.BADGE_READER:
         return None
