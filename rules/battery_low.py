@@ -47,15 +47,16 @@ class BatteryLowRule:
         ok = flag is not True and (pct is None or (isinstance(pct, float) and pct >= self._clear))
         if flag is None and pct is None:
             return []
-        text = f"{pct:.0f} %" if isinstance(pct, float) else "low-battery flag"
         if low and sensor.id not in self._firing:
             self._firing.add(sensor.id)
-            kind, summary = TransitionKind.FIRING, f"battery low ({text})"
+            kind, summary = TransitionKind.FIRING, "battery low"
         elif ok and sensor.id in self._firing:
             self._firing.discard(sensor.id)
-            kind, summary = TransitionKind.RESOLVED, f"battery ok ({text})"
+            kind, summary = TransitionKind.RESOLVED, "battery ok"
         else:
-            return []
+            return []  # most readings: no text formatted for a transition that is not made
+        text = f"{pct:.0f} %" if isinstance(pct, float) else "low-battery flag"
+        summary = f"{summary} ({text})"
         name = self._depot.storehouses[sensor.storehouse].name
         return [Transition(
             kind=kind, rule="battery_low", subject=sensor.id, severity=Severity.WARNING,
