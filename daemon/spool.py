@@ -332,10 +332,11 @@ class Spool:
         select = f"SELECT id, spooled_ns, {columns} FROM {table}"
         try:
             end = int(old.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0)
+            known_end = True
         except sqlite3.DatabaseError as exc:
             if "no such table" in str(exc):
                 return rows  # the other schema
-            end = 10_000_000
+            end, known_end = 10_000_000, False
         last = 0
         while True:
             try:
@@ -343,8 +344,9 @@ class Spool:
                                     (last,)).fetchall()
             except sqlite3.DatabaseError:
                 # A damaged page: the next 1,000 ids one by one, keeping each group that reads
-                # (a group can hold a whole commit, too much to skip in bulk).
-                for row_id in range(last + 1, last + 1001):
+                # (a group can hold a whole commit, too much to skip in bulk). Not when even the
+                # last id is unreadable: ten million single reads of garbage took minutes.
+                for row_id in range(last + 1, last + 1001) if known_end else ():
                     with suppress(sqlite3.DatabaseError):
                         rows += [(int(ns), int(n), str(text)) for _, ns, n, text in
                                  old.execute(f"{select} WHERE id = ?", (row_id,))]
