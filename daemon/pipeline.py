@@ -57,19 +57,26 @@ class Pipeline:
         # Told every decoded reading of a known sensor (the console's recent-events view).
         self.listeners: list[ReadingListener] = []
 
-    def ingest(self, raw: RawMessage, now_ns: int,
-               digest: bytes | None = None) -> Awaitable[None] | None:
+    def ingest(self, raw: RawMessage, now_ns: int, digest: bytes | None = None, *,
+               redeliverable: bool = True) -> Awaitable[None] | None:
         """Take one raw message; what it returns completes once its points are durable.
 
         Bad input is dead-lettered and never raises. A message the broker redelivers after it
         was already spooled (the daemon died between commit and acknowledgement) is not taken
-        twice. `digest`: its `receipt_digest`, if the caller has it already.
+        twice. `digest`: its `receipt_digest`, if the caller has it already. A source that never
+        sends a message again (a serial port) is not `redeliverable`: no receipt is kept.
         """
+        if not redeliverable:
+            return self._ingest(raw, now_ns, [])
         if digest is None:
             digest = receipt_digest(raw)
         if raw.redelivered and digest in self._receipts:
             self.redeliveries_skipped += 1
             return None
+        return self._ingest(raw, now_ns, [(digest, raw.received_ns)])
+
+    def _ingest(self, raw: RawMessage, now_ns: int,
+                receipts: list[tuple[bytes, int]]) -> Awaitable[None] | None:
         try:
             readings = self._decode(raw)
         except DecodeError as exc:
@@ -83,7 +90,7 @@ class Pipeline:
         self.readings[raw.source] += 1
         for reading in readings:
             self._take(reading, now_ns, raw.source)
-        return self._flush([(digest, raw.received_ns)])
+        return self._flush(receipts)
 
     def take(self, reading: Reading, now_ns: int, source: str = "") -> Awaitable[None] | None:
         """One decoded reading of a known sensor: its points, then the rules."""

@@ -69,9 +69,10 @@ class PubackReceipts:
         else:
             self._up_since = None
 
-    def sent(self, digest: bytes) -> None:
-        """The message's PUBACK is going out now."""
-        self._held.append((time.monotonic(), self._connection, digest))
+    def sent(self, digests: Sequence[bytes]) -> None:
+        """The PUBACKs of these messages (one commit's) are going out now."""
+        at, connection = time.monotonic(), self._connection
+        self._held.extend((at, connection, digest) for digest in digests)
         self.release()
 
     def release(self) -> None:
@@ -258,15 +259,16 @@ class Daemon:
     def _committed(self, durable: asyncio.Future[None]) -> None:
         digests = self._committing.pop(durable, [])
         if not durable.cancelled() and durable.exception() is None:
-            for digest in digests:
-                self.pubacks.sent(digest)
+            self.pubacks.sent(digests)
 
     async def _sent_after(self, durable: Awaitable[None], digest: bytes) -> None:
         await durable
-        self.pubacks.sent(digest)
+        self.pubacks.sent((digest,))
 
     async def _on_serial_message(self, raw: RawMessage) -> None:
-        durable = self._on_message(raw)
+        # A serial port never sends a frame twice: no receipt, so none waits on the MQTT
+        # connection to be let go (a broker outage would have kept every frame's in memory).
+        durable = self.pipeline.ingest(raw, self.clock.now_ns(), redeliverable=False)
         if durable is not None:
             await durable
 

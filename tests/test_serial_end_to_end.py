@@ -94,6 +94,7 @@ def test_serial_and_modbus_devices_raise_and_clear_alerts(
                 await door_io.send(b"door=0 tmp=0\n")
                 await checked_and_cleared("tamper.sh1-door1")
                 assert daemon.deadletters.counts["serial:door-io"] == 1
+                assert daemon.spool.receipts == {}, "serial frames are never redelivered"
 
                 await slaves.stop()                             # the Modbus sensor falls silent
                 await probe.wait_alert("sensor_silent.clim-m1", "firing")
