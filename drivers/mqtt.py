@@ -9,12 +9,14 @@ import random
 import re
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+from gmqtt.mqtt.package import Package
 
 from daemon.clock import Clock
 from daemon.config import MqttConfig, SubscriptionConfig
@@ -23,7 +25,7 @@ from daemon.model import RawMessage
 from drivers.decoders.base import Decoder
 from drivers.routes import Route
 
-__all__ = ["MqttLink", "TopicRoute", "TopicRouter"]
+__all__ = ["MqttLink", "PublishReader", "TopicRoute", "TopicRouter"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,81 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
         await super().reconnect(delay=delay)
 
 
+TakePublish = Callable[[str, bytes, bool, "int | None"], None]
+
+
+class PublishReader:
+    """Splits a connection's received bytes into MQTT packets, as gmqtt's `_read_packet` does,
+    but hands a plain PUBLISH (QoS 0 or 1, no MQTT 5 properties, a UTF-8 topic) straight to
+    `take(topic, payload, dup, packet id or None)`. Everything else, and a PUBLISH it does not
+    take, goes to gmqtt as before. Returns how many bytes it used (-1: a malformed length, the
+    connection resets).
+    """
+
+    def __init__(self, take: TakePublish, connection: Any, handler: Any,
+                 original: Callable[[bytes], int], *, mqtt5: bool) -> None:
+        self._take = take
+        self._connection = connection
+        self._handler = handler
+        self._original = original
+        self._mqtt5 = mqtt5
+
+    def __call__(self, data: bytes) -> int:
+        connection = self._connection
+        if self._handler.current_connection is not connection:
+            return self._original(data)  # gmqtt drops a superseded connection's packets
+        take = self._take
+        mqtt5 = self._mqtt5
+        size = len(data)
+        pos = 0
+        took = False
+        while size - pos >= 2:
+            length, multiplier, at = 0, 1, pos + 1
+            while True:
+                if at >= size:
+                    return pos  # the length is not all here yet
+                byte = data[at]
+                at += 1
+                length += (byte & 0x7F) * multiplier
+                if byte < 0x80:
+                    break
+                multiplier *= 128
+                if multiplier > 2097152:
+                    return -1
+            end = at + length
+            if end > size:
+                break
+            command = data[pos]
+            if command & 0xF6 == 0x30 or command & 0xF6 == 0x32:  # PUBLISH, QoS 0 or 1
+                try:
+                    topic_end = at + 2 + (data[at] << 8 | data[at + 1])
+                    topic = data[at + 2:topic_end].decode()
+                    mid: int | None = None
+                    body = topic_end
+                    if command & 0x02:
+                        mid = data[body] << 8 | data[body + 1]
+                        body += 2
+                    if mqtt5:
+                        if data[body]:
+                            raise ValueError("properties: gmqtt parses them")
+                        body += 1
+                    if not topic or body > end:
+                        raise ValueError("not a PUBLISH we take")
+                except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
+                    connection.put_package(Package(command, data[at:end]))
+                else:
+                    took = True
+                    take(topic, data[body:end], bool(command & 0x08), mid)
+            else:
+                connection.put_package(Package(command, data[at:end]))
+                if self._handler.current_connection is not connection:
+                    return end  # a DISCONNECT: gmqtt drops whatever follows
+            pos = end
+        if took:
+            connection._last_data_in = time.monotonic()  # gmqtt's keepalive watches this
+        return pos
+
+
 # Packet ids a windowed publish leaves free for command replies and the subscriptions made at
 # a reconnect, which gmqtt would otherwise refuse (OverflowError) during a burst of alerts.
 _RESERVED_IDS = 2
@@ -177,6 +254,10 @@ class MqttLink:
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._released = asyncio.Event()  # set by every PUBACK
         self._on_puback: Callable[[int], None] | None = None
+        # Set when gmqtt's internals could be hooked: acknowledges one message (mid, reason).
+        self._acked: Callable[[int, int], None] | None = None
+        # Packet ids (None: QoS 0) of the messages each pending spool commit will acknowledge.
+        self._acks_due: dict[asyncio.Future[Any], list[int | None]] = {}
 
     def handle_topic(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Messages on this exact topic go to `handler` instead of the sensor pipeline."""
@@ -271,10 +352,12 @@ class MqttLink:
 
         handler._handle_qos_1_publish_packet = qos1
         client.on_message = self._message_qos0
+        self._acked = acked
         return True
 
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connects += 1
+        self._read_publishes_ourselves(client)
         client.reset_backoff()
         known = {sub.topic for sub in client.subscriptions}
         for topic_filter in self._filters:
@@ -296,6 +379,78 @@ class MqttLink:
                         self._config.host, self._config.port)
             self._report(False)
         self.connected.clear()
+
+    def _read_publishes_ourselves(self, client: Any) -> None:
+        """Let `PublishReader` split this connection's received bytes into packets.
+
+        Left to gmqtt, every PUBLISH becomes a Package, passes four calls and a property parse
+        of struct formats built per packet, and costs about as much as our decode and rules
+        together (bench/depot.py, issue 9). Any other gmqtt, or a connection without these
+        internals, keeps gmqtt's own reading.
+        """
+        connection: Any = getattr(client, "_connection", None)
+        protocol: Any = getattr(connection, "_protocol", None)
+        handler: Any = getattr(client, "_package_handler", None)
+        original = getattr(protocol, "_read_packet", None)
+        if (self._acked is None or not callable(original)
+                or isinstance(original, PublishReader)
+                or not callable(getattr(connection, "put_package", None))
+                or not hasattr(handler, "current_connection")):
+            return
+        protocol._read_packet = PublishReader(self._take_publish, connection, handler, original,
+                                               mqtt5=self._version == MQTTv50)
+
+    def _take_publish(self, topic: str, payload: bytes, dup: bool, mid: int | None) -> None:
+        """One PUBLISH that `PublishReader` read: to the pipeline; its PUBACK (for `mid`, QoS
+        1) goes out with the others of the same spool commit, in one write."""
+        self._pending += 1
+        if self._pending >= _MAX_PENDING and self._paused is None:
+            self._pause()
+        if self._on_message is None or topic in self._handlers:
+            done = None if mid is None or self._acked is None else functools.partial(
+                self._acked, mid)
+            self._step(self._message(self._client, topic, payload, 1, {"dup": dup}), done)
+            return
+        raw = RawMessage(source=topic, payload=payload, received_ns=self._clock.now_ns(),
+                         redelivered=dup)
+        try:
+            waiting = self._on_message(raw)
+        except Exception:
+            self._handled()
+            log.exception("MQTT message handler failed; the message stays unacknowledged")
+            return
+        if waiting is None:
+            self._handled()
+            if mid is not None and self._acked is not None:
+                self._acked(mid, 0)
+        elif asyncio.isfuture(waiting):
+            # Thousands of messages share one commit's future: one callback, one write.
+            mids = self._acks_due.get(waiting)
+            if mids is None:
+                mids = self._acks_due[waiting] = []
+                waiting.add_done_callback(self._commit_done)
+            mids.append(mid)
+        else:
+            done = None if mid is None or self._acked is None else functools.partial(
+                self._acked, mid)
+            self._step(self._await(waiting), done)
+
+    def _commit_done(self, future: asyncio.Future[Any]) -> None:
+        mids = self._acks_due.pop(future, [])
+        self._pending -= len(mids)
+        if self._paused is not None and self._pending <= _MAX_PENDING // 2:
+            transport, self._paused = self._paused, None
+            if not transport.is_closing():
+                transport.resume_reading()
+        if future.cancelled() or future.exception() is not None:
+            if not future.cancelled():
+                log.error("%d MQTT messages not taken; they stay unacknowledged: %s",
+                          len(mids), future.exception())
+            return  # not acknowledged: the broker sends them again after a reconnect
+        connection = getattr(self._client, "_connection", None)
+        acks = [mid for mid in mids if mid is not None]
+        if acks and connection is not None and not connection.is_closing():
+            connection.send_package(b"".join([_PUBACK.pack(0x40, 2, mid) for mid in acks]))
 
     def _message_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
                       properties: Any) -> None:

@@ -176,3 +176,57 @@ def test_a_handler_returning_a_future_is_acknowledged_when_it_is_done(
     assert handed_over == 1000  # the receive maximum: the rest waits at the broker
     assert after_acks == 1500
     assert [int(p) for p in redelivered] == list(range(600, 1500))
+
+
+def test_publishes_with_and_without_properties_all_arrive_through_our_reader(
+        mosquitto: Mosquitto) -> None:
+    # The link reads plain PUBLISH packets itself (drivers/mqtt.PublishReader); one with MQTT 5
+    # properties (here a user property and a content type) still goes through gmqtt's parser.
+    # QoS 0 and 1 mixed, more than the receive maximum, so PUBACKs must flow for all to come.
+    import gmqtt
+    from gmqtt.mqtt.constants import MQTTv50
+
+    from drivers.mqtt import PublishReader
+
+    async def scenario() -> tuple[list[tuple[str, bytes, bool]], bool]:
+        link = _link(mosquitto.port, "link-reader")
+        got: list[tuple[str, bytes, bool]] = []
+        loop = asyncio.get_running_loop()
+
+        def handler(raw: RawMessage) -> asyncio.Future[None]:
+            got.append((raw.source, raw.payload, raw.redelivered))
+            durable: asyncio.Future[None] = loop.create_future()
+            loop.call_later(0.001, durable.set_result, None)
+            return durable
+
+        link.on_message(handler)
+        running = asyncio.create_task(link.run())
+        publisher = gmqtt.Client("link-reader-publisher")
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.sleep(0.2)
+            protocol = link._client._connection._protocol
+            ours = isinstance(protocol._read_packet, PublishReader)
+            await publisher.connect("127.0.0.1", mosquitto.port, version=MQTTv50)
+            for i in range(2500):
+                extra: dict[str, Any] = ({"user_property": ("n", str(i)),
+                                          "content_type": "application/json"}
+                                         if i % 3 == 0 else {})
+                publisher.publish(f"link/door{i % 4}", str(i).encode(), qos=i % 2, **extra)
+                if i % 10 == 0:
+                    await asyncio.sleep(0.002)  # gmqtt's own QoS 1 window
+            for _ in range(200):
+                if len(got) == 2500:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await publisher.disconnect()
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        return got, ours
+
+    got, ours = asyncio.run(scenario())
+    assert ours
+    assert sorted(int(p) for _, p, _ in got) == list(range(2500))
+    assert all(topic == f"link/door{int(p) % 4}" and not dup for topic, p, dup in got)
