@@ -7,8 +7,11 @@ separate publisher process that writes pre-encoded MQTT 3.1.1 packets straight t
 at QoS 1, counts the broker's PUBACKs (``mosquitto_pub -l`` cannot wait for them). In every
 round, on the same broker and the same messages:
 
-1. ``bare gmqtt``: gmqtt as the daemon uses it (persistent MQTT 5 session, PUBACK after the
-   handler) receiving and discarding;
+1. ``bare gmqtt``: gmqtt as its users write it (persistent MQTT 5 session, an ``on_message``
+   callback, PUBACK after the handler) receiving and discarding: the baseline the targets name;
+   and ``depotwatch's MQTT link`` (``drivers.mqtt.MqttLink``: gmqtt whose PUBLISH packets
+   ``PublishReader`` reads, PUBACKs one write per commit) discarding, to show what the daemon's
+   own work costs on top of its receive path;
 2. ``depotwatch``: ``depotwatch run -c FILE`` as a subprocess with every rule kind at its
    defaults (``sensor_silent`` with 1 h limits: the mix's sensors report only during runs),
    the durable spool and two writers (InfluxDB 1.6.7 via /write, VictoriaMetrics via
@@ -254,13 +257,44 @@ def _cpu_s() -> float:
 
 
 def role_baseline(args: argparse.Namespace) -> None:
-    """gmqtt as drivers/mqtt.py uses it, discarding every message; print one JSON line."""
+    """gmqtt with its own on_message (or, `--link`, the daemon's `MqttLink`), discarding every
+    message; print one JSON line."""
     import gmqtt
     from gmqtt.mqtt.constants import MQTTv50
 
     expected = len(_run_messages(_mix(args.sensors, args.messages), "FF"))
     state = {"count": 0, "first": 0.0, "last": 0.0, "cpu0": 0.0, "cpu1": 0.0}
     done = asyncio.Event()
+
+    async def through_link() -> None:
+        from daemon.clock import SystemClock
+        from daemon.config import MqttConfig
+        from daemon.model import RawMessage
+        from drivers.mqtt import MqttLink
+
+        link = MqttLink(MqttConfig.model_validate({
+            "host": HOST, "port": args.port, "client_id": args.client_id,
+            "subscriptions": [{"topic": f"{args.prefix}/#", "decoder": {"type": "json_fields"}}],
+        }), SystemClock())
+
+        def discard(raw: RawMessage) -> None:
+            if state["count"] == 0:
+                state["first"], state["cpu0"] = time.monotonic(), _cpu_s()
+            state["count"] += 1
+            if state["count"] >= expected:
+                state["last"], state["cpu1"] = time.monotonic(), _cpu_s()
+                done.set()
+
+        link.on_message(discard)
+        running = asyncio.create_task(link.run())
+        await asyncio.wait_for(link.connected.wait(), 10)
+        await asyncio.sleep(0.5)  # the SUBACK
+        print("READY", flush=True)
+        await asyncio.wait_for(done.wait(), 300)
+        await asyncio.sleep(0.2)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
     async def main() -> None:
         client = gmqtt.Client(args.client_id, clean_session=False,
@@ -288,7 +322,7 @@ def role_baseline(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.2)  # let the last PUBACKs out
         await client.disconnect()
 
-    asyncio.run(main())
+    asyncio.run(through_link() if args.link else main())
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"received": state["count"], "first": state["first"], "last": state["last"],
                       "cpu_s": state["cpu1"] - state["cpu0"], "rss_peak_mib": rss_kib / 1024}),
@@ -556,12 +590,14 @@ def _publish(port: int, prefix: str, sensors: int, messages: int, qos: int,
     return result
 
 
-def run_baseline(port: int, sensors: int, messages: int, qos: int, tag: str) -> dict[str, Any]:
-    """Bare gmqtt receiving and discarding one run's messages."""
-    prefix = f"b/base-{tag}"
+def run_baseline(port: int, sensors: int, messages: int, qos: int, tag: str,
+                 link: bool = False) -> dict[str, Any]:
+    """Bare gmqtt (or the daemon's MQTT link) receiving and discarding one run's messages."""
+    prefix = f"b/{'link' if link else 'base'}-{tag}"
     common = ["--port", str(port), "--prefix", prefix, "--sensors", str(sensors),
               "--messages", str(messages)]
-    sub = _child("_baseline", [*common, "--client-id", f"bare-{tag}"])
+    sub = _child("_baseline", [*common, "--client-id", f"{'link' if link else 'bare'}-{tag}",
+                               *(["--link"] if link else [])])
     assert sub.stdout is not None
     if (_readline(sub.stdout, 30) or "").strip() != "READY":
         sub.kill()
@@ -783,14 +819,19 @@ def markdown(doc: dict[str, Any]) -> str:
         f" run ({doc['mix']}), {doc['runs']} runs each, median (min-max). Absolute rates move"
         " by 25 % between runs on this machine; the ratios within one run are the headline.",
         "",
-        "readings/s: taken (depotwatch: spooled and acknowledged; bare gmqtt: received);"
+        "readings/s: taken (depotwatch: spooled and acknowledged; bare gmqtt and the link:"
+        " received);"
         " to DB: until InfluxDB 1.6.7 holds every point (VictoriaMetrics is checked to hold"
         " them all too, but its query results settle only about a second after a write, so it"
-        " is not the clock); Node-RED: its figure in both columns.",
+        " is not the clock); Node-RED: its figure in both columns. bare gmqtt is the chosen"
+        " client as its users write it (an `on_message` callback), the baseline the targets"
+        " name; depotwatch's MQTT link (drivers/mqtt.py: gmqtt with its PUBLISH packets read by"
+        " `PublishReader`, PUBACKs one write per spool commit) discarding shows what the"
+        " daemon's own work costs on top of its receive path.",
         "",
-        "| receiver | sensors | QoS | spool fsync | readings/s | vs bare gmqtt | to DB readings/s"
-        " | CPU µs/reading | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| receiver | sensors | QoS | spool fsync | readings/s | vs bare gmqtt | vs link"
+        " | to DB readings/s | CPU µs/reading | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in s["rows"]:
         rng = (f"{_fmt(row.get('median'))} ({_fmt(row.get('min'))}-{_fmt(row.get('max'))})"
@@ -798,9 +839,11 @@ def markdown(doc: dict[str, Any]) -> str:
         to_db = (f"{_fmt(row.get('to_db_median'))} ({_fmt(row.get('to_db_min'))}-"
                  f"{_fmt(row.get('to_db_max'))})" if row.get("to_db_median") else "-")
         ratio = f"{row['vs_bare']:.2f}x" if row.get("vs_bare") else "-"
+        vs_link = f"{row['vs_link']:.2f}x" if row.get("vs_link") else "-"
         lines.append(
             f"| {row['receiver']} | {row['sensors']} | {row['qos']} | {row.get('fsync', '-')} |"
-            f" {rng} | {ratio} | {to_db} | {_fmt(row.get('cpu_us_per_reading'), '.1f')} |"
+            f" {rng} | {ratio} | {vs_link} | {to_db} |"
+            f" {_fmt(row.get('cpu_us_per_reading'), '.1f')} |"
             f" {_fmt(row.get('rss_peak_mib'), '.1f')} |")
     lines += ["", "Ratios (medians of the same run):", ""]
     for name, value in s["ratios"].items():
@@ -896,6 +939,8 @@ def main_bench(args: argparse.Namespace) -> None:
                 tag = f"r{rnd}q{qos}"
                 record(f"bare q{qos}", _attempt(run_baseline, broker.port, args.sensors,
                                                 args.messages, qos, tag), rnd)
+                record(f"link q{qos}", _attempt(run_baseline, broker.port, args.sensors,
+                                                args.messages, qos, tag, True), rnd)
                 record(f"depotwatch {args.sensors} q{qos}",
                        _attempt(run_daemon, daemons["dw100"], broker.port, args.messages, qos),
                        rnd)
@@ -929,6 +974,8 @@ def main_bench(args: argparse.Namespace) -> None:
     for qos in qoses:
         rows.append({"receiver": "bare gmqtt (discard)", "sensors": args.sensors, "qos": qos,
                      **bare[qos]})
+        rows.append({"receiver": "depotwatch's MQTT link (discard)", "sensors": args.sensors,
+                     "qos": qos, **_summary(runs.get(f"link q{qos}", []))})
         dw = _summary(runs.get(f"depotwatch {args.sensors} q{qos}", []))
         rows.append({"receiver": "depotwatch", "sensors": args.sensors, "qos": qos,
                      "fsync": "on", **dw})
@@ -944,6 +991,9 @@ def main_bench(args: argparse.Namespace) -> None:
         base = bare.get(row["qos"], {}).get("median")
         if row.get("median") and base and not row["receiver"].startswith("bare"):
             row["vs_bare"] = row["median"] / base
+        link = _summary(runs.get(f"link q{row['qos']}", [])).get("median")
+        if row.get("median") and link and row["receiver"] == "depotwatch":
+            row["vs_link"] = row["median"] / link
 
     def med(key: str, field: str = "median") -> float | None:
         value: float | None = _summary(runs.get(key, [])).get(field)
@@ -955,6 +1005,8 @@ def main_bench(args: argparse.Namespace) -> None:
     ratios = {
         "depotwatch / bare gmqtt, QoS 1": dw1 / bare[1]["median"]
         if dw1 and bare.get(1, {}).get("median") else None,
+        "depotwatch / its own MQTT link discarding, QoS 1": dw1 / med("link q1")
+        if dw1 and med("link q1") else None,
         "depotwatch / bare gmqtt, QoS 0": med(f"depotwatch {args.sensors} q0")
         / bare[0]["median"] if med(f"depotwatch {args.sensors} q0")
         and bare.get(0, {}).get("median") else None,
@@ -1027,6 +1079,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--qos", type=int, default=1)
         p.add_argument("--site", default="")
         p.add_argument("--client-id", default="bare")
+        p.add_argument("--link", action="store_true", help="_baseline: the daemon's MqttLink")
         p.add_argument("--rate", type=int, default=5000)
         p.add_argument("--seconds", type=float, default=20.0)
         p.add_argument("--alarms", type=int, default=200)
