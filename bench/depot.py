@@ -274,7 +274,7 @@ def role_baseline(args: argparse.Namespace) -> None:
 
         link = MqttLink(MqttConfig.model_validate({
             "host": HOST, "port": args.port, "client_id": args.client_id,
-            "subscriptions": [{"topic": f"{args.prefix}/#", "decoder": {"type": "json_fields"}}],
+            "subscriptions": [{"topic": f"{args.prefix}/#", "decoder": {"type": "zigbee2mqtt"}}],
         }), SystemClock())
 
         def discard(raw: RawMessage) -> None:
