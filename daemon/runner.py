@@ -60,7 +60,8 @@ class PubackReceipts:
     def __init__(self, spool: Spool, hold_s: float = 2.0) -> None:
         self._spool = spool
         self._hold_s = hold_s
-        self._held: deque[tuple[float, int, bytes]] = deque()
+        # One entry per commit, not per message: thousands of messages share one.
+        self._held: deque[tuple[float, int, Sequence[bytes]]] = deque()
         self._connection = 0
         self._up_since: float | None = None
 
@@ -74,8 +75,7 @@ class PubackReceipts:
 
     def sent(self, digests: Sequence[bytes]) -> None:
         """The PUBACKs of these messages (one commit's) are going out now."""
-        at, connection = time.monotonic(), self._connection
-        self._held.extend((at, connection, digest) for digest in digests)
+        self._held.append((time.monotonic(), self._connection, digests))
         self.release()
 
     def release(self) -> None:
@@ -84,12 +84,12 @@ class PubackReceipts:
             return
         now = time.monotonic()
         while self._held:
-            at, connection, digest = self._held[0]
+            at, connection, digests = self._held[0]
             since = at if connection == self._connection else self._up_since
             if now - since < self._hold_s:
                 break
             self._held.popleft()
-            self._spool.acknowledged(digest)
+            self._spool.acknowledged(*digests)
 
 
 class Daemon:

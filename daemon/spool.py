@@ -381,9 +381,9 @@ class Spool:
         self._wakeup.set()
         return future
 
-    def acknowledged(self, digest: bytes) -> None:
-        """The source has its acknowledgement: the receipt is no longer needed."""
-        self._acked.append(digest)
+    def acknowledged(self, *digests: bytes) -> None:
+        """The source has these messages' acknowledgements: their receipts are not needed."""
+        self._acked.extend(digests)
 
     @property
     def full(self) -> bool:
