@@ -230,3 +230,68 @@ def test_publishes_with_and_without_properties_all_arrive_through_our_reader(
     assert ours
     assert sorted(int(p) for _, p, _ in got) == list(range(2500))
     assert all(topic == f"link/door{int(p) % 4}" and not dup for topic, p, dup in got)
+
+
+def test_mqtt_311_messages_are_read_and_acknowledged(mosquitto: Mosquitto) -> None:
+    # MQTT 3.1.1 has no property block in a PUBLISH (PublishReader must not look for one) and
+    # no receive maximum (the link pauses reading at 1,000 unacknowledged instead).
+    from drivers.mqtt import PublishReader
+
+    def link_311(client_id: str) -> MqttLink:
+        return MqttLink(MqttConfig.model_validate({
+            "port": mosquitto.port, "client_id": client_id, "protocol": "3.1.1",
+            "subscriptions": [{"topic": "v311/{sensor}", "decoder": {"type": "zigbee2mqtt"}}],
+        }), SystemClock())
+
+    async def scenario() -> tuple[list[bytes], bool, list[bytes]]:
+        link = link_311("link-311")
+        got: list[bytes] = []
+        loop = asyncio.get_running_loop()
+
+        def handler(raw: RawMessage) -> asyncio.Future[None]:
+            got.append(raw.payload)
+            durable: asyncio.Future[None] = loop.create_future()
+            loop.call_later(0.003, durable.set_result, None)
+            return durable
+
+        link.on_message(handler)
+        running = asyncio.create_task(link.run())
+        publisher = _link(mosquitto.port, "link-311-publisher")
+        publishing = asyncio.create_task(publisher.run())
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.wait_for(publisher.connected.wait(), 10)
+            await asyncio.sleep(0.2)
+            ours = isinstance(link._client._connection._protocol._read_packet, PublishReader)
+            for i in range(2000):
+                while True:
+                    try:
+                        publisher.publish(f"v311/door{i % 3}", str(i).encode())
+                        break
+                    except DriverError:
+                        await asyncio.sleep(0.002)
+            for _ in range(200):
+                if len(got) == 2000:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the last PUBACKs out
+        finally:
+            for task in (publishing, running):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        again = link_311("link-311")
+        redelivered: list[bytes] = []
+        again.on_message(lambda raw: redelivered.append(raw.payload))
+        rerunning = asyncio.create_task(again.run())
+        await asyncio.wait_for(again.connected.wait(), 10)
+        await asyncio.sleep(1.0)
+        rerunning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rerunning
+        return got, ours, redelivered
+
+    got, ours, redelivered = asyncio.run(scenario())
+    assert ours
+    assert [int(p) for p in got] == list(range(2000))
+    assert redelivered == []
