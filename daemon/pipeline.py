@@ -12,7 +12,7 @@ from daemon.deadletters import DeadLetterStore
 from daemon.errors import DecodeError
 from daemon.lineprotocol import line
 from daemon.model import RawMessage, Reading
-from daemon.points import alert_line, reading_lines
+from daemon.points import ReadingLines, alert_line
 from drivers.routes import Router
 from rules.base import Fact, Outcome
 from rules.depot import Depot
@@ -45,6 +45,7 @@ class Pipeline:
     ) -> None:
         self._depot = depot
         self._router = router
+        self._reading_lines = ReadingLines(depot)
         self.engine = engine
         self.alerts = alerts
         self.deadletters = deadletters
@@ -106,7 +107,7 @@ class Pipeline:
 
     def _take(self, reading: Reading, now_ns: int, source: str) -> None:
         try:
-            points = reading_lines(reading, self._depot)
+            points = self._reading_lines(reading)
         except ValueError as exc:  # text line protocol cannot carry; the rules still run
             log.error("reading from %s not writable to InfluxDB: %s", source, exc)
             points = []
