@@ -68,17 +68,18 @@ class Pipeline:
         twice. `digest`: its `receipt_digest`, if the caller has it already. A source that never
         sends a message again (a serial port) is not `redeliverable`: no receipt is kept.
         """
+        # Runs per message: what `_ingest` and `_flush` were is written out here, two calls
+        # fewer.
+        receipts: list[tuple[bytes, int]]
         if not redeliverable:
-            return self._ingest(raw, now_ns, [])
-        if digest is None:
-            digest = receipt_digest(raw)
-        if raw.redelivered and digest in self._receipts:
-            self.redeliveries_skipped += 1
-            return None
-        return self._ingest(raw, now_ns, [(digest, raw.received_ns)])
-
-    def _ingest(self, raw: RawMessage, now_ns: int,
-                receipts: list[tuple[bytes, int]]) -> Awaitable[None] | None:
+            receipts = []
+        else:
+            if digest is None:
+                digest = receipt_digest(raw)
+            if raw.redelivered and digest in self._receipts:
+                self.redeliveries_skipped += 1
+                return None
+            receipts = [(digest, raw.received_ns)]
         try:
             readings = self._decode(raw)
         except DecodeError as exc:
@@ -92,7 +93,10 @@ class Pipeline:
         self.readings[raw.source] += 1
         for reading in readings:
             self._take(reading, now_ns, raw.source)
-        return self._flush(receipts)
+        lines, self._batch = self._batch, []
+        if not lines and not receipts:
+            return None
+        return self._store(lines, receipts)
 
     def take(self, reading: Reading, now_ns: int, source: str = "") -> Awaitable[None] | None:
         """One decoded reading of a known sensor: its points, then the rules."""
