@@ -30,7 +30,8 @@ class _Plan(NamedTuple):
 
     head: str
     measurement: str
-    fields: tuple[tuple[str, str], ...]  # (field, "escaped_key=")
+    # (field, "escaped_key=", "escaped_key=true", "escaped_key=false")
+    fields: tuple[tuple[str, str, str, str], ...]
     dew_point: bool  # climate: the dew point follows from temperature and humidity
 
 
@@ -58,7 +59,7 @@ class ReadingLines:
             if isinstance(temperature, float) and isinstance(humidity, float):
                 dew_point = dew_point_c(temperature, humidity)
         body = []
-        for name, key in plan.fields:
+        for name, key, when_true, when_false in plan.fields:
             if name in values:
                 value = values[name]
                 # The usual values (a finite float, a flag) formatted here as
@@ -66,9 +67,9 @@ class ReadingLines:
                 if type(value) is float and _isfinite(value):
                     body.append(f"{key}{value!r}")
                 elif value is True:
-                    body.append(f"{key}true")
+                    body.append(when_true)
                 elif value is False:
-                    body.append(f"{key}false")
+                    body.append(when_false)
                 else:
                     body.append(f"{key}{format_field_value(value)}")
         if dew_point is not None:
@@ -98,7 +99,8 @@ class ReadingLines:
         # of the sensor is refused the same way.
         head = series_key(measurement, {"site": depot.site, "storehouse": sensor.storehouse,
                                         key: value})
-        return _Plan(head, measurement, tuple((n, f"{escape_key(n)}=") for n in names),
+        keys = [(n, f"{escape_key(n)}=") for n in names]
+        return _Plan(head, measurement, tuple((n, k, f"{k}true", f"{k}false") for n, k in keys),
                      measurement == "climate")
 
 
