@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from daemon.alerts import Alert
 from daemon.model import Reading
 from rules.badge_access import badge_read
-from rules.depot import AccessVerdict, Depot, SensorKind
+from rules.depot import AccessVerdict, Depot, Door, SensorKind
 
 __all__ = ["DoorState", "Event", "RecentEvents"]
 
@@ -48,7 +48,14 @@ class RecentEvents:
 
     def __init__(self, depot: Depot, keep: int = 20) -> None:
         self._depot = depot
-        self._contacts = {d.contact_sensor: d for d in depot.doors.values()}
+        # Which readings matter, decided once per sensor as `depot.sensors` has it: a door
+        # contact's (the door) and a badge reader's; any other reading passes by with two
+        # lookups instead of the sensor's and its kind's.
+        kind = {sensor_id: sensor.kind for sensor_id, sensor in depot.sensors.items()}
+        self._contacts = {d.contact_sensor: d for d in depot.doors.values()
+                          if kind.get(d.contact_sensor) is SensorKind.DOOR}
+        self._readers = {sensor_id for sensor_id, k in kind.items()
+                         if k is SensorKind.BADGE_READER}
         self._doors = {d.id: DoorState(d.id, d.storehouse) for d in depot.doors.values()}
         self._events: dict[str, deque[Event]] = {
             s: deque(maxlen=keep) for s in depot.storehouses}
@@ -69,12 +76,10 @@ class RecentEvents:
 
     def reading(self, reading: Reading) -> None:
         """A decoded reading of a known sensor (the pipeline calls this for every one)."""
-        sensor = self._depot.sensors.get(reading.sensor)
-        if sensor is None:
-            return
-        if sensor.kind is SensorKind.DOOR:
-            self._door(reading)
-        elif sensor.kind is SensorKind.BADGE_READER:
+        door = self._contacts.get(reading.sensor)
+        if door is not None:
+            self._door(door, reading)
+        elif reading.sensor in self._readers:
             read = badge_read(self._depot, reading)
             if read is None:
                 return
@@ -84,10 +89,9 @@ class RecentEvents:
             self._add(read.door.storehouse, Event(reading.at_ns, "badge", read.door.id,
                                                   f"badge {who} at {read.door.id}: {verdict}"))
 
-    def _door(self, reading: Reading) -> None:
-        door = self._contacts.get(reading.sensor)
+    def _door(self, door: Door, reading: Reading) -> None:
         is_open = reading.values.get("open")
-        if door is None or not isinstance(is_open, bool):
+        if not isinstance(is_open, bool):
             return
         state = self._doors[door.id]
         if state.open is is_open:

@@ -38,15 +38,16 @@ class BatteryLowRule:
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Check the flag and the charge."""
+        values = reading.values
+        flag = values.get("battery_low")
+        pct = values.get("battery_pct")
+        if flag is None and pct is None:  # RFID and badge reads, Tasmota climate
+            return []
         sensor = self._depot.sensors.get(reading.sensor)
         if sensor is None:
             return []
-        flag = reading.values.get("battery_low")
-        pct = reading.values.get("battery_pct")
         low = flag is True or (isinstance(pct, float) and pct < self._min)
         ok = flag is not True and (pct is None or (isinstance(pct, float) and pct >= self._clear))
-        if flag is None and pct is None:
-            return []
         if low and sensor.id not in self._firing:
             self._firing.add(sensor.id)
             kind, summary = TransitionKind.FIRING, "battery low"

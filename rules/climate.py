@@ -18,8 +18,23 @@ __all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig", "dew_point_c"]
 _NS = 1_000_000_000
 
 
+# The last dew point worked out, with the two float objects it came from: a climate reading's
+# line protocol and the condensation rule both ask about the same two objects.
+_last_dew_point: tuple[float, float, float] | None = None
+
+
 def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
     """Dew point by the Magnus formula (Sonntag 1990 constants, ±0.35 °C from -45 to 60 °C)."""
+    global _last_dew_point
+    last = _last_dew_point
+    if last is not None and last[0] is temperature_c and last[1] is humidity_pct:
+        return last[2]
+    dew_point = _dew_point_c(temperature_c, humidity_pct)
+    _last_dew_point = (temperature_c, humidity_pct, dew_point)
+    return dew_point
+
+
+def _dew_point_c(temperature_c: float, humidity_pct: float) -> float:
     b, c = 17.62, 243.12
     gamma = math.log(max(humidity_pct, 0.1) / 100.0) + b * temperature_c / (c + temperature_c)
     return round(c * gamma / (b - gamma), 2)
@@ -111,18 +126,24 @@ class ClimateRule:
             for sensor, bands in self._bands.items()
             for band in bands
         }
+        self._pair_states()
+
+    def _pair_states(self) -> None:
+        # Per sensor, each band with its state: one lookup per reading, not one per band.
+        self._banded = {sensor: tuple((band, self._state[(sensor, band.name)]) for band in bands)
+                        for sensor, bands in self._bands.items()}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Update every band of the reading's sensor."""
-        bands = self._bands.get(reading.sensor)
-        if bands is None:
+        banded = self._banded.get(reading.sensor)
+        if banded is None:
             return []
         out: list[Outcome] = []
-        for band in bands:
-            value = reading.values.get(band.field)
-            if not isinstance(value, float) or isinstance(value, bool):
+        values = reading.values
+        for band, state in banded:
+            value = values.get(band.field)
+            if not isinstance(value, float):  # a bool is no float
                 continue
-            state = self._state[(reading.sensor, band.name)]
             state.last_value = value
             if value > band.limit:
                 state.consecutive += 1
@@ -163,6 +184,7 @@ class ClimateRule:
             sensor, _, band = key.partition("/")
             if (sensor, band) in self._state:
                 self._state[(sensor, band)] = _BandState(**saved)
+        self._pair_states()
 
     def _maybe_fire(
         self, sensor: str, band: ClimateBand, state: _BandState, now_ns: int

@@ -15,6 +15,9 @@ from rules.depot import Depot, SensorKind
 __all__ = ["ClimateRecordRule", "ClimateRecordRuleConfig"]
 
 _NS = 1_000_000_000
+# Reading field -> the running extremes' keys.
+_EXTREMES = (("temperature_c", "max_temperature", "min_temperature"),
+             ("humidity_pct", "max_humidity", "min_humidity"))
 
 
 class ClimateRecordRuleConfig(RuleConfigBase):
@@ -41,6 +44,9 @@ class ClimateRecordRule:
         self._storehouses = sorted({s.storehouse for s in depot.sensors_of(SensorKind.CLIMATE)})
         self._extremes: dict[str, dict[str, float]] = {s: {} for s in self._storehouses}
         self._next_ns: dict[str, int] = {}
+        # The earliest read time of any storehouse, once every one has its own: before it a
+        # reading closes no day, without a look at each storehouse.
+        self._quiet_until: int | None = None
 
     def _next_reading_time(self, storehouse: str, after_ns: int) -> int:
         zone = self._depot.storehouses[storehouse].zone
@@ -56,13 +62,15 @@ class ClimateRecordRule:
         sensor = self._depot.sensors.get(reading.sensor)
         if sensor is None or sensor.kind is not SensorKind.CLIMATE:
             return []
-        out = self._close_days(now_ns)
+        quiet_until = self._quiet_until
+        out = (self._close_days(now_ns) if quiet_until is None or now_ns >= quiet_until
+               else [])
         extremes = self._extremes[sensor.storehouse]
-        for field, name in (("temperature_c", "temperature"), ("humidity_pct", "humidity")):
+        for field, high, low in _EXTREMES:
             value = reading.values.get(field)
             if isinstance(value, float):
-                extremes[f"max_{name}"] = max(extremes.get(f"max_{name}", value), value)
-                extremes[f"min_{name}"] = min(extremes.get(f"min_{name}", value), value)
+                extremes[high] = max(extremes.get(high, value), value)
+                extremes[low] = min(extremes.get(low, value), value)
         return out
 
     def tick(self, now_ns: int) -> list[Outcome]:
@@ -89,6 +97,7 @@ class ClimateRecordRule:
                                 {k: v for k, v in fields.items() if v == v}, due))
             self._extremes[storehouse] = {}
             self._next_ns[storehouse] = self._next_reading_time(storehouse, due)
+        self._quiet_until = min((self._next_ns[s] for s in self._storehouses), default=None)
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -102,3 +111,4 @@ class ClimateRecordRule:
                 self._extremes[storehouse] = {k: float(v) for k, v in extremes.items()}
         self._next_ns = {s: int(t) for s, t in state.get("next_ns", {}).items()
                          if s in self._extremes}
+        self._quiet_until = None

@@ -47,8 +47,8 @@ class DoorArmedRule:
         change = self._contacts.follow(reading)
         if change is None:
             return []
-        door = change.door
-        if change.is_open:
+        door, is_open, _ = change
+        if is_open:
             return self._check(door, now_ns)
         if door in self._firing:
             self._firing.discard(door)

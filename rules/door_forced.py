@@ -54,6 +54,10 @@ class DoorForcedRule:
         self._window_ns = int(config.window_s * _NS)
         self._debounce_ns = int(config.debounce_ms * 1_000_000)
         self._contacts = DoorContacts(d for d in depot.doors.values() if d.badge_reader)
+        # `badge_read` answers None for any other sensor: a door contact's reading (most of
+        # this rule's) is not asked about.
+        self._readers = {sensor_id for sensor_id, s in depot.sensors.items()
+                         if s.kind is SensorKind.BADGE_READER}
         self._granted_at: dict[str, int] = {}
         # Openings already judged (found badged, or firing): judged once per opening.
         self._checked: set[str] = set()
@@ -61,7 +65,7 @@ class DoorForcedRule:
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Note granted reads; follow the door's open/closed state."""
-        read = badge_read(self._depot, reading)
+        read = badge_read(self._depot, reading) if reading.sensor in self._readers else None
         if read is not None:
             door_id = read.door.id
             if read.verdict is not AccessVerdict.GRANTED or not read.door.badge_reader:
@@ -72,8 +76,8 @@ class DoorForcedRule:
         change = self._contacts.follow(reading)
         if change is None:
             return []
-        door = change.door
-        if change.is_open:
+        door, is_open, _ = change
+        if is_open:
             return self._check(door, now_ns)
         self._checked.discard(door)
         if door in self._firing:

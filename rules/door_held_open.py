@@ -46,8 +46,8 @@ class DoorHeldOpenRule:
         change = self._contacts.follow(reading)
         if change is None:
             return []
-        door, since = change.door, change.opened_ns
-        if change.is_open:
+        door, is_open, since = change
+        if is_open:
             return self._check(door, now_ns)
         if door in self._firing:
             self._firing.discard(door)

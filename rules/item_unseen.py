@@ -64,7 +64,8 @@ class ItemUnseenRule:
         tag = tag_read(reading)
         if tag is None:
             return []
-        self._start(now_ns)
+        if len(self._last_seen) < len(self._depot.items):  # `_start`'s test, without the call
+            self._start(now_ns)
         if antenna:
             for passage in self._tracker.read(reading):
                 if passage.epc not in self._depot.items:

@@ -67,7 +67,8 @@ class MovementOrderCountRule:
         """Note listed items read going out through their order's portal in its window."""
         if not self._tracker.is_antenna(reading.sensor):
             return []
-        self._start(now_ns)
+        if self._started_ns is None:  # `_start`'s own test, without the call per tag read
+            self._start(now_ns)
         for passage in self._tracker.read(reading):
             if passage.direction != "out":
                 continue

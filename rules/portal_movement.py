@@ -70,8 +70,11 @@ class PortalMovementRule:
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Pair antenna reads into passages; record them and check exits against the orders."""
+        passages = self._tracker.read(reading)
+        if not passages:  # most reads: the tag is still in the zone it was read in
+            return []
         out: list[Outcome] = []
-        for passage in self._tracker.read(reading):
+        for passage in passages:
             out.extend(self._passage(passage, now_ns))
         return out
 

@@ -43,8 +43,23 @@ class _Track:
     passed: bool
 
 
+# The last reading asked about and its answer: a tag read meets three portal trackers and the
+# item_unseen rule, and each asks. Readings are frozen, so the same object gets the same answer.
+_last: tuple[Reading, tuple[str, float | None] | None] | None = None
+
+
 def tag_read(reading: Reading) -> tuple[str, float | None] | None:
     """The EPC (upper case) and RSSI of an RFID reading, or None when it carries no EPC."""
+    global _last
+    last = _last
+    if last is not None and last[0] is reading:
+        return last[1]
+    tag = _tag_read(reading)
+    _last = (reading, tag)
+    return tag
+
+
+def _tag_read(reading: Reading) -> tuple[str, float | None] | None:
     epc = reading.values.get("epc")
     if not isinstance(epc, str) or not epc.strip():
         return None
@@ -96,22 +111,27 @@ class PortalTracker:
         key = (portal, epc)
         out: list[Passage] = []
         track = self._tracks.get(key)
-        if track is not None:
-            gap_ns = max(at_ns - track.last_ns, track.first_ns - at_ns, 0)
-            if gap_ns > self._window_ns:
-                if at_ns < track.first_ns:
-                    # A read far older than the track: it can pair with nothing newer.
-                    return [Passage(portal, epc, "unknown", at_ns, reading.sensor, rssi)]
-                del self._tracks[key]
-                out.extend(self._lapsed(key, track))
-                track = None
+        # Below, plain comparisons where max(), min() and _stronger() said the same: this runs
+        # for every antenna read, in each of the three rules that follow portals.
+        if track is not None and (at_ns - track.last_ns > self._window_ns
+                                  or track.first_ns - at_ns > self._window_ns):
+            # The gap to the track, max(at_ns - last, first - at_ns, 0), exceeds the window.
+            if at_ns < track.first_ns:
+                # A read far older than the track: it can pair with nothing newer.
+                return [Passage(portal, epc, "unknown", at_ns, reading.sensor, rssi)]
+            del self._tracks[key]
+            out.extend(self._lapsed(key, track))
+            track = None
         if track is None:
             self._tracks[key] = _Track(side, at_ns, at_ns, rssi, passed=False)
             return out
         if side == track.side:
-            track.first_ns = min(track.first_ns, at_ns)
-            track.last_ns = max(track.last_ns, at_ns)
-            track.rssi_dbm = _stronger(track.rssi_dbm, rssi)
+            if at_ns < track.first_ns:
+                track.first_ns = at_ns
+            if at_ns > track.last_ns:
+                track.last_ns = at_ns
+            if rssi is not None and (track.rssi_dbm is None or rssi > track.rssi_dbm):
+                track.rssi_dbm = rssi
             return out
         direction: Direction = "out" if track.side == "inner" else "in"
         passed_ns = max(at_ns, track.last_ns)

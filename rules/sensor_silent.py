@@ -56,8 +56,10 @@ class SensorSilentRule:
             if reading.sensor.startswith(GATEWAY_PREFIX):
                 return self._input(reading, now_ns)
             return []
-        self._start(now_ns)
-        self._last_seen[reading.sensor] = now_ns
+        last_seen = self._last_seen
+        if len(last_seen) < len(self._limit_ns):  # `_start`'s own test, without the call
+            self._start(now_ns)
+        last_seen[reading.sensor] = now_ns
         if reading.sensor in self._firing:
             self._firing.discard(reading.sensor)
             return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,

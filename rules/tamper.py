@@ -38,7 +38,8 @@ class TamperRule:
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the sensor's tamper flag."""
         tamper = reading.values.get("tamper")
-        if reading.sensor not in self._depot.sensors or not isinstance(tamper, bool):
+        # The flag first: RFID and badge reads carry none.
+        if not isinstance(tamper, bool) or reading.sensor not in self._depot.sensors:
             return []
         if tamper:
             self._since.setdefault(reading.sensor, reading.at_ns)

@@ -105,10 +105,14 @@ class TwoPersonRule:
         self._vaults = {d.id: _Vault() for d in depot.doors.values()
                         if d.two_person and d.badge_reader}
         self._door_of_contact = {depot.doors[d].contact_sensor: d for d in self._vaults}
+        # `badge_read` answers None for any other sensor: a door contact's reading (most of
+        # this rule's) is not asked about.
+        self._readers = {sensor_id for sensor_id, s in depot.sensors.items()
+                         if s.kind is SensorKind.BADGE_READER}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow authorised reads at vault readers and the vault doors' state."""
-        read = badge_read(self._depot, reading)
+        read = badge_read(self._depot, reading) if reading.sensor in self._readers else None
         if read is not None:
             vault = self._vaults.get(read.door.id)
             if vault is None or not read.authorised:

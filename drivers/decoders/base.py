@@ -66,10 +66,18 @@ def coerce_field(name: str, value: Any) -> FieldValue:
     # The common cases first (a JSON float for a number field, a JSON bool for a flag): the
     # same results as the checks below, without their isinstance calls on every reading.
     value_type = type(value)
-    if kind is float and value_type is float and math.isfinite(value):
-        return value  # type: ignore[no-any-return]
+    if kind is float:
+        if value_type is float and math.isfinite(value):
+            return value  # type: ignore[no-any-return]
+        if value_type is int:  # a JSON integer (a battery level): as below, float() may overflow
+            return float(value)
     if kind is bool and value_type is bool:
         return value  # type: ignore[no-any-return]
+    if kind is str and value_type is str:
+        text: str = value.strip()
+        if not text or len(text) > 128:
+            raise DecodeError(f"field {name!r}: empty or longer than 128 characters")
+        return text.upper() if name == "epc" else text
     if kind is str:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise DecodeError(f"field {name!r}: expected text, got {type(value).__name__}")
@@ -120,7 +128,20 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         value = _loads(payload)
     else:
         try:
-            exact = not _may_be_big_int([value])
+            # A flat object (most payloads) is looked at here, without a call and a list.
+            if type(value) is dict:
+                exact = True
+                for v in value.values():
+                    kind = type(v)
+                    if kind is float:
+                        if not -_INT_FLOAT_LIMIT < v < _INT_FLOAT_LIMIT:
+                            exact = False
+                            break
+                    elif (kind is dict or kind is list) and _may_be_big_int([v]):
+                        exact = False
+                        break
+            else:
+                exact = not _may_be_big_int([value])
         except RecursionError:  # nested deeper than Python's stack: json.loads says so
             exact = False
         if not exact:

@@ -54,9 +54,12 @@ class JsonFieldsDecoder:
 
     def __init__(self, config: JsonFieldsDecoderConfig) -> None:
         self._config = config
-        # Split once: every message walks the same paths (field, path, parts, required, invert).
-        self._fields = tuple((name, path, tuple(path.split(".")), name in config.required,
-                              name in config.invert) for name, path in config.fields.items())
+        # Split once: every message walks the same paths (field, path, parts, the key of a
+        # path that is one key (most are), required, invert).
+        self._fields = tuple(
+            (name, path, parts, parts[0] if len(parts) == 1 else None, name in config.required,
+             name in config.invert)
+            for name, path in config.fields.items() for parts in [tuple(path.split("."))])
         self._sensor_path = (None if config.sensor_path is None
                              else tuple(config.sensor_path.split(".")))
 
@@ -69,9 +72,14 @@ class JsonFieldsDecoder:
                 raise DecodeError(f"no sensor id at {self._config.sensor_path!r}")
             sensor = value
         values: dict[str, FieldValue] = {}
-        for name, path, parts, required, invert in self._fields:
-            found, value = _lookup(body, parts)
-            if not found or value is None:
+        for name, path, parts, key, required, invert in self._fields:
+            if key is not None:
+                value = body.get(key)  # absent or null alike, as below
+            else:
+                found, value = _lookup(body, parts)
+                if not found:
+                    value = None
+            if value is None:
                 if required:
                     raise DecodeError(f"required field {name!r} missing at {path!r}")
                 continue
