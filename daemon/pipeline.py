@@ -58,6 +58,8 @@ class Pipeline:
         self.redeliveries_skipped = 0
         # Told every decoded reading of a known sensor (the console's recent-events view).
         self.listeners: list[ReadingListener] = []
+        self.rule_errors = 0
+        self._rule_errors_logged: set[tuple[str, str]] = set()
 
     def ingest(self, raw: RawMessage, now_ns: int, digest: bytes | None = None, *,
                redeliverable: bool = True) -> Awaitable[None] | None:
@@ -124,7 +126,18 @@ class Pipeline:
                 listener(reading)
             except Exception:  # a view's bug must not stop the gateway
                 log.exception("reading listener failed on %s", reading.sensor)
-        outcomes = self.engine.outcomes(reading, now_ns)
+        try:
+            outcomes = self.engine.outcomes(reading, now_ns)
+        except Exception as exc:
+            # A rule's bug on one odd reading must not end the gateway, nor make the broker
+            # send that message for ever (it would stay unacknowledged): counted, logged once
+            # per sensor and error, and its points are still written.
+            self.rule_errors += 1
+            if (reading.sensor, type(exc).__name__) not in self._rule_errors_logged:
+                self._rule_errors_logged.add((reading.sensor, type(exc).__name__))
+                log.exception("rules failed on a reading of %s from %s (logged once; counted "
+                              "in rule_errors)", reading.sensor, source)
+            return
         if outcomes:  # most readings change nothing
             self._apply(outcomes)
 

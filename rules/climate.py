@@ -36,7 +36,13 @@ def dew_point_c(temperature_c: float, humidity_pct: float) -> float:
 
 def _dew_point_c(temperature_c: float, humidity_pct: float) -> float:
     b, c = 17.62, 243.12
+    if temperature_c <= -c:
+        # Far outside the formula's range (a broken probe; c + T = 0 divides by zero): air
+        # that cold holds next to no water, so its dew point is as low as it goes.
+        return -273.15
     gamma = math.log(max(humidity_pct, 0.1) / 100.0) + b * temperature_c / (c + temperature_c)
+    if gamma >= b:  # humidity far above 100 %: saturated air, dew point at the temperature
+        return round(temperature_c, 2)
     return round(c * gamma / (b - gamma), 2)
 
 

@@ -259,4 +259,6 @@ class Depot:
 
     def badge_hash(self, badge: str) -> str:
         """A keyed hash that identifies an unknown badge across events without revealing it."""
-        return hmac.new(self.badge_salt, badge.encode(), hashlib.sha256).hexdigest()[:16]
+        # surrogatepass: JSON may carry a lone surrogate ("\\ud800"), which strict UTF-8 refuses.
+        return hmac.new(self.badge_salt, badge.encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).hexdigest()[:16]

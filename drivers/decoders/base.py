@@ -126,6 +126,11 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
         value = _loads(payload)
+        if _has_lone_surrogate(value):
+            # json.loads takes "\ud800" alone; such a string is not Unicode text, and the
+            # spool's SQLite and the writers' UTF-8 would refuse it later, with a whole commit.
+            raise DecodeError(
+                "a string holds a lone UTF-16 surrogate: not valid Unicode text") from None
     else:
         try:
             # A flat object (most payloads) is looked at here, without a call and a list.
@@ -149,6 +154,23 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _loads(payload: bytes) -> Any:
