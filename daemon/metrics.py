@@ -102,6 +102,9 @@ class DaemonMetrics(Collector):
         yield errors
         yield CounterMetricFamily("depotwatch_points", "Points produced for the time series",
                                   value=daemon.pipeline.points_out)
+        yield CounterMetricFamily(
+            "depotwatch_rule_errors", "Readings some rule failed on (a bug: see the log)",
+            value=daemon.pipeline.rule_errors)
         by_state: Counter[tuple[str, str]] = Counter(
             (a.state.value, a.severity.value) for a in daemon.desk.alarms())
         alarms = GaugeMetricFamily("depotwatch_alarms", "Open alarms by lifecycle state",

@@ -39,6 +39,7 @@ def test_metrics_move_with_the_readings(mosquitto: Mosquitto, tmp_path: Path) ->
         assert ("depotwatch_spool_backlog_points", (("target", "file"),)) in samples
         assert ("depotwatch_spool_lag_seconds", (("target", "file"),)) in samples
         assert samples[("depotwatch_points_total", ())] > 0
+        assert samples[("depotwatch_rule_errors_total", ())] == 0
         # The log notifier delivers every alarm notice.
         eventually(lambda: scrape(live.get("/metrics")[1].decode())[
             ("depotwatch_notifier_deliveries_total", (("notifier", "log"),))] >= 1)
