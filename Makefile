@@ -44,7 +44,7 @@ lint: $(VENV)/.stamp-install
 test: apt-test $(VENV)/.stamp-install lint
 	$(PY) -m pytest -q
 
-# Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~10 min;
+# Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~3 min;
 # not part of `make test`). Node-RED goes into bench/.node-red from npm; without npm it is skipped.
 NODE_RED_DIR := bench/.node-red
 bench: apt-test $(VENV)/.stamp-install
