@@ -266,6 +266,14 @@ def role_baseline(args: argparse.Namespace) -> None:
     state = {"count": 0, "first": 0.0, "last": 0.0, "cpu0": 0.0, "cpu1": 0.0}
     done = asyncio.Event()
 
+    def count() -> None:
+        if state["count"] == 0:
+            state["first"], state["cpu0"] = time.monotonic(), _cpu_s()
+        state["count"] += 1
+        if state["count"] >= expected:
+            state["last"], state["cpu1"] = time.monotonic(), _cpu_s()
+            done.set()
+
     async def through_link() -> None:
         from daemon.clock import SystemClock
         from daemon.config import MqttConfig
@@ -278,12 +286,7 @@ def role_baseline(args: argparse.Namespace) -> None:
         }), SystemClock())
 
         def discard(raw: RawMessage) -> None:
-            if state["count"] == 0:
-                state["first"], state["cpu0"] = time.monotonic(), _cpu_s()
-            state["count"] += 1
-            if state["count"] >= expected:
-                state["last"], state["cpu1"] = time.monotonic(), _cpu_s()
-                done.set()
+            count()
 
         link.on_message(discard)
         running = asyncio.create_task(link.run())
@@ -304,12 +307,7 @@ def role_baseline(args: argparse.Namespace) -> None:
 
         async def on_message(client: Any, topic: str, payload: bytes, qos: int,
                              properties: Any) -> int:
-            if state["count"] == 0:
-                state["first"], state["cpu0"] = time.monotonic(), _cpu_s()
-            state["count"] += 1
-            if state["count"] >= expected:
-                state["last"], state["cpu1"] = time.monotonic(), _cpu_s()
-                done.set()
+            count()
             return 0
 
         client.on_subscribe = lambda *a: subscribed.set()

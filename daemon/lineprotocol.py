@@ -31,8 +31,8 @@ from collections.abc import Mapping
 
 from daemon.model import FieldValue
 
-__all__ = ["escape_key", "escape_measurement", "format_field_value", "line", "line_in_series",
-           "series_key"]
+__all__ = ["check_unicode", "escape_key", "escape_measurement", "format_field_value", "line",
+           "line_in_series", "series_key"]
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
@@ -142,10 +142,15 @@ def line_in_series(head: str, measurement: str, fields: Mapping[str, FieldValue]
                      for k, v in fields.items()])
     text = f"{head} {body} {ts_ns:d}"
     if not text.isascii():
-        # A lone surrogate (json.loads makes one from "\ud800") cannot be sent as UTF-8.
-        try:
-            text.encode()
-        except UnicodeEncodeError as exc:
-            msg = f"point in {measurement!r} has text that is not valid Unicode"
-            raise ValueError(msg) from exc
+        check_unicode(text, measurement)
     return text
+
+
+def check_unicode(text: str, measurement: str) -> None:
+    """ValueError if a point's text cannot be sent as UTF-8 (a lone surrogate: json.loads
+    makes one from "\\ud800")."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        msg = f"point in {measurement!r} has text that is not valid Unicode"
+        raise ValueError(msg) from exc

@@ -6,7 +6,7 @@ from math import isfinite as _isfinite
 from typing import NamedTuple
 
 from daemon.alerts import Alert
-from daemon.lineprotocol import escape_key, format_field_value, line, series_key
+from daemon.lineprotocol import check_unicode, escape_key, format_field_value, line, series_key
 from daemon.model import FieldValue, Reading
 from rules.climate import dew_point_c
 from rules.depot import Depot, SensorKind
@@ -78,12 +78,7 @@ class ReadingLines:
             return []
         text = f"{plan.head} {','.join(body)} {reading.at_ns:d}"
         if not text.isascii():
-            # A lone surrogate (json.loads makes one from "\ud800") cannot be sent as UTF-8.
-            try:
-                text.encode()
-            except UnicodeEncodeError as exc:
-                msg = f"point in {plan.measurement!r} has text that is not valid Unicode"
-                raise ValueError(msg) from exc
+            check_unicode(text, plan.measurement)
         return [text]
 
     def _plan(self, sensor_id: str) -> _Plan | None:

@@ -317,8 +317,8 @@ class MqttLink:
         return client
 
     def _deliver_without_tasks(self, client: Any) -> bool:
-        """Hand messages to `_deliver` instead of gmqtt's Task per message; False if this gmqtt
-        has no package handler to hook into.
+        """Hand messages to `_take_publish` instead of gmqtt's Task per message; False if this
+        gmqtt has no package handler to hook into.
 
         gmqtt runs every message's handler as a Task (about 5 µs a message here) and writes
         each PUBACK on its own (a syscall each); here the PUBACKs that one turn of the event
@@ -348,7 +348,7 @@ class MqttLink:
         def qos1(mid: int, packet: bytes, print_topic: str, properties: Any) -> None:
             # We subscribe at QoS 1 only, so QoS 2 (which would need on_message's Task) never
             # arrives.
-            self._deliver(print_topic, packet, properties, functools.partial(acked, mid))
+            self._take_publish(print_topic, bytes(packet), bool(properties.get("dup")), mid)
 
         handler._handle_qos_1_publish_packet = qos1
         client.on_message = self._message_qos0
@@ -401,8 +401,13 @@ class MqttLink:
                                                mqtt5=self._version == MQTTv50)
 
     def _take_publish(self, topic: str, payload: bytes, dup: bool, mid: int | None) -> None:
-        """One PUBLISH that `PublishReader` read: to the pipeline; its PUBACK (for `mid`, QoS
-        1) goes out with the others of the same spool commit, in one write."""
+        """One received PUBLISH to the pipeline; its PUBACK (for `mid`, QoS 1) goes out with
+        the others of the same spool commit, in one write.
+
+        A handler that returns a coroutine is driven here, not wrapped in a Task: it starts at
+        once (messages are taken in arrival order) and resumes when the future it awaits (the
+        spool's commit) is done. So it must only await futures: no `asyncio.timeout()` in it.
+        """
         self._pending += 1
         if self._pending >= _MAX_PENDING and self._paused is None:
             self._pause()
@@ -454,54 +459,11 @@ class MqttLink:
 
     def _message_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
                       properties: Any) -> None:
-        self._deliver(topic, payload, properties, None)
-
-    def _deliver(self, topic: str, payload: bytes, properties: Any,
-                 done: Callable[[int], None] | None) -> None:
-        """Handle one message; `done(reason code)` once the handler has returned.
-
-        The handler coroutine is driven here, not wrapped in a Task: it starts at once (messages
-        are taken in arrival order) and resumes when the future it awaits (the spool's commit)
-        is done. So the handler must only await futures: no `asyncio.timeout()` in it.
-        """
-        self._pending += 1
-        if self._pending >= _MAX_PENDING and self._paused is None:
-            self._pause()
-        handler = self._handlers.get(topic)
-        if handler is not None or self._on_message is None:
-            self._step(self._message(self._client, topic, payload, 1, properties), done)
-            return
-        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
-                         redelivered=bool(properties.get("dup")))
-        try:
-            waiting = self._on_message(raw)
-        except Exception:
-            self._handled()
-            log.exception("MQTT message handler failed; the message stays unacknowledged")
-            return
-        if waiting is None:
-            self._handled()
-            if done is not None:
-                done(0)
-        elif asyncio.isfuture(waiting):
-            waiting.add_done_callback(functools.partial(self._future_done, done))
-        else:
-            self._step(self._await(waiting), done)
+        self._take_publish(topic, bytes(payload), bool(properties.get("dup")), None)
 
     async def _await(self, waiting: Awaitable[None]) -> int:
         await waiting
         return 0
-
-    def _future_done(self, done: Callable[[int], None] | None, future: asyncio.Future[Any],
-                     ) -> None:
-        self._handled()
-        if future.cancelled() or future.exception() is not None:
-            if not future.cancelled():
-                log.error("MQTT message not taken; it stays unacknowledged: %s",
-                          future.exception())
-            return  # not acknowledged: the broker sends it again after a reconnect
-        if done is not None:
-            done(0)
 
     def _pause(self) -> None:
         connection = getattr(self._client, "_connection", None)

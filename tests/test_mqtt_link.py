@@ -25,6 +25,19 @@ def _link(port: int, client_id: str) -> MqttLink:
     }), SystemClock())
 
 
+async def _redelivered_to(again: MqttLink) -> list[bytes]:
+    """What the broker sends a session coming back (nothing, if every PUBACK arrived)."""
+    redelivered: list[bytes] = []
+    again.on_message(lambda raw: redelivered.append(raw.payload))
+    rerunning = asyncio.create_task(again.run())
+    await asyncio.wait_for(again.connected.wait(), 10)
+    await asyncio.sleep(1.0)
+    rerunning.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await rerunning
+    return redelivered
+
+
 def test_every_qos1_message_is_handled_and_acknowledged(mosquitto: Mosquitto) -> None:
     # Handled in order, and acknowledged: the same session coming back gets nothing again (a
     # link that forgot the PUBACKs, or sent them wrong, would be handed them all once more).
@@ -65,20 +78,7 @@ def test_every_qos1_message_is_handled_and_acknowledged(mosquitto: Mosquitto) ->
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
-        again = _link(mosquitto.port, "link-acks")
-        redelivered: list[bytes] = []
-
-        async def count(raw: RawMessage) -> None:
-            redelivered.append(raw.payload)
-
-        again.on_message(count)
-        rerunning = asyncio.create_task(again.run())
-        await asyncio.wait_for(again.connected.wait(), 10)
-        await asyncio.sleep(1.0)
-        rerunning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rerunning
-        return got, redelivered
+        return got, await _redelivered_to(_link(mosquitto.port, "link-acks"))
 
     got, redelivered = asyncio.run(scenario())
     assert [int(p) for p in got] == list(range(300))
@@ -161,15 +161,7 @@ def test_a_handler_returning_a_future_is_acknowledged_when_it_is_done(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        again = _link(mosquitto.port, "link-futures")
-        redelivered: list[bytes] = []
-        again.on_message(lambda raw: redelivered.append(raw.payload))
-        rerunning = asyncio.create_task(again.run())
-        await asyncio.wait_for(again.connected.wait(), 10)
-        await asyncio.sleep(1.0)
-        rerunning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rerunning
+        redelivered = await _redelivered_to(_link(mosquitto.port, "link-futures"))
         return handed_over, after_acks, redelivered
 
     handed_over, after_acks, redelivered = asyncio.run(scenario())
@@ -280,16 +272,7 @@ def test_mqtt_311_messages_are_read_and_acknowledged(mosquitto: Mosquitto) -> No
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        again = link_311("link-311")
-        redelivered: list[bytes] = []
-        again.on_message(lambda raw: redelivered.append(raw.payload))
-        rerunning = asyncio.create_task(again.run())
-        await asyncio.wait_for(again.connected.wait(), 10)
-        await asyncio.sleep(1.0)
-        rerunning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rerunning
-        return got, ours, redelivered
+        return got, ours, await _redelivered_to(link_311("link-311"))
 
     got, ours, redelivered = asyncio.run(scenario())
     assert ours
