@@ -24,8 +24,8 @@ from daemon.errors import ConfigError
 from daemon.notifiers.kinds import NotifierList
 from daemon.yamlsource import YamlSource
 from drivers.decoders.kinds import DecoderConfig
-from drivers.modbus import ModbusBusConfig
-from drivers.serial import SerialPortConfig
+from drivers.modbus import ModbusBusConfig, modbus_source
+from drivers.serial import SerialPortConfig, serial_source
 from rules.depot import (
     ArmedMode,
     ArmedSchedule,
@@ -434,7 +434,28 @@ class Config(_Strict):
             ),
             badge_salt=(self.badge_salt.get_secret_value() if self.badge_salt
                         else f"depotwatch:{self.site.id}").encode(),
+            input_sensors=self._input_sensors(frozenset(sensors)),
         )
+
+    def _input_sensors(self, sensors: frozenset[str]) -> dict[str, frozenset[str]]:
+        """Which sensors each gateway input feeds, as far as the config tells."""
+        fed: dict[str, frozenset[str]] = {
+            modbus_source(bus.id): frozenset(s.sensor for s in bus.sensors)
+            for bus in self.modbus}
+        for port in self.serial:
+            decoder = port.decoder
+            # A decoder that names the sensor from a fixed map reads only those; one that takes
+            # the name from the frame (sensor_key without a map) may read any.
+            mapped = getattr(decoder, "antennas", None) or getattr(decoder, "sensors", None)
+            if mapped:
+                fed[serial_source(port.id)] = frozenset(mapped.values())
+            elif port.sensor is not None and not getattr(decoder, "sensor_key", None) \
+                    and not getattr(decoder, "sensor_path", None):
+                fed[serial_source(port.id)] = frozenset({port.sensor})
+        # MQTT feeds the rest, unless a port's sensors are unknown (then any may be on MQTT).
+        if len(fed) == len(self.modbus) + len(self.serial):
+            fed["mqtt"] = sensors.difference(*fed.values())
+        return fed
 
 
 def _ns(moment: dt.datetime | None) -> int | None:

@@ -239,6 +239,9 @@ class Depot:
     movement_orders: Sequence[MovementOrder] = ()
     work_orders: Sequence[WorkOrder] = ()
     badge_salt: bytes = b""
+    # Gateway input (`mqtt`, `serial:<id>`, `modbus:<id>`) -> the sensors it feeds, where the
+    # config says so; an input not here may feed any sensor.
+    input_sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""

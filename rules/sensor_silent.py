@@ -81,11 +81,12 @@ class SensorSilentRule:
         return out
 
     def _input(self, reading: Reading, now_ns: int) -> list[Outcome]:
-        """A broker or port that was down is back: every sensor that was reporting until it went
-        down gets its full limit from now to report again, and its silent alarm ends (the
-        input_lost alarm stands for that gap). Sensors silent before the input failed stay so.
-        We do not know which input feeds which sensor, so any input counts for all: a sensor
-        that really died meanwhile is reported one limit later."""
+        """A broker or port that was down is back: every sensor it feeds that was reporting
+        until it went down gets its full limit from now to report again, and its silent alarm
+        ends (the input_lost alarm stands for that gap). Sensors silent before the input failed
+        stay so, and so do sensors on other inputs. Where the config does not tell which
+        sensors an input feeds (a serial decoder naming sensors from the frame), it counts for
+        all: a sensor that really died meanwhile is reported one limit later."""
         up = reading.values.get("up")
         component = reading.sensor.removeprefix(GATEWAY_PREFIX)
         if component in NOT_SENSOR_INPUTS:
@@ -97,8 +98,11 @@ class SensorSilentRule:
         if up is not True or down_ns is None:
             return []
         self._start(now_ns)
+        fed = self._depot.input_sensors.get(component)
         out: list[Outcome] = []
         for sensor, limit_ns in self._limit_ns.items():
+            if fed is not None and sensor not in fed:
+                continue  # on another input: its silence is its own
             if self._last_seen[sensor] < down_ns - limit_ns:
                 continue  # silent before the input went down
             self._last_seen[sensor] = now_ns
