@@ -71,6 +71,13 @@ class EscalationStep(BaseModel):
     notify: list[str] = Field(min_length=1)
 
 
+def _same(label: str, source: str, target: str) -> bool:
+    """Whether an inhibiting alarm's label covers the muted one's."""
+    if label == "input" and not target:
+        return True  # which input feeds the sensor is not known: any lost input may be why
+    return source == target
+
+
 class InhibitRule(BaseModel):
     """While a `source_rule` alarm is open, `target_rule` alarms with equal labels stay muted."""
 
@@ -78,7 +85,9 @@ class InhibitRule(BaseModel):
 
     source_rule: str
     target_rule: str
-    equal: list[Literal["storehouse", "subject", "door"]] = Field(default_factory=list)
+    # "input": the gateway input (`mqtt`, `serial:<id>`, ...) a sensor reports through, or the
+    # lost input itself; an alarm whose input the config does not tell matches every input.
+    equal: list[Literal["storehouse", "subject", "door", "input"]] = Field(default_factory=list)
     # Subjects of the source rule that do not mute anything (the officers' API is no input
     # that sensors report through).
     source_subject_not: list[str] = Field(default_factory=list)
@@ -96,8 +105,9 @@ def _default_check_required() -> list[SeverityName]:
 
 
 def _default_inhibit() -> list[InhibitRule]:
-    # One cause, one page: a lost broker connection silences every sensor behind it.
-    return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent",
+    # One cause, one page: a lost broker connection silences every sensor behind it, and only
+    # those (a serial door contact going silent while MQTT is down is paged).
+    return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent", equal=["input"],
                         source_subject_not=sorted(NOT_SENSOR_INPUTS))]
 
 
@@ -152,8 +162,10 @@ class Alarm:
     def labels(self) -> dict[str, str]:
         """What silences and inhibitions match on."""
         door = self.facts.get("door")
+        gateway_input = self.subject if self.rule == "input_lost" else self.facts.get("input")
         return {"rule": self.rule, "storehouse": self.storehouse, "subject": self.subject,
-                "door": str(door) if door is not None else self.subject}
+                "door": str(door) if door is not None else self.subject,
+                "input": str(gateway_input) if gateway_input is not None else ""}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, every field."""
@@ -423,7 +435,7 @@ class AlarmDesk:
             for source in self._alarms.values():
                 if source.rule == rule.source_rule and source.key != alarm.key and (
                         source.subject not in rule.source_subject_not) and all(
-                        source.labels()[k] == labels[k] for k in rule.equal):
+                        _same(k, source.labels()[k], labels[k]) for k in rule.equal):
                     alarm.inhibited_by = source.key
                     break
 

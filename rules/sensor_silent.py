@@ -49,6 +49,13 @@ class SensorSilentRule:
         self._firing: set[str] = set()
         # Gateway inputs down since when: their sensors' silence is the input's, not theirs.
         self._input_down: dict[str, int] = {}
+        # The one input each sensor reports through, where the config tells (the alarm's
+        # `input`, which the default inhibition matches against `input_lost`).
+        fed_by: dict[str, list[str]] = {}
+        for component, sensors in depot.input_sensors.items():
+            for sensor in sensors:
+                fed_by.setdefault(sensor, []).append(component)
+        self._input_of = {s: inputs[0] for s, inputs in fed_by.items() if len(inputs) == 1}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Any reading proves the sensor alive; an input coming back restarts the clocks."""
@@ -139,5 +146,6 @@ class SensorSilentRule:
         return Transition(
             kind=kind, rule="sensor_silent", subject=sensor, severity=Severity.ALARM,
             at_ns=now_ns, storehouse=info.storehouse, summary=f"{name}: {sensor} {text}",
-            facts={"supervision": info.supervision.value},
+            facts={"supervision": info.supervision.value,
+                   **({"input": self._input_of[sensor]} if sensor in self._input_of else {})},
         )

@@ -169,3 +169,23 @@ def test_the_officers_api_down_mutes_no_sensor() -> None:
     d.condition(change("sensor_silent.s1", "firing", "alarm"), T0 + NS)
     assert d.get("sensor_silent.s1").inhibited_by is None
     assert [s[0] for s in rec.sent] == ["input_lost.api", "sensor_silent.s1"]
+
+
+def test_a_lost_input_mutes_only_the_sensors_behind_it() -> None:
+    # A serial door contact going silent while the broker is down is its own alarm; a sensor
+    # whose input the config does not tell (no `input`) may be behind any input.
+    d, rec = desk()
+
+    def silent(sensor: str, **facts: str) -> Alert:
+        return Alert(key=f"sensor_silent.{sensor}", rule="sensor_silent", subject=sensor,
+                     severity=Severity.ALARM, state=TransitionKind.FIRING, summary="silent",
+                     storehouse="SH1", started_ns=T0, changed_ns=T0, facts=facts)
+
+    d.condition(change("input_lost.serial:io1", "firing", "alarm", storehouse=""), T0)
+    d.condition(silent("s1", input="mqtt"), T0 + NS)
+    d.condition(silent("s2", input="serial:io1"), T0 + NS)
+    d.condition(silent("s3"), T0 + NS)
+    assert d.get("sensor_silent.s1").inhibited_by is None
+    assert d.get("sensor_silent.s2").inhibited_by == "input_lost.serial:io1"
+    assert d.get("sensor_silent.s3").inhibited_by == "input_lost.serial:io1"
+    assert [s[0] for s in rec.sent] == ["input_lost.serial:io1", "sensor_silent.s1"]

@@ -72,3 +72,17 @@ def test_a_port_coming_back_restarts_only_its_own_sensors(tmp_path: Path) -> Non
     }, sort_keys=False))
     loaded, config = load_scenario(scenario)
     assert check(loaded, replay(loaded, config)) == []
+
+
+def test_a_silent_sensor_names_the_input_it_reports_through(tmp_path: Path) -> None:
+    # The alarm's `input` is what the default inhibition matches against `input_lost`.
+    from daemon.config import load_config
+    from daemon.model import Transition
+    from rules.sensor_silent import SensorSilentRule, SensorSilentRuleConfig
+    depot = load_config(_depot_with(tmp_path, serial=[IO_BOARD])).depot()
+    rule = SensorSilentRule(SensorSilentRuleConfig(radio_s=1), depot)
+    assert rule.tick(10**18) == []  # every clock starts here
+    fired = {o.subject: o.facts for o in rule.tick(10**18 + 5 * 10**9)
+             if isinstance(o, Transition)}
+    assert fired["sh1-door2"]["input"] == "serial:io1"
+    assert fired["sh1-door1"]["input"] == "mqtt"
