@@ -442,11 +442,7 @@ class MqttLink:
 
     def _commit_done(self, future: asyncio.Future[Any]) -> None:
         mids = self._acks_due.pop(future, [])
-        self._pending -= len(mids)
-        if self._paused is not None and self._pending <= _MAX_PENDING // 2:
-            transport, self._paused = self._paused, None
-            if not transport.is_closing():
-                transport.resume_reading()
+        self._handled(len(mids))
         if future.cancelled() or future.exception() is not None:
             if not future.cancelled():
                 log.error("%d MQTT messages not taken; they stay unacknowledged: %s",
@@ -479,8 +475,8 @@ class MqttLink:
         if reader is not None and getattr(reader, "_paused", False):
             reader._paused = False
 
-    def _handled(self) -> None:
-        self._pending -= 1
+    def _handled(self, count: int = 1) -> None:
+        self._pending -= count
         if self._paused is not None and self._pending <= _MAX_PENDING // 2:
             transport, self._paused = self._paused, None
             if not transport.is_closing():

@@ -61,12 +61,8 @@ def test_every_qos1_message_is_handled_and_acknowledged(mosquitto: Mosquitto) ->
             publishing = asyncio.create_task(publisher.run())
             await asyncio.wait_for(publisher.connected.wait(), 10)
             for i in range(300):
-                while True:
-                    try:
-                        publisher.publish("link/door1", str(i).encode())
-                        break
-                    except DriverError:  # its own window of 20 is full: wait for PUBACKs
-                        await asyncio.sleep(0.01)
+                # Waits for PUBACKs while the broker's window (20) is full.
+                await publisher.publish_in_window("link/door1", str(i).encode())
             for _ in range(200):
                 if len(got) == 300:
                     break
@@ -144,12 +140,8 @@ def test_a_handler_returning_a_future_is_acknowledged_when_it_is_done(
             await asyncio.wait_for(publisher.connected.wait(), 10)
             await asyncio.sleep(0.2)
             for i in range(1500):
-                while True:
-                    try:
-                        publisher.publish("link/door1", str(i).encode())
-                        break
-                    except DriverError:
-                        await asyncio.sleep(0.005)
+                # Waits for PUBACKs while the broker's window (20) is full.
+                await publisher.publish_in_window("link/door1", str(i).encode())
             await asyncio.sleep(1.0)
             handed_over = len(held)
             for durable in held[:600]:
@@ -256,12 +248,8 @@ def test_mqtt_311_messages_are_read_and_acknowledged(mosquitto: Mosquitto) -> No
             await asyncio.sleep(0.2)
             ours = isinstance(link._client._connection._protocol._read_packet, PublishReader)
             for i in range(2000):
-                while True:
-                    try:
-                        publisher.publish(f"v311/door{i % 3}", str(i).encode())
-                        break
-                    except DriverError:
-                        await asyncio.sleep(0.002)
+                # Waits for PUBACKs while the broker's window (20) is full.
+                await publisher.publish_in_window(f"v311/door{i % 3}", str(i).encode())
             for _ in range(200):
                 if len(got) == 2000:
                     break
