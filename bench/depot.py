@@ -275,9 +275,9 @@ def role_baseline(args: argparse.Namespace) -> None:
             done.set()
 
     async def through_link() -> None:
-        from daemon.clock import SystemClock
-        from daemon.config import MqttConfig
-        from daemon.model import RawMessage
+        from daemon.config.schema import MqttConfig
+        from daemon.vocabulary.clock import SystemClock
+        from daemon.vocabulary.readings import RawMessage
         from drivers.mqtt import MqttLink
 
         link = MqttLink(MqttConfig.model_validate({

@@ -222,7 +222,7 @@ def daemon_config(lay: Layout, *, site: str, prefix: str, state_dir: str, mqtt_p
     }
     if not fsync:
         config["spool"] = {"fsync": False}
-    from daemon.config import Config
+    from daemon.config.schema import Config
 
     if "api" in Config.model_fields:  # the officers' API: a free port, not the default 8470
         config["api"] = {"listen_port": 0}

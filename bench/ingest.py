@@ -35,14 +35,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.depot_mix import daemon_config, layout, make_mix
-from daemon.alerts import AlertBook
-from daemon.config import Config
-from daemon.deadletters import DeadLetterStore
-from daemon.model import RawMessage, Reading
-from daemon.pipeline import Pipeline, receipt_digest
-from daemon.points import ReadingLines
-from daemon.recent import RecentEvents
-from daemon.spool import Spool
+from daemon.alerts.book import AlertBook
+from daemon.config.schema import Config
+from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.pipeline import Pipeline, receipt_digest
+from daemon.spool.store import Spool
+from daemon.tsdb.points import ReadingLines
+from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.web.recent import RecentEvents
 from drivers.mqtt import TopicRoute, TopicRouter
 from drivers.routes import Routers
 from drivers.serial import SerialRouter

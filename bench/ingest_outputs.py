@@ -41,12 +41,12 @@ def _run(f: Callable[[], object]) -> str:
 def stream(seed: int) -> None:
     """The pipeline's outputs for one seed's stream, as one JSON document."""
     from bench.depot_mix import ROSTER, daemon_config, layout, make_mix
-    from daemon.alerts import AlertBook
-    from daemon.config import Config
-    from daemon.deadletters import DeadLetterStore
-    from daemon.model import RawMessage
-    from daemon.pipeline import Pipeline, receipt_digest
-    from daemon.recent import RecentEvents
+    from daemon.alerts.book import AlertBook
+    from daemon.config.schema import Config
+    from daemon.ingest.deadletters import DeadLetterStore
+    from daemon.ingest.pipeline import Pipeline, receipt_digest
+    from daemon.vocabulary.readings import RawMessage
+    from daemon.web.recent import RecentEvents
     from drivers.mqtt import TopicRoute, TopicRouter
     from drivers.routes import Routers
     from drivers.serial import SerialRouter
@@ -182,7 +182,7 @@ def stream(seed: int) -> None:
 
 def decoders(seed: int, n: int = 40_000) -> None:
     """Random payloads through the mix's decoders, random values through `coerce_field`."""
-    from daemon.model import RawMessage
+    from daemon.vocabulary.readings import RawMessage
     from drivers.decoders.base import FIELD_TYPES, coerce_field, parse_json_object
     from drivers.decoders.json_fields import JsonFieldsDecoder, JsonFieldsDecoderConfig
     from drivers.decoders.tasmota import TasmotaDecoderConfig
@@ -236,9 +236,9 @@ def decoders(seed: int, n: int = 40_000) -> None:
 def points(seed: int, n: int = 100_000) -> None:
     """Random readings of the bench depot's sensors (and an unknown one) as line protocol."""
     from bench.depot_mix import daemon_config, layout
-    from daemon.config import Config
-    from daemon.model import Reading
-    from daemon.points import reading_lines
+    from daemon.config.schema import Config
+    from daemon.tsdb.points import reading_lines
+    from daemon.vocabulary.readings import Reading
 
     cfg = daemon_config(layout(100), site="eq", prefix="eq", state_dir=tempfile.mkdtemp(),
                         mqtt_port=1883, influx_url="http://127.0.0.1:1", influx_db="eq",

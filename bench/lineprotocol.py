@@ -67,12 +67,13 @@ LineFn = Callable[[str, Mapping[str, str], Mapping[str, FieldValue], int], str]
 def load_line() -> LineFn:
     """Import the daemon's encoder and check it still takes (measurement, tags, fields, ts_ns)."""
     try:
-        from daemon.lineprotocol import line
+        from daemon.tsdb.lineprotocol import line
     except ImportError as exc:
         raise SystemExit(f"daemon/lineprotocol.py is missing or broken: {exc}") from exc
     params = list(inspect.signature(line).parameters)
     if params[:4] != ["measurement", "tags", "fields", "ts_ns"]:
-        raise SystemExit(f"daemon.lineprotocol.line has signature {params}; adapt this benchmark")
+        raise SystemExit(f"daemon.tsdb.lineprotocol.line has signature {params}; "
+                         "adapt this benchmark")
     return line
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.spool import Spool
-from daemon.tsdb import TsdbWriter
+from daemon.spool.store import Spool
+from daemon.tsdb.writer import TsdbWriter
 
 LINE = "climate,site=depot-north,storehouse=SH1,sensor=sh1-climate1 temperature_c={}.5 {}"
 

@@ -12,28 +12,29 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from daemon.alarms import AlarmDesk, routed
-from daemon.alerts import Alert, AlertBook
-from daemon.api import build_api, serve
-from daemon.audit import AuditError, AuditLog
-from daemon.clock import Clock, SystemClock
-from daemon.commands import CommandDesk
-from daemon.config import Config
-from daemon.deadletters import DeadLetterStore
-from daemon.errors import DepotwatchError
-from daemon.metrics import DaemonMetrics
-from daemon.model import RawMessage, Reading
+from daemon.alerts.audit import AuditError, AuditLog
+from daemon.alerts.book import AlertBook
+from daemon.alerts.commands import CommandDesk
+from daemon.alerts.lifecycle import AlarmDesk, routed
+from daemon.alerts.officers import Officers
+from daemon.config.schema import Config
+from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.pipeline import Pipeline, receipt_digest
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
 from daemon.notifiers.kinds import Resender, build_notifiers
 from daemon.notifiers.mqtt import MqttAlertNotifier
-from daemon.officers import Officers
-from daemon.pipeline import Pipeline, receipt_digest
-from daemon.recent import RecentEvents
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
-from daemon.spool import Spool
+from daemon.spool.store import Spool
 from daemon.statefile import StateFile
-from daemon.tsdb import FileSink, TsdbWriter, build_sink
+from daemon.tsdb.writer import FileSink, TsdbWriter, build_sink
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.clock import Clock, SystemClock
+from daemon.vocabulary.errors import DepotwatchError
+from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.web.api import build_api, serve
+from daemon.web.metrics import DaemonMetrics
+from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink, TopicRoute, TopicRouter
 from drivers.routes import Routers

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.clock import Clock
-from daemon.errors import PortLost
-from daemon.model import FieldValue, Reading
+from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.errors import PortLost
+from daemon.vocabulary.readings import FieldValue, Reading
 from drivers.decoders.base import FIELD_TYPES
 from drivers.serial import LineSettings
 

@@ -18,10 +18,10 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.package import Package
 
-from daemon.clock import Clock
-from daemon.config import MqttConfig, SubscriptionConfig
-from daemon.errors import DriverError
-from daemon.model import RawMessage
+from daemon.config.schema import MqttConfig, SubscriptionConfig
+from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.errors import DriverError
+from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.base import Decoder
 from drivers.routes import Route
 

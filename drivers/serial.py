@@ -22,9 +22,9 @@ import serial
 import serial_asyncio_fast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.clock import Clock
-from daemon.errors import PortLost
-from daemon.model import RawMessage
+from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.errors import PortLost
+from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.kinds import DecoderConfig
 from drivers.framing import Frame, Framer, FramingConfig, LineFramingConfig
 from drivers.routes import Route

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.model import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase, format_duration
 from rules.depot import AccessVerdict, Depot, Door, Person, SensorKind
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from daemon.model import FieldValue, Reading, Transition
+from daemon.vocabulary.readings import FieldValue, Reading, Transition
 
 __all__ = ["Fact", "Outcome", "Rule", "RuleConfigBase", "format_duration"]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from daemon.model import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase
 from rules.depot import Depot
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.model import FieldValue, Reading
+from daemon.vocabulary.readings import FieldValue, Reading
 from rules.base import Fact, Outcome, RuleConfigBase
 from rules.depot import Depot, SensorKind
 

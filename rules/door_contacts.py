@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from daemon.model import Reading
+from daemon.vocabulary.readings import Reading
 from rules.depot import Door
 
 __all__ = ["DoorChange", "DoorContacts"]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.model import Reading, Transition
+from daemon.vocabulary.readings import Reading, Transition
 from rules.base import Fact, Outcome, Rule
 from rules.depot import Depot, SensorKind
 

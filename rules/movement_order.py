@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.model import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, MovementOrder, SensorKind
 from rules.portal_tracker import PortalTracker

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.model import FieldValue, Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import FieldValue, Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, MovementOrder, SensorKind
 from rules.portal_tracker import Passage, PortalTracker, covering_order

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from daemon.model import Reading
+from daemon.vocabulary.readings import Reading
 from rules.depot import Depot, MovementOrder
 
 __all__ = ["Direction", "Passage", "PortalTracker", "Side", "covering_order", "tag_read"]

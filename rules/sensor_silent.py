@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from daemon.model import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import Depot, Supervision
 from rules.input_lost import GATEWAY_PREFIX, NOT_SENSOR_INPUTS

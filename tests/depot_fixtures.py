@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from daemon.config import Config
+from daemon.config.schema import Config
 
 VIENNA = ZoneInfo("Europe/Vienna")
 NS = 1_000_000_000

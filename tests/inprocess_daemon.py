@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from mqtt_probe import MqttProbe
 
-from daemon.config import Config
+from daemon.config.schema import Config
 from daemon.runner import Daemon
 
 T = TypeVar("T")

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from daemon.alarms import AlarmDesk, AlarmState, AlertingConfig, Finding, LifecycleError
-from daemon.alerts import Alert
-from daemon.model import Severity, TransitionKind
+from daemon.alerts.lifecycle import AlarmDesk, AlarmState, AlertingConfig, Finding, LifecycleError
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.readings import Severity, TransitionKind
 
 NS = 1_000_000_000
 T0 = 1_800_000_000 * NS

@@ -19,8 +19,8 @@ from inprocess_daemon import depot, eventually, running
 from mqtt_probe import MqttProbe
 from servers import Mosquitto
 
-from daemon.clock import SystemClock
-from daemon.config import MqttConfig
+from daemon.config.schema import MqttConfig
+from daemon.vocabulary.clock import SystemClock
 from drivers.mqtt import MqttLink
 
 DOORS = 200

@@ -19,13 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.alarms import AlarmDesk, AlarmState, AlertingConfig
-from daemon.alerts import Alert
-from daemon.api import ROUTES, ApiServer, build_api, serve
-from daemon.config import load_config
-from daemon.errors import ConfigError, DepotwatchError
-from daemon.model import Severity, TransitionKind
-from daemon.officers import Officers, hash_token, silence_end
+from daemon.alerts.lifecycle import AlarmDesk, AlarmState, AlertingConfig
+from daemon.alerts.officers import Officers, hash_token, silence_end
+from daemon.config.schema import load_config
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import ConfigError, DepotwatchError
+from daemon.vocabulary.readings import Severity, TransitionKind
+from daemon.web.api import ROUTES, ApiServer, build_api, serve
 
 ROOT = Path(__file__).parent.parent
 ALICE = "alice-token-0123456789abcdef"
@@ -136,7 +136,7 @@ def test_every_api_route_needs_an_officer_token(route: Any, headers: dict[str, s
         assert api.desk.get(DOOR).state is AlarmState.FIRING
         assert [a for a in api.audit if a[0] != "system"] == []
 
-    with caplog.at_level(logging.DEBUG, logger="daemon.api"):
+    with caplog.at_level(logging.DEBUG, logger="daemon.web.api"):
         with_api(scenario)
     assert "API: refused" in caplog.text
     for secret in (ALICE, "not-an-officers-token-at-all", hash_token(ALICE)):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.audit import (
+from daemon.alerts.audit import (
     GENESIS_HASH,
     AuditError,
     AuditLog,

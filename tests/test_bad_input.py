@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.alerts import AlertBook
-from daemon.deadletters import DeadLetterStore
-from daemon.model import RawMessage, Reading
-from daemon.pipeline import Pipeline
-from daemon.replay import _engine, check, load_scenario, replay
+from daemon.alerts.book import AlertBook
+from daemon.cli.replay import _engine, check, load_scenario, replay
+from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.pipeline import Pipeline
+from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.decoders.base import parse_json_object
 from drivers.mqtt import TopicRoute, TopicRouter
 from rules.base import Outcome
@@ -40,7 +40,7 @@ def test_a_lone_surrogate_is_a_dead_letter_and_judging_goes_on() -> None:
 @pytest.mark.parametrize("payload", [b'{"card": "\\ud800"}', b'{"\\udfff": 1}',
                                      b'{"a": [{"b": "x\\udc00"}], "c": NaN}'])
 def test_json_with_a_lone_surrogate_is_refused(payload: bytes) -> None:
-    from daemon.errors import DecodeError
+    from daemon.vocabulary.errors import DecodeError
     with pytest.raises(DecodeError, match="lone UTF-16 surrogate"):
         parse_json_object(payload)
 
@@ -85,7 +85,7 @@ def test_a_rule_failing_on_a_reading_is_counted_logged_once_and_its_points_kept(
         deadletters=DeadLetterStore(tmp_path / "dl.sqlite", config.deadletters),
         store=lambda lines, receipts: stored.append(list(lines)), notify=[],
     )
-    caplog.set_level(logging.ERROR, logger="daemon.pipeline")
+    caplog.set_level(logging.ERROR, logger="daemon.ingest.pipeline")
     for i in range(3):
         pipeline.ingest(RawMessage("zigbee2mqtt/sh1-door1", b'{"contact": false}',
                                    1_800_000_000_000_000_000 + i), 1_800_000_000_000_000_000 + i)

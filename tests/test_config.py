@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
-from daemon.errors import ConfigError
+from daemon.config.schema import load_config
+from daemon.vocabulary.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "configs"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "demo-depot.yaml"

@@ -17,9 +17,9 @@ from inprocess_daemon import DOOR_KEY, OFFICER, TOKEN, Running, depot, eventuall
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from servers import Mosquitto
 
-from daemon.config import Config
-from daemon.model import Reading
-from daemon.recent import RecentEvents
+from daemon.config.schema import Config
+from daemon.vocabulary.readings import Reading
+from daemon.web.recent import RecentEvents
 
 NS = 1_000_000_000
 

@@ -24,8 +24,14 @@ from grafana_schema import schema_problems
 from mqtt_probe import MqttProbe
 from servers import InfluxDB1, Mosquitto
 
-from daemon.config import Config
-from daemon.dashboards import DATASOURCE_UID, OVERVIEW_UID, ClimateBands, depot_overview, render
+from daemon.config.schema import Config
+from daemon.dashboards.overview import (
+    DATASOURCE_UID,
+    OVERVIEW_UID,
+    ClimateBands,
+    depot_overview,
+    render,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DB = "dashboards"
@@ -137,7 +143,7 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
                     read_at: dt.time, order_ends: dt.datetime) -> dict[str, Any]:
     """The demo depot plus badge readers, a roster, a portal and an order, writing InfluxDB."""
     config: dict[str, Any] = yaml.safe_load(
-        resources.files("daemon").joinpath("demo_depot.yaml").read_text(encoding="utf-8"))
+        resources.files("daemon.cli").joinpath("demo_depot.yaml").read_text(encoding="utf-8"))
     for door in config["doors"]:
         if door["id"] in ("SH1-D1", "SH2-D1"):
             door["badge_reader"] = door["id"].lower().replace("-d", "-reader")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import DecodeError
-from daemon.model import RawMessage
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.base import parse_json_object
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.kinds import DECODER_KINDS

@@ -21,7 +21,7 @@ import pytest
 from daemon_process import DaemonProcess
 from servers import InfluxDB1, Mosquitto
 
-from daemon.spool import Spool, inspect_spool
+from daemon.spool.store import Spool, inspect_spool
 
 SITE = "durable-depot"
 
@@ -311,7 +311,7 @@ def test_spool_survives_its_process_being_killed(tmp_path: Path) -> None:
 import asyncio, os, signal, sys
 sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
 from pathlib import Path
-from daemon.spool import Spool
+from daemon.spool.store import Spool
 async def main():
     spool = Spool(Path({str(tmp_path / 'spool.sqlite')!r}), ["t"], max_bytes=1 << 30)
     await spool.open()

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from daemon.dashboards import OVERVIEW_UID
-from daemon.grafana import GrafanaError, push
+from daemon.dashboards.grafana import GrafanaError, push
+from daemon.dashboards.overview import OVERVIEW_UID
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "glsa_test-token-1234"
@@ -107,7 +107,7 @@ def _cli(*args: str, token: str | None = TOKEN,
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1"
     if token is not None:
         env["DEPOTWATCH_GRAFANA_TOKEN"] = token
-    code = python + "import sys; from daemon.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = python + "import sys; from daemon.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env, timeout=60, cwd=REPO)
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from servers import InfluxDB1, http_request
 
-from daemon.lineprotocol import escape_key, escape_measurement, format_field_value, line
-from daemon.model import FieldValue
+from daemon.tsdb.lineprotocol import escape_key, escape_measurement, format_field_value, line
+from daemon.vocabulary.readings import FieldValue
 
 Point = tuple[str, dict[str, str], dict[str, FieldValue], int]
 

@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 from serial_devices import Slaves, SocatPair, until
 
-from daemon.clock import SystemClock
-from daemon.model import Reading
+from daemon.vocabulary.clock import SystemClock
+from daemon.vocabulary.readings import Reading
 from drivers.modbus import (
     ModbusBus,
     ModbusBusConfig,

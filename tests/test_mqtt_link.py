@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from servers import Mosquitto
 
-from daemon.clock import SystemClock
-from daemon.config import MqttConfig
-from daemon.errors import DriverError
-from daemon.model import RawMessage
-from daemon.spool import Spool
+from daemon.config.schema import MqttConfig
+from daemon.spool.store import Spool
+from daemon.vocabulary.clock import SystemClock
+from daemon.vocabulary.errors import DriverError
+from daemon.vocabulary.readings import RawMessage
 from drivers.mqtt import MqttLink
 
 

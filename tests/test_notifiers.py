@@ -37,10 +37,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 from servers import Alertmanager, free_port, http_request
 
-from daemon.alerts import Alert
-from daemon.config import Config, load_config
-from daemon.errors import ConfigError, NotifierError
-from daemon.model import Severity, TransitionKind
+from daemon.config.schema import Config, load_config
 from daemon.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from daemon.notifiers.base import Outbox
 from daemon.notifiers.common import Site, StorehouseInfo
@@ -54,6 +51,9 @@ from daemon.notifiers.webhook import (
     verify_signature,
 )
 from daemon.runner import Daemon
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import ConfigError, NotifierError
+from daemon.vocabulary.readings import Severity, TransitionKind
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config import Config
+from daemon.config.schema import Config
 from rules.kinds import RULE_KINDS
 
 PACK = Path(__file__).parent.parent / "rules" / "packs" / "pssm-default.yaml"

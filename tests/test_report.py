@@ -15,9 +15,9 @@ import pytest
 from pypdf import PdfReader
 from servers import InfluxDB1
 
-from daemon.audit import AuditLog, audit_path
-from daemon.cli import main
-from daemon.report import parse_csv
+from daemon.alerts.audit import AuditLog, audit_path
+from daemon.cli.main import main
+from daemon.records.report import parse_csv
 
 MONTH = "2026-10"
 UTC = dt.UTC
@@ -418,8 +418,8 @@ def test_pdf_without_the_extra(month: dict[str, Any], monkeypatch: pytest.Monkey
 
 
 def test_pdf_shows_the_first_rows_of_a_long_table(month: dict[str, Any]) -> None:
-    from daemon.report import Report, Table
-    from daemon.report_pdf import PDF_MAX_ROWS, render_pdf
+    from daemon.records.pdf import PDF_MAX_ROWS, render_pdf
+    from daemon.records.report import Report, Table
 
     long = Table("access_refused", "Refused and unknown badges", "", ["time", "person"],
                  [[f"2026-10-01 00:{i % 60:02d}", f"Person {i}"] for i in range(1000)])

@@ -24,12 +24,12 @@ import pytest
 from mqtt_probe import MqttProbe
 from servers import InfluxDB1, Mosquitto
 
-from daemon.audit import AuditLog, audit_path
-from daemon.cli import main
-from daemon.clock import SteppedClock
-from daemon.config import Config
-from daemon.report import parse_csv
+from daemon.alerts.audit import AuditLog, audit_path
+from daemon.cli.main import main
+from daemon.config.schema import Config
+from daemon.records.report import parse_csv
 from daemon.runner import Daemon
+from daemon.vocabulary.clock import SteppedClock
 
 NS = m.NS
 ARTIFACTS = Path(os.environ.get("DEPOTWATCH_ARTIFACTS", "test-artifacts"))

@@ -12,9 +12,9 @@ from depot_fixtures import NS, config, local_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.alerts import AlertBook
-from daemon.config import load_config
-from daemon.model import Reading, Transition, TransitionKind
+from daemon.alerts.book import AlertBook
+from daemon.config.schema import load_config
+from daemon.vocabulary.readings import Reading, Transition, TransitionKind
 from rules.climate import ClimateRuleConfig
 from rules.door_armed import DoorArmedRuleConfig
 from rules.engine import Engine, Verdict

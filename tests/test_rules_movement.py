@@ -10,8 +10,8 @@ from depot_fixtures import NS, local_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import load_config
-from daemon.model import Reading, Severity, Transition
+from daemon.config.schema import load_config
+from daemon.vocabulary.readings import Reading, Severity, Transition
 from rules.base import Fact
 from rules.depot import Depot
 from rules.engine import Engine, Verdict

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.replay import check, load_scenario, replay
+from daemon.cli.replay import check, load_scenario, replay
 
 SCENARIOS = sorted(p for p in (Path(__file__).parent / "scenarios").glob("*.yaml")
                    if p.name != "depot.yaml")

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from serial_devices import PtyLink, until
 
-from daemon.clock import SystemClock
-from daemon.errors import DecodeError
-from daemon.model import RawMessage, Reading
+from daemon.vocabulary.clock import SystemClock
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.framing import crc16_modbus
 from drivers.serial import SerialPort, SerialPortConfig, SerialRouter
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
-from daemon.errors import ConfigError
+from daemon.config.schema import load_config
+from daemon.vocabulary.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "serial-devices.yaml"
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from daemon.errors import DecodeError
-from daemon.model import RawMessage
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.base import FIELD_TYPES
 from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.rfid_ascii import RfidAsciiDecoderConfig

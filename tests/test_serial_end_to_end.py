@@ -16,8 +16,8 @@ from mqtt_probe import MqttProbe
 from serial_devices import PtyLink, Slaves, SocatPair, until
 from servers import Mosquitto
 
-from daemon.alarms import Finding
-from daemon.config import Config
+from daemon.alerts.lifecycle import Finding
+from daemon.config.schema import Config
 from daemon.runner import Daemon
 
 SITE = "e2e-serial"

@@ -20,9 +20,9 @@ import paho.mqtt.client as paho
 from daemon_process import DaemonProcess
 from servers import Mosquitto, free_port
 
-from daemon.alerts import Alert
-from daemon.config import Config
+from daemon.config.schema import Config
 from daemon.runner import Daemon
+from daemon.vocabulary.alert import Alert
 
 
 class BrokenNotifier:

@@ -9,9 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from daemon.errors import SinkError
-from daemon.spool import Spool, inspect_spool
-from daemon.tsdb import TsdbWriter
+from daemon.spool.store import Spool, inspect_spool
+from daemon.tsdb.writer import TsdbWriter
+from daemon.vocabulary.errors import SinkError
 
 
 def batches(n: int, size: int) -> list[list[str]]:

@@ -17,12 +17,12 @@ import pytest
 from pydantic import SecretStr
 from servers import InfluxDB1, VictoriaMetrics, free_port
 
-from daemon.config import FileOutputConfig, InfluxConfig
-from daemon.errors import SinkError
-from daemon.lineprotocol import line
-from daemon.model import FieldValue
-from daemon.spool import Spool
-from daemon.tsdb import FileSink, InfluxV1Sink, InfluxV2Sink, TsdbWriter, build_sink
+from daemon.config.schema import FileOutputConfig, InfluxConfig
+from daemon.spool.store import Spool
+from daemon.tsdb.lineprotocol import line
+from daemon.tsdb.writer import FileSink, InfluxV1Sink, InfluxV2Sink, TsdbWriter, build_sink
+from daemon.vocabulary.errors import SinkError
+from daemon.vocabulary.readings import FieldValue
 
 Point = tuple[str, dict[str, str], dict[str, FieldValue], int]
 
@@ -184,7 +184,7 @@ def test_v1_writer_drops_refused_batch_and_logs_once(
             aside = await writer.spool.set_aside_summary()
         return writer, aside
 
-    with caplog.at_level(logging.WARNING, logger="daemon.tsdb"):
+    with caplog.at_level(logging.WARNING, logger="daemon.tsdb.writer"):
         writer, aside = run(main())
     assert writer.retries == 0
     # The refused batches are kept aside with the server's reason, not retried forever.

@@ -22,9 +22,6 @@ from typing import Any, ClassVar, Literal, NoReturn
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from daemon.alerts import Alert
-from daemon.errors import NotifierError
-from daemon.model import TransitionKind
 from daemon.notifiers.common import (
     CaFile,
     HttpUrl,
@@ -36,6 +33,9 @@ from daemon.notifiers.common import (
     post,
     tls_context,
 )
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import NotifierError
+from daemon.vocabulary.readings import TransitionKind
 
 __all__ = ["AlertmanagerConfig", "AlertmanagerNotifier", "BasicAuthConfig"]
 

@@ -8,8 +8,8 @@ import logging
 from collections import deque
 from typing import Protocol
 
-from daemon.alerts import Alert
-from daemon.errors import NotifierError
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import NotifierError
 
 __all__ = ["Notifier", "Outbox"]
 

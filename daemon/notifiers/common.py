@@ -16,8 +16,8 @@ from typing import Annotated
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from daemon.alerts import Alert
-from daemon.errors import NotifierError
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import NotifierError
 
 __all__ = [
     "USER_AGENT",

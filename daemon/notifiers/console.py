@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import TextIO
 
-from daemon.alerts import Alert
-from daemon.model import TransitionKind
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.readings import TransitionKind
 
 __all__ = ["ConsoleNotifier", "LogNotifier"]
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from daemon.alerts import Alert
-from daemon.errors import NotifierError
-from daemon.model import Severity, TransitionKind
 from daemon.notifiers.common import CaFile, NotifierSettings, Site, clean
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import NotifierError
+from daemon.vocabulary.readings import Severity, TransitionKind
 
 if TYPE_CHECKING:  # imported when a mail is sent: most gateways configure no email notifier
     import aiosmtplib

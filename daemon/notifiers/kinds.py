@@ -8,15 +8,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field
 
-from daemon.alerts import Alert
 from daemon.notifiers.alertmanager import AlertmanagerConfig
 from daemon.notifiers.base import Notifier
 from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.email import EmailConfig
 from daemon.notifiers.webhook import WebhookConfig
+from daemon.vocabulary.alert import Alert
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from daemon.config.schema import Config
 
 __all__ = [
     "NOTIFIER_KINDS",

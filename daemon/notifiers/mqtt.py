@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.alerts import Alert
-from daemon.errors import DriverError, NotifierError
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.errors import DriverError, NotifierError
 from drivers.mqtt import MqttLink
 
 __all__ = ["MqttAlertNotifier"]

@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from daemon.alerts import Alert
 from daemon.notifiers.common import (
     CaFile,
     HttpUrl,
@@ -28,6 +27,7 @@ from daemon.notifiers.common import (
     post,
     tls_context,
 )
+from daemon.vocabulary.alert import Alert
 
 __all__ = [
     "EVENT_HEADER",

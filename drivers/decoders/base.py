@@ -10,8 +10,8 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from daemon.errors import DecodeError
-from daemon.model import FieldValue, RawMessage, Reading
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 
 __all__ = [
     "FIELD_TYPES",

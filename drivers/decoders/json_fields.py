@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from daemon.errors import DecodeError
-from daemon.model import FieldValue, RawMessage, Reading
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from drivers.decoders.base import (
     DecoderConfigBase,
     coerce_field,

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from daemon.errors import DecodeError
-from daemon.model import FieldValue, RawMessage, Reading
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase
 from drivers.decoders.text import line_text, split_pairs
 

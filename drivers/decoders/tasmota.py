@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from daemon.errors import DecodeError
-from daemon.model import FieldValue, RawMessage, Reading
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
 
 __all__ = ["TasmotaDecoder", "TasmotaDecoderConfig"]

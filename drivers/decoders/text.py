@@ -6,8 +6,8 @@ import math
 import re
 from typing import Any
 
-from daemon.errors import DecodeError
-from daemon.model import FieldValue
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import FieldValue
 from drivers.decoders.base import FIELD_TYPES, coerce_field
 
 __all__ = ["field_value", "line_text", "split_pairs"]

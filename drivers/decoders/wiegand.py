@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from daemon.errors import DecodeError
-from daemon.model import RawMessage, Reading
+from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase
 from drivers.decoders.text import line_text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from daemon.model import FieldValue, RawMessage, Reading
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
 
 __all__ = ["Zigbee2MqttDecoder", "Zigbee2MqttDecoderConfig"]

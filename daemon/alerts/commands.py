@@ -1,0 +1,111 @@
+"""Officers' actions over MQTT, for depots whose consoles speak MQTT (issue 6).
+
+The broker's ACL decides who may publish on the command topic; the officer token in each
+message decides who the action is recorded for. Replies go to `<commands topic>/replies`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from daemon.alerts.lifecycle import AlarmDesk, Finding, LifecycleError
+from daemon.alerts.officers import Officers
+from daemon.vocabulary.clock import Clock
+
+__all__ = ["Command", "CommandDesk"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+
+
+class Command(BaseModel):
+    """One action: the same ones as the HTTP API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default="", max_length=64)  # echoed in the reply
+    token: SecretStr
+    action: Literal["ack", "check", "silence", "approve", "expire"]
+    key: str | None = None
+    note: str = Field(default="", max_length=2000)
+    finding: Finding | None = None
+    matchers: dict[str, str] = Field(default_factory=dict)
+    reason: str = Field(default="", max_length=2000)
+    for_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    silence_id: str | None = None
+
+
+class CommandDesk:
+    """Checks a command's token and passes it to the AlarmDesk; every outcome is replied."""
+
+    def __init__(self, desk: AlarmDesk, officers: Officers, clock: Clock,
+                 reply: Callable[[bytes], None],
+                 reject: Callable[[str, str, bytes, int], None] | None = None,
+                 source: str = "commands") -> None:
+        self._desk = desk
+        # A malformed command is bad input like any other: counted and kept (dead letters).
+        self._reject = reject
+        self._source = source
+        self._officers = officers
+        self._clock = clock
+        self._reply = reply
+
+    def handle(self, payload: bytes) -> None:
+        """Run one command message; never raises."""
+        request_id = ""
+        try:
+            command = Command.model_validate_json(payload)
+        except ValidationError as exc:
+            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                      if e["loc"] != ("token",) or e["type"] != "missing"] or ["token: missing"]
+            self._answer(request_id, error="; ".join(errors))
+            if self._reject is not None:
+                self._reject(self._source, "malformed command: " + "; ".join(errors)[:500],
+                             payload, self._clock.now_ns())
+            return
+        request_id = command.id
+        officer = self._officers.identify(command.token.get_secret_value())
+        if officer is None:
+            log.warning("MQTT command %r refused: unknown officer token", command.action)
+            self._answer(request_id, error="unknown officer token")
+            return
+        try:
+            result = self._run(command, officer)
+        except LifecycleError as exc:
+            self._answer(request_id, error=str(exc))
+            return
+        self._answer(request_id, result=result)
+
+    def _run(self, command: Command, officer: str) -> dict[str, Any]:
+        now = self._clock.now_ns()
+        if command.action in ("ack", "check"):
+            if not command.key:
+                raise LifecycleError(f"{command.action} needs `key`")
+            if command.action == "ack":
+                return self._desk.acknowledge(command.key, officer, command.note, now).to_dict()
+            if command.finding is None:
+                raise LifecycleError("check needs `finding` (intrusion, fault, false_alarm)")
+            return self._desk.record_check(command.key, officer, command.finding,
+                                           command.note, now).to_dict()
+        if command.action == "silence":
+            if command.for_s is None:
+                raise LifecycleError("silence needs `for_s`")
+            return self._desk.add_silence(command.matchers, officer, command.reason,
+                                          now + int(command.for_s * _NS), now).to_dict()
+        if not command.silence_id:
+            raise LifecycleError(f"{command.action} needs `silence_id`")
+        if command.action == "approve":
+            return self._desk.approve_silence(command.silence_id, officer, now).to_dict()
+        return self._desk.expire_silence(command.silence_id, officer, now).to_dict()
+
+    def _answer(self, request_id: str, *, result: dict[str, Any] | None = None,
+                error: str | None = None) -> None:
+        body = {"id": request_id, "ok": error is None,
+                **({"result": result} if result is not None else {"error": error})}
+        self._reply(json.dumps(body).encode())

@@ -1,0 +1,98 @@
+"""Malformed payloads: counted per source, logged at most once a minute, kept for inspection."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.config.schema import DeadLetterConfig
+
+__all__ = ["DeadLetter", "DeadLetterStore"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deadletter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ns INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    payload BLOB NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected payload as kept on disk; `size` is the original length before any cut."""
+
+    id: int
+    at_ns: int
+    source: str
+    reason: str
+    size: int
+    payload: bytes
+
+
+class DeadLetterStore:
+    """SQLite table of rejected payloads, bounded by entry count (oldest go first)."""
+
+    def __init__(self, path: Path, config: DeadLetterConfig) -> None:
+        self.path = path
+        self._config = config
+        self.counts: Counter[str] = Counter()
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def keep(self, source: str, reason: str, payload: bytes, at_ns: int) -> None:
+        """Count, store and (rate-limited) log one rejected payload."""
+        self.counts[source] += 1
+        kept = payload[: self._config.max_payload_bytes]
+        # Small inserts on a local WAL database take microseconds; bad input is the rare path.
+        cursor = self._db.execute(
+            "INSERT INTO deadletter (at_ns, source, reason, size, payload) VALUES (?,?,?,?,?)",
+            (at_ns, source, reason, len(payload), kept),
+        )
+        row_id = cursor.lastrowid or 0
+        if row_id % 100 == 0:
+            self._db.execute("DELETE FROM deadletter WHERE id <= ?",
+                             (row_id - self._config.max_entries,))
+        self._log(source, reason)
+
+    def _log(self, source: str, reason: str) -> None:
+        now = time.monotonic()
+        last = self._last_logged.get(source)
+        if last is not None and now - last < self._config.log_interval_s:
+            self._suppressed[source] += 1
+            return
+        more = self._suppressed.pop(source, 0)
+        extra = f" ({more} more since the last report)" if more else ""
+        log.warning("rejected payload from %s: %s; kept as dead letter, %d so far%s",
+                    source, reason, self.counts[source], extra)
+        self._last_logged[source] = now
+
+    def entries(self, limit: int = 50) -> list[DeadLetter]:
+        """The newest entries first."""
+        rows = self._db.execute(
+            "SELECT id, at_ns, source, reason, size, payload FROM deadletter "
+            "ORDER BY id DESC LIMIT ?", (limit,),
+        ).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def total(self) -> int:
+        """How many entries are kept."""
+        return int(self._db.execute("SELECT COUNT(*) FROM deadletter").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

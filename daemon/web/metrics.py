@@ -1,0 +1,158 @@
+"""Prometheus metrics and readiness of one daemon, read lazily from its objects (issue 8).
+
+No hot-path instrumentation: the pipeline, dead letters, outboxes and writers keep counters
+already; a custom collector reads them at scrape time into a per-daemon CollectorRegistry (no
+global registry, so two daemons in one process, as in the tests, never mix).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.spool.store import Backlog
+
+if TYPE_CHECKING:
+    from daemon.runner import Daemon
+
+__all__ = ["STALLED_AFTER_S", "STALLED_FAILURES", "DaemonMetrics"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+# A writer whose oldest unsent point is older than this is stalled (InfluxDB down or refusing).
+STALLED_AFTER_S = 300.0
+# Consecutive failed writes before a writer counts as stalled even with a young backlog.
+STALLED_FAILURES = 5
+
+
+class DaemonMetrics(Collector):
+    """The daemon's counters as Prometheus metrics, and its readiness for /readyz."""
+
+    def __init__(self, daemon: Daemon, *, stalled_after_s: float = STALLED_AFTER_S,
+                 stalled_failures: int = STALLED_FAILURES) -> None:
+        self._daemon = daemon
+        self._stalled_after_s = stalled_after_s
+        self._stalled_failures = stalled_failures
+        self._backlog: list[Backlog] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    async def _refresh(self) -> str | None:
+        # The spool answers on its own thread; collect() is synchronous, so fetch first.
+        try:
+            self._backlog = await self._daemon.spool.backlog()
+        except Exception as exc:  # an unopened or broken spool is a finding, not a crash
+            self._backlog = []
+            return f"spool not readable: {exc!r}"
+        return None
+
+    async def render(self) -> bytes:
+        """The exposition text for one scrape."""
+        await self._refresh()
+        return generate_latest(self.registry)
+
+    async def readiness(self) -> list[str]:
+        """Why the daemon is not ready (empty: ready): inputs down, spool, stalled writers."""
+        daemon = self._daemon
+        reasons: list[str] = []
+        if daemon.config.mqtt.subscriptions and not daemon.link.connected.is_set():
+            reasons.append("MQTT not connected")
+        reasons += [f"serial port {p.config.id} not open" for p in daemon.serial_ports
+                    if not p.is_open.is_set()]
+        reasons += [f"modbus bus {b.component} not open" for b in daemon.modbus_buses
+                    if not b.is_open.is_set()]
+        broken = await self._refresh()
+        if broken:
+            reasons.append(broken)
+        elif daemon.spool.full:
+            reasons.append("spool full: readings are no longer acknowledged")
+        now = time.time_ns()
+        for backlog in self._backlog:
+            if backlog.oldest_ns and (now - backlog.oldest_ns) / _NS > self._stalled_after_s:
+                reasons.append(f"writer {backlog.target} stalled: oldest unsent point "
+                               f"{(now - backlog.oldest_ns) / _NS:.0f} s old")
+        for writer in daemon.writers:
+            failures = writer.stats()["consecutive_failures"]
+            if failures >= self._stalled_failures:
+                reasons.append(f"writer {writer.name} failing: {failures} writes in a row")
+        return reasons
+
+    def collect(self) -> Iterator[Metric]:
+        """Read every counter now (called by the registry at each scrape)."""
+        daemon = self._daemon
+        readings = CounterMetricFamily(
+            "depotwatch_readings", "Messages decoded into readings, by source (topic or port)",
+            labels=["source"])
+        for source, count in sorted(daemon.pipeline.readings.items()):
+            readings.add_metric([source], count)
+        yield readings
+        errors = CounterMetricFamily(
+            "depotwatch_decode_errors", "Payloads rejected and kept as dead letters, by source",
+            labels=["source"])
+        for source, count in sorted(daemon.deadletters.counts.items()):
+            errors.add_metric([source], count)
+        yield errors
+        yield CounterMetricFamily("depotwatch_points", "Points produced for the time series",
+                                  value=daemon.pipeline.points_out)
+        yield CounterMetricFamily(
+            "depotwatch_rule_errors", "Readings some rule failed on (a bug: see the log)",
+            value=daemon.pipeline.rule_errors)
+        by_state: Counter[tuple[str, str]] = Counter(
+            (a.state.value, a.severity.value) for a in daemon.desk.alarms())
+        alarms = GaugeMetricFamily("depotwatch_alarms", "Open alarms by lifecycle state",
+                                   labels=["state", "severity"])
+        for (state, severity), count in sorted(by_state.items()):
+            alarms.add_metric([state, severity], count)
+        yield alarms
+        delivered = CounterMetricFamily("depotwatch_notifier_deliveries",
+                                        "Alert changes delivered", labels=["notifier"])
+        failed = CounterMetricFamily("depotwatch_notifier_failures",
+                                     "Failed delivery attempts", labels=["notifier"])
+        pending = GaugeMetricFamily("depotwatch_notifier_backlog",
+                                    "Alert changes waiting", labels=["notifier"])
+        for outbox in daemon.outboxes:
+            name = [outbox.notifier.name]
+            delivered.add_metric(name, outbox.delivered)
+            failed.add_metric(name, outbox.failed)
+            pending.add_metric(name, outbox.backlog)
+        yield from (delivered, failed, pending)
+        written = CounterMetricFamily("depotwatch_writer_points_written",
+                                      "Points written by target", labels=["target"])
+        rejected = CounterMetricFamily("depotwatch_writer_points_rejected",
+                                       "Points the server refused, set aside", labels=["target"])
+        retries = CounterMetricFamily("depotwatch_writer_retries", "Retried writes",
+                                      labels=["target"])
+        for writer in daemon.writers:
+            stats = writer.stats()
+            written.add_metric([writer.name], stats["written"])
+            rejected.add_metric([writer.name], stats["rejected"])
+            retries.add_metric([writer.name], stats["retries"])
+        yield from (written, rejected, retries)
+        backlog = GaugeMetricFamily("depotwatch_spool_backlog_points",
+                                    "Points in the spool not yet written", labels=["target"])
+        lag = GaugeMetricFamily("depotwatch_spool_lag_seconds",
+                                "Age of the oldest unwritten point", labels=["target"])
+        now = time.time_ns()
+        for entry in self._backlog:
+            backlog.add_metric([entry.target], entry.points)
+            lag.add_metric([entry.target], (now - entry.oldest_ns) / _NS if entry.oldest_ns
+                           else 0.0)
+        yield from (backlog, lag)
+        yield GaugeMetricFamily("depotwatch_spool_fill_ratio", "Spool size over its quota",
+                                value=daemon.spool.fill_pct / 100.0)
+        up = GaugeMetricFamily("depotwatch_input_up", "Whether an input is connected (1) or not",
+                               labels=["input"])
+        up.add_metric(["mqtt"], float(daemon.link.connected.is_set()))
+        for port in daemon.serial_ports:
+            up.add_metric([port.source], float(port.is_open.is_set()))
+        for bus in daemon.modbus_buses:
+            up.add_metric([bus.component], float(bus.is_open.is_set()))
+        yield up
