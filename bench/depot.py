@@ -275,10 +275,10 @@ def role_baseline(args: argparse.Namespace) -> None:
             done.set()
 
     async def through_link() -> None:
-        from daemon.config.schema import MqttConfig
         from daemon.vocabulary.clock import SystemClock
         from daemon.vocabulary.readings import RawMessage
         from drivers.mqtt import MqttLink
+        from drivers.mqtt_settings import MqttConfig
 
         link = MqttLink(MqttConfig.model_validate({
             "host": HOST, "port": args.port, "client_id": args.client_id,

@@ -17,12 +17,13 @@ from daemon.alerts.book import AlertBook
 from daemon.alerts.commands import CommandDesk
 from daemon.alerts.lifecycle import AlarmDesk, routed
 from daemon.alerts.officers import Officers
+from daemon.assembly import build_notifiers
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.console import LogNotifier
-from daemon.notifiers.kinds import Resender, build_notifiers
+from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.spool.store import Spool

@@ -18,11 +18,11 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.package import Package
 
-from daemon.config.schema import MqttConfig, SubscriptionConfig
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DriverError
 from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.base import Decoder
+from drivers.mqtt_settings import MqttConfig, SubscriptionConfig
 from drivers.routes import Route
 
 __all__ = ["MqttLink", "PublishReader", "TopicRoute", "TopicRouter"]

@@ -19,9 +19,9 @@ from inprocess_daemon import depot, eventually, running
 from mqtt_probe import MqttProbe
 from servers import Mosquitto
 
-from daemon.config.schema import MqttConfig
 from daemon.vocabulary.clock import SystemClock
 from drivers.mqtt import MqttLink
+from drivers.mqtt_settings import MqttConfig
 
 DOORS = 200
 

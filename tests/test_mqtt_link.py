@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from servers import Mosquitto
 
-from daemon.config.schema import MqttConfig
 from daemon.spool.store import Spool
 from daemon.vocabulary.clock import SystemClock
 from daemon.vocabulary.errors import DriverError
 from daemon.vocabulary.readings import RawMessage
 from drivers.mqtt import MqttLink
+from drivers.mqtt_settings import MqttConfig
 
 
 def _link(port: int, client_id: str) -> MqttLink:

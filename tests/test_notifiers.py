@@ -37,12 +37,13 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 from servers import Alertmanager, free_port, http_request
 
+from daemon.assembly import build_notifiers
 from daemon.config.schema import Config, load_config
 from daemon.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from daemon.notifiers.base import Outbox
 from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.email import EmailConfig, EmailNotifier
-from daemon.notifiers.kinds import NOTIFIER_KINDS, Resender, build_notifiers
+from daemon.notifiers.kinds import NOTIFIER_KINDS, Resender
 from daemon.notifiers.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -23,8 +21,9 @@ from daemon.alerts.lifecycle import AlertingConfig
 from daemon.config.yamlsource import YamlSource
 from daemon.notifiers.kinds import NotifierList
 from daemon.vocabulary.errors import ConfigError
-from drivers.decoders.kinds import DecoderConfig
+from daemon.vocabulary.settings import Identifier, Settings
 from drivers.modbus import ModbusBusConfig, modbus_source
+from drivers.mqtt_settings import MqttConfig
 from drivers.serial import SerialPortConfig, serial_source
 from rules.depot import (
     ArmedMode,
@@ -56,22 +55,16 @@ __all__ = [
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SiteConfig(_Strict):
+class SiteConfig(Settings):
     """The depot this gateway guards."""
 
     id: Identifier
     name: str = ""
 
 
-class ArmedWindowConfig(_Strict):
+class ArmedWindowConfig(Settings):
     """A weekly armed window in the storehouse's local time, e.g. 18:00 to 07:00."""
 
     days: list[Weekday] = Field(
@@ -81,7 +74,7 @@ class ArmedWindowConfig(_Strict):
     end: dt.time = Field(alias="to")
 
 
-class ArmedConfig(_Strict):
+class ArmedConfig(Settings):
     """When a storehouse is armed; `always` unless a schedule is given (fail secure)."""
 
     mode: ArmedMode = ArmedMode.ALWAYS
@@ -95,7 +88,7 @@ class ArmedConfig(_Strict):
         return self
 
 
-class StorehouseConfig(_Strict):
+class StorehouseConfig(Settings):
     """A storehouse or zone."""
 
     id: Identifier
@@ -114,7 +107,7 @@ class StorehouseConfig(_Strict):
         return value
 
 
-class DoorConfig(_Strict):
+class DoorConfig(Settings):
     """A door, the contact sensor on it, its badge reader, and whether two must badge."""
 
     id: Identifier
@@ -127,7 +120,7 @@ class DoorConfig(_Strict):
     two_person: bool = False
 
 
-class PersonConfig(_Strict):
+class PersonConfig(Settings):
     """A roster entry; the badge number never leaves the gateway in clear."""
 
     name: str = Field(min_length=1)
@@ -138,7 +131,7 @@ class PersonConfig(_Strict):
     escort_only: bool = False
 
 
-class PortalConfig(_Strict):
+class PortalConfig(Settings):
     """An RFID portal: one antenna (or reader) inside, one outside."""
 
     id: Identifier
@@ -148,7 +141,7 @@ class PortalConfig(_Strict):
     supervision: Literal["wired", "radio"] = "wired"
 
 
-class InventoryReaderConfig(_Strict):
+class InventoryReaderConfig(Settings):
     """An RFID reader that counts what sits in a storehouse."""
 
     id: Identifier
@@ -156,7 +149,7 @@ class InventoryReaderConfig(_Strict):
     supervision: Literal["wired", "radio"] = "wired"
 
 
-class ItemConfig(_Strict):
+class ItemConfig(Settings):
     """A tagged item in the register."""
 
     epc: str = Field(pattern=r"^[0-9A-Fa-f]{8,64}$")
@@ -166,7 +159,7 @@ class ItemConfig(_Strict):
     storehouse: str
 
 
-class MovementOrderConfig(_Strict):
+class MovementOrderConfig(Settings):
     """Authority to move listed items through a portal within a window (issue voucher)."""
 
     id: Identifier
@@ -176,7 +169,7 @@ class MovementOrderConfig(_Strict):
     valid_until: AwareDatetime
 
 
-class WorkOrderConfig(_Strict):
+class WorkOrderConfig(Settings):
     """Authority for a door to stand open within a window."""
 
     id: Identifier
@@ -185,7 +178,7 @@ class WorkOrderConfig(_Strict):
     valid_until: AwareDatetime
 
 
-class ClimateSensorConfig(_Strict):
+class ClimateSensorConfig(Settings):
     """A temperature/humidity sensor in a storehouse."""
 
     id: Identifier
@@ -193,54 +186,7 @@ class ClimateSensorConfig(_Strict):
     supervision: Literal["climate"] = "climate"
 
 
-class TlsConfig(_Strict):
-    """TLS to the broker; a client certificate for mutual TLS."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    verify: bool = True
-
-
-class SubscriptionConfig(_Strict):
-    """A topic template (`zigbee2mqtt/{sensor}`) and the decoder for its payloads."""
-
-    topic: str = Field(min_length=1)
-    decoder: DecoderConfig
-    max_payload_bytes: int = Field(default=65536, gt=0)
-
-    @field_validator("topic")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        if value.count("{sensor}") > 1:
-            raise ValueError("at most one {sensor} placeholder")
-        stripped = value.replace("{sensor}", "")
-        if "{" in stripped or "}" in stripped:
-            raise ValueError("the only placeholder is {sensor}")
-        if "#" in value[:-1] or ("#" in value and not value.endswith("/#") and value != "#"):
-            raise ValueError("'#' is only allowed as the last level")
-        return value
-
-
-class MqttConfig(_Strict):
-    """The broker connection, shared by sensor subscriptions and alert publishing."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    client_id: Identifier = "depotwatch"
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
-    # MQTT 5 lets the PUBACK wait until the reading is taken; 3.1.1 only for old brokers.
-    protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    reconnect_min_s: float = Field(default=0.5, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-    subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
-    alerts_topic: str = "depotwatch/{site}/alerts"
-
-
-class InfluxConfig(_Strict):
+class InfluxConfig(Settings):
     """One InfluxDB write target: `v1` POSTs to /write, `v2` POSTs to /api/v2/write."""
 
     api: Literal["v1", "v2"]
@@ -265,13 +211,13 @@ class InfluxConfig(_Strict):
         return self
 
 
-class FileOutputConfig(_Strict):
+class FileOutputConfig(Settings):
     """Line protocol appended to a local file (the demo's output, or a debugging tap)."""
 
     path: Path
 
 
-class SpoolConfig(_Strict):
+class SpoolConfig(Settings):
     """The on-disk spool every point passes through before InfluxDB."""
 
     # Disk quota; when full, new readings wait unacknowledged at the broker.
@@ -283,7 +229,7 @@ class SpoolConfig(_Strict):
     fsync: bool = True
 
 
-class DeadLetterConfig(_Strict):
+class DeadLetterConfig(Settings):
     """Where malformed payloads are kept for inspection."""
 
     max_entries: int = Field(default=10_000, gt=0)
@@ -291,7 +237,7 @@ class DeadLetterConfig(_Strict):
     log_interval_s: float = Field(default=60.0, ge=0)
 
 
-class OfficerConfig(_Strict):
+class OfficerConfig(Settings):
     """An officer of the alert API; only the SHA-256 of the token is kept
     (`depotwatch officers hash-token` prints it)."""
 
@@ -299,7 +245,7 @@ class OfficerConfig(_Strict):
     token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
 
 
-class ApiConfig(_Strict):
+class ApiConfig(Settings):
     """The officers' HTTP API: alarms, acknowledgements, on-site checks, silences."""
 
     # Loopback by default: officers reach it on the gateway or through a tunnel.
@@ -330,7 +276,7 @@ class ApiConfig(_Strict):
         return f"http://{f'[{host}]' if ':' in host else host}:{self.listen_port}"
 
 
-class Config(_Strict):
+class Config(Settings):
     """The whole gateway configuration."""
 
     site: SiteConfig

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, NoReturn, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
+from typing import Annotated, NoReturn, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, Field
 
 from daemon.notifiers.alertmanager import AlertmanagerConfig
-from daemon.notifiers.base import Notifier
-from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.email import EmailConfig
 from daemon.notifiers.webhook import WebhookConfig
 from daemon.vocabulary.alert import Alert
-
-if TYPE_CHECKING:
-    from daemon.config.schema import Config
 
 __all__ = [
     "NOTIFIER_KINDS",
     "NotifierConfig",
     "NotifierList",
     "Resender",
-    "build_notifiers",
-    "site_of",
+    "notifier_names",
 ]
 
 # One line per notifier: adding one is its module, this line and its test.
@@ -36,7 +29,7 @@ NotifierConfig = Annotated[
 ]
 
 
-def _names(configs: list[NotifierConfig]) -> list[str]:
+def notifier_names(configs: list[NotifierConfig]) -> list[str]:
     """Each notifier's name: its own, else its type, numbered from the second of a type on."""
     names: list[str] = []
     seen: dict[str, int] = {}
@@ -51,7 +44,7 @@ _BUILT_IN = ("mqtt", "log")
 
 
 def _distinct_names(configs: list[NotifierConfig]) -> list[NotifierConfig]:
-    names = [*_BUILT_IN, *_names(configs)]
+    names = [*_BUILT_IN, *notifier_names(configs)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"notifier name(s) used twice: {', '.join(duplicates)}")
@@ -71,19 +64,3 @@ class Resender(Protocol):
     async def keep_alive(self, firing: Callable[[], Sequence[Alert]]) -> NoReturn:
         """Re-send the alerts `firing()` returns, forever."""
         ...
-
-
-def site_of(config: Config) -> Site:
-    """The site as notifiers present it."""
-    return Site(
-        id=config.site.id, name=config.site.name or config.site.id, base_url=config.base_url,
-        storehouses={s.id: StorehouseInfo(s.name or s.id, ZoneInfo(s.timezone))
-                     for s in config.storehouses},
-    )
-
-
-def build_notifiers(config: Config) -> list[Notifier]:
-    """The configured notifiers, in config order (MQTT and log are built by the runner)."""
-    site = site_of(config)
-    return [c.build(site, name) for c, name in zip(config.notifiers, _names(config.notifiers),
-                                                    strict=True)]
