@@ -1,13 +1,20 @@
-"""Which doors stand open and since when, followed from contact readings (door rules share it)."""
+"""Door openings: which doors stand open since when, and the rule shape the door rules share.
+
+Each door rule says "a door opened while ...": an opening is judged once it has lasted the rule's
+confirmation time, and its alert holds until the door closes. `DoorOpeningRule` follows the
+contacts, fires and resolves; a door rule adds only what makes an opening an alert.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from daemon.vocabulary.readings import Reading
-from rules.depot import Door
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
+from rules.base import Outcome
+from rules.depot import Depot, Door, SensorKind
 
-__all__ = ["DoorChange", "DoorContacts"]
+__all__ = ["DoorChange", "DoorContacts", "DoorOpeningRule"]
 
 # A contact reading about a door: (door, open or not, when the current opening began). A plain
 # tuple: three door rules ask on every contact reading, and a dataclass each cost more than
@@ -20,6 +27,7 @@ class DoorContacts:
 
     def __init__(self, doors: Iterable[Door]) -> None:
         self._door_of_sensor = {door.contact_sensor: door.id for door in doors}
+        self.doors = frozenset(self._door_of_sensor.values())
         self.open_since: dict[str, int] = {}
 
     def follow(self, reading: Reading) -> DoorChange | None:
@@ -38,5 +46,101 @@ class DoorContacts:
 
     def restore(self, saved: Mapping[str, int]) -> None:
         """Take back open-since times of doors that still exist."""
-        doors = set(self._door_of_sensor.values())
-        self.open_since = {d: int(t) for d, t in saved.items() if d in doors}
+        self.open_since = {d: int(t) for d, t in saved.items() if d in self.doors}
+
+
+class DoorOpeningRule:
+    """A door opened while something holds: one alert per opening, resolved when it closes.
+
+    An opening is judged once it has been open `confirm_ns` (on a reading or a tick), and again
+    until `_judge_opening` fires it or marks it judged; `_closing_text` words the resolution.
+    """
+
+    # The engine hands it readings of these depot sensor kinds only (and anything that is
+    # not a depot sensor, such as the gateway's own readings).
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR})
+    rule_name: ClassVar[str]
+    # Whether the alert's facts carry the door's state (door_held_open's never did).
+    facts_say_open: ClassVar[bool] = True
+
+    def __init__(self, depot: Depot, doors: Iterable[Door], severity: Severity,
+                 confirm_ns: int) -> None:
+        self._depot = depot
+        self._severity = severity
+        self._confirm_ns = confirm_ns
+        self._contacts = DoorContacts(doors)
+        # Badge readers whose reads `_badge_read` takes; a set test, so that contact readings
+        # pay no call for rules that have none.
+        self._readers: frozenset[str] = frozenset()
+        # Openings judged for good until the door closes: every firing one, and any a rule marks.
+        self._judged: set[str] = set()
+        self._firing: set[str] = set()
+
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """Follow the door's open/closed state (and badge reads, for a rule that takes them)."""
+        if reading.sensor in self._readers:
+            return self._badge_read(reading, now_ns)
+        change = self._contacts.follow(reading)
+        if change is None:
+            return []
+        door, is_open, since = change
+        if is_open:
+            return self._check(door, now_ns)
+        if door in self._judged:
+            self._judged.discard(door)
+            if door in self._firing:
+                self._firing.discard(door)
+                return [self._transition(TransitionKind.RESOLVED, door, now_ns,
+                                         self._closing_text(since, reading.at_ns))]
+        return []
+
+    def tick(self, now_ns: int) -> list[Outcome]:
+        """Judge openings that outlasted the confirmation time."""
+        out: list[Outcome] = []
+        for door in list(self._contacts.open_since):
+            out.extend(self._check(door, now_ns))
+        return out
+
+    def _check(self, door: str, now_ns: int) -> list[Outcome]:
+        since = self._contacts.open_since.get(door)
+        if since is None or door in self._judged or now_ns - since < self._confirm_ns:
+            return []
+        text = self._judge_opening(door, since, now_ns)
+        if text is None:
+            return []
+        self._judged.add(door)
+        self._firing.add(door)
+        return [self._transition(TransitionKind.FIRING, door, now_ns, text)]
+
+    def _judge_opening(self, door: str, since: int, now_ns: int) -> str | None:
+        """The alert's wording when a confirmed opening fires, None when it does not (yet)."""
+        raise NotImplementedError
+
+    def _closing_text(self, since: int | None, closed_ns: int) -> str:
+        """The resolution's wording once the door closes."""
+        raise NotImplementedError
+
+    def _badge_read(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """Outcomes of a read at one of `_readers`."""
+        return []
+
+    def _transition(self, kind: TransitionKind, door: str, now_ns: int,
+                    text: str) -> Transition:
+        storehouse = self._depot.storehouses[self._depot.doors[door].storehouse]
+        return Transition(
+            kind=kind, rule=self.rule_name, subject=door, severity=self._severity,
+            at_ns=now_ns, storehouse=storehouse.id,
+            summary=f"{storehouse.name}: door {door} {text}",
+            facts=({"door": door, "open": kind is TransitionKind.FIRING}
+                   if self.facts_say_open else {"door": door}),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Open-since times and firing doors."""
+        return {"open_since": self._contacts.snapshot(), "firing": sorted(self._firing)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back open-since times and firing doors: a restart keeps both."""
+        self._contacts.restore(state.get("open_since", {}))
+        self._firing = {d for d in state.get("firing", []) if d in self._contacts.doors}
+        self._judged = set(self._firing)
