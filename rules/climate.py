@@ -9,11 +9,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import FieldValue, Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
 from rules.depot import ClimateClass, Depot, SensorKind
 
-__all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig", "dew_point_c"]
+__all__ = ["ClimateBand", "ClimateRule", "ClimateRuleConfig", "climate_transition", "dew_point_c"]
 
 _NS = 1_000_000_000
 
@@ -44,6 +44,18 @@ def _dew_point_c(temperature_c: float, humidity_pct: float) -> float:
     if gamma >= b:  # humidity far above 100 %: saturated air, dew point at the temperature
         return round(temperature_c, 2)
     return round(c * gamma / (b - gamma), 2)
+
+
+def climate_transition(depot: Depot, kind: TransitionKind, rule: str, sensor: str,
+                       severity: Severity, now_ns: int, text: str,
+                       facts: Mapping[str, FieldValue]) -> Transition:
+    """An alert about a climate sensor, worded "<storehouse name> (<sensor>): <text>"."""
+    storehouse = depot.sensors[sensor].storehouse
+    return Transition(
+        kind=kind, rule=rule, subject=sensor, severity=severity, at_ns=now_ns,
+        storehouse=storehouse, summary=f"{depot.storehouses[storehouse].name} ({sensor}): {text}",
+        facts=facts,
+    )
 
 
 class ClimateRuleConfig(RuleConfigBase):
@@ -211,11 +223,6 @@ class ClimateRule:
         self, kind: TransitionKind, sensor: str, band: ClimateBand, state: _BandState,
         now_ns: int, detail: str,
     ) -> Transition:
-        storehouse = self._depot.sensors[sensor].storehouse
-        name = self._depot.storehouses[storehouse].name
-        return Transition(
-            kind=kind, rule=band.name, subject=sensor, severity=band.severity,
-            summary=f"{name} ({sensor}): {band.field.split('_')[0]} {detail}",
-            at_ns=now_ns, storehouse=storehouse,
-            facts={band.field: state.last_value, "limit": band.limit},
-        )
+        return climate_transition(self._depot, kind, band.name, sensor, band.severity, now_ns,
+                                  f"{band.field.split('_')[0]} {detail}",
+                                  {band.field: state.last_value, "limit": band.limit})

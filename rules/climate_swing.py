@@ -7,8 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, TransitionKind
 from rules.base import Outcome, RuleConfigBase
+from rules.climate import climate_transition
 from rules.depot import Depot, SensorKind
 
 __all__ = ["ClimateSwingRule", "ClimateSwingRuleConfig"]
@@ -73,14 +74,11 @@ class ClimateSwingRule:
             kind, text = TransitionKind.RESOLVED, "back within"
         else:
             return []
-        storehouse = self._depot.sensors[reading.sensor].storehouse
-        name = self._depot.storehouses[storehouse].name
-        return [Transition(
-            kind=kind, rule="climate_swing", subject=reading.sensor, severity=Severity.WARNING,
-            at_ns=now_ns, storehouse=storehouse,
-            summary=(f"{name} ({reading.sensor}): temperature swing {swing:.1f} °C in "
-                     f"{self._config.window_h} h {text} {self._config.max_swing_c:g} °C"),
-            facts={"swing_c": round(swing, 2)},
+        return [climate_transition(
+            self._depot, kind, "climate_swing", reading.sensor, Severity.WARNING, now_ns,
+            f"temperature swing {swing:.1f} °C in {self._config.window_h} h {text} "
+            f"{self._config.max_swing_c:g} °C",
+            {"swing_c": round(swing, 2)},
         )]
 
     def tick(self, now_ns: int) -> list[Outcome]:

@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
+from daemon.vocabulary.readings import Reading, Severity, TransitionKind
 from rules.base import Outcome, RuleConfigBase
-from rules.climate import dew_point_c
+from rules.climate import climate_transition, dew_point_c
 from rules.depot import Depot, SensorKind
 
 __all__ = ["CondensationRule", "CondensationRuleConfig"]
@@ -57,13 +57,10 @@ class CondensationRule:
             kind, text = TransitionKind.RESOLVED, "condensation risk over"
         else:
             return []
-        storehouse = self._depot.sensors[reading.sensor].storehouse
-        name = self._depot.storehouses[storehouse].name
-        return [Transition(
-            kind=kind, rule="condensation", subject=reading.sensor, severity=Severity.WARNING,
-            at_ns=now_ns, storehouse=storehouse,
-            summary=f"{name} ({reading.sensor}): {text}: {t:.1f} °C, dew point {dew:.1f} °C",
-            facts={"temperature_c": t, "humidity_pct": rh, "dew_point_c": dew},
+        return [climate_transition(
+            self._depot, kind, "condensation", reading.sensor, Severity.WARNING, now_ns,
+            f"{text}: {t:.1f} °C, dew point {dew:.1f} °C",
+            {"temperature_c": t, "humidity_pct": rh, "dew_point_c": dew},
         )]
 
     def tick(self, now_ns: int) -> list[Outcome]:
