@@ -55,8 +55,7 @@ class DoorForcedRule(DoorOpeningRule):
         self._window_ns = int(config.window_s * _NS)
         # `badge_read` answers None for any other sensor: a door contact's reading (most of
         # this rule's) is not asked about.
-        self._readers = frozenset(sensor_id for sensor_id, s in depot.sensors.items()
-                                  if s.kind is SensorKind.BADGE_READER)
+        self._readers = frozenset(s.id for s in depot.sensors_of(SensorKind.BADGE_READER))
         self._granted_at: dict[str, int] = {}
 
     def _badge_read(self, reading: Reading, now_ns: int) -> list[Outcome]:

@@ -107,8 +107,7 @@ class TwoPersonRule:
         self._door_of_contact = {depot.doors[d].contact_sensor: d for d in self._vaults}
         # `badge_read` answers None for any other sensor: a door contact's reading (most of
         # this rule's) is not asked about.
-        self._readers = {sensor_id for sensor_id, s in depot.sensors.items()
-                         if s.kind is SensorKind.BADGE_READER}
+        self._readers = frozenset(s.id for s in depot.sensors_of(SensorKind.BADGE_READER))
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow authorised reads at vault readers and the vault doors' state."""
