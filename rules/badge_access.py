@@ -121,8 +121,6 @@ class _Visitor:
 class BadgeAccessRule:
     """Alarms on refused badges and unescorted visitors; writes an `access` fact per read."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.BADGE_READER})
 
     def __init__(self, config: BadgeAccessRuleConfig, depot: Depot) -> None:

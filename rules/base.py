@@ -33,7 +33,9 @@ class Rule(Protocol):
     """One PSSM rule kind holding its own per-subject state; `now_ns` is always given.
 
     `snapshot()` returns JSON-ready state and `restore()` takes it back, so open-since times and
-    sustain timers survive a daemon restart.
+    sustain timers survive a daemon restart. A rule may name the depot sensor kinds it judges in
+    a class attribute `kinds`: the engine then hands it readings of those kinds only (and of
+    anything that is not a depot sensor, such as the gateway's own readings).
     """
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:

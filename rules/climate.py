@@ -129,8 +129,6 @@ def _bands(config: ClimateRuleConfig, climate_class: ClimateClass) -> tuple[Clim
 class ClimateRule:
     """Fires when a climate sensor stays above a band long enough; clears below the hysteresis."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.CLIMATE})
 
     def __init__(self, config: ClimateRuleConfig, depot: Depot) -> None:

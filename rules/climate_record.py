@@ -34,8 +34,6 @@ class ClimateRecordRuleConfig(RuleConfigBase):
 class ClimateRecordRule:
     """Folds every climate reading into its storehouse's running max/min; a fact at read time."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.CLIMATE})
 
     def __init__(self, config: ClimateRecordRuleConfig, depot: Depot) -> None:

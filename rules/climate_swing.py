@@ -33,8 +33,6 @@ class ClimateSwingRuleConfig(RuleConfigBase):
 class ClimateSwingRule:
     """Keeps hourly min/max per sensor, so memory and snapshots stay small (24 pairs)."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.CLIMATE})
 
     def __init__(self, config: ClimateSwingRuleConfig, depot: Depot) -> None:

@@ -30,8 +30,6 @@ class CondensationRuleConfig(RuleConfigBase):
 class CondensationRule:
     """Needs temperature and humidity in the same reading, as climate sensors send them."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.CLIMATE})
 
     def __init__(self, config: CondensationRuleConfig, depot: Depot) -> None:

@@ -56,8 +56,6 @@ class DoorOpeningRule:
     until `_judge_opening` fires it or marks it judged; `_closing_text` words the resolution.
     """
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR})
     rule_name: ClassVar[str]
     # Whether the alert's facts carry the door's state (door_held_open's never did).

@@ -44,8 +44,6 @@ class DoorForcedRuleConfig(RuleConfigBase):
 class DoorForcedRule(DoorOpeningRule):
     """Fires when a confirmed opening had no granted read at the door's reader before it."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR, SensorKind.BADGE_READER})
     rule_name: ClassVar[str] = "door_forced"
 

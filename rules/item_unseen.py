@@ -40,8 +40,6 @@ class ItemUnseenRuleConfig(RuleConfigBase):
 class ItemUnseenRule:
     """Follows when and where each registered item was last read, and which are out on orders."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA,
                                                         SensorKind.INVENTORY_READER})
 

@@ -47,8 +47,6 @@ class MovementOrderCountRuleConfig(RuleConfigBase):
 class MovementOrderCountRule:
     """Counts each order's listed items read going out through its portal within its window."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA})
 
     def __init__(self, config: MovementOrderCountRuleConfig, depot: Depot) -> None:

@@ -56,8 +56,6 @@ class _Exit:
 class PortalMovementRule:
     """Records every passage as a `portal` fact; fires when an item goes out unauthorised."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.PORTAL_ANTENNA})
 
     def __init__(self, config: PortalMovementRuleConfig, depot: Depot) -> None:

@@ -92,8 +92,6 @@ class _Vault:
 class TwoPersonRule:
     """Judges vault entries by who badged before them, and tracks who is left inside."""
 
-    # The engine hands it readings of these depot sensor kinds only (and anything that is
-    # not a depot sensor, such as the gateway's own readings).
     kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.DOOR, SensorKind.BADGE_READER})
 
     def __init__(self, config: TwoPersonRuleConfig, depot: Depot) -> None:
