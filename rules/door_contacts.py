@@ -67,8 +67,8 @@ class DoorOpeningRule:
         self._severity = severity
         self._confirm_ns = confirm_ns
         self._contacts = DoorContacts(doors)
-        # Badge readers whose reads `_badge_read` takes; a set test, so that contact readings
-        # pay no call for rules that have none.
+        # Badge readers whose reads go to `_badged` (door_forced's). Tested with `in` before the
+        # contacts, so that a contact reading pays no call for it.
         self._readers: frozenset[str] = frozenset()
         # Openings judged for good until the door closes: every firing one, and any a rule marks.
         self._judged: set[str] = set()
@@ -77,7 +77,7 @@ class DoorOpeningRule:
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the door's open/closed state (and badge reads, for a rule that takes them)."""
         if reading.sensor in self._readers:
-            return self._badge_read(reading, now_ns)
+            return self._badged(reading, now_ns)
         change = self._contacts.follow(reading)
         if change is None:
             return []
@@ -118,7 +118,7 @@ class DoorOpeningRule:
         """The resolution's wording once the door closes."""
         raise NotImplementedError
 
-    def _badge_read(self, reading: Reading, now_ns: int) -> list[Outcome]:
+    def _badged(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Outcomes of a read at one of `_readers`."""
         return []
 

@@ -51,12 +51,12 @@ class DoorForcedRule(DoorOpeningRule):
         super().__init__(depot, (d for d in depot.doors.values() if d.badge_reader),
                          Severity(config.severity), int(config.debounce_ms * 1_000_000))
         self._window_ns = int(config.window_s * _NS)
-        # `badge_read` answers None for any other sensor: a door contact's reading (most of
-        # this rule's) is not asked about.
+        # Reads at these go to `_badged`; a door contact's reading (most of this rule's) never
+        # meets `badge_read`.
         self._readers = frozenset(s.id for s in depot.sensors_of(SensorKind.BADGE_READER))
         self._granted_at: dict[str, int] = {}
 
-    def _badge_read(self, reading: Reading, now_ns: int) -> list[Outcome]:
+    def _badged(self, reading: Reading, now_ns: int) -> list[Outcome]:
         read = badge_read(self._depot, reading)
         if read is None or read.verdict is not AccessVerdict.GRANTED or not read.door.badge_reader:
             return []
