@@ -19,9 +19,13 @@ from pydantic import (
 
 from daemon.alerts.lifecycle import AlertingConfig
 from daemon.config.yamlsource import YamlSource
+from daemon.ingest.settings import DeadLetterConfig
 from daemon.notifiers.kinds import NotifierList
+from daemon.spool.settings import SpoolConfig
+from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.vocabulary.errors import ConfigError
 from daemon.vocabulary.settings import Identifier, Settings
+from daemon.web.settings import ApiConfig
 from drivers.modbus import ModbusBusConfig, modbus_source
 from drivers.mqtt_settings import MqttConfig
 from drivers.serial import SerialPortConfig, serial_source
@@ -45,13 +49,7 @@ from rules.depot import (
 )
 from rules.kinds import RuleConfig, rule_set
 
-__all__ = [
-    "ApiConfig",
-    "Config",
-    "InfluxConfig",
-    "MqttConfig",
-    "load_config",
-]
+__all__ = ["Config", "load_config"]
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -184,96 +182,6 @@ class ClimateSensorConfig(Settings):
     id: Identifier
     storehouse: str
     supervision: Literal["climate"] = "climate"
-
-
-class InfluxConfig(Settings):
-    """One InfluxDB write target: `v1` POSTs to /write, `v2` POSTs to /api/v2/write."""
-
-    api: Literal["v1", "v2"]
-    url: str = Field(pattern=r"^https?://")
-    database: str | None = None
-    retention_policy: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    bucket: str | None = None
-    org: str = ""
-    token: SecretStr | None = None
-    batch_size: int = Field(default=5000, gt=0)
-    flush_interval_s: float = Field(default=1.0, gt=0)
-    timeout_s: float = Field(default=10.0, gt=0)
-
-    @model_validator(mode="after")
-    def _target(self) -> InfluxConfig:
-        if self.api == "v1" and not self.database:
-            raise ValueError("api v1 needs 'database'")
-        if self.api == "v2" and not self.bucket:
-            raise ValueError("api v2 needs 'bucket'")
-        return self
-
-
-class FileOutputConfig(Settings):
-    """Line protocol appended to a local file (the demo's output, or a debugging tap)."""
-
-    path: Path
-
-
-class SpoolConfig(Settings):
-    """The on-disk spool every point passes through before InfluxDB."""
-
-    # Disk quota; when full, new readings wait unacknowledged at the broker.
-    max_bytes: int = Field(default=1 << 30, ge=1 << 20)
-    # How often spool backlog, lag and fill are written as `gateway` points.
-    health_interval_s: float = Field(default=5.0, gt=0)
-    # false: commits are not fsynced (SQLite synchronous=NORMAL). A killed daemon loses
-    # nothing, but a power cut can lose the last commits, already acknowledged to the broker.
-    fsync: bool = True
-
-
-class DeadLetterConfig(Settings):
-    """Where malformed payloads are kept for inspection."""
-
-    max_entries: int = Field(default=10_000, gt=0)
-    max_payload_bytes: int = Field(default=1 << 20, gt=0)
-    log_interval_s: float = Field(default=60.0, ge=0)
-
-
-class OfficerConfig(Settings):
-    """An officer of the alert API; only the SHA-256 of the token is kept
-    (`depotwatch officers hash-token` prints it)."""
-
-    name: str = Field(min_length=1, max_length=64)
-    token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-
-
-class ApiConfig(Settings):
-    """The officers' HTTP API: alarms, acknowledgements, on-site checks, silences."""
-
-    # Loopback by default: officers reach it on the gateway or through a tunnel.
-    listen_host: str = Field(default="127.0.0.1", min_length=1)
-    # 0 picks a free port (tests); the daemon logs where it listens.
-    listen_port: int = Field(default=8470, ge=0, le=65535)
-    officers: list[OfficerConfig] = Field(default_factory=list)
-
-    @field_validator("officers")
-    @classmethod
-    def _distinct(cls, officers: list[OfficerConfig]) -> list[OfficerConfig]:
-        names = [o.name for o in officers]
-        digests = [o.token_sha256.lower() for o in officers]
-        for kind, values in (("name", names), ("token_sha256", digests)):
-            twice = sorted({v for v in values if values.count(v) > 1})
-            if twice:
-                shown = twice if kind == "name" else [f"{d[:8]}..." for d in twice]
-                raise ValueError(f"officer {kind} given twice: {', '.join(shown)}")
-        return officers
-
-    def tokens(self) -> dict[str, str]:
-        """Token SHA-256 (lower-case hex) to officer name, as `daemon.api.build_api` takes it."""
-        return {o.token_sha256.lower(): o.name for o in self.officers}
-
-    def url(self) -> str:
-        """Where a client on this gateway reaches the API."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen_host, self.listen_host)
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.listen_port}"
 
 
 class Config(Settings):
