@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config.schema import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
 from daemon.ingest.settings import DeadLetterConfig
 from daemon.vocabulary.errors import EXIT_CONFIG, ConfigError
 from daemon.web.settings import ApiConfig

@@ -12,7 +12,8 @@ import yaml
 from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
 from daemon.alerts.book import AlertBook
-from daemon.config.schema import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
 from daemon.config.yamlsource import YamlSource
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline
