@@ -19,11 +19,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import PortLost
 from daemon.vocabulary.readings import FieldValue, Reading
+from daemon.vocabulary.settings import Settings
 from drivers.decoders.base import FIELD_TYPES
 from drivers.serial import LineSettings
 
@@ -52,11 +53,7 @@ def modbus_source(bus_id: str) -> str:
     return f"modbus:{bus_id}"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RegisterConfig(_Strict):
+class RegisterConfig(Settings):
     """One value of a slave: table, address (0-based, as on the wire), type, scale and offset."""
 
     field: str
@@ -90,7 +87,7 @@ class RegisterConfig(_Strict):
         return self
 
 
-class ModbusSensorConfig(_Strict):
+class ModbusSensorConfig(Settings):
     """A slave on the bus: its address, the sensor id it reports as, and how often to poll."""
 
     sensor: str = Field(pattern=_ID, max_length=64)

@@ -20,11 +20,12 @@ from typing import Literal
 
 import serial
 import serial_asyncio_fast
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import PortLost
 from daemon.vocabulary.readings import RawMessage
+from daemon.vocabulary.settings import Settings
 from drivers.decoders.kinds import DecoderConfig
 from drivers.framing import Frame, Framer, FramingConfig, LineFramingConfig
 from drivers.routes import Route
@@ -49,10 +50,8 @@ def serial_source(port_id: str) -> str:
     return f"serial:{port_id}"
 
 
-class LineSettings(BaseModel):
+class LineSettings(Settings):
     """Device path and UART settings, shared by serial ports and Modbus buses."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=_ID, max_length=64)
     # A stable name from the udev rules (deploy/udev/), e.g. /dev/depotwatch-door-io; pyserial

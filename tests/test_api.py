@@ -21,7 +21,7 @@ import pytest
 
 from daemon.alerts.lifecycle import AlarmDesk, AlarmState, AlertingConfig
 from daemon.alerts.officers import Officers, hash_token, silence_end
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError, DepotwatchError
 from daemon.vocabulary.readings import Severity, TransitionKind

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "configs"

@@ -27,7 +27,7 @@ IO_BOARD = {"id": "io1", "device": "/dev/depotwatch-io1",
 
 
 def test_the_config_tells_which_input_feeds_which_sensor(tmp_path: Path) -> None:
-    from daemon.config.schema import load_config
+    from daemon.config.loading import load_config
     wiegand = {"id": "badge1", "device": "/dev/depotwatch-badge1", "sensor": "sh1-reader1",
                "decoder": {"type": "wiegand", "format": "bits"}}
     depot = load_config(_depot_with(tmp_path, serial=[IO_BOARD, wiegand])).depot()
@@ -76,7 +76,7 @@ def test_a_port_coming_back_restarts_only_its_own_sensors(tmp_path: Path) -> Non
 
 def test_a_silent_sensor_names_the_input_it_reports_through(tmp_path: Path) -> None:
     # The alarm's `input` is what the default inhibition matches against `input_lost`.
-    from daemon.config.schema import load_config
+    from daemon.config.loading import load_config
     from daemon.vocabulary.readings import Transition
     from rules.sensor_silent import SensorSilentRule, SensorSilentRuleConfig
     depot = load_config(_depot_with(tmp_path, serial=[IO_BOARD])).depot()

@@ -38,7 +38,8 @@ from pydantic import ValidationError
 from servers import Alertmanager, free_port, http_request
 
 from daemon.assembly import build_notifiers
-from daemon.config.schema import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
 from daemon.notifiers.alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from daemon.notifiers.base import Outbox
 from daemon.notifiers.common import Site, StorehouseInfo

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.alerts.book import AlertBook
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.readings import Reading, Transition, TransitionKind
 from rules.climate import ClimateRuleConfig
 from rules.door_armed import DoorArmedRuleConfig

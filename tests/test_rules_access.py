@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from depot_fixtures import NS, local_ns
 
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.readings import FieldValue, Reading, Severity, Transition
 from rules.badge_access import BadgeAccessRuleConfig
 from rules.base import Fact, Outcome, Rule

@@ -10,7 +10,7 @@ from depot_fixtures import NS, local_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.readings import Reading, Severity, Transition
 from rules.base import Fact
 from rules.depot import Depot

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.schema import load_config
+from daemon.config.loading import load_config
 from daemon.vocabulary.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "serial-devices.yaml"

@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 from servers import InfluxDB1, VictoriaMetrics, free_port
 
-from daemon.config.schema import FileOutputConfig, InfluxConfig
 from daemon.spool.store import Spool
 from daemon.tsdb.lineprotocol import line
+from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.tsdb.writer import FileSink, InfluxV1Sink, InfluxV2Sink, TsdbWriter, build_sink
 from daemon.vocabulary.errors import SinkError
 from daemon.vocabulary.readings import FieldValue

@@ -16,8 +16,9 @@ import yaml
 
 from daemon.alerts.lifecycle import AlarmState, Finding
 from daemon.cli.simulator import END, EXPECTED_ALERTS, START, ZONE, demo_night
-from daemon.config.schema import Config, FileOutputConfig
+from daemon.config.schema import Config
 from daemon.notifiers.console import ConsoleNotifier
+from daemon.tsdb.settings import FileOutputConfig
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import ScaledClock
 

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config.schema import ApiConfig, Config, DeadLetterConfig, load_config
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
+from daemon.ingest.settings import DeadLetterConfig
 from daemon.vocabulary.errors import EXIT_CONFIG, ConfigError
+from daemon.web.settings import ApiConfig
 
 __all__ = ["main"]
 

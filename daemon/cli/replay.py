@@ -9,16 +9,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
 from daemon.alerts.book import AlertBook
-from daemon.config.schema import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
 from daemon.config.yamlsource import YamlSource
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError, DecodeError
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
+from daemon.vocabulary.settings import Settings
 from drivers.decoders.base import FIELD_TYPES, coerce_field
 from drivers.mqtt import TopicRoute, TopicRouter
 from rules.engine import Engine
@@ -29,11 +31,7 @@ __all__ = ["ReplayResult", "Scenario", "check", "load_scenario", "replay"]
 _NS = 1_000_000_000
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReadingEvent(_Strict):
+class ReadingEvent(Settings):
     """A decoded reading, as a decoder would produce it."""
 
     sensor: str
@@ -42,21 +40,21 @@ class ReadingEvent(_Strict):
     measured_at: float | None = None
 
 
-class MqttEvent(_Strict):
+class MqttEvent(Settings):
     """A raw MQTT message: the topic and a JSON payload (mapping) or raw text."""
 
     topic: str
     payload: dict[str, Any] | list[Any] | str
 
 
-class InputEvent(_Strict):
+class InputEvent(Settings):
     """A gateway input (the MQTT broker connection, a serial port) going down or up."""
 
     component: str
     up: bool
 
 
-class Event(_Strict):
+class Event(Settings):
     """One thing that happens `at` seconds after the scenario's start."""
 
     at: float = Field(ge=0)
@@ -74,7 +72,7 @@ class Event(_Strict):
         return self
 
 
-class Expectation(_Strict):
+class Expectation(Settings):
     """An alert transition the scenario must produce."""
 
     at: float
@@ -83,7 +81,7 @@ class Expectation(_Strict):
     severity: Literal["warning", "alarm", "critical"] | None = None
 
 
-class Scenario(_Strict):
+class Scenario(Settings):
     """A depot, a start time, timed events and the alert transitions they must give."""
 
     description: str = ""

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.config.schema import DeadLetterConfig
+from daemon.ingest.settings import DeadLetterConfig
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
 

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from daemon.alerts.audit import audit_path, export, verify
-from daemon.config.schema import Config, InfluxConfig
+from daemon.config.schema import Config
+from daemon.tsdb.settings import InfluxConfig
 from daemon.vocabulary.errors import DepotwatchError
 from rules.climate import ClimateRuleConfig
 from rules.climate_record import ClimateRecordRuleConfig

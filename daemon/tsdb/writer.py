@@ -14,8 +14,8 @@ from typing import Protocol
 
 import aiohttp
 
-from daemon.config.schema import FileOutputConfig, InfluxConfig
 from daemon.spool.store import Spool
+from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.vocabulary.errors import SinkError
 
 __all__ = ["FileSink", "InfluxV1Sink", "InfluxV2Sink", "Sink", "TsdbWriter", "build_sink"]

@@ -1,0 +1,163 @@
+"""Checks across config sections, on the raw YAML: unique ids, known storehouses, sensors,
+portals, doors and items, one reader per device; reported together with the schema's errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from daemon.config.yamlsource import YamlSource
+
+__all__ = ["reference_problems"]
+
+
+def reference_problems(data: dict[str, Any], source: YamlSource) -> list[str]:
+    """Every cross-section mistake in the raw document, each as a `file:line: path: message`."""
+    return [*_cross_references(data, source), *_serial_references(data, source)]
+
+
+def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(section)
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    # Works on the raw document, so these mistakes are reported together with schema errors.
+    problems: list[str] = []
+    for section in ("storehouses", "doors"):
+        seen: set[Any] = set()
+        for index, item in _items(data, section):
+            if item.get("id") in seen:
+                problems.append(source.problem((section, index, "id"),
+                                               f"duplicate id {item.get('id')!r}"))
+            seen.add(item.get("id"))
+    known = sorted(str(s.get("id")) for _, s in _items(data, "storehouses"))
+    placed = [("doors", i, d, "contact_sensor") for i, d in _items(data, "doors")]
+    placed += [("doors", i, d, "badge_reader") for i, d in _items(data, "doors")]
+    placed += [("climate_sensors", i, c, "id") for i, c in _items(data, "climate_sensors")]
+    placed += [("portals", i, p, "inner_antenna") for i, p in _items(data, "portals")]
+    placed += [("portals", i, p, "outer_antenna") for i, p in _items(data, "portals")]
+    placed += [("inventory_readers", i, r, "id") for i, r in _items(data, "inventory_readers")]
+    placed += [("items", i, item, "") for i, item in _items(data, "items")]
+    sensor_owner: dict[Any, str] = {}
+    checked: set[tuple[str, int]] = set()
+    for section, index, item, field in placed:
+        storehouse = item.get("storehouse")
+        if (section, index) in checked:
+            storehouse = None
+        checked.add((section, index))
+        if storehouse is not None and str(storehouse) not in known:
+            problems.append(source.problem(
+                (section, index, "storehouse"),
+                f"unknown storehouse {storehouse!r} (known: {', '.join(known)})",
+            ))
+        sensor = item.get(field) if field else None
+        if sensor is None:
+            continue
+        if sensor in sensor_owner:
+            problems.append(source.problem(
+                (section, index, field),
+                f"sensor {sensor!r} is already used by {sensor_owner[sensor]}",
+            ))
+        sensor_owner[sensor] = f"{section}[{index}]"
+    problems.extend(_register_references(data, source, known))
+    kinds: list[Any] = [rule.get("type") for _, rule in _items(data, "rules")]
+    for index, kind in enumerate(kinds):
+        if kind is not None and kinds.index(kind) != index:
+            problems.append(source.problem(("rules", index, "type"),
+                                           f"rule kind {kind!r} configured twice"))
+    mqtt = data.get("mqtt")
+    for index, sub in _items(mqtt if isinstance(mqtt, dict) else {}, "subscriptions"):
+        decoder = sub.get("decoder")
+        has_path = isinstance(decoder, dict) and decoder.get("sensor_path")
+        if "{sensor}" not in str(sub.get("topic", "{sensor}")) and not has_path:
+            problems.append(source.problem(
+                ("mqtt", "subscriptions", index, "topic"),
+                "needs a {sensor} placeholder (or a decoder with sensor_path)",
+            ))
+    return problems
+
+
+def _register_references(data: dict[str, Any], source: YamlSource,
+                         storehouses: list[str]) -> list[str]:
+    problems: list[str] = []
+    doors = {str(d.get("id")) for _, d in _items(data, "doors")}
+    portals = {str(p.get("id")) for _, p in _items(data, "portals")}
+    epcs = {str(i.get("epc", "")).upper() for _, i in _items(data, "items")}
+    for index, person in _items(data, "roster"):
+        zones = person.get("zones")
+        for z_index, zone in enumerate(zones if isinstance(zones, list) else []):
+            if str(zone) not in storehouses:
+                problems.append(source.problem(("roster", index, "zones", z_index),
+                                               f"unknown storehouse {zone!r}"))
+    for index, order in _items(data, "movement_orders"):
+        if "portal" in order and str(order["portal"]) not in portals:
+            problems.append(source.problem(("movement_orders", index, "portal"),
+                                           f"unknown portal {order['portal']!r}"))
+        listed = order.get("items")
+        for i_index, epc in enumerate(listed if isinstance(listed, list) else []):
+            if str(epc).upper() not in epcs:
+                problems.append(source.problem(("movement_orders", index, "items", i_index),
+                                               f"EPC {epc!r} is not in the item register"))
+    for index, order in _items(data, "work_orders"):
+        if "door" in order and str(order["door"]) not in doors:
+            problems.append(source.problem(("work_orders", index, "door"),
+                                           f"unknown door {order['door']!r}"))
+    for section in ("movement_orders", "work_orders"):
+        for index, order in _items(data, section):
+            start, end = order.get("valid_from"), order.get("valid_until")
+            if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and end <= start:
+                problems.append(source.problem((section, index, "valid_until"),
+                                               "ends before it starts"))
+    return problems
+
+
+def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    """Serial ports and Modbus buses: unique ids and devices, and sensors the depot knows."""
+    problems: list[str] = []
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(c.get("id")) for _, c in _items(data, "climate_sensors")}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    known |= {str(r.get("id")) for _, r in _items(data, "inventory_readers")}
+
+    def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
+        if sensor is not None and str(sensor) not in known:
+            problems.append(source.problem(path, f"unknown sensor {sensor!r} (not a door, "
+                                                 "climate sensor, portal antenna or reader)"))
+
+    devices: dict[str, str] = {}
+    for section in ("serial", "modbus"):
+        ids: set[str] = set()
+        for index, port in _items(data, section):
+            if str(port.get("id")) in ids:
+                problems.append(source.problem((section, index, "id"),
+                                               f"duplicate id {port.get('id')!r}"))
+            ids.add(str(port.get("id")))
+            device = port.get("device")
+            if device is not None and str(device) in devices:
+                problems.append(source.problem(
+                    (section, index, "device"),
+                    f"device {device!r} is already read by {devices[str(device)]}"))
+            devices.setdefault(str(device), f"{section}[{index}]")
+    for index, port in _items(data, "serial"):
+        check_sensor(("serial", index, "sensor"), port.get("sensor"))
+        decoder = port.get("decoder")
+        decoder = decoder if isinstance(decoder, dict) else {}
+        names_sensor = bool(decoder.get("sensor_key") or decoder.get("antennas")
+                            or decoder.get("sensor_path"))
+        if port.get("sensor") is None and not names_sensor and "type" in decoder:
+            problems.append(source.problem(
+                ("serial", index),
+                "needs a 'sensor' (or a decoder that names it: sensor_key, antennas)"))
+        for key in ("sensors", "antennas"):
+            mapping = decoder.get(key)
+            for name, sensor in (mapping.items() if isinstance(mapping, dict) else []):
+                check_sensor(("serial", index, "decoder", key, name), sensor)
+    for index, bus in _items(data, "modbus"):
+        for s_index, slave in _items(bus, "sensors"):
+            check_sensor(("modbus", index, "sensors", s_index, "sensor"), slave.get("sensor"))
+    return problems

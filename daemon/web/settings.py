@@ -1,0 +1,48 @@
+"""Settings of the officers' HTTP API: where it listens and which officers hold a token."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from daemon.vocabulary.settings import Settings
+
+__all__ = ["ApiConfig", "OfficerConfig"]
+
+
+class OfficerConfig(Settings):
+    """An officer of the alert API; only the SHA-256 of the token is kept
+    (`depotwatch officers hash-token` prints it)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class ApiConfig(Settings):
+    """The officers' HTTP API: alarms, acknowledgements, on-site checks, silences."""
+
+    # Loopback by default: officers reach it on the gateway or through a tunnel.
+    listen_host: str = Field(default="127.0.0.1", min_length=1)
+    # 0 picks a free port (tests); the daemon logs where it listens.
+    listen_port: int = Field(default=8470, ge=0, le=65535)
+    officers: list[OfficerConfig] = Field(default_factory=list)
+
+    @field_validator("officers")
+    @classmethod
+    def _distinct(cls, officers: list[OfficerConfig]) -> list[OfficerConfig]:
+        names = [o.name for o in officers]
+        digests = [o.token_sha256.lower() for o in officers]
+        for kind, values in (("name", names), ("token_sha256", digests)):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                shown = twice if kind == "name" else [f"{d[:8]}..." for d in twice]
+                raise ValueError(f"officer {kind} given twice: {', '.join(shown)}")
+        return officers
+
+    def tokens(self) -> dict[str, str]:
+        """Token SHA-256 (lower-case hex) to officer name, as `build_api` takes it."""
+        return {o.token_sha256.lower(): o.name for o in self.officers}
+
+    def url(self) -> str:
+        """Where a client on this gateway reaches the API."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen_host, self.listen_host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.listen_port}"
