@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import PortLost
 from daemon.vocabulary.readings import FieldValue, Reading
-from daemon.vocabulary.settings import Settings
+from daemon.vocabulary.settings import Identifier, Settings
 from drivers.decoders.base import FIELD_TYPES
 from drivers.serial import LineSettings
 
@@ -37,7 +37,6 @@ __all__ = ["ModbusBus", "ModbusBusConfig", "ModbusSensorConfig", "RegisterConfig
 
 log = logging.getLogger(__name__)
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 # Modbus Application Protocol V1.1b3 6.3/6.4 and 6.1/6.2: most registers / bits per read.
 _MAX_REGISTERS = 125
@@ -90,7 +89,7 @@ class RegisterConfig(Settings):
 class ModbusSensorConfig(Settings):
     """A slave on the bus: its address, the sensor id it reports as, and how often to poll."""
 
-    sensor: str = Field(pattern=_ID, max_length=64)
+    sensor: Identifier
     slave: int = Field(ge=1, le=247)
     interval_s: float = Field(default=30.0, ge=0.05)
     registers: list[RegisterConfig] = Field(min_length=1)

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import PortLost
 from daemon.vocabulary.readings import RawMessage
-from daemon.vocabulary.settings import Settings
+from daemon.vocabulary.settings import Identifier, Settings
 from drivers.decoders.kinds import DecoderConfig
 from drivers.framing import Frame, Framer, FramingConfig, LineFramingConfig
 from drivers.routes import Route
@@ -34,7 +34,6 @@ __all__ = ["LineSettings", "SerialPort", "SerialPortConfig", "SerialRouter", "se
 
 log = logging.getLogger(__name__)
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Bytes asked for per read; under load the stream buffer (2 x _BUFFER_LIMIT) fills and one read
 # takes a large batch, whose frames then share one spool commit.
 _READ_CHUNK = 65536
@@ -53,7 +52,7 @@ def serial_source(port_id: str) -> str:
 class LineSettings(Settings):
     """Device path and UART settings, shared by serial ports and Modbus buses."""
 
-    id: str = Field(pattern=_ID, max_length=64)
+    id: Identifier
     # A stable name from the udev rules (deploy/udev/), e.g. /dev/depotwatch-door-io; pyserial
     # URLs (socket://host:port for a serial-to-Ethernet converter in raw TCP mode) work too.
     device: str = Field(min_length=1)
@@ -90,7 +89,7 @@ class SerialPortConfig(LineSettings):
     decoder: DecoderConfig
     # The sensor id for every frame (one door's I/O board, one badge reader); decoders that
     # name the sensor themselves (an input name, an antenna number) leave it out.
-    sensor: str | None = Field(default=None, pattern=_ID, max_length=64)
+    sensor: Identifier | None = None
     # A partial frame followed by this much silence is dead-lettered and the framer starts
     # afresh (how fixed-length frames resynchronise); null waits for the rest forever.
     idle_reset_s: float | None = Field(default=1.0, gt=0)
