@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.depot_mix import daemon_config, layout, make_mix
+from bench.depot_mix import Mix, daemon_config, layout, make_mix
 from daemon.alerts.book import AlertBook
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
@@ -102,27 +102,18 @@ def _cpu_per_message(run: Callable[[], object], n: int, repeat: int) -> float:
     return best / n * 1e6
 
 
-async def _measure(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
-    config = _config(args.sensors, state_dir)
-    mix = make_mix(layout(args.sensors), args.messages)
-    n = len(mix.messages)
-    clock = _Clock()
-    results: dict[str, Any] = {"messages": n, "kinds": dict(mix.kinds)}
-
-    spool = Spool(state_dir / "spool.sqlite", ["t"], max_bytes=1 << 34, fsync=False)
-    await spool.open()
-    committer = asyncio.create_task(spool.run())
-    spooled = _pipeline(config, spool.append, spool.receipts)
-    unstored = _pipeline(config, lambda lines, receipts: None, {})
-    # Warm-up: route and series caches filled, every rule's per-sensor state made.
-    for pipeline in (spooled, unstored):
-        for raw in clock.raws(mix.messages):
+async def _warm_up(pipelines: tuple[Pipeline, ...], clock: _Clock,
+                   messages: list[tuple[str, bytes]]) -> None:
+    # Route and series caches filled, every rule's per-sensor state made.
+    for pipeline in pipelines:
+        for raw in clock.raws(messages):
             pending = pipeline.ingest(raw, raw.received_ns)
             if pending is not None:
                 await pending
 
-    async def spool_pass() -> float:
-        raws = clock.raws(mix.messages)
+
+def _spool_pass(spooled: Pipeline) -> Callable[[list[RawMessage]], Awaitable[float]]:
+    async def spool_pass(raws: list[RawMessage]) -> float:
         start = time.process_time()
         pending: Awaitable[None] | None = None
         for i, raw in enumerate(raws):
@@ -135,46 +126,35 @@ async def _measure(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
             await pending
         return time.process_time() - start
 
+    return spool_pass
+
+
+def _ingest_pass(unstored: Pipeline) -> Callable[[list[RawMessage]], None]:
     def ingest_pass(raws: list[RawMessage]) -> None:
         for raw in raws:
             unstored.ingest(raw, raw.received_ns, receipt_digest(raw))
 
-    if args.profile:
-        raws = clock.raws(mix.messages)
-        profile = cProfile.Profile()
-        profile.runcall(ingest_pass, raws)
-        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-        committer.cancel()
-        await spool.close()
-        return results
+    return ingest_pass
 
-    results["ingest_spool_us"] = min([await spool_pass() for _ in range(args.repeat)]) / n * 1e6
-    committer.cancel()
-    await spool.close()
 
-    def fresh(fn: Callable[[list[RawMessage]], None]) -> Callable[[], object]:
-        # New receive times every pass: a message is never a redelivery of the last pass.
-        return lambda: fn(clock.raws(mix.messages))
-
-    raws_once = clock.raws(mix.messages)
-    make_raws_us = _cpu_per_message(lambda: clock.raws(mix.messages), n, args.repeat)
-    results["ingest_no_store_us"] = (_cpu_per_message(fresh(ingest_pass), n, args.repeat)
-                                     - make_raws_us)
-
-    # The parts alone, on the same decoded readings, against an engine of their own.
+def _parts(config: Config, unstored: Pipeline, clock: _Clock, mix: Mix,
+           raws_once: list[RawMessage], repeat: int) -> dict[str, float]:
+    """The parts alone, on the same decoded readings, against an engine of their own."""
+    n = len(mix.messages)
+    results: dict[str, float] = {}
     decode = unstored._decode  # the baseline is exactly the pipeline's own decode
     results["digest_us"] = _cpu_per_message(
-        lambda: [receipt_digest(raw) for raw in raws_once], n, args.repeat)
+        lambda: [receipt_digest(raw) for raw in raws_once], n, repeat)
     results["decode_us"] = _cpu_per_message(
-        lambda: [decode(raw) for raw in raws_once], n, args.repeat)
+        lambda: [decode(raw) for raw in raws_once], n, repeat)
     readings: list[Reading] = [r for raw in raws_once for r in decode(raw)]
     depot = config.depot()
     reading_lines = ReadingLines(depot)  # as the pipeline holds one
     results["line_protocol_us"] = _cpu_per_message(
-        lambda: [reading_lines(r) for r in readings], n, args.repeat)
+        lambda: [reading_lines(r) for r in readings], n, repeat)
     recent = RecentEvents(depot).reading
     results["recent_events_us"] = _cpu_per_message(
-        lambda: [recent(r) for r in readings], n, args.repeat)
+        lambda: [recent(r) for r in readings], n, repeat)
     engine = Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot)
 
     decoded = [decode(raw) for raw in raws_once]
@@ -189,8 +169,50 @@ async def _measure(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         for reading in clock_readings():
             outcomes(reading, reading.at_ns)
 
-    rebuild_us = _cpu_per_message(clock_readings, n, args.repeat)
-    results["rules_us"] = _cpu_per_message(rules_pass, n, args.repeat) - rebuild_us
+    rebuild_us = _cpu_per_message(clock_readings, n, repeat)
+    results["rules_us"] = _cpu_per_message(rules_pass, n, repeat) - rebuild_us
+    return results
+
+
+async def _measure(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
+    config = _config(args.sensors, state_dir)
+    mix = make_mix(layout(args.sensors), args.messages)
+    n = len(mix.messages)
+    clock = _Clock()
+    results: dict[str, Any] = {"messages": n, "kinds": dict(mix.kinds)}
+
+    spool = Spool(state_dir / "spool.sqlite", ["t"], max_bytes=1 << 34, fsync=False)
+    await spool.open()
+    committer = asyncio.create_task(spool.run())
+    spooled = _pipeline(config, spool.append, spool.receipts)
+    unstored = _pipeline(config, lambda lines, receipts: None, {})
+    await _warm_up((spooled, unstored), clock, mix.messages)
+    ingest_pass = _ingest_pass(unstored)
+
+    if args.profile:
+        raws = clock.raws(mix.messages)
+        profile = cProfile.Profile()
+        profile.runcall(ingest_pass, raws)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+        committer.cancel()
+        await spool.close()
+        return results
+
+    spool_pass = _spool_pass(spooled)
+    results["ingest_spool_us"] = min([await spool_pass(clock.raws(mix.messages))
+                                      for _ in range(args.repeat)]) / n * 1e6
+    committer.cancel()
+    await spool.close()
+
+    def fresh(fn: Callable[[list[RawMessage]], None]) -> Callable[[], object]:
+        # New receive times every pass: a message is never a redelivery of the last pass.
+        return lambda: fn(clock.raws(mix.messages))
+
+    raws_once = clock.raws(mix.messages)
+    make_raws_us = _cpu_per_message(lambda: clock.raws(mix.messages), n, args.repeat)
+    results["ingest_no_store_us"] = (_cpu_per_message(fresh(ingest_pass), n, args.repeat)
+                                     - make_raws_us)
+    results.update(_parts(config, unstored, clock, mix, raws_once, args.repeat))
     results["spool_append_us"] = results["ingest_spool_us"] - results["ingest_no_store_us"]
     parts = ("digest_us", "decode_us", "line_protocol_us", "recent_events_us", "rules_us")
     results["rest_us"] = results["ingest_no_store_us"] - sum(results[k] for k in parts)

@@ -38,22 +38,11 @@ def _run(f: Callable[[], object]) -> str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def stream(seed: int) -> None:
-    """The pipeline's outputs for one seed's stream, as one JSON document."""
-    from bench.depot_mix import ROSTER, daemon_config, layout, make_mix
-    from daemon.alerts.book import AlertBook
-    from daemon.config.schema import Config
-    from daemon.ingest.deadletters import DeadLetterStore
-    from daemon.ingest.pipeline import Pipeline, receipt_digest
-    from daemon.vocabulary.readings import RawMessage
-    from daemon.web.recent import RecentEvents
-    from drivers.mqtt import TopicRoute, TopicRouter
-    from drivers.routes import Routers
-    from drivers.serial import SerialRouter
-    from rules.engine import Engine
+def _stream_config(lay: Any, tmp: Path) -> dict[str, Any]:
+    """bench/depot_mix.py's config with what the mix alone never does: an armed storehouse,
+    two-person doors, orders and a roster entry out of date, an escort, a zone, more rules."""
+    from bench.depot_mix import daemon_config
 
-    tmp = Path(tempfile.mkdtemp())
-    lay = layout(100)
     cfg = daemon_config(lay, site="eq", prefix="eq", state_dir=str(tmp), mqtt_port=1883,
                         influx_url="http://127.0.0.1:1", influx_db="eq",
                         vm_url="http://127.0.0.1:1", fsync=False, webhook_url=None)
@@ -73,35 +62,14 @@ def stream(seed: int) -> None:
                     {"type": "item_unseen", "max_unseen_s": 600},
                     {"type": "door_held_open", "max_open_s": 30},
                     {"type": "badge_access", "clear_after_s": 30}]
-    config = Config.model_validate(cfg)
-    depot = config.depot()
-    stored: list[Any] = []
-    alerts: list[str] = []
+    return cfg
 
-    def store(lines: list[str], receipts: list[tuple[bytes, int]]) -> None:
-        stored.extend(lines)
-        stored.append(("receipts", [(d.hex(), t) for d, t in receipts]))
 
-    recent = RecentEvents(depot)
+def _perturber(rng: random.Random, lay: Any) -> Callable[[str, bytes], tuple[str, bytes]]:
+    """A message of the mix, or one the mix never sends instead: odd doors, climate out of band,
+    refused cards, unknown tags, bad payloads."""
+    from bench.depot_mix import ROSTER
 
-    def make_pipeline() -> Pipeline:
-        pipeline = Pipeline(
-            depot=depot,
-            router=Routers([
-                TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
-                SerialRouter(config.serial),
-            ]),
-            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()],
-                          depot),
-            alerts=AlertBook(),
-            deadletters=DeadLetterStore(tmp / "dl.sqlite", config.deadletters),
-            store=store, notify=[lambda a: alerts.append(repr(a))])
-        pipeline.listeners.append(recent.reading)
-        return pipeline
-
-    pipeline = make_pipeline()
-    rng = random.Random(seed)
-    mix = make_mix(lay, 6000, seed=seed)
     doors = [d[2] for d in lay.doors]
     readers = [d[3] for d in lay.doors if d[3]]
 
@@ -137,9 +105,20 @@ def stream(seed: int) -> None:
                 ("eq/other/x", b"{}"), (topic, b'{"temperature": 12345678901234567890123}')])
         return topic, payload
 
+    return perturb
+
+
+def _feed(pipeline: Any, make_pipeline: Callable[[], Any], rng: random.Random,
+          messages: list[tuple[str, bytes]], perturb: Callable[[str, bytes], tuple[str, bytes]],
+          ) -> tuple[Any, int]:
+    """The messages, some perturbed, some late or redelivered, ticks between and a restart
+    midway; the pipeline in the end (the restarted one) and the next tick's time."""
+    from daemon.ingest.pipeline import receipt_digest
+    from daemon.vocabulary.readings import RawMessage
+
     now = T0
     next_tick = T0 + NS
-    for i, (topic, payload) in enumerate(mix.messages):
+    for i, (topic, payload) in enumerate(messages):
         if rng.random() < 0.08:
             topic, payload = perturb(topic, payload)
         now += rng.choice([1, 10, 50, 200, 900]) * 1_000_000
@@ -151,7 +130,7 @@ def stream(seed: int) -> None:
         raw = RawMessage(source, payload, at, redelivered=rng.random() < 0.02)
         pipeline.ingest(raw, now, receipt_digest(raw) if rng.random() < 0.5 else None,
                         redeliverable=rng.random() < 0.95)
-        if i == len(mix.messages) // 2:
+        if i == len(messages) // 2:
             # A restart: the state file's round trip, into a new pipeline.
             saved = json.loads(json.dumps(pipeline.snapshot()))
             old = pipeline
@@ -162,10 +141,17 @@ def stream(seed: int) -> None:
         if i % 997 == 0:
             pipeline.gateway_reading("mqtt", {"up": rng.random() < 0.5}, now)
             pipeline.input_state("serial:x", rng.random() < 0.5, now)
+    return pipeline, next_tick
+
+
+def _days(pipeline: Any, rng: random.Random, messages: list[tuple[str, bytes]],
+          next_tick: int) -> None:
+    """Days pass: daily climate records, item and silence alarms; climate readings between."""
+    from daemon.vocabulary.readings import RawMessage
+
     for k in range(60):
         pipeline.tick(next_tick + k * 30 * NS)
-    # Days pass: daily climate records, item and silence alarms; climate readings in between.
-    climate = [m for m in mix.messages if m[0].startswith(("tele/", "zigbee2mqtt/clim"))]
+    climate = [m for m in messages if m[0].startswith(("tele/", "zigbee2mqtt/clim"))]
     now = next_tick + 60 * 30 * NS
     for _ in range(80):
         now += 3600 * NS
@@ -173,12 +159,69 @@ def stream(seed: int) -> None:
             now += NS
             pipeline.ingest(RawMessage(f"eq/{topic}", payload, now), now)
         pipeline.tick(now)
+
+
+def _pipelines(config: Any, depot: Any, tmp: Path,
+               store: Callable[[list[str], list[tuple[bytes, int]]], None], alerts: list[str],
+               recent: Any) -> Callable[[], Any]:
+    """A maker of whole pipelines for the config, as the runner builds them, sharing one store,
+    one list of alerts and the console's recent events."""
+    from daemon.alerts.book import AlertBook
+    from daemon.ingest.deadletters import DeadLetterStore
+    from daemon.ingest.pipeline import Pipeline
+    from drivers.mqtt import TopicRoute, TopicRouter
+    from drivers.routes import Routers
+    from drivers.serial import SerialRouter
+    from rules.engine import Engine
+
+    def make_pipeline() -> Pipeline:
+        pipeline = Pipeline(
+            depot=depot,
+            router=Routers([
+                TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
+                SerialRouter(config.serial),
+            ]),
+            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()],
+                          depot),
+            alerts=AlertBook(),
+            deadletters=DeadLetterStore(tmp / "dl.sqlite", config.deadletters),
+            store=store, notify=[lambda a: alerts.append(repr(a))])
+        pipeline.listeners.append(recent.reading)
+        return pipeline
+
+    return make_pipeline
+
+
+def stream(seed: int) -> None:
+    """The pipeline's outputs for one seed's stream, as one JSON document."""
+    from bench.depot_mix import layout, make_mix
+    from daemon.config.schema import Config
+    from daemon.web.recent import RecentEvents
+
+    tmp = Path(tempfile.mkdtemp())
+    lay = layout(100)
+    config = Config.model_validate(_stream_config(lay, tmp))
+    depot = config.depot()
+    stored: list[Any] = []
+    alerts: list[str] = []
+
+    def store(lines: list[str], receipts: list[tuple[bytes, int]]) -> None:
+        stored.extend(lines)
+        stored.append(("receipts", [(d.hex(), t) for d, t in receipts]))
+
+    recent = RecentEvents(depot)
+    make_pipeline = _pipelines(config, depot, tmp, store, alerts, recent)
+    pipeline = make_pipeline()
+    rng = random.Random(seed)
+    mix = make_mix(lay, 6000, seed=seed)
+    pipeline, next_tick = _feed(pipeline, make_pipeline, rng, mix.messages,
+                                _perturber(rng, lay))
+    _days(pipeline, rng, mix.messages, next_tick)
     out = {"stored": stored, "alerts": alerts, "dead": dict(pipeline.deadletters.counts),
            "readings": dict(pipeline.readings), "points_out": pipeline.points_out,
            "stale": pipeline.engine.stale_readings, "skipped": pipeline.redeliveries_skipped,
            "snapshot": pipeline.snapshot(), "recent": recent.snapshot()}
     print(json.dumps(out, sort_keys=True, default=repr, indent=0))
-
 
 def decoders(seed: int, n: int = 40_000) -> None:
     """Random payloads through the mix's decoders, random values through `coerce_field`."""

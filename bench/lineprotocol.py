@@ -1,6 +1,6 @@
 """Per-point cost of InfluxDB line protocol: depotwatch's encoder versus influxdb-client Point.
 
-Two points in the schema of ``daemon/points.py``:
+Two points in the schema of ``daemon/tsdb/points.py``:
 
 - ``climate``: 3 tags (site, storehouse, sensor), 4 float fields;
 - ``door``: 3 tags (site, storehouse, door), 2 bool fields.
@@ -8,7 +8,7 @@ Two points in the schema of ``daemon/points.py``:
 Each is serialized from the same inputs (a tags dict, a fields dict, an int nanosecond
 timestamp) by
 
-- ``daemon.lineprotocol.line(measurement, tags, fields, ts_ns)`` (the daemon's encoder, which
+- ``daemon.tsdb.lineprotocol.line(measurement, tags, fields, ts_ns)`` (the daemon's encoder, which
   also sorts tags and validates/escapes every name), and
 - ``Point(m).tag(k, v)... .field(k, v)... .time(ts_ns, WritePrecision.NS).to_line_protocol()``
   (influxdb-client, the baseline).
@@ -24,8 +24,6 @@ Run: ``.venv/bin/python bench/lineprotocol.py [--repeat 7]``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.metadata
 import inspect
 import json
 import os
@@ -39,8 +37,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR.parent))
+from harness import machine, results_path, stamp, version
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FieldValue = float | bool | str
 PointSpec = tuple[str, dict[str, str], dict[str, FieldValue], int]
@@ -69,7 +68,7 @@ def load_line() -> LineFn:
     try:
         from daemon.tsdb.lineprotocol import line
     except ImportError as exc:
-        raise SystemExit(f"daemon/lineprotocol.py is missing or broken: {exc}") from exc
+        raise SystemExit(f"daemon/tsdb/lineprotocol.py is missing or broken: {exc}") from exc
     params = list(inspect.signature(line).parameters)
     if params[:4] != ["measurement", "tags", "fields", "ts_ns"]:
         raise SystemExit(f"daemon.tsdb.lineprotocol.line has signature {params}; "
@@ -108,11 +107,42 @@ def time_per_point(fn: Callable[[], object], repeat: int) -> float:
     return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def measure(encoders: dict[str, LineFn], repeat: int) -> list[dict[str, Any]]:
+    """Every point through every encoder; the first encoder is the baseline of the ratios."""
+    rows: list[dict[str, Any]] = []
+    for kind, (measurement, tags, fields, ts) in POINTS.items():
+        base: float | None = None
+        for name, fn in encoders.items():
+            sample = fn(measurement, tags, fields, ts)
+            per_point = time_per_point(partial(fn, measurement, tags, fields, ts), repeat)
+            if base is None:
+                base = per_point
+            rows.append({
+                "point": kind,
+                "encoder": name,
+                "us_per_point": per_point * 1e6,
+                "points_per_s": 1 / per_point,
+                "ratio_to_point": per_point / base,
+                "speedup_vs_point": base / per_point,
+                "sample": sample,
+            })
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]], repeat: int, total: float) -> None:
+    """The results table and each encoder's output."""
+    print(f"line protocol, best of {repeat}; {os.cpu_count()} CPUs;"
+          f" Python {platform.python_version()}; {total:.1f} s total")
+    head = f"{'point':<8} {'encoder':<22} {'µs/point':>9} {'points/s':>11} {'time vs Point':>13}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['point']:<8} {r['encoder']:<22} {r['us_per_point']:>9.2f}"
+              f" {r['points_per_s']:>11,.0f} {r['ratio_to_point']:>12.2f}x"
+              + (f"  ({r['speedup_vs_point']:.1f}x faster)" if r["ratio_to_point"] < 1 else ""))
+    print("\nsample output (same point; Point sorts fields and writes 97.0 as 97):")
+    for r in rows:
+        print(f"  {r['encoder']:<22} {r['sample']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,50 +157,18 @@ def main(argv: list[str] | None = None) -> None:
         "depotwatch line()": load_line(),
     }
     started = time.monotonic()
-    rows: list[dict[str, Any]] = []
-    for kind, (measurement, tags, fields, ts) in POINTS.items():
-        base: float | None = None
-        for name, fn in encoders.items():
-            sample = fn(measurement, tags, fields, ts)
-            per_point = time_per_point(partial(fn, measurement, tags, fields, ts), args.repeat)
-            if base is None:
-                base = per_point
-            rows.append({
-                "point": kind,
-                "encoder": name,
-                "us_per_point": per_point * 1e6,
-                "points_per_s": 1 / per_point,
-                "ratio_to_point": per_point / base,
-                "speedup_vs_point": base / per_point,
-                "sample": sample,
-            })
+    rows = measure(encoders, args.repeat)
     total = time.monotonic() - started
+    print_table(rows, args.repeat, total)
 
-    print(f"line protocol, best of {args.repeat}; {os.cpu_count()} CPUs;"
-          f" Python {platform.python_version()}; {total:.1f} s total")
-    head = f"{'point':<8} {'encoder':<22} {'µs/point':>9} {'points/s':>11} {'time vs Point':>13}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['point']:<8} {r['encoder']:<22} {r['us_per_point']:>9.2f}"
-              f" {r['points_per_s']:>11,.0f} {r['ratio_to_point']:>12.2f}x"
-              + (f"  ({r['speedup_vs_point']:.1f}x faster)" if r["ratio_to_point"] < 1 else ""))
-    print("\nsample output (same point; Point sorts fields and writes 97.0 as 97):")
-    for r in rows:
-        print(f"  {r['encoder']:<22} {r['sample']}")
-
-    out_dir = BENCH_DIR / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = Path(args.output) if args.output else (
-        out_dir / f"lineprotocol-{dt.date.today().isoformat()}.json")
+    out = results_path("lineprotocol", args.output)
     doc = {
         "benchmark": "lineprotocol",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": stamp(),
         "repeat": args.repeat,
         "baseline": "influxdb-client Point",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "versions": {"influxdb-client": _version("influxdb-client")},
+        "machine": machine(),
+        "versions": {"influxdb-client": version("influxdb-client")},
         "total_s": total,
         "results": rows,
     }

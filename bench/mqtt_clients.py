@@ -38,13 +38,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import resource
-import select
 import statistics
 import subprocess
 import sys
@@ -52,11 +48,24 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-HOST = "127.0.0.1"
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
+from harness import (
+    HOST,
+    cpu_s,
+    fmt,
+    last_json,
+    machine,
+    mosquitto_version,
+    readline,
+    results_path,
+    spawn,
+    stamp,
+    start_broker,
+    version,
+)
+from mqtt_wire import SESSION_EXPIRY_S, connect_packet, publish_packet
+
 CLIENTS = ("gmqtt", "paho", "aiomqtt")
 BASELINE = "gmqtt"
 # Distribution name for each client, for versions and install hints.
@@ -64,7 +73,6 @@ DISTRIBUTIONS = {"gmqtt": "gmqtt", "paho": "paho-mqtt", "aiomqtt": "aiomqtt"}
 INSTALL_HINT = ".venv/bin/pip install 'paho-mqtt>=2,<3' 'aiomqtt>=2,<3'"
 IDLE_TIMEOUT_S = 5.0  # subscriber gives up after this long without a message
 START_TIMEOUT_S = 60.0  # ... or if the first message never comes
-SESSION_EXPIRY_S = 600
 SENSORS = 48  # door_00 .. door_47
 
 
@@ -102,12 +110,6 @@ def make_payloads(count: int = 1024) -> list[bytes]:
 # --------------------------------------------------------------------------------------------
 # Subscriber side (runs in its own process, one library per process)
 # --------------------------------------------------------------------------------------------
-
-
-def _cpu_s() -> float:
-    """User + system CPU seconds of this process (all threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_kib() -> int:
@@ -156,7 +158,7 @@ class Sink:
             self.wrong_qos += 1
         if self.count == 0:
             self.first = now
-            self.cpu_first = _cpu_s()
+            self.cpu_first = cpu_s()
         try:
             self.last_model = self._validate(payload)
         except self._error_type:
@@ -164,7 +166,7 @@ class Sink:
         self.count += 1
         self.last = time.monotonic()
         if self.count == self.expected:
-            self.cpu_last = _cpu_s()
+            self.cpu_last = cpu_s()
 
     def finished(self) -> bool:
         """All messages in, or silence long enough to call the rest dropped."""
@@ -178,7 +180,7 @@ class Sink:
     def report(self) -> dict[str, Any]:
         """Result line for the parent process."""
         elapsed = self.last - self.first
-        cpu = (_cpu_s() if self.cpu_last is None else self.cpu_last) - self.cpu_first
+        cpu = (cpu_s() if self.cpu_last is None else self.cpu_last) - self.cpu_first
         return {
             "received": self.count,
             "parse_errors": self.errors,
@@ -338,25 +340,6 @@ def run_subscriber(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _remaining_length(n: int) -> bytes:
-    """MQTT variable-length integer."""
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _publish_packet(topic: bytes, payload: bytes, qos: int, packet_id: int) -> bytes:
-    """One MQTT 3.1.1 PUBLISH packet."""
-    body = len(topic).to_bytes(2, "big") + topic
-    if qos:
-        body += packet_id.to_bytes(2, "big")
-    body += payload
-    return bytes([0x30 | qos << 1]) + _remaining_length(len(body)) + body
-
-
 def _publish_raw(
     args: argparse.Namespace, topics: list[bytes], payloads: list[bytes]
 ) -> tuple[int, float, float]:
@@ -371,14 +354,11 @@ def _publish_raw(
 
     n, qos = args.messages, args.qos
     packets = b"".join(
-        _publish_packet(topics[i % SENSORS], payloads[i % len(payloads)], qos, i % 65535 + 1)
+        publish_packet(topics[i % SENSORS], payloads[i % len(payloads)], qos, i % 65535 + 1)
         for i in range(n)
     )
-    client_id = f"{args.topic_prefix}-pub".encode()
-    connect_body = (b"\x00\x04MQTT\x04\x02\x00\x3c"  # MQTT 3.1.1, clean session, keepalive 60
-                    + len(client_id).to_bytes(2, "big") + client_id)
     with socket.create_connection((HOST, args.port)) as sock:
-        sock.sendall(b"\x10" + _remaining_length(len(connect_body)) + connect_body)
+        sock.sendall(connect_packet(f"{args.topic_prefix}-pub".encode()))
         connack = sock.recv(4)
         if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
             raise SystemExit(f"publisher: bad CONNACK {connack!r}")
@@ -481,49 +461,14 @@ def run_publisher(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _start_broker() -> Any:
-    """tests/servers.Mosquitto, but without per-packet debug logging."""
-    sys.path.insert(0, str(REPO_DIR / "tests"))
-    from servers import Mosquitto
-
-    class BenchMosquitto(Mosquitto):  # type: ignore[misc]
-        name = "mosquitto-bench"
-
-        def _write_config(self) -> None:
-            super()._write_config()
-            text = self.config_path.read_text()
-            # "log_type all" writes a log line per PUBLISH in and out: the broker would then be
-            # the bottleneck. Queue limits (max_queued_messages 0) are kept as they are.
-            text = text.replace("log_type all\n", "log_type error\nlog_type warning\n")
-            self.config_path.write_text(text)
-
-    broker = BenchMosquitto()
-    broker.start()
-    return broker
-
-
-def _readline(stream: IO[str], timeout: float) -> str | None:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    return stream.readline() if ready else None
-
-
 def _child(role: str, extra: list[str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), role, *extra]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    return spawn(Path(__file__).resolve(), role, extra)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-
-
-def _last_json(text: str) -> dict[str, Any] | None:
-    for raw in reversed(text.splitlines()):
-        if raw.startswith("{"):
-            result: dict[str, Any] = json.loads(raw)
-            return result
-    return None
 
 
 def measure(
@@ -537,7 +482,7 @@ def measure(
     pub: subprocess.Popen[str] | None = None
     try:
         assert sub.stdout is not None
-        line = _readline(sub.stdout, 30)
+        line = readline(sub.stdout, 30)
         if line is None or line.strip() != "READY":
             _stop(sub)
             return {"client": client, "qos": qos, "error": f"subscriber not ready: {line!r}"}
@@ -549,7 +494,7 @@ def measure(
             if proc is not None:
                 _stop(proc)
         return {"client": client, "qos": qos, "error": "timeout"}
-    pub_res, sub_res = _last_json(pub_out), _last_json(sub_out)
+    pub_res, sub_res = last_json(pub_out), last_json(sub_out)
     if sub.returncode != 0 or sub_res is None:
         return {"client": client, "qos": qos, "error": f"subscriber exit {sub.returncode}"}
     if pub.returncode != 0 or pub_res is None:
@@ -572,26 +517,6 @@ def measure(
         # means the publisher, not the subscriber, set the pace.
         "tail_after_publisher_s": sub_res["last_monotonic"] - pub_res["end_monotonic"],
     }
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _mosquitto_version() -> str:
-    try:
-        out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    first = (out.stdout or out.stderr).splitlines()[:1]
-    return first[0].removeprefix("mosquitto version ").strip() if first else "unknown"
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def summarize(
@@ -644,14 +569,14 @@ def print_table(rows: list[dict[str, Any]], versions: dict[str, str | None]) -> 
         if r["wrong_qos"]:
             notes.append(f"{r['wrong_qos']} messages not at QoS {r['qos']}")
         print(
-            f"{name:<18} {r['qos']:>3} {_fmt(r['msgs_per_s'], ',.0f'):>9}"
-            f" {(_fmt(ratio, '.2f') + 'x') if ratio else '-':>8}"
-            f" {_fmt(r['dropped'], 'd'):>7}"
-            f" {_fmt(r['rss_peak_mib'], '.1f') + ' MiB':>9}"
-            f" {_fmt(r['rss_ready_mib'], '.1f') + ' MiB':>9}"
-            f" {_fmt(r['subscriber_cpu_busy'] and 100 * r['subscriber_cpu_busy'], '.0f') + '%':>7}"
-            f" {_fmt(r['publisher_msgs_per_s'], ',.0f'):>10}"
-            f" {_fmt(r['tail_after_publisher_s'], '.2f'):>6}"
+            f"{name:<18} {r['qos']:>3} {fmt(r['msgs_per_s'], ',.0f'):>9}"
+            f" {(fmt(ratio, '.2f') + 'x') if ratio else '-':>8}"
+            f" {fmt(r['dropped'], 'd'):>7}"
+            f" {fmt(r['rss_peak_mib'], '.1f') + ' MiB':>9}"
+            f" {fmt(r['rss_ready_mib'], '.1f') + ' MiB':>9}"
+            f" {fmt(r['subscriber_cpu_busy'] and 100 * r['subscriber_cpu_busy'], '.0f') + '%':>7}"
+            f" {fmt(r['publisher_msgs_per_s'], ',.0f'):>10}"
+            f" {fmt(r['tail_after_publisher_s'], '.2f'):>6}"
             + (f"  {'; '.join(notes)}" if notes else "")
         )
 
@@ -665,8 +590,8 @@ def _available(client: str) -> bool:
     return True
 
 
-def run_benchmark(args: argparse.Namespace) -> None:
-    """Parent process: broker, then every (round, qos, client), table and JSON."""
+def _clients(args: argparse.Namespace) -> list[str]:
+    """The clients asked for that are installed; the others are skipped with a note."""
     if args.publisher == "paho" and not _available("paho"):
         raise _missing("paho-mqtt (needed for --publisher paho)", "paho-mqtt>=2,<3")
     clients = [c for c in args.clients.split(",") if c]
@@ -677,25 +602,38 @@ def run_benchmark(args: argparse.Namespace) -> None:
             print(f"skipping {c}: not installed (not a depotwatch dependency; {INSTALL_HINT})",
                   file=sys.stderr)
             clients.remove(c)
-    qoses = [int(q) for q in args.qos.split(",")]
-    versions = {c: _version(DISTRIBUTIONS[c]) for c in CLIENTS}
-    broker = _start_broker()
+    return clients
+
+
+def _rounds(args: argparse.Namespace, clients: list[str], qoses: list[int],
+            port: int) -> list[dict[str, Any]]:
+    """Every (round, qos, client) against the broker on `port`, progress on stderr."""
     runs: list[dict[str, Any]] = []
+    seq = 0
+    for rnd in range(args.rounds):
+        for qos in qoses:
+            for client in clients:
+                seq += 1
+                res = measure(client, qos, port, args.messages, args.protocol,
+                              args.publisher, f"r{seq}-{client}-q{qos}")
+                res["round"] = rnd
+                runs.append(res)
+                msg = res.get("error") or (
+                    f"{res['msgs_per_s']:,.0f} msgs/s, {res['dropped']} dropped,"
+                    f" peak RSS {res['rss_peak_mib']:.1f} MiB")
+                print(f"round {rnd + 1} qos {qos} {client:<8} {msg}", file=sys.stderr)
+    return runs
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    """Parent process: broker, then every (round, qos, client), table and JSON."""
+    clients = _clients(args)
+    qoses = [int(q) for q in args.qos.split(",")]
+    versions = {c: version(DISTRIBUTIONS[c]) for c in CLIENTS}
+    broker = start_broker()
     started = time.monotonic()
     try:
-        seq = 0
-        for rnd in range(args.rounds):
-            for qos in qoses:
-                for client in clients:
-                    seq += 1
-                    res = measure(client, qos, broker.port, args.messages, args.protocol,
-                                  args.publisher, f"r{seq}-{client}-q{qos}")
-                    res["round"] = rnd
-                    runs.append(res)
-                    msg = res.get("error") or (
-                        f"{res['msgs_per_s']:,.0f} msgs/s, {res['dropped']} dropped,"
-                        f" peak RSS {res['rss_peak_mib']:.1f} MiB")
-                    print(f"round {rnd + 1} qos {qos} {client:<8} {msg}", file=sys.stderr)
+        runs = _rounds(args, clients, qoses, broker.port)
     finally:
         broker.close()
     total = time.monotonic() - started
@@ -704,23 +642,19 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"{args.messages:,} messages per run, MQTT {args.protocol} subscribers,"
           f" {args.rounds} round(s), median; {os.cpu_count()} CPUs; {total:.0f} s total")
     print_table(rows, versions)
-    out_dir = BENCH_DIR / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = Path(args.output) if args.output else (
-        out_dir / f"mqtt_clients-{dt.date.today().isoformat()}.json")
+    out = results_path("mqtt_clients", args.output)
     doc = {
         "benchmark": "mqtt_clients",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": stamp(),
         "messages": args.messages,
         "rounds": args.rounds,
         "protocol": args.protocol,
         "publisher": args.publisher,
         "payload_example": make_payloads(1)[0].decode(),
         "baseline": BASELINE,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "mosquitto": _mosquitto_version()},
+        "machine": machine(mosquitto=mosquitto_version()),
         "versions": {**{DISTRIBUTIONS[c]: versions[c] for c in CLIENTS},
-                     "pydantic": _version("pydantic")},
+                     "pydantic": version("pydantic")},
         "total_s": total,
         "summary": rows,
         "runs": runs,
