@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import DriverError, NotifierError
 from drivers.mqtt import MqttLink
 
-__all__ = ["MqttAlertNotifier"]
+__all__ = ["MqttAlertNotifier", "topic_level"]
+
+# Field identifiers (an RFID EPC, a badge) end up in alert keys. In a topic, `+` and `#` are
+# wildcards a broker refuses in a PUBLISH, `/` adds levels and NUL is a malformed packet: the
+# broker then drops the connection, and with it every other alert.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def topic_level(text: str) -> str:
+    """`text` as one safe topic level: anything but letters, digits and `_.:-` percent-encoded."""
+    if not _UNSAFE.search(text):
+        return text or "_"
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)[:512]
 
 
 class MqttAlertNotifier:
@@ -38,7 +52,7 @@ class MqttAlertNotifier:
         try:
             # A full window is flow control, not a failure: backing off from it left a burst
             # of 200 alarms trickling out over many seconds.
-            mid = await self._link.publish_in_window(f"{self._prefix}/{alert.key}",
+            mid = await self._link.publish_in_window(f"{self._prefix}/{topic_level(alert.key)}",
                                                      alert.to_json(self._site), retain=True)
         except DriverError as exc:
             raise NotifierError(str(exc), retryable=True) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -14,13 +15,18 @@ from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 
 __all__ = [
+    "EPC",
     "FIELD_TYPES",
     "Decoder",
     "DecoderConfigBase",
     "coerce_field",
+    "field_text",
     "known_fields",
     "parse_json_object",
 ]
+
+# EPC-96 is 24 hex digits; EPC memory holds up to 496 bits. Items in the register: 8 to 64.
+EPC = re.compile(r"^[0-9A-F]{8,64}$")
 
 # The InfluxDB schema promises a field never changes type, so every field is typed here once.
 FIELD_TYPES: dict[str, type] = {
@@ -73,18 +79,10 @@ def coerce_field(name: str, value: Any) -> FieldValue:
             return float(value)
     if kind is bool and value_type is bool:
         return value  # type: ignore[no-any-return]
-    if kind is str and value_type is str:
-        text: str = value.strip()
-        if not text or len(text) > 128:
-            raise DecodeError(f"field {name!r}: empty or longer than 128 characters")
-        return text.upper() if name == "epc" else text
     if kind is str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if value_type is not str and (isinstance(value, bool) or not isinstance(value, int)):
             raise DecodeError(f"field {name!r}: expected text, got {type(value).__name__}")
-        text = str(value).strip()
-        if not text or len(text) > 128:
-            raise DecodeError(f"field {name!r}: empty or longer than 128 characters")
-        return text.upper() if name == "epc" else text
+        return field_text(name, str(value))
     if kind is bool:
         raise DecodeError(f"field {name!r}: expected true/false, got {type(value).__name__}")
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -93,6 +91,25 @@ def coerce_field(name: str, value: Any) -> FieldValue:
     if not math.isfinite(number):
         raise DecodeError(f"field {name!r}: not a finite number")
     return number
+
+
+def field_text(name: str, value: str) -> str:
+    """A text field checked: an EPC is 8 to 64 hex digits (upper case), other text is printable.
+
+    Field identifiers go on into alert keys, MQTT topics, line-protocol tags, logs and the
+    console: a tag that reads `E280#+` or carries a NUL must stop here, as a dead letter.
+    """
+    text = value.strip()
+    if name == "epc":
+        text = "".join(text.split()).upper()
+        if not EPC.match(text):
+            raise DecodeError(f"field 'epc': not 8 to 64 hex digits ({text[:80]!r})")
+        return text
+    if not text or len(text) > 128:
+        raise DecodeError(f"field {name!r}: empty or longer than 128 characters")
+    if not text.isprintable():
+        raise DecodeError(f"field {name!r}: control or unprintable characters")
+    return text
 
 
 # orjson reads an integer beyond 64 bits as a float, json as an int (a badge number may be one).

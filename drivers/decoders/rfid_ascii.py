@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
-from drivers.decoders.base import DecoderConfigBase
+from drivers.decoders.base import EPC, DecoderConfigBase
 from drivers.decoders.text import line_text, split_pairs
 
 __all__ = ["RfidAsciiDecoder", "RfidAsciiDecoderConfig"]
 
-# EPC-96 is 24 hex digits; EPC memory holds up to 496 bits. Items in the register: 8 to 64.
-_EPC = re.compile(r"^[0-9A-F]{8,64}$")
 _COLUMNS = ("epc", "antenna", "rssi_dbm", "")
 
 
@@ -75,7 +72,7 @@ class RfidAsciiDecoder:
             return []
         epc, antenna, rssi = self._split(text)
         epc = "".join(epc.split()).upper()
-        if not _EPC.match(epc):
+        if not EPC.match(epc):
             raise DecodeError("EPC is not 8 to 64 hex digits")
         values: dict[str, FieldValue] = {"epc": epc}
         if rssi is not None:
