@@ -26,7 +26,7 @@ from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Handler, Operation, Route
 from daemon.web.api_silences import SilenceCalls
-from daemon.web.console import Console, mount_console
+from daemon.web.console import mount_console
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
 
@@ -50,8 +50,13 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     known = Officers(officers)
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
-    operations = {"health": _health(health), "openapi": _openapi(),
-                  **AlarmCalls(desk, clock).operations(), **SilenceCalls(desk, clock).operations()}
+    alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
+    operations: dict[str, Operation] = {
+        "health": _health(health), "openapi": _openapi(),
+        "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
+        "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
+        "listSilences": silences.list_silences, "createSilence": silences.create,
+        "approveSilence": silences.approve, "expireSilence": silences.expire}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path,
@@ -62,7 +67,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     if metrics is not None:
         app.router.add_get("/metrics", _metrics(metrics), name="metrics")
     if console:
-        mount_console(app, Console(desk, known, clock, recent=recent, audit_path=audit_path))
+        mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path)
     return app
 
 

@@ -10,7 +10,6 @@ from daemon.alerts.lifecycle import Alarm, AlarmDesk, LifecycleError
 from daemon.vocabulary.clock import Clock
 from daemon.web.api_bodies import AckBody, CheckBody
 from daemon.web.api_refusals import Refusal, lifecycle_conflict, read_body
-from daemon.web.api_routes import Operation
 
 __all__ = ["AlarmCalls"]
 
@@ -18,15 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class AlarmCalls:
-    """The alarm operations of the route table, over one AlarmDesk."""
+    """The route table's alarm operations, over one AlarmDesk."""
 
     def __init__(self, desk: AlarmDesk, clock: Clock) -> None:
         self._desk, self._clock = desk, clock
-
-    def operations(self) -> dict[str, Operation]:
-        """Each operation by its id in the route table."""
-        return {"listAlerts": self.list_alerts, "getAlert": self.get_alert,
-                "acknowledgeAlert": self.acknowledge, "recordCheck": self.record_check}
 
     def _alarm(self, key: str) -> Alarm:
         try:

@@ -11,7 +11,6 @@ from daemon.alerts.lifecycle import AlarmDesk, Silence
 from daemon.vocabulary.clock import Clock
 from daemon.web.api_bodies import SilenceBody
 from daemon.web.api_refusals import Refusal, lifecycle_conflict, read_body
-from daemon.web.api_routes import Operation
 
 __all__ = ["SilenceCalls"]
 
@@ -19,15 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class SilenceCalls:
-    """The silence operations of the route table, over one AlarmDesk."""
+    """The route table's silence operations, over one AlarmDesk."""
 
     def __init__(self, desk: AlarmDesk, clock: Clock) -> None:
         self._desk, self._clock = desk, clock
-
-    def operations(self) -> dict[str, Operation]:
-        """Each operation by its id in the route table."""
-        return {"listSilences": self.list_silences, "createSilence": self.create,
-                "approveSilence": self.approve, "expireSilence": self.expire}
 
     async def list_silences(self, request: web.Request, officer: str) -> web.Response:
         """Every silence, newest first."""
