@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from daemon.alerts.lifecycle import AlarmDesk
@@ -24,7 +25,7 @@ from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_refusals import Refusal, as_json
-from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Handler, Operation, Route
+from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
 from daemon.web.console import mount_console
 from daemon.web.openapi import openapi_document

@@ -8,11 +8,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from daemon.alerts.lifecycle import LifecycleError
 from daemon.web.api_bodies import RequestBody
-from daemon.web.api_routes import Handler
 
 __all__ = ["Refusal", "as_json", "lifecycle_conflict", "read_body"]
 

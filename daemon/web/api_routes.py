@@ -9,13 +9,12 @@ from aiohttp import web
 
 from daemon.web.api_bodies import AckBody, CheckBody, RequestBody, SilenceBody
 
-__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ROUTES", "Handler", "Operation", "Route"]
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ROUTES", "Operation", "Route"]
 
 API_PREFIX = "/api/v1"
 # Bodies are a note or a silence: a few kB at most.
 MAX_BODY_BYTES = 64 * 1024
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What a route does, given the request and the officer who called ("" on public routes).
 Operation = Callable[[web.Request, str], Awaitable[web.Response]]
 

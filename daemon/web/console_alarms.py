@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from daemon.alerts.audit import AuditEntry, recent_for
 from daemon.alerts.lifecycle import Alarm, AlarmDesk, Finding, LifecycleError
@@ -27,7 +28,6 @@ _NOTE_CHARS = 2000
 _NS = 1_000_000_000
 _NONE = '<tr><td colspan="6" class="none">No alarms.</td></tr>'
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # One form's step on the desk: alarm key, officer, form fields -> what was done, for the log.
 Step = Callable[[str, str, dict[str, str]], str]
 

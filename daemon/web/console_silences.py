@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from daemon.alerts.lifecycle import AlarmDesk, LifecycleError, Silence
 from daemon.vocabulary.clock import Clock
@@ -13,8 +13,6 @@ from daemon.web.console_page import csrf_field, error, escape, page, refused_pag
 from daemon.web.console_session import Refused, Session, Sessions, not_logged_in
 
 __all__ = ["SilencePages"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SilencePages:
