@@ -25,7 +25,8 @@ from daemon.config.loading import load_config
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError, DepotwatchError
 from daemon.vocabulary.readings import Severity, TransitionKind
-from daemon.web.api import ROUTES, ApiServer, build_api, serve
+from daemon.web.api import ApiServer, build_api, serve
+from daemon.web.api_routes import ROUTES
 
 ROOT = Path(__file__).parent.parent
 ALICE = "alice-token-0123456789abcdef"

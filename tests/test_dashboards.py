@@ -25,10 +25,10 @@ from mqtt_probe import MqttProbe
 from servers import InfluxDB1, Mosquitto
 
 from daemon.config.schema import Config
+from daemon.dashboards.climate import ClimateBands
 from daemon.dashboards.overview import (
     DATASOURCE_UID,
     OVERVIEW_UID,
-    ClimateBands,
     depot_overview,
     render,
 )

@@ -7,22 +7,19 @@ global registry, so two daemons in one process, as in the tests, never mix).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence, Sized
+from enum import Enum
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.spool.store import Backlog
-
-if TYPE_CHECKING:
-    from daemon.runner import Daemon
-
-__all__ = ["STALLED_AFTER_S", "STALLED_FAILURES", "DaemonMetrics"]
+__all__ = ["STALLED_AFTER_S", "STALLED_FAILURES", "DaemonMetrics", "Watched"]
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +30,145 @@ STALLED_AFTER_S = 300.0
 STALLED_FAILURES = 5
 
 
+# What metrics reads of the daemon, and nothing more: the runner hands itself in, and this
+# module never imports it (the runner imports this one). Read-only properties, so the
+# daemon's own richer types fit.
+
+
+class _Pending(Protocol):
+    @property
+    def target(self) -> str: ...
+    @property
+    def points(self) -> int: ...
+    @property
+    def oldest_ns(self) -> int | None: ...
+
+
+class _Spool(Protocol):
+    @property
+    def full(self) -> bool: ...
+    @property
+    def fill_pct(self) -> float: ...
+    async def backlog(self) -> Sequence[_Pending]: ...
+
+
+class _Link(Protocol):
+    @property
+    def connected(self) -> asyncio.Event: ...
+
+
+class _PortSettings(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class _SerialPort(Protocol):
+    @property
+    def config(self) -> _PortSettings: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def is_open(self) -> asyncio.Event: ...
+
+
+class _ModbusBus(Protocol):
+    @property
+    def component(self) -> str: ...
+    @property
+    def is_open(self) -> asyncio.Event: ...
+
+
+class _Writer(Protocol):
+    @property
+    def name(self) -> str: ...
+    def stats(self) -> Mapping[str, int]: ...
+
+
+class _Pipeline(Protocol):
+    @property
+    def readings(self) -> Mapping[str, int]: ...
+    @property
+    def points_out(self) -> int: ...
+    @property
+    def rule_errors(self) -> int: ...
+
+
+class _DeadLetters(Protocol):
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+
+class _Alarm(Protocol):
+    @property
+    def state(self) -> Enum: ...
+    @property
+    def severity(self) -> Enum: ...
+
+
+class _Desk(Protocol):
+    def alarms(self) -> Sequence[_Alarm]: ...
+
+
+class _Notifier(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Outbox(Protocol):
+    @property
+    def notifier(self) -> _Notifier: ...
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def backlog(self) -> int: ...
+
+
+class _MqttSettings(Protocol):
+    @property
+    def subscriptions(self) -> Sized: ...
+
+
+class _Settings(Protocol):
+    @property
+    def mqtt(self) -> _MqttSettings: ...
+
+
+class Watched(Protocol):
+    """The running daemon as its metrics and readiness see it."""
+
+    @property
+    def config(self) -> _Settings: ...
+    @property
+    def spool(self) -> _Spool: ...
+    @property
+    def link(self) -> _Link: ...
+    @property
+    def serial_ports(self) -> Sequence[_SerialPort]: ...
+    @property
+    def modbus_buses(self) -> Sequence[_ModbusBus]: ...
+    @property
+    def writers(self) -> Sequence[_Writer]: ...
+    @property
+    def pipeline(self) -> _Pipeline: ...
+    @property
+    def deadletters(self) -> _DeadLetters: ...
+    @property
+    def desk(self) -> _Desk: ...
+    @property
+    def outboxes(self) -> Sequence[_Outbox]: ...
+
+
 class DaemonMetrics(Collector):
     """The daemon's counters as Prometheus metrics, and its readiness for /readyz."""
 
-    def __init__(self, daemon: Daemon, *, stalled_after_s: float = STALLED_AFTER_S,
+    def __init__(self, daemon: Watched, *, stalled_after_s: float = STALLED_AFTER_S,
                  stalled_failures: int = STALLED_FAILURES) -> None:
         self._daemon = daemon
         self._stalled_after_s = stalled_after_s
         self._stalled_failures = stalled_failures
-        self._backlog: list[Backlog] = []
+        self._backlog: Sequence[_Pending] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -87,55 +214,65 @@ class DaemonMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Read every counter now (called by the registry at each scrape)."""
-        daemon = self._daemon
-        readings = CounterMetricFamily(
-            "depotwatch_readings", "Messages decoded into readings, by source (topic or port)",
-            labels=["source"])
-        for source, count in sorted(daemon.pipeline.readings.items()):
-            readings.add_metric([source], count)
-        yield readings
-        errors = CounterMetricFamily(
-            "depotwatch_decode_errors", "Payloads rejected and kept as dead letters, by source",
-            labels=["source"])
-        for source, count in sorted(daemon.deadletters.counts.items()):
-            errors.add_metric([source], count)
-        yield errors
+        yield from self._readings()
+        yield self._alarms()
+        yield from self._notifiers()
+        yield from self._writers()
+        yield from self._spool()
+        yield self._inputs()
+
+    def _readings(self) -> Iterator[Metric]:
+        pipeline = self._daemon.pipeline
+        yield _by_source("depotwatch_readings",
+                         "Messages decoded into readings, by source (topic or port)",
+                         pipeline.readings)
+        yield _by_source("depotwatch_decode_errors",
+                         "Payloads rejected and kept as dead letters, by source",
+                         self._daemon.deadletters.counts)
         yield CounterMetricFamily("depotwatch_points", "Points produced for the time series",
-                                  value=daemon.pipeline.points_out)
+                                  value=pipeline.points_out)
         yield CounterMetricFamily(
             "depotwatch_rule_errors", "Readings some rule failed on (a bug: see the log)",
-            value=daemon.pipeline.rule_errors)
+            value=pipeline.rule_errors)
+
+    def _alarms(self) -> Metric:
         by_state: Counter[tuple[str, str]] = Counter(
-            (a.state.value, a.severity.value) for a in daemon.desk.alarms())
+            (a.state.value, a.severity.value) for a in self._daemon.desk.alarms())
         alarms = GaugeMetricFamily("depotwatch_alarms", "Open alarms by lifecycle state",
                                    labels=["state", "severity"])
         for (state, severity), count in sorted(by_state.items()):
             alarms.add_metric([state, severity], count)
-        yield alarms
+        return alarms
+
+    def _notifiers(self) -> Iterator[Metric]:
         delivered = CounterMetricFamily("depotwatch_notifier_deliveries",
                                         "Alert changes delivered", labels=["notifier"])
         failed = CounterMetricFamily("depotwatch_notifier_failures",
                                      "Failed delivery attempts", labels=["notifier"])
         pending = GaugeMetricFamily("depotwatch_notifier_backlog",
                                     "Alert changes waiting", labels=["notifier"])
-        for outbox in daemon.outboxes:
+        for outbox in self._daemon.outboxes:
             name = [outbox.notifier.name]
             delivered.add_metric(name, outbox.delivered)
             failed.add_metric(name, outbox.failed)
             pending.add_metric(name, outbox.backlog)
         yield from (delivered, failed, pending)
+
+    def _writers(self) -> Iterator[Metric]:
         written = CounterMetricFamily("depotwatch_writer_points_written",
                                       "Points written by target", labels=["target"])
         rejected = CounterMetricFamily("depotwatch_writer_points_rejected",
                                        "Points the server refused, set aside", labels=["target"])
         retries = CounterMetricFamily("depotwatch_writer_retries", "Retried writes",
                                       labels=["target"])
-        for writer in daemon.writers:
+        for writer in self._daemon.writers:
             stats = writer.stats()
             written.add_metric([writer.name], stats["written"])
             rejected.add_metric([writer.name], stats["rejected"])
             retries.add_metric([writer.name], stats["retries"])
         yield from (written, rejected, retries)
+
+    def _spool(self) -> Iterator[Metric]:
         backlog = GaugeMetricFamily("depotwatch_spool_backlog_points",
                                     "Points in the spool not yet written", labels=["target"])
         lag = GaugeMetricFamily("depotwatch_spool_lag_seconds",
@@ -147,7 +284,10 @@ class DaemonMetrics(Collector):
                            else 0.0)
         yield from (backlog, lag)
         yield GaugeMetricFamily("depotwatch_spool_fill_ratio", "Spool size over its quota",
-                                value=daemon.spool.fill_pct / 100.0)
+                                value=self._daemon.spool.fill_pct / 100.0)
+
+    def _inputs(self) -> Metric:
+        daemon = self._daemon
         up = GaugeMetricFamily("depotwatch_input_up", "Whether an input is connected (1) or not",
                                labels=["input"])
         up.add_metric(["mqtt"], float(daemon.link.connected.is_set()))
@@ -155,4 +295,11 @@ class DaemonMetrics(Collector):
             up.add_metric([port.source], float(port.is_open.is_set()))
         for bus in daemon.modbus_buses:
             up.add_metric([bus.component], float(bus.is_open.is_set()))
-        yield up
+        return up
+
+
+def _by_source(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["source"])
+    for source, count in sorted(counts.items()):
+        family.add_metric([source], count)
+    return family

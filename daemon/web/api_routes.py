@@ -1,0 +1,63 @@
+"""The API's route table: the one source of both its router and its OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from daemon.web.api_bodies import AckBody, CheckBody, RequestBody, SilenceBody
+
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ROUTES", "Operation", "Route"]
+
+API_PREFIX = "/api/v1"
+# Bodies are a note or a silence: a few kB at most.
+MAX_BODY_BYTES = 64 * 1024
+
+# What a route does, given the request and the officer who called ("" on public routes).
+Operation = Callable[[web.Request, str], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route: how it is called, what it answers, and whether it goes without a token."""
+
+    method: str
+    path: str
+    operation: str
+    summary: str
+    response: str
+    status: int = 200
+    body: type[RequestBody] | None = None
+    public: bool = False
+    refusals: tuple[int, ...] = ()
+
+
+ROUTES = (
+    Route("GET", "/healthz", "health", "Whether the daemon runs well (no token)", "Health",
+          public=True, refusals=(503,)),
+    Route("GET", f"{API_PREFIX}/openapi.json", "openapi", "This OpenAPI 3.1 document (no token)",
+          "OpenApi", public=True),
+    Route("GET", f"{API_PREFIX}/alerts", "listAlerts",
+          "Open alarms, most severe and oldest first; all=1 adds the recently cleared",
+          "AlarmList", refusals=(422,)),
+    Route("GET", f"{API_PREFIX}/alerts/{{key}}", "getAlert", "One alarm, open or recently cleared",
+          "Alarm", refusals=(404,)),
+    Route("POST", f"{API_PREFIX}/alerts/{{key}}/ack", "acknowledgeAlert",
+          "Acknowledge an alarm with a note (stops repeats and escalation)", "Alarm",
+          body=AckBody, refusals=(404, 409, 422)),
+    Route("POST", f"{API_PREFIX}/alerts/{{key}}/check", "recordCheck",
+          "Record the on-site check and its finding; clears the alarm once its condition ended",
+          "Alarm", body=CheckBody, refusals=(404, 409, 422)),
+    Route("GET", f"{API_PREFIX}/silences", "listSilences", "Every silence, newest first",
+          "SilenceList"),
+    Route("POST", f"{API_PREFIX}/silences", "createSilence",
+          "Create a silence; one that may mute a critical rule waits for a second officer",
+          "Silence", status=201, body=SilenceBody, refusals=(409, 422)),
+    Route("POST", f"{API_PREFIX}/silences/{{id}}/approve", "approveSilence",
+          "Approve another officer's silence of a critical rule", "Silence",
+          refusals=(404, 409)),
+    Route("POST", f"{API_PREFIX}/silences/{{id}}/expire", "expireSilence",
+          "End a silence now", "Silence", refusals=(404, 409)),
+)

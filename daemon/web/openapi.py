@@ -1,0 +1,93 @@
+"""The API's OpenAPI 3.1 document, generated from the route table and the very types served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from daemon.alerts.lifecycle import Alarm, Silence
+from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Route
+
+__all__ = ["openapi_document"]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of `ROUTES`, schemas generated from the very types served."""
+    ref = "#/components/schemas/{model}"
+    adapters: list[tuple[str, Any, TypeAdapter[Any]]] = [
+        ("Alarm", "serialization", TypeAdapter(Alarm)),
+        ("Silence", "serialization", TypeAdapter(Silence)),
+        *((r.body.__name__, "validation", TypeAdapter(r.body)) for r in ROUTES if r.body),
+    ]
+    _, generated = TypeAdapter.json_schemas(adapters, ref_template=ref)
+    schemas: dict[str, Any] = dict(generated.get("$defs", {}))
+    for name in ("Alarm", "Silence"):
+        # to_dict() writes every field, defaulted or not.
+        schemas[name]["required"] = list(schemas[name]["properties"])
+    schemas |= {
+        "AlarmList": _object({"alerts": {"type": "array", "items": {"$ref": ref.format(
+            model="Alarm")}}}),
+        "SilenceList": _object({"silences": {"type": "array", "items": {"$ref": ref.format(
+            model="Silence")}}}),
+        "Error": {"type": "object", "required": ["error"], "properties": {
+            "error": {"type": "string"},
+            "detail": {"description": "pydantic's errors, with 422", "type": "array"}}},
+        "Health": {**_object({"status": {"type": "string"}}), "additionalProperties": True},
+        "OpenApi": {"type": "object", "description": "An OpenAPI 3.1 document"},
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, ref)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "depotwatch alert API", "version": "1",
+                 "description": "Officers list alarms, acknowledge them, record on-site checks "
+                                "and manage silences. Every /api/v1 route but this document "
+                                "takes an officer's bearer token."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "officerToken": {"type": "http", "scheme": "bearer",
+                             "description": "An officer's token (the config keeps its SHA-256)"},
+        }},
+        "security": [{"officerToken": []}],
+    }
+
+
+_REASONS = {401: "No token, or not an officer's", 404: "No such alarm or silence",
+            409: "The lifecycle refuses this step (the message says why)",
+            413: f"Body over {MAX_BODY_BYTES} bytes",
+            422: "Invalid request body or query", 503: "Not healthy"}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _operation(route: Route, ref: str) -> dict[str, Any]:
+    def answer(description: str, schema: str) -> dict[str, Any]:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": ref.format(model=schema)}}}}
+
+    responses = {str(route.status): answer("Done", route.response)}
+    refusals = (*route.refusals, *(() if route.public else (401,)),
+                *((413,) if route.body else ()))
+    for status in refusals:
+        responses[str(status)] = answer(_REASONS[status], "Health" if status == 503 else "Error")
+    operation: dict[str, Any] = {"operationId": route.operation, "summary": route.summary,
+                                 "responses": dict(sorted(responses.items()))}
+    if route.public:
+        operation["security"] = []
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in ("key", "id") if f"{{{name}}}" in route.path]
+    if route.operation == "listAlerts":
+        parameters.append({"name": "all", "in": "query", "required": False,
+                           "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}})
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        required = any(f.is_required() for f in route.body.model_fields.values())
+        operation["requestBody"] = {"required": required, "content": {"application/json": {
+            "schema": {"$ref": ref.format(model=route.body.__name__)}}}}
+    return operation
