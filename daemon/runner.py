@@ -15,7 +15,8 @@ from typing import Any
 from daemon.alerts.audit import AuditError, AuditLog
 from daemon.alerts.book import AlertBook
 from daemon.alerts.commands import CommandDesk
-from daemon.alerts.lifecycle import AlarmDesk, routed
+from daemon.alerts.desk import AlarmDesk
+from daemon.alerts.escalation import routed
 from daemon.alerts.officers import Officers
 from daemon.assembly import build_notifiers
 from daemon.config.schema import Config

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.alerts.lifecycle import AlertingConfig
+from daemon.alerts.settings import AlertingConfig
 from daemon.config.yamlsource import YamlSource
 from daemon.notifiers.kinds import NotifierList
 from daemon.vocabulary.errors import ConfigError

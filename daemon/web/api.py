@@ -25,8 +25,10 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.alerts.lifecycle import Alarm, AlarmDesk, Finding, LifecycleError, Silence
+from daemon.alerts.alarm import Alarm, Finding, LifecycleError
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.alerts.silences import Silence
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.console import Console, mount_console

@@ -27,9 +27,11 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.alerts.alarm import Alarm, Finding, LifecycleError
 from daemon.alerts.audit import AuditEntry, recent_for
-from daemon.alerts.lifecycle import Alarm, AlarmDesk, Finding, LifecycleError, Silence
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.alerts.silences import Silence
 from daemon.vocabulary.clock import Clock
 from daemon.web.recent import RecentEvents
 
