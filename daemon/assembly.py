@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from daemon.alerts.officers import Officers
 from daemon.alerts.settings import AlertingConfig
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
-from daemon.ingest.pipeline import Pipeline
+from daemon.ingest.pipeline import Pipeline, PointStore
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.console import LogNotifier
@@ -169,11 +169,12 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
 # -- readings: pipeline and gateway inputs -----------------------------------------------------
 
 
-def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore, spool: Spool,
+def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
+                   store: PointStore, receipts: Mapping[bytes, int],
                    notify: Sequence[Callable[[Alert], None]],
                    listeners: Iterable[Callable[[Reading], None]] = ()) -> Pipeline:
-    """Routes, decoders and the rules between the inputs and the spool; `listeners` hear of
-    every reading."""
+    """Routes, decoders and the rules between the inputs and `store` (the spool); `listeners`
+    hear of every reading."""
     pipeline = Pipeline(
         depot=depot,
         router=Routers([
@@ -182,9 +183,9 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore, s
         ]),
         engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot),
         alerts=AlertBook(), deadletters=deadletters,
-        store=spool.append,
+        store=store,
         notify=notify,
-        receipts=spool.receipts,
+        receipts=receipts,
     )
     pipeline.listeners.extend(listeners)
     return pipeline

@@ -90,8 +90,9 @@ class Daemon:
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
                                            reject=self.deadletters.keep)
         self.link.handle_topic(commands_topic(config), self.commands.handle)
-        self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool,
-                                       notify=[self._condition], listeners=[self.recent.reading])
+        self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
+                                       self.spool.receipts, notify=[self._condition],
+                                       listeners=[self.recent.reading])
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
