@@ -1,4 +1,4 @@
-"""The daemon process: builds the pipeline from the config and runs its tasks in one TaskGroup."""
+"""The daemon process: wires the parts daemon/assembly.py builds and runs them in one TaskGroup."""
 
 from __future__ import annotations
 
