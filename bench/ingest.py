@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.depot_mix import Mix, daemon_config, layout, make_mix
-from daemon.alerts.book import AlertBook
+from daemon.assembly import build_pipeline
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
@@ -43,9 +43,6 @@ from daemon.spool.store import Spool
 from daemon.tsdb.points import ReadingLines
 from daemon.vocabulary.readings import RawMessage, Reading
 from daemon.web.recent import RecentEvents
-from drivers.mqtt import TopicRoute, TopicRouter
-from drivers.routes import Routers
-from drivers.serial import SerialRouter
 from rules.engine import Engine
 
 PREFIX = "bench"
@@ -62,21 +59,11 @@ def _config(sensors: int, state_dir: Path) -> Config:
 
 def _pipeline(config: Config, store: Callable[..., Awaitable[None] | None],
               receipts: Any) -> Pipeline:
-    # As daemon/runner.py builds it, less the outboxes and the alarm desk (the mix raises none).
+    # As the daemon builds it, less the outboxes and the alarm desk (the mix raises none).
     depot = config.depot()
-    pipeline = Pipeline(
-        depot=depot,
-        router=Routers([
-            TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
-            SerialRouter(config.serial),
-        ]),
-        engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot),
-        alerts=AlertBook(), deadletters=DeadLetterStore(config.state_dir / "dl.sqlite",
-                                                        config.deadletters),
-        store=store, notify=[], receipts=receipts,
-    )
-    pipeline.listeners.append(RecentEvents(depot).reading)
-    return pipeline
+    deadletters = DeadLetterStore(config.state_dir / "dl.sqlite", config.deadletters)
+    return build_pipeline(config, depot, deadletters, store, receipts, notify=[],
+                          listeners=[RecentEvents(depot).reading])
 
 
 class _Clock:

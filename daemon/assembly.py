@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from daemon.config.schema import Config
-from daemon.notifiers.base import Notifier
-from daemon.notifiers.common import Site, StorehouseInfo
-from daemon.notifiers.kinds import notifier_names
+from aiohttp import web
 
-__all__ = ["build_notifiers", "site_of"]
+from daemon.alerts.book import AlertBook
+from daemon.alerts.commands import CommandDesk
+from daemon.alerts.desk import AlarmDesk, Audit
+from daemon.alerts.escalation import ALWAYS, routed
+from daemon.alerts.officers import Officers
+from daemon.alerts.settings import AlertingConfig
+from daemon.config.schema import Config
+from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.pipeline import Pipeline, PointStore
+from daemon.notifiers.base import Notifier, Outbox
+from daemon.notifiers.common import Site, StorehouseInfo
+from daemon.notifiers.console import LogNotifier
+from daemon.notifiers.kinds import notifier_names
+from daemon.notifiers.mqtt import MqttAlertNotifier
+from daemon.spool.store import Spool
+from daemon.tsdb.writer import FileSink, Sink, TsdbWriter, build_sink
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.web.api import build_api
+from daemon.web.recent import RecentEvents
+from drivers.modbus import ModbusBus
+from drivers.mqtt import MqttLink, TopicRoute, TopicRouter
+from drivers.routes import Routers
+from drivers.serial import SerialPort, SerialRouter
+from rules.depot import Depot
+from rules.engine import Engine
+
+__all__ = [
+    "TsdbTarget",
+    "alerts_topic",
+    "build_command_desk",
+    "build_desk",
+    "build_modbus_buses",
+    "build_notifiers",
+    "build_outboxes",
+    "build_pipeline",
+    "build_serial_ports",
+    "build_spool",
+    "build_web_app",
+    "build_writers",
+    "commands_topic",
+    "site_of",
+    "tsdb_targets",
+]
 
 
 def site_of(config: Config) -> Site:
@@ -21,8 +66,150 @@ def site_of(config: Config) -> Site:
     )
 
 
+# -- points: spool and writers ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TsdbTarget:
+    """One place points are written to, with its own cursor in the spool."""
+
+    name: str
+    sink: Sink
+    batch_size: int
+    flush_interval_s: float
+
+
+def tsdb_targets(config: Config) -> list[TsdbTarget]:
+    """The InfluxDB targets and the file output, in config order."""
+    # Named by position and API, never by URL: a URL may carry credentials.
+    targets = [TsdbTarget(f"influxdb-{i}-{t.api}", build_sink(t), t.batch_size,
+                          t.flush_interval_s) for i, t in enumerate(config.influxdb)]
+    if config.file_output is not None:
+        targets.append(TsdbTarget("file", FileSink(config.file_output.path), 5000, 0.5))
+    return targets
+
+
+def build_spool(config: Config, targets: Sequence[TsdbTarget]) -> Spool:
+    """The durable queue of points, one cursor per target."""
+    return Spool(config.state_dir / "spool.sqlite", [t.name for t in targets],
+                 max_bytes=config.spool.max_bytes, fsync=config.spool.fsync)
+
+
+def build_writers(targets: Sequence[TsdbTarget], spool: Spool) -> list[TsdbWriter]:
+    """One writer per target, draining its cursor of the spool."""
+    return [TsdbWriter(t.name, t.sink, spool, batch_size=t.batch_size,
+                       flush_interval_s=t.flush_interval_s) for t in targets]
+
+
+# -- alarms: notifiers, outboxes, desk, commands -----------------------------------------------
+
+
+def alerts_topic(config: Config) -> str:
+    """The MQTT topic alarms are published under, with the site filled in."""
+    return config.mqtt.alerts_topic.replace("{site}", config.site.id)
+
+
+def commands_topic(config: Config) -> str:
+    """The MQTT topic officers' commands arrive on, next to the alerts."""
+    return f"{alerts_topic(config).rsplit('/', 1)[0]}/commands"
+
+
 def build_notifiers(config: Config) -> list[Notifier]:
-    """The configured notifiers, in config order (MQTT and log are built by the runner)."""
+    """The configured notifiers, in config order (MQTT and log come with `build_outboxes`)."""
     site = site_of(config)
     names = notifier_names(config.notifiers)
     return [c.build(site, name) for c, name in zip(config.notifiers, names, strict=True)]
+
+
+def build_outboxes(config: Config, link: MqttLink,
+                   notifiers: Iterable[Notifier]) -> list[Outbox]:
+    """An outbox per notifier: MQTT and the log first, then `notifiers` in their order."""
+    return [
+        Outbox(MqttAlertNotifier(link, alerts_topic(config), config.site.id)),
+        Outbox(LogNotifier()),
+        *(Outbox(n) for n in notifiers),
+    ]
+
+
+def build_desk(config: AlertingConfig, outboxes: Sequence[Outbox],
+               listeners: Sequence[Callable[[Alert], None]], audit: Audit,
+               watchers: Iterable[str] = ()) -> AlarmDesk:
+    """The alarm desk; its notices go to the outboxes their escalation step names.
+
+    MQTT, the log, the `listeners` and the notifiers named in `watchers` hear of every notice.
+    """
+    return AlarmDesk(config, routed(
+        [*((o.notifier.name, o.put) for o in outboxes), *(("*", put) for put in listeners)],
+        always=ALWAYS | {"*", *watchers}), audit)
+
+
+def officer_tokens(config: Config) -> dict[str, str]:
+    """Officer names by the SHA-256 (hex, lower case) of their tokens."""
+    return {o.token_sha256.lower(): o.name for o in config.api.officers}
+
+
+def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
+                       publish: Callable[[str, bytes], None],
+                       reject: Callable[[str, str, bytes, int], None]) -> CommandDesk:
+    """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
+    topic = commands_topic(config)
+    return CommandDesk(desk, Officers(officer_tokens(config)), clock,
+                       functools.partial(publish, f"{topic}/replies"), reject=reject,
+                       source=topic)
+
+
+def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,
+                  audit_path: Path, *, ready: Callable[[], Awaitable[list[str]]],
+                  metrics: Callable[[], Awaitable[bytes]]) -> web.Application:
+    """The officers' API and console, with /readyz and /metrics."""
+    return build_api(desk, officer_tokens(config), clock, ready=ready, metrics=metrics,
+                     console=True, recent=recent, audit_path=audit_path)
+
+
+# -- readings: pipeline and gateway inputs -----------------------------------------------------
+
+
+def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
+                   store: PointStore, receipts: Mapping[bytes, int],
+                   notify: Sequence[Callable[[Alert], None]],
+                   listeners: Iterable[Callable[[Reading], None]] = ()) -> Pipeline:
+    """Routes, decoders and the rules between the inputs and `store` (the spool); `listeners`
+    hear of every reading."""
+    pipeline = Pipeline(
+        depot=depot,
+        router=Routers([
+            TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
+            SerialRouter(config.serial),
+        ]),
+        engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot),
+        alerts=AlertBook(), deadletters=deadletters,
+        store=store,
+        notify=notify,
+        receipts=receipts,
+    )
+    pipeline.listeners.extend(listeners)
+    return pipeline
+
+
+def build_serial_ports(config: Config, clock: Clock,
+                       on_message: Callable[[RawMessage], Awaitable[None]],
+                       on_state: Callable[[str, bool], None],
+                       on_reject: Callable[[str, str, bytes, int], None]) -> list[SerialPort]:
+    """The configured serial ports; `on_state` hears of each by its source name."""
+    ports = [SerialPort(p, clock) for p in config.serial]
+    for port in ports:
+        port.on_message(on_message)
+        port.on_state(functools.partial(on_state, port.source))
+        port.on_reject(on_reject)
+    return ports
+
+
+def build_modbus_buses(config: Config, clock: Clock,
+                       on_reading: Callable[[str, Reading], Awaitable[None]],
+                       on_state: Callable[[str, bool], None]) -> list[ModbusBus]:
+    """The configured Modbus buses; callbacks hear of each by its component name."""
+    buses = [ModbusBus(b, clock) for b in config.modbus]
+    for bus in buses:
+        bus.on_reading(functools.partial(on_reading, bus.component))
+        bus.on_state(functools.partial(on_state, bus.component))
+    return buses

@@ -1,4 +1,4 @@
-"""The daemon process: builds the pipeline from the config and runs its tasks in one TaskGroup."""
+"""The daemon process: wires the parts daemon/assembly.py builds and runs them in one TaskGroup."""
 
 from __future__ import annotations
 
@@ -8,39 +8,41 @@ import functools
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from daemon.alerts.audit import AuditError, AuditLog
-from daemon.alerts.book import AlertBook
-from daemon.alerts.commands import CommandDesk
-from daemon.alerts.lifecycle import AlarmDesk, routed
-from daemon.alerts.officers import Officers
-from daemon.assembly import build_notifiers
+from daemon.assembly import (
+    build_command_desk,
+    build_desk,
+    build_modbus_buses,
+    build_notifiers,
+    build_outboxes,
+    build_pipeline,
+    build_serial_ports,
+    build_spool,
+    build_web_app,
+    build_writers,
+    commands_topic,
+    tsdb_targets,
+)
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
-from daemon.ingest.pipeline import Pipeline, receipt_digest
-from daemon.notifiers.base import Notifier, Outbox
-from daemon.notifiers.console import LogNotifier
+from daemon.ingest.pipeline import receipt_digest
+from daemon.ingest.pubacks import PubackReceipts
+from daemon.notifiers.base import Notifier
 from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
-from daemon.spool.store import Spool
 from daemon.statefile import StateFile
-from daemon.tsdb.writer import FileSink, TsdbWriter, build_sink
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SystemClock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Reading
-from daemon.web.api import build_api, serve
+from daemon.web.api import serve
 from daemon.web.metrics import DaemonMetrics
 from daemon.web.recent import RecentEvents
-from drivers.modbus import ModbusBus
-from drivers.mqtt import MqttLink, TopicRoute, TopicRouter
-from drivers.routes import Routers
-from drivers.serial import SerialPort, SerialRouter
-from rules.engine import Engine
+from drivers.mqtt import MqttLink
 
 __all__ = ["Daemon"]
 
@@ -48,50 +50,6 @@ log = logging.getLogger(__name__)
 
 # The least time between two saves of the engine state after alert changes.
 _STATE_SAVE_SPACING_S = 0.5
-
-
-class PubackReceipts:
-    """Receipts of messages whose PUBACK went out, held until it surely reached the broker.
-
-    A PUBACK written just before the connection drops is lost; the broker then sends the
-    message again, and only the receipt tells the copy from a new message. So a receipt is let
-    go only after its connection stayed up `hold_s` longer, or, for an older connection, once
-    the next one has been up `hold_s` (a resumed session redelivers at once).
-    """
-
-    def __init__(self, spool: Spool, hold_s: float = 2.0) -> None:
-        self._spool = spool
-        self._hold_s = hold_s
-        # One entry per commit, not per message: thousands of messages share one.
-        self._held: deque[tuple[float, int, Sequence[bytes]]] = deque()
-        self._connection = 0
-        self._up_since: float | None = None
-
-    def link_state(self, up: bool) -> None:
-        """The MQTT connection came up (a new one) or went down."""
-        if up:
-            self._connection += 1
-            self._up_since = time.monotonic()
-        else:
-            self._up_since = None
-
-    def sent(self, digests: Sequence[bytes]) -> None:
-        """The PUBACKs of these messages (one commit's) are going out now."""
-        self._held.append((time.monotonic(), self._connection, digests))
-        self.release()
-
-    def release(self) -> None:
-        """Let go of every receipt that can no longer be needed."""
-        if self._up_since is None or not self._held:
-            return
-        now = time.monotonic()
-        while self._held:
-            at, connection, digests = self._held[0]
-            since = at if connection == self._connection else self._up_since
-            if now - since < self._hold_s:
-                break
-            self._held.popleft()
-            self._spool.acknowledged(*digests)
 
 
 class Daemon:
@@ -105,101 +63,68 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._tick_interval_s = tick_interval_s or config.tick_interval_s
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
-        self._state_interval_s = config.state_save_interval_s
-        self._health_interval_s = config.spool.health_interval_s
         depot = config.depot()
         self.link = MqttLink(config.mqtt, self.clock)
-        # One spool cursor per target, named by position and API: a URL may carry credentials.
-        targets = [(f"influxdb-{i}-{t.api}", build_sink(t), t.batch_size, t.flush_interval_s)
-                   for i, t in enumerate(config.influxdb)]
-        if config.file_output is not None:
-            targets.append(("file", FileSink(config.file_output.path), 5000, 0.5))
-        self.spool = Spool(config.state_dir / "spool.sqlite", [t[0] for t in targets],
-                           max_bytes=config.spool.max_bytes, fsync=config.spool.fsync)
-        self.writers = [
-            TsdbWriter(name, sink, self.spool, batch_size=batch, flush_interval_s=flush)
-            for name, sink, batch, flush in targets
-        ]
-        topic = config.mqtt.alerts_topic.replace("{site}", config.site.id)
+        targets = tsdb_targets(config)
+        self.spool = build_spool(config, targets)
+        self.writers = build_writers(targets, self.spool)
         configured = build_notifiers(config)
         # Alertmanager forgets firing alerts not re-sent within its resolve_timeout.
         self.resenders = [n for n in configured if isinstance(n, Resender)]
-        self.outboxes = [
-            Outbox(MqttAlertNotifier(self.link, topic, config.site.id)),
-            Outbox(LogNotifier()),
-            *(Outbox(n) for n in (*configured, *notifiers)),
-        ]
-        # Conditions from the rules become alarms with a lifecycle; notices go to the outboxes
-        # that their escalation step names (MQTT and the log always).
-        watchers = frozenset({"mqtt", "log", "*", *(n.name for n in notifiers)})
+        self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
-        self.desk = AlarmDesk(config.alerting, routed(
-            [*((o.notifier.name, o.put) for o in self.outboxes), ("*", self._alert_changed),
-             ("*", self.recent.alarm)],
-            always=watchers), self._audit)
+        # Rule conditions become alarms; the state file and the console hear of every notice.
+        self.desk = build_desk(config.alerting, self.outboxes,
+                               [self._alert_changed, self.recent.alarm], self._audit,
+                               watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
-        self.api = build_api(self.desk, {o.token_sha256.lower(): o.name
-                                         for o in config.api.officers}, self.clock,
-                             ready=self.metrics.readiness, metrics=self.metrics.render,
-                             console=True, recent=self.recent, audit_path=self.audit.path)
+        self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
+                                 ready=self.metrics.readiness, metrics=self.metrics.render)
         self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
-        commands = f"{topic.rsplit('/', 1)[0]}/commands"
-        self.commands = CommandDesk(
-            self.desk, Officers({o.token_sha256.lower(): o.name for o in config.api.officers}),
-            self.clock, functools.partial(self._publish_reply, f"{commands}/replies"),
-            reject=self.deadletters.keep, source=commands)
-        self.link.handle_topic(commands, self.commands.handle)
-        self.pipeline = Pipeline(
-            depot=depot,
-            router=Routers([
-                TopicRouter([TopicRoute.from_config(s) for s in config.mqtt.subscriptions]),
-                SerialRouter(config.serial),
-            ]),
-            engine=Engine([(rule.type, rule.build(depot)) for rule in config.rule_set()], depot),
-            alerts=AlertBook(), deadletters=self.deadletters,
-            store=self.spool.append,
-            notify=[self._condition],
-            receipts=self.spool.receipts,
-        )
-        self.pipeline.listeners.append(self.recent.reading)
+        self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
+                                           reject=self.deadletters.keep)
+        self.link.handle_topic(commands_topic(config), self.commands.handle)
+        self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
+                                       self.spool.receipts, notify=[self._condition],
+                                       listeners=[self.recent.reading])
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self.link.on_state(self._on_link_state)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
-        self.serial_ports = [SerialPort(p, self.clock) for p in config.serial]
-        for port in self.serial_ports:
-            port.on_message(self._on_serial_message)
-            port.on_state(functools.partial(self._on_input_state, port.source))
-            port.on_reject(self.deadletters.keep)
-        self.modbus_buses = [ModbusBus(b, self.clock) for b in config.modbus]
-        for bus in self.modbus_buses:
-            bus.on_reading(functools.partial(self._on_reading, bus.component))
-            bus.on_state(functools.partial(self._on_input_state, bus.component))
+        self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
+                                               self._on_input_state, self.deadletters.keep)
+        self.modbus_buses = build_modbus_buses(config, self.clock, self._on_reading,
+                                               self._on_input_state)
         self.state_file = StateFile(config.state_dir / "engine-state.json")
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
         self.ticks = 0
         self._state_changed = asyncio.Event()
+        self._restore()
+
+    def _restore(self) -> None:
+        # Alarms, their timers and undelivered notices survive a restart.
         saved = self.state_file.load()
-        if saved is not None:
-            self.pipeline.restore(saved)
-            self.desk.restore(saved.get("alarms", {}))
-            recent = saved.get("recent")
-            if isinstance(recent, dict):
-                self.recent.restore(recent)
-            undelivered = saved.get("outboxes", {})
-            for outbox in self.outboxes:
-                outbox.restore([Alert.from_dict(a)
-                                for a in undelivered.get(outbox.notifier.name, [])])
-            log.info("engine state restored from %s", self.state_file.path)
+        if saved is None:
+            return
+        self.pipeline.restore(saved)
+        self.desk.restore(saved.get("alarms", {}))
+        recent = saved.get("recent")
+        if isinstance(recent, dict):
+            self.recent.restore(recent)
+        undelivered = saved.get("outboxes", {})
+        for outbox in self.outboxes:
+            outbox.restore([Alert.from_dict(a)
+                            for a in undelivered.get(outbox.notifier.name, [])])
+        log.info("engine state restored from %s", self.state_file.path)
 
     def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
                at_ns: int) -> None:
@@ -317,22 +242,24 @@ class Daemon:
             await asyncio.sleep(self._tick_interval_s)
 
     async def _save_state(self) -> None:
+        interval_s = self.config.state_save_interval_s
         while True:
             # Not wait_for (see _tick): an alert change coinciding with a failed task's
             # cancellation kept this loop, and with it the whole daemon, alive.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._state_interval_s):
+                async with asyncio.timeout(interval_s):
                     await self._state_changed.wait()
             self._state_changed.clear()
             started = time.monotonic()
             await asyncio.to_thread(self.state_file.save, self._state())
             # "Soon after a change" is at most twice a second: under a stream of alarm changes
             # the saves ran back to back (a 2,000-sensor state: ~5 % of the CPU, bench/depot.py).
-            await asyncio.sleep(min(self._state_interval_s, _STATE_SAVE_SPACING_S)
+            await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
                                 - (time.monotonic() - started))
 
     async def _report_health(self) -> None:
         # The gateway's own health as points, and the spool's fill for the spool_quota rule.
+        interval_s = self.config.spool.health_interval_s
         while True:
             backlog = await self.spool.backlog()
             now = self.clock.now_ns()
@@ -344,7 +271,7 @@ class Daemon:
                 "rejected_points": float(sum(w.rejected for w in self.writers)),
                 "write_retries": float(sum(w.retries for w in self.writers)),
             }, now)
-            await asyncio.sleep(self._health_interval_s)
+            await asyncio.sleep(interval_s)
 
     async def run(self, stop: asyncio.Event,
                   failed: Callable[[str, BaseException], None] | None = None) -> None:

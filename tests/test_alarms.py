@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from daemon.alerts.lifecycle import AlarmDesk, AlarmState, AlertingConfig, Finding, LifecycleError
+from daemon.alerts.alarm import AlarmState, Finding, LifecycleError
+from daemon.alerts.desk import AlarmDesk
+from daemon.alerts.settings import AlertingConfig
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Severity, TransitionKind
 

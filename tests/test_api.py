@@ -19,8 +19,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.alerts.lifecycle import AlarmDesk, AlarmState, AlertingConfig
+from daemon.alerts.alarm import AlarmState
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers, hash_token, silence_end
+from daemon.alerts.settings import AlertingConfig
 from daemon.config.loading import load_config
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError, DepotwatchError

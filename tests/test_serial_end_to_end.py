@@ -16,7 +16,7 @@ from mqtt_probe import MqttProbe
 from serial_devices import PtyLink, Slaves, SocatPair, until
 from servers import Mosquitto
 
-from daemon.alerts.lifecycle import Finding
+from daemon.alerts.alarm import Finding
 from daemon.config.schema import Config
 from daemon.runner import Daemon
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from daemon.alerts.lifecycle import AlarmDesk, Finding, LifecycleError
+from daemon.alerts.alarm import Finding, LifecycleError
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.vocabulary.clock import Clock
 

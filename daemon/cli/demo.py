@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from daemon.alerts.lifecycle import AlarmState, Finding
+from daemon.alerts.alarm import AlarmState, Finding
 from daemon.cli.simulator import END, EXPECTED_ALERTS, START, ZONE, demo_night
 from daemon.config.schema import Config
 from daemon.notifiers.console import ConsoleNotifier

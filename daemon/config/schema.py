@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from daemon.alerts.lifecycle import AlertingConfig
+from daemon.alerts.settings import AlertingConfig
 from daemon.config.depot import (
     ClimateSensorConfig,
     DoorConfig,

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from daemon.alerts.lifecycle import AlarmDesk
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError

@@ -6,7 +6,8 @@ import logging
 
 from aiohttp import web
 
-from daemon.alerts.lifecycle import Alarm, AlarmDesk, LifecycleError
+from daemon.alerts.alarm import Alarm, LifecycleError
+from daemon.alerts.desk import AlarmDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.api_bodies import AckBody, CheckBody
 from daemon.web.api_refusals import Refusal, lifecycle_conflict, read_body

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from daemon.alerts.lifecycle import Finding
+from daemon.alerts.alarm import Finding
 
 __all__ = ["AckBody", "CheckBody", "RequestBody", "SilenceBody", "SilenceMatchers"]
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from daemon.alerts.lifecycle import LifecycleError
+from daemon.alerts.alarm import LifecycleError
 from daemon.web.api_bodies import RequestBody
 
 __all__ = ["Refusal", "as_json", "lifecycle_conflict", "read_body"]

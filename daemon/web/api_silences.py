@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from daemon.alerts.lifecycle import AlarmDesk, Silence
+from daemon.alerts.desk import AlarmDesk
+from daemon.alerts.silences import Silence
 from daemon.vocabulary.clock import Clock
 from daemon.web.api_bodies import SilenceBody
 from daemon.web.api_refusals import Refusal, lifecycle_conflict, read_body

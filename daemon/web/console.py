@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon.alerts.lifecycle import AlarmDesk
+from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_alarms import AlarmPages

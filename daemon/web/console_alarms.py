@@ -12,8 +12,9 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from daemon.alerts.alarm import Alarm, Finding, LifecycleError
 from daemon.alerts.audit import AuditEntry, recent_for
-from daemon.alerts.lifecycle import Alarm, AlarmDesk, Finding, LifecycleError
+from daemon.alerts.desk import AlarmDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import csrf_field, error, escape, page, refused_page, when
 from daemon.web.console_session import Refused, Sessions, not_logged_in

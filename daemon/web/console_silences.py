@@ -7,7 +7,9 @@ import urllib.parse
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from daemon.alerts.lifecycle import AlarmDesk, LifecycleError, Silence
+from daemon.alerts.alarm import LifecycleError
+from daemon.alerts.desk import AlarmDesk
+from daemon.alerts.silences import Silence
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import csrf_field, error, escape, page, refused_page, when
 from daemon.web.console_session import Refused, Session, Sessions, not_logged_in

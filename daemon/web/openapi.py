@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from daemon.alerts.lifecycle import Alarm, Silence
+from daemon.alerts.alarm import Alarm
+from daemon.alerts.silences import Silence
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Route
 
 __all__ = ["openapi_document"]

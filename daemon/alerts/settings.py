@@ -1,0 +1,71 @@
+"""How alarms are delivered: repeats, escalation ladders, on-site checks and inhibitions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rules.input_lost import NOT_SENSOR_INPUTS
+
+__all__ = ["AlertingConfig", "EscalationStep", "InhibitRule", "SeverityName"]
+
+
+class EscalationStep(BaseModel):
+    """Who is told once an alarm has gone `after_s` without acknowledgement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_s: float = Field(ge=0)
+    notify: list[str] = Field(min_length=1)
+
+
+class InhibitRule(BaseModel):
+    """While a `source_rule` alarm is open, `target_rule` alarms with equal labels stay muted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source_rule: str
+    target_rule: str
+    # "input": the gateway input (`mqtt`, `serial:<id>`, ...) a sensor reports through, or the
+    # lost input itself; an alarm whose input the config does not tell matches every input.
+    equal: list[Literal["storehouse", "subject", "door", "input"]] = Field(default_factory=list)
+    # Subjects of the source rule that do not mute anything (the officers' API is no input
+    # that sensors report through).
+    source_subject_not: list[str] = Field(default_factory=list)
+
+
+SeverityName = Literal["warning", "alarm", "critical"]
+
+
+def _default_repeat() -> dict[SeverityName, float]:
+    return {"critical": 120.0, "alarm": 300.0, "warning": 1800.0}
+
+
+def _default_check_required() -> list[SeverityName]:
+    return ["critical", "alarm"]
+
+
+def _default_inhibit() -> list[InhibitRule]:
+    # One cause, one page: a lost broker connection silences every sensor behind it, and only
+    # those (a serial door contact going silent while MQTT is down is paged).
+    return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent", equal=["input"],
+                        source_subject_not=sorted(NOT_SENSOR_INPUTS))]
+
+
+class AlertingConfig(BaseModel):
+    """Repeat, escalation, on-site checks and inhibition (PSSM.md alarm delivery rows)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Re-send an unacknowledged alarm this often, per severity.
+    repeat_s: dict[SeverityName, float] = Field(default_factory=_default_repeat)
+    # Ladder per severity; the first step's `notify` list is who gets the alarm at once. Without
+    # a ladder every notifier gets it at once. Notifier names: `mqtt`, `log`, and the configured.
+    escalation: dict[SeverityName, list[EscalationStep]] = Field(default_factory=dict)
+    # Never cleared by the condition alone: an officer records the on-site check.
+    check_required: list[SeverityName] = Field(default_factory=_default_check_required)
+    inhibit: list[InhibitRule] = Field(default_factory=_default_inhibit)
+    # Once the cause of an inhibition clears, what it hid waits this long before it is paged:
+    # the readings that arrive when a broker comes back end most of it unpaged.
+    inhibit_grace_s: float = Field(default=60.0, ge=0)
