@@ -256,7 +256,8 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from daemon.records.report import Format, ReportError, build_report, write_report
+    from daemon.records.document import Format, ReportError
+    from daemon.records.report import build_report, write_report
 
     config = _config(args.config)
     if config is None:
