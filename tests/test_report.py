@@ -418,8 +418,8 @@ def test_pdf_without_the_extra(month: dict[str, Any], monkeypatch: pytest.Monkey
 
 
 def test_pdf_shows_the_first_rows_of_a_long_table(month: dict[str, Any]) -> None:
+    from daemon.records.document import Report, Table
     from daemon.records.pdf import PDF_MAX_ROWS, render_pdf
-    from daemon.records.report import Report, Table
 
     long = Table("access_refused", "Refused and unknown badges", "", ["time", "person"],
                  [[f"2026-10-01 00:{i % 60:02d}", f"Person {i}"] for i in range(1000)])

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from daemon.alerts.audit import audit_path, export
-from daemon.records.report import RESPONSE_TARGET_S, Table
+from daemon.records.builder import ReportBuilder
+from daemon.records.document import Table
 
-if TYPE_CHECKING:
-    from daemon.records.report import _Builder
-
-__all__ = ["alarm_tables", "by_storehouse"]
+__all__ = ["RESPONSE_TARGET_S", "Episode", "alarm_tables", "by_storehouse"]
 
 _NS = 1_000_000_000
+# PSSM.md "response": on-scene confirmation expected within 15 min of an alarm.
+RESPONSE_TARGET_S = 15 * 60
 
 
 def _minutes(from_ns: int, to_ns: int | None) -> float | None:
@@ -25,7 +24,9 @@ def _minutes(from_ns: int, to_ns: int | None) -> float | None:
 
 
 @dataclass(slots=True)
-class _Episode:
+class Episode:
+    """One alarm from raised to cleared, as the audit trail tells it."""
+
     key: str
     raised_ns: int
     severity: str
@@ -40,20 +41,20 @@ class _Episode:
     muted_by: str = ""
 
 
-def _episodes(b: _Builder) -> list[_Episode]:
+def _episodes(b: ReportBuilder) -> list[Episode]:
     path = audit_path(b.config.state_dir)
     if not path.exists():
         return []
     b.progress("audit trail: alarms")
-    open_: dict[str, _Episode] = {}
-    out: list[_Episode] = []
+    open_: dict[str, Episode] = {}
+    out: list[Episode] = []
     for entry in export(path, 0):
         if entry["at_ns"] >= b.end_ns:
             break
         key, action, at = entry["subject"], entry["action"], entry["at_ns"]
         details = entry["details"]
         if action == "raised":
-            episode = _Episode(key, at, str(details.get("severity", "")),
+            episode = Episode(key, at, str(details.get("severity", "")),
                                str(details.get("summary", "")),
                                muted_by=str(details.get("inhibited_by")
                                             or details.get("silenced_by") or ""))
@@ -81,7 +82,7 @@ def _episodes(b: _Builder) -> list[_Episode]:
     return out
 
 
-def by_storehouse(b: _Builder) -> dict[str, list[_Episode]]:
+def by_storehouse(b: ReportBuilder) -> dict[str, list[Episode]]:
     """The month's alarms per storehouse: that of the key's `alert` points, else that of its
     subject in the config; "" for the rest (the site table)."""
     owner: dict[str, str] = {s.id: s.id for s in b.config.storehouses}
@@ -97,18 +98,18 @@ def by_storehouse(b: _Builder) -> dict[str, list[_Episode]]:
     for r in b.config.inventory_readers:
         owner[r.id] = r.storehouse
     keys: dict[str, str] = {}
-    q = f'SELECT "key", "summary" FROM "alert" WHERE {b._where()} GROUP BY "storehouse"'
+    q = f'SELECT "key", "summary" FROM "alert" WHERE {b.where()} GROUP BY "storehouse"'
     for tags, row in b.db.rows(q):
         if tags.get("storehouse"):
             keys[str(row["key"])] = tags["storehouse"]
-    out: dict[str, list[_Episode]] = defaultdict(list)
+    out: dict[str, list[Episode]] = defaultdict(list)
     for ep in _episodes(b):
         subject = ep.key.split(".", 1)[1] if "." in ep.key else ep.key
         out[keys.get(ep.key) or owner.get(subject, "")].append(ep)
     return out
 
 
-def alarm_tables(b: _Builder, sh: str, episodes: list[_Episode]) -> list[Table]:
+def alarm_tables(b: ReportBuilder, sh: str, episodes: list[Episode]) -> list[Table]:
     """Every alarm with its acknowledgement, on-site check and finding; counts by nature."""
     table = Table("alarms", "Alarms (response target: on-site check within "
                   f"{RESPONSE_TARGET_S // 60} min)", sh,

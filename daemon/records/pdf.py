@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from daemon.records.report import Report, ReportError, StorehouseReport, Table
+from daemon.records.document import Report, ReportError, StorehouseReport, Table
 
 __all__ = ["check_libraries", "render_pdf"]
 

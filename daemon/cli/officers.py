@@ -1,0 +1,162 @@
+"""`depotwatch alerts` (the officers' client of the alert API) and `officers hash-token`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.parse
+from collections.abc import Callable
+
+from daemon.alerts.officers import (
+    MIN_TOKEN_CHARS,
+    AlertClient,
+    ApiError,
+    format_alarm,
+    format_silence,
+    hash_token,
+    silence_end,
+)
+from daemon.cli.subcommand import Commands, add_actions, read_config
+from daemon.vocabulary.errors import EXIT_CONFIG
+from daemon.web.settings import ApiConfig
+
+__all__ = ["add_officer_commands"]
+
+
+def _target(args: argparse.Namespace) -> str:
+    """The KEY or ID argument, quoted for the API path."""
+    return urllib.parse.quote(getattr(args, "target", ""), safe="")
+
+
+def _list(client: AlertClient, args: argparse.Namespace) -> int:
+    answer = client.call("GET", "/alerts?all=1" if args.all else "/alerts")
+    if args.json:
+        print(json.dumps(answer["alerts"], indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(format_alarm(a) for a in answer["alerts"]) or "no open alarms")
+    return 0
+
+
+def _ack(client: AlertClient, args: argparse.Namespace) -> int:
+    alarm = client.call("POST", f"/alerts/{_target(args)}/ack", {"note": args.note})
+    print(f"acknowledged {alarm['key']} (by {alarm['acked_by']})")
+    return 0
+
+
+def _check(client: AlertClient, args: argparse.Namespace) -> int:
+    alarm = client.call("POST", f"/alerts/{_target(args)}/check",
+                        {"finding": args.finding, "note": args.note})
+    outcome = ("cleared" if alarm["state"] == "cleared"
+               else "stays open until its condition ends")
+    print(f"recorded the on-site check of {alarm['key']}: {alarm['finding']}; {outcome}")
+    return 0
+
+
+def _silence(client: AlertClient, args: argparse.Namespace) -> int:
+    matchers = {k: getattr(args, k) for k in ("rule", "storehouse", "door", "subject")
+                if getattr(args, k)}
+    try:
+        end = silence_end(args.until)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    silence = client.call("POST", "/silences",
+                          {"matchers": matchers, "reason": args.reason, **end})
+    print(format_silence(silence))
+    if silence["needs_approval"] and not silence["approved_by"]:
+        print(f"a second officer approves it with: depotwatch alerts approve "
+              f"{silence['id']}")
+    return 0
+
+
+def _silences(client: AlertClient, args: argparse.Namespace) -> int:
+    for silence in client.call("GET", "/silences")["silences"]:
+        print(format_silence(silence))
+    return 0
+
+
+def _approve_or_expire(client: AlertClient, args: argparse.Namespace) -> int:
+    print(format_silence(client.call("POST", f"/silences/{_target(args)}/{args.action}")))
+    return 0
+
+
+_ACTIONS: dict[str, Callable[[AlertClient, argparse.Namespace], int]] = {
+    "list": _list, "ack": _ack, "check": _check, "silence": _silence, "silences": _silences,
+    "approve": _approve_or_expire, "expire": _approve_or_expire}
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    token = os.environ.get("DEPOTWATCH_TOKEN", "").strip()
+    if not token:
+        print("set DEPOTWATCH_TOKEN to your officer token", file=sys.stderr)
+        return 2
+    url = args.url
+    if url is None and args.config:
+        config = read_config(args.config)
+        if config is None:
+            return EXIT_CONFIG
+        url = config.api.url()
+    client = AlertClient(url or ApiConfig().url(), token)
+    try:
+        return _ACTIONS[args.action](client, args)
+    except ApiError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+def _officers(args: argparse.Namespace) -> int:
+    token = sys.stdin.readline().strip()
+    if len(token) < MIN_TOKEN_CHARS:
+        print(f"give the token on stdin, at least {MIN_TOKEN_CHARS} random characters "
+              "(e.g. from: openssl rand -hex 32)", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
+def add_officer_commands(commands: Commands) -> None:
+    """`depotwatch alerts ...` (the officers' API client) and `depotwatch officers hash-token`."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--url", help="the daemon's API, e.g. http://127.0.0.1:8470 "
+                       "(default: api.listen_host/listen_port of -c CONFIG, else that address)")
+    where.add_argument("-c", "--config", help="YAML config whose api section gives the address")
+    alerts = commands.add_parser(
+        "alerts", help="list, acknowledge and check alarms, silence them (officer token: "
+        "$DEPOTWATCH_TOKEN)")
+    actions = add_actions(alerts)
+    listing = actions.add_parser("list", parents=[common], help="open alarms")
+    listing.add_argument("--all", action="store_true", help="also the recently cleared")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    ack = actions.add_parser("ack", parents=[common], help="acknowledge an alarm")
+    ack.add_argument("target", metavar="KEY")
+    ack.add_argument("--note", default="", help="what you are doing about it")
+    check = actions.add_parser(
+        "check", parents=[common],
+        help="record the on-site check; clears the alarm once its condition has ended")
+    check.add_argument("target", metavar="KEY")
+    check.add_argument("--finding", required=True, choices=["intrusion", "fault", "false_alarm"])
+    check.add_argument("--note", default="", help="what was found on site")
+    silence = actions.add_parser(
+        "silence", parents=[common],
+        help="mute matching alarms for a while (a critical rule needs a second officer)")
+    for label in ("rule", "storehouse", "door", "subject"):
+        silence.add_argument(f"--{label}", help=f"match alarms of this {label}")
+    silence.add_argument("--reason", required=True)
+    silence.add_argument("--until", required=True,
+                         help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
+    actions.add_parser("silences", parents=[common], help="list silences")
+    for name, text in (("approve", "approve another officer's silence of a critical rule"),
+                       ("expire", "end a silence now")):
+        action = actions.add_parser(name, parents=[common], help=text)
+        action.add_argument("target", metavar="ID")
+    alerts.set_defaults(func=_alerts)
+
+    officers = commands.add_parser("officers", help="officer tokens for the api section")
+    officer_actions = add_actions(officers)
+    officer_actions.add_parser(
+        "hash-token", help="read a token on stdin, print the token_sha256 the config keeps")
+    officers.set_defaults(func=_officers)
+

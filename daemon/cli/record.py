@@ -1,0 +1,50 @@
+"""`depotwatch report`: the monthly PSSM record of a config's depot, written as PDF, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.cli.subcommand import Commands, read_config
+from daemon.vocabulary.errors import EXIT_CONFIG
+
+__all__ = ["add_report_command"]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from daemon.records.document import Format, ReportError
+    from daemon.records.report import build_report, write_report
+
+    config = read_config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    output = Path(args.output)
+    formats: dict[str, Format] = {".csv": "csv", ".json": "json"}
+    fmt: Format = args.format or formats.get(output.suffix.lower(), "pdf")
+    try:
+        if fmt == "pdf":
+            from daemon.records.pdf import check_libraries
+
+            check_libraries()  # before the queries, not after them
+        report = build_report(config, args.month, args.storehouse)
+        write_report(report, output, fmt)
+    except ReportError as exc:
+        print(f"report failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({fmt}; audit trail {report.audit_status})", file=sys.stderr)
+    return 0
+
+
+def add_report_command(commands: Commands) -> None:
+    """`depotwatch report --month YYYY-MM -c CONFIG -o FILE`."""
+    report = commands.add_parser(
+        "report", help="the monthly PSSM record per storehouse: PDF with plots, CSV or JSON "
+        "(PDF needs the 'report' extra)")
+    report.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
+    report.add_argument("--storehouse", help="only this storehouse (default: all)")
+    report.add_argument("-c", "--config", required=True, help="YAML config file")
+    report.add_argument("-o", "--output", required=True, help="the file to write")
+    report.add_argument("--format", choices=["pdf", "csv", "json"],
+                        help="default: from the output's suffix (.csv, .json), else pdf")
+    report.set_defaults(func=_report)

@@ -1,0 +1,38 @@
+"""What every group of subcommands shares: the command list it joins and the config it reads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
+from daemon.vocabulary.errors import ConfigError
+
+__all__ = ["Commands", "add_actions", "read_config"]
+
+
+class Commands(Protocol):
+    """The `depotwatch` command list (argparse's subparsers) that a group adds its commands to."""
+
+    def add_parser(self, name: str, *, help: str | None = ..., epilog: str | None = ...,
+                   parents: Sequence[argparse.ArgumentParser] = ...) -> argparse.ArgumentParser:
+        """A new subcommand with its own options."""
+        ...
+
+
+def add_actions(command: argparse.ArgumentParser) -> Commands:
+    """The ACTION list of a command made of actions (`audit verify`, `alerts ack`, ...)."""
+    return command.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def read_config(path: str) -> Config | None:
+    """The validated config, or None after printing every problem (the caller exits 78)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
+        return None
