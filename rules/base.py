@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from daemon.vocabulary.readings import FieldValue, Reading, Transition
 
-__all__ = ["Fact", "Outcome", "Rule", "RuleConfigBase", "format_duration"]
+__all__ = ["Fact", "Outcome", "Rule", "RuleConfigBase", "WakeAt", "format_duration", "no_wake"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,15 @@ class Fact:
 
 
 Outcome = Transition | Fact
+
+# Asks for a tick at a time (ns): the end of a debounce or a hold. A rule with such timers has
+# an attribute `wake_at`; the engine sets it to a function that only notes the time, and the
+# runner ticks then, not at its next interval: a timer fires at its deadline whatever the tick.
+WakeAt = Callable[[int], None]
+
+
+def no_wake(at_ns: int) -> None:
+    """`wake_at` of a rule no engine has taken yet (a rule tested alone ticks by hand)."""
 
 
 class Rule(Protocol):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
-from rules.base import Outcome
+from rules.base import Outcome, WakeAt, no_wake
 from rules.depot import Depot, Door, SensorKind
 
 __all__ = ["DoorChange", "DoorContacts", "DoorOpeningRule"]
@@ -73,6 +73,7 @@ class DoorOpeningRule:
         # Openings judged for good until the door closes: every firing one, and any a rule marks.
         self._judged: set[str] = set()
         self._firing: set[str] = set()
+        self.wake_at: WakeAt = no_wake
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the door's open/closed state (and badge reads, for a rule that takes them)."""
@@ -84,6 +85,11 @@ class DoorOpeningRule:
         door, is_open, since = change
         if is_open:
             return self._check(door, now_ns)
+        if door not in self._judged and since is not None \
+                and reading.at_ns - since >= self._confirm_ns:
+            # Open for the confirmation time, closed before a tick judged it: judged as it was
+            # when it closed, so a short opening is never lost between two ticks.
+            return self._closed_unjudged(door, since, reading.at_ns, now_ns)
         if door in self._judged:
             self._judged.discard(door)
             if door in self._firing:
@@ -99,9 +105,21 @@ class DoorOpeningRule:
             out.extend(self._check(door, now_ns))
         return out
 
+    def _closed_unjudged(self, door: str, since: int, closed_ns: int,
+                         now_ns: int) -> list[Outcome]:
+        text = self._judge_opening(door, since, closed_ns)
+        if text is None:
+            return []
+        return [self._transition(TransitionKind.FIRING, door, now_ns, text),
+                self._transition(TransitionKind.RESOLVED, door, now_ns,
+                                 self._closing_text(since, closed_ns))]
+
     def _check(self, door: str, now_ns: int) -> list[Outcome]:
         since = self._contacts.open_since.get(door)
-        if since is None or door in self._judged or now_ns - since < self._confirm_ns:
+        if since is None or door in self._judged:
+            return []
+        if now_ns - since < self._confirm_ns:
+            self.wake_at(since + self._confirm_ns)
             return []
         text = self._judge_opening(door, since, now_ns)
         if text is None:

@@ -40,6 +40,12 @@ class Engine:
 
     def __init__(self, rules: Sequence[tuple[str, Rule]], depot: Depot | None = None) -> None:
         self._rules = tuple(rules)
+        # When rules want a tick (debounce and hold deadlines), noted as they ask: the runner
+        # takes them after each reading and clears the list. Empty for nearly every reading.
+        self.wakes: list[int] = []
+        for _, rule in self._rules:
+            if hasattr(rule, "wake_at"):
+                rule.wake_at = self.wakes.append
         self._last_at: dict[str, int] = {}
         self.stale_readings = 0
         # Per depot sensor, the rules that judge its kind: a rule with a `kinds` attribute

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
-from rules.base import Outcome, RuleConfigBase, format_duration
+from rules.base import Outcome, RuleConfigBase, WakeAt, format_duration, no_wake
 from rules.depot import Depot, SensorKind
 
 __all__ = ["GATEWAY_PREFIX", "NOT_SENSOR_INPUTS", "InputLostRule", "InputLostRuleConfig"]
@@ -43,6 +43,7 @@ class InputLostRule:
         self._after_ns = int(config.after_s * _NS)
         self._down_since: dict[str, int] = {}
         self._firing: set[str] = set()
+        self.wake_at: WakeAt = no_wake
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow an input's up/down state."""
@@ -71,7 +72,10 @@ class InputLostRule:
 
     def _check(self, component: str, now_ns: int) -> list[Outcome]:
         since = self._down_since.get(component)
-        if since is None or component in self._firing or now_ns - since < self._after_ns:
+        if since is None or component in self._firing:
+            return []
+        if now_ns - since < self._after_ns:
+            self.wake_at(since + self._after_ns)
             return []
         self._firing.add(component)
         return [self._transition(TransitionKind.FIRING, component, now_ns,

@@ -15,6 +15,7 @@ from rules.condensation import CondensationRuleConfig
 from rules.door_armed import DoorArmedRuleConfig
 from rules.door_forced import DoorForcedRuleConfig
 from rules.door_held_open import DoorHeldOpenRuleConfig
+from rules.gateway_fault import GatewayFaultRuleConfig
 from rules.input_lost import InputLostRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
@@ -35,6 +36,7 @@ RULE_KINDS = (
     BatteryLowRuleConfig,
     InputLostRuleConfig,
     SpoolQuotaRuleConfig,
+    GatewayFaultRuleConfig,
     DoorArmedRuleConfig,
     DoorHeldOpenRuleConfig,
     TamperRuleConfig,
@@ -55,6 +57,7 @@ RuleConfig = Annotated[
     | BatteryLowRuleConfig
     | InputLostRuleConfig
     | SpoolQuotaRuleConfig
+    | GatewayFaultRuleConfig
     | DoorArmedRuleConfig
     | DoorHeldOpenRuleConfig
     | TamperRuleConfig

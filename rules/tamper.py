@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
-from rules.base import Outcome, RuleConfigBase
+from rules.base import Outcome, RuleConfigBase, WakeAt, no_wake
 from rules.depot import Depot
 
 __all__ = ["TamperRule", "TamperRuleConfig"]
@@ -34,6 +34,7 @@ class TamperRule:
         self._debounce_ns = int(config.debounce_ms * 1_000_000)
         self._since: dict[str, int] = {}
         self._firing: set[str] = set()
+        self.wake_at: WakeAt = no_wake
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the sensor's tamper flag."""
@@ -60,7 +61,10 @@ class TamperRule:
 
     def _check(self, sensor: str, now_ns: int) -> list[Outcome]:
         since = self._since.get(sensor)
-        if since is None or sensor in self._firing or now_ns - since < self._debounce_ns:
+        if since is None or sensor in self._firing:
+            return []
+        if now_ns - since < self._debounce_ns:
+            self.wake_at(since + self._debounce_ns)
             return []
         self._firing.add(sensor)
         return [self._transition(TransitionKind.FIRING, sensor, now_ns,
