@@ -18,7 +18,7 @@ from daemon.alerts.officers import Officers
 from daemon.alerts.settings import AlertingConfig
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
-from daemon.ingest.pipeline import Pipeline, PointStore
+from daemon.ingest.pipeline import Pipeline, PointStore, WakeUp
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.console import LogNotifier
@@ -172,7 +172,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
 def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
                    store: PointStore, receipts: Mapping[bytes, int],
                    notify: Sequence[Callable[[Alert], None]],
-                   listeners: Iterable[Callable[[Reading], None]] = ()) -> Pipeline:
+                   listeners: Iterable[Callable[[Reading], None]] = (),
+                   wake: WakeUp | None = None) -> Pipeline:
     """Routes, decoders and the rules between the inputs and `store` (the spool); `listeners`
     hear of every reading."""
     pipeline = Pipeline(
@@ -186,6 +187,9 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         store=store,
         notify=notify,
         receipts=receipts,
+        plausible=config.plausibility.ranges(),
+        plausible_per_sensor=config.plausibility.sensor_ranges(),
+        wake=wake,
     )
     pipeline.listeners.extend(listeners)
     return pipeline

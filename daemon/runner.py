@@ -36,7 +36,7 @@ from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.statefile import StateFile
 from daemon.vocabulary.alert import Alert
-from daemon.vocabulary.clock import Clock, SystemClock
+from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Reading
 from daemon.web.api import serve
@@ -47,6 +47,12 @@ from drivers.mqtt import MqttLink
 __all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
+
+# No deadline asked for.
+_NEVER = 2**63
+# A jump of the wall clock against the steady clock larger than this between two ticks is a
+# step (NTP slews by at most 0.5 ms per second).
+_CLOCK_STEP_NS = 1_000_000_000
 
 # The least time between two saves of the engine state after alert changes.
 _STATE_SAVE_SPACING_S = 0.5
@@ -60,7 +66,7 @@ class Daemon:
         notifiers: Sequence[Notifier] = (), tick_interval_s: float | None = None,
     ) -> None:
         self.config = config
-        self.clock = clock or SystemClock()
+        self.clock = clock or SteadyClock()
         self._tick_interval_s = tick_interval_s or config.tick_interval_s
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         depot = config.depot()
@@ -92,7 +98,7 @@ class Daemon:
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
-                                       listeners=[self.recent.reading])
+                                       listeners=[self.recent.reading], wake=self._wake_at)
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
@@ -107,6 +113,11 @@ class Daemon:
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
         self.ticks = 0
+        # The earliest deadline a rule asked for (a debounce ending), and its wake-up.
+        self._due_ns = _NEVER
+        self._tick_due = asyncio.Event()
+        # Wall clock minus the daemon's steady clock, as last seen (see _watch_clock).
+        self._wall_offset_ns = 0
         self._state_changed = asyncio.Event()
         self._restore()
 
@@ -234,12 +245,49 @@ class Daemon:
                         self._startup_grace_s)
         while True:
             now = self.clock.now_ns()
+            self._watch_clock(now)
+            self._due_ns = _NEVER
             self.pipeline.tick(now)
             self.desk.tick(now)
             self.pubacks.release()
             self._last_tick_s = time.monotonic()
             self.ticks += 1
-            await asyncio.sleep(self._tick_interval_s)
+            await self._until_next_tick(self._last_tick_s)
+
+    def _wake_at(self, at_ns: int) -> None:
+        # A rule's deadline (a debounce ending): tick then, not at the next interval, so a
+        # short opening of an armed door alarms at its debounce mark whatever tick_interval_s.
+        if at_ns < self._due_ns:
+            self._due_ns = at_ns
+            self._tick_due.set()
+
+    async def _until_next_tick(self, last_tick_s: float) -> None:
+        while True:
+            wait_s = min(self._tick_interval_s - (time.monotonic() - last_tick_s),
+                         (self._due_ns - self.clock.now_ns()) / 1e9)
+            if wait_s <= 0:
+                return
+            self._tick_due.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self._tick_due.wait()
+
+    def _watch_clock(self, now_ns: int) -> None:
+        # The rules run on the steady clock; a step of the system clock is a fault to report,
+        # and moves only the time records are written with. Slewing (NTP's small corrections)
+        # is followed tick by tick without a fault.
+        wall_offset = getattr(self.clock, "wall_offset_ns", None)
+        if wall_offset is None:
+            return
+        offset = wall_offset()
+        step_ns = offset - self._wall_offset_ns
+        self._wall_offset_ns = offset
+        self.pipeline.set_record_offset(offset)
+        if abs(step_ns) > _CLOCK_STEP_NS:
+            log.warning("gateway clock stepped by %+.1f s; timers keep the steady clock",
+                        step_ns / 1e9)
+            self.pipeline.fault("clock_stepped", "gateway", True,
+                                f"gateway clock stepped by {step_ns / 1e9:+.0f} s", now_ns)
 
     async def _save_state(self) -> None:
         interval_s = self.config.state_save_interval_s

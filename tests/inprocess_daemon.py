@@ -19,6 +19,7 @@ from mqtt_probe import MqttProbe
 
 from daemon.config.schema import Config
 from daemon.runner import Daemon
+from daemon.vocabulary.clock import Clock
 
 T = TypeVar("T")
 TOKEN = "console-officer-token-0123456789"
@@ -90,14 +91,16 @@ def eventually(check: Any, timeout_s: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def running(config: dict[str, Any], *, connected: bool = True) -> Iterator[Running]:
+def running(config: dict[str, Any], *, connected: bool = True, tick_interval_s: float = 0.1,
+            clock: Clock | None = None) -> Iterator[Running]:
     """Start the daemon (and a probe when `connected`); stop it and its loop afterwards."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="daemon-loop", daemon=True)
     thread.start()
 
     async def start() -> tuple[Daemon, asyncio.Event, asyncio.Task[None]]:
-        daemon = Daemon(Config.model_validate(config), tick_interval_s=0.1)
+        daemon = Daemon(Config.model_validate(config), tick_interval_s=tick_interval_s,
+                        clock=clock)
         stop = asyncio.Event()
         return daemon, stop, asyncio.create_task(daemon.run(stop))
 

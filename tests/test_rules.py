@@ -350,3 +350,23 @@ def test_the_engine_with_the_depot_gives_what_every_rule_on_every_reading_gives(
     rules = SCENARIO_DEPOT.rule_set()
     assert run(Engine([(k.type, k.build(depot)) for k in rules], depot)) == run(
         Engine([(k.type, k.build(depot)) for k in rules]))
+
+
+def test_an_opening_asks_for_a_tick_at_its_debounce_mark() -> None:
+    e = engine(DoorArmedRuleConfig(), TamperRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    e.observe(reading("door1", night, open=True), night)
+    assert e.wakes == [night + 400_000_000]
+    e.wakes.clear()
+    e.observe(reading("clim1", night, tamper=True), night)
+    assert e.wakes == [night + 400_000_000]
+
+
+def test_an_opening_past_the_debounce_that_closed_before_a_tick_still_alarms() -> None:
+    e = engine(DoorArmedRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    e.observe(reading("door1", night, open=True), night)
+    closed = night + 6 * NS // 10
+    assert keys(e.observe(reading("door1", closed, open=False), closed)) == [
+        ("door_armed.SH1-D1", "firing"), ("door_armed.SH1-D1", "resolved")]
+    assert quiet(e.tick(closed + NS))

@@ -20,7 +20,7 @@ from daemon.config.depot import (
     WorkOrderConfig,
     build_depot,
 )
-from daemon.ingest.settings import DeadLetterConfig
+from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig
 from daemon.notifiers.kinds import NotifierList
 from daemon.spool.settings import SpoolConfig
 from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
@@ -64,6 +64,8 @@ class Config(Settings):
     # Overrides: every rule kind runs with its PSSM.md defaults unless listed here.
     rules: list[RuleConfig] = Field(default_factory=list)
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    # Values no working sensor reports: a sensor fault and a dead letter, never an alarm.
+    plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     # The officers' HTTP API (bearer token per officer).

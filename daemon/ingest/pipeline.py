@@ -12,12 +12,13 @@ from daemon.ingest.deadletters import DeadLetterStore
 from daemon.tsdb.lineprotocol import line
 from daemon.tsdb.points import ReadingLines, alert_line
 from daemon.vocabulary.alert import Alert
-from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.routes import Router
 from rules.base import Fact, Outcome
 from rules.depot import Depot
 from rules.engine import Engine
+from rules.gateway_fault import FAULT_SENSOR, fault_values
 from rules.input_lost import GATEWAY_PREFIX
 
 __all__ = ["Pipeline", "PointStore", "receipt_digest"]
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 PointStore = Callable[[list[str], list[tuple[bytes, int]]], Awaitable[None] | None]
 AlertSink = Callable[[Alert], None]
 ReadingListener = Callable[[Reading], None]
+# Told the earliest time the rules asked for a tick at (a debounce ending), in clock ns.
+WakeUp = Callable[[int], None]
+# Field -> (lowest, highest) plausible value.
+Ranges = Mapping[str, tuple[float, float]]
+
+
+def _ignore_wake(at_ns: int) -> None:
+    """No runner listens (replay, tests): ticks come on their own schedule."""
 
 
 def receipt_digest(raw: RawMessage) -> bytes:
@@ -42,7 +51,10 @@ class Pipeline:
     def __init__(
         self, depot: Depot, router: Router, engine: Engine, alerts: AlertBook,
         deadletters: DeadLetterStore, store: PointStore, notify: Sequence[AlertSink],
-        receipts: Mapping[bytes, int] | None = None,
+        receipts: Mapping[bytes, int] | None = None, *,
+        plausible: Ranges | None = None,
+        plausible_per_sensor: Mapping[str, Ranges] | None = None,
+        wake: WakeUp | None = None,
     ) -> None:
         self._depot = depot
         self._router = router
@@ -61,6 +73,17 @@ class Pipeline:
         self.listeners: list[ReadingListener] = []
         self.rule_errors = 0
         self._rule_errors_logged: set[tuple[str, str]] = set()
+        self._wakes = engine.wakes
+        self._wake = wake or _ignore_wake
+        self._plausible = tuple((plausible or {}).items())
+        self._plausible_per_sensor = {s: tuple(r.items())
+                                      for s, r in (plausible_per_sensor or {}).items()}
+        # Sensors with a sensor_fault raised: their next plausible reading clears it.
+        self._faulty: set[str] = set()
+        self.implausible = 0
+        # Wall clock minus the pipeline's clock, added to every point's time: a gateway clock
+        # step moves the records, never the rules' timers (the runner sets it).
+        self._offset_ns = 0
 
     def ingest(self, raw: RawMessage, now_ns: int, digest: bytes | None = None, *,
                redeliverable: bool = True) -> Awaitable[None] | None:
@@ -85,6 +108,12 @@ class Pipeline:
             receipts = [(digest, raw.received_ns)]
         try:
             readings = self._decode(raw)
+            if self._plausible:
+                self._judge_plausible(readings, now_ns)
+        except ImplausibleValue as exc:
+            self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
+            self._sensor_fault(exc, now_ns)
+            return self._flush(receipts)
         except DecodeError as exc:
             self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
             return None
@@ -103,8 +132,58 @@ class Pipeline:
 
     def take(self, reading: Reading, now_ns: int, source: str = "") -> Awaitable[None] | None:
         """One decoded reading of a known sensor: its points, then the rules."""
+        try:
+            if self._plausible:
+                self._judge_plausible([reading], now_ns)
+        except ImplausibleValue as exc:
+            self.deadletters.keep(source, str(exc), repr(dict(reading.values)).encode(),
+                                  reading.at_ns)
+            self._sensor_fault(exc, now_ns)
+            return self._flush()
         self._take(reading, now_ns, source)
         return self._flush()
+
+    def _judge_plausible(self, readings: list[Reading], now_ns: int) -> None:
+        for reading in readings:
+            ranges = self._plausible_per_sensor.get(reading.sensor, self._plausible)
+            values = reading.values
+            for name, (low, high) in ranges:
+                value = values.get(name)
+                # `not low <= value <= high` is also true for NaN.
+                if value is not None and value.__class__ is float and not low <= value <= high:
+                    raise ImplausibleValue(
+                        f"{name} {value!r} outside the plausible {low:g}..{high:g}",
+                        reading.sensor)
+            if reading.sensor in self._faulty:
+                self._faulty.discard(reading.sensor)
+                self.fault("sensor_fault", reading.sensor, False,
+                           f"sensor {reading.sensor} reports plausible values again", now_ns)
+
+    def _sensor_fault(self, exc: ImplausibleValue, now_ns: int) -> None:
+        self.implausible += 1
+        if exc.sensor and exc.sensor in self._depot.sensors:
+            self._faulty.add(exc.sensor)
+            self.fault("sensor_fault", exc.sensor, True,
+                       f"sensor {exc.sensor} faulty: {exc}", now_ns)
+
+    def fault(self, fault: str, subject: str, active: bool, summary: str, now_ns: int) -> None:
+        """A fault the gateway found (storage, clock, a sensor) raised or cleared as an alert."""
+        reading = Reading(sensor=FAULT_SENSOR, at_ns=now_ns,
+                          values=fault_values(fault, subject, active, summary))
+        self._apply(self.engine.outcomes(reading, now_ns))
+        self._take_wakes()
+        self._flush()
+
+    def set_record_offset(self, offset_ns: int) -> None:
+        """Wall clock minus the pipeline's clock: added to the time of every point written."""
+        self._offset_ns = offset_ns
+        self._reading_lines.offset_ns = offset_ns
+
+    def _take_wakes(self) -> None:
+        wakes = self._wakes
+        if wakes:
+            self._wake(min(wakes))
+            wakes.clear()
 
     def _flush(self, receipts: list[tuple[bytes, int]] | None = None) -> Awaitable[None] | None:
         lines, self._batch = self._batch, []
@@ -141,6 +220,8 @@ class Pipeline:
             return
         if outcomes:  # most readings change nothing
             self._apply(outcomes)
+        if self._wakes:  # an opening door or a tamper flag: its debounce ends at a deadline
+            self._take_wakes()
 
     def input_state(self, component: str, up: bool, now_ns: int) -> None:
         """A gateway input (MQTT broker, a serial port) came up or went down."""
@@ -150,9 +231,10 @@ class Pipeline:
                         now_ns: int) -> None:
         """The gateway's own health (inputs, spool) as a `gateway` point and for the rules."""
         self._emit_point(line("gateway", {"site": self._depot.site, "component": component},
-                              values, now_ns))
+                              values, now_ns + self._offset_ns))
         reading = Reading(sensor=f"{GATEWAY_PREFIX}{component}", at_ns=now_ns, values=values)
         self._apply(self.engine.outcomes(reading, now_ns))
+        self._take_wakes()
         self._flush()
 
     def snapshot(self) -> dict[str, object]:
@@ -171,6 +253,7 @@ class Pipeline:
         """Let time-driven rules (sustain, silence) fire."""
         verdict = self.engine.tick(now_ns)
         self._apply([*verdict.facts, *verdict.transitions])
+        self._take_wakes()
         self._flush()
 
     def _decode(self, raw: RawMessage) -> list[Reading]:
@@ -181,7 +264,11 @@ class Pipeline:
             raise DecodeError(
                 f"payload of {len(raw.payload)} bytes exceeds {route.max_payload_bytes}"
             )
-        readings = route.decoder.decode(raw, route.sensor)
+        try:
+            readings = route.decoder.decode(raw, route.sensor)
+        except ImplausibleValue as exc:
+            exc.sensor = exc.sensor or route.sensor
+            raise
         for reading in readings:
             if reading.sensor not in self._depot.sensors:
                 raise DecodeError(f"unknown sensor {reading.sensor!r} (not in the config)")
@@ -194,7 +281,7 @@ class Pipeline:
                 continue
             try:
                 self._emit_point(line(fact.measurement, {"site": self._depot.site, **fact.tags},
-                                      fact.fields, fact.at_ns))
+                                      fact.fields, fact.at_ns + self._offset_ns))
             except ValueError as exc:
                 log.error("%s fact not writable to InfluxDB: %s", fact.measurement, exc)
         for transition in outcomes:
@@ -204,7 +291,7 @@ class Pipeline:
             if alert is None:
                 continue
             try:
-                self._emit_point(alert_line(alert, self._depot.site))
+                self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
             except ValueError as exc:
                 log.error("alert %s not writable to InfluxDB: %s", alert.key, exc)
             for notify in self._notify:

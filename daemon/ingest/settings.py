@@ -1,4 +1,4 @@
-"""Settings of ingest: how many malformed payloads are kept, how large, how often logged."""
+"""Settings of ingest: which values are plausible, and how malformed payloads are kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import Field
 
 from daemon.vocabulary.settings import Settings
 
-__all__ = ["DeadLetterConfig"]
+__all__ = ["DeadLetterConfig", "PlausibilityConfig", "PlausibleRange"]
 
 
 class DeadLetterConfig(Settings):
@@ -15,3 +15,36 @@ class DeadLetterConfig(Settings):
     max_entries: int = Field(default=10_000, gt=0)
     max_payload_bytes: int = Field(default=1 << 20, gt=0)
     log_interval_s: float = Field(default=60.0, ge=0)
+
+
+class PlausibleRange(Settings):
+    """The values a working sensor can report for one field."""
+
+    min: float
+    max: float
+
+
+class PlausibilityConfig(Settings):
+    """Values outside these ranges (and NaN or infinity, always) are a sensor fault: the
+    payload is a dead letter and the sensor gets a `sensor_fault` alert, never a climate alarm.
+
+    Ranges are per field; `sensors` overrides them for single sensors (a freezer probe).
+    """
+
+    temperature_c: PlausibleRange = PlausibleRange(min=-60.0, max=100.0)
+    humidity_pct: PlausibleRange = PlausibleRange(min=0.0, max=100.0)
+    battery_pct: PlausibleRange = PlausibleRange(min=0.0, max=100.0)
+    rssi_dbm: PlausibleRange = PlausibleRange(min=-150.0, max=30.0)
+    sensors: dict[str, dict[str, PlausibleRange]] = Field(default_factory=dict)
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Field -> (lowest, highest) plausible value."""
+        return {name: (r.min, r.max) for name in ("temperature_c", "humidity_pct",
+                                                    "battery_pct", "rssi_dbm")
+                for r in (getattr(self, name),)}
+
+    def sensor_ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Sensor -> its own ranges (the others as `ranges()`)."""
+        default = self.ranges()
+        return {sensor: {**default, **{f: (r.min, r.max) for f, r in own.items()}}
+                for sensor, own in self.sensors.items()}

@@ -69,6 +69,8 @@ class Outbox:
                  retry_max_s: float = 30.0, give_up_after_s: float = 86_400.0) -> None:
         self.notifier = notifier
         self._ready: deque[Alert] = deque()
+        # The change being sent now: still undelivered until the notifier returns.
+        self._sending: Alert | None = None
         self._retries: dict[str, _Retry] = {}
         self._wakeup = asyncio.Event()
         # Set when the notifier's path came back (the broker reconnected): end every backoff.
@@ -105,7 +107,8 @@ class Outbox:
         unconfirmed = getattr(self.notifier, "unconfirmed", None)
         sent = unconfirmed() if callable(unconfirmed) else []
         held = [a for r in self._retries.values() for a in (*r.changes, *r.later)]
-        return [*sent, *held, *self._ready]
+        sending = [self._sending] if self._sending is not None else []
+        return [*sent, *held, *sending, *self._ready]
 
     def restore(self, alerts: list[Alert]) -> None:
         """Queue again what was undelivered when the daemon stopped."""
@@ -116,7 +119,7 @@ class Outbox:
     def backlog(self) -> int:
         """Alert changes not yet delivered."""
         held = sum(len(r.changes) + len(r.later) for r in self._retries.values())
-        return len(self._ready) + held
+        return len(self._ready) + held + (self._sending is not None)
 
     async def run(self) -> None:
         """Deliver forever; cancellation is the shutdown path."""
@@ -141,6 +144,7 @@ class Outbox:
         if retry is not None:  # an older change of this alert is still held back
             retry.later.append(alert)
             return
+        self._sending = alert
         try:
             await self.notifier.send(alert)
         except NotifierError as exc:
@@ -154,6 +158,11 @@ class Outbox:
             log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
                         self.notifier.name, alert.key, exc, delay)
             return
+        except asyncio.CancelledError:
+            self._ready.appendleft(alert)  # the shutdown: still pending for the state file
+            raise
+        finally:
+            self._sending = None
         self.delivered += 1
 
     async def _retry_due(self) -> None:

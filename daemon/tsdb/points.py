@@ -42,6 +42,8 @@ class ReadingLines:
     def __init__(self, depot: Depot) -> None:
         self._depot = depot
         self._plans: dict[str, _Plan | None] = {}
+        # Added to each reading's time (ns): wall clock minus the pipeline's steady clock.
+        self.offset_ns = 0
 
     def __call__(self, reading: Reading) -> list[str]:
         """Line protocol for one reading of a known sensor; a heartbeat with no fields gives
@@ -76,7 +78,7 @@ class ReadingLines:
             body.append(f"{_DEW_POINT_KEY}{format_field_value(dew_point)}")
         if not body:
             return []
-        text = f"{plan.head} {','.join(body)} {reading.at_ns:d}"
+        text = f"{plan.head} {','.join(body)} {reading.at_ns + self.offset_ns:d}"
         if not text.isascii():
             check_unicode(text, plan.measurement)
         return [text]
@@ -112,7 +114,7 @@ def reading_lines(reading: Reading, depot: Depot) -> list[str]:
     return lines(reading)
 
 
-def alert_line(alert: Alert, site: str) -> str:
+def alert_line(alert: Alert, site: str, offset_ns: int = 0) -> str:
     """One point per alert state change."""
     fields: dict[str, FieldValue] = {"key": alert.key, "summary": alert.summary}
     # The subject is a tag so that alerts of one rule changing in the same tick (five items
@@ -120,4 +122,4 @@ def alert_line(alert: Alert, site: str) -> str:
     tags = {"site": site, "rule": alert.rule, "severity": alert.severity.value,
             "state": alert.state.value, "storehouse": alert.storehouse,
             "subject": alert.subject}
-    return line("alert", tags, fields, alert.changed_ns)
+    return line("alert", tags, fields, alert.changed_ns + offset_ns)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "ScaledClock", "SteppedClock", "SystemClock"]
+__all__ = ["Clock", "ScaledClock", "SteadyClock", "SteppedClock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -22,6 +23,33 @@ class SystemClock:
     def now_ns(self) -> int:
         """Wall-clock time."""
         return time.time_ns()
+
+
+class SteadyClock:
+    """The gateway's wall clock as it was at start, carried on by the monotonic clock.
+
+    Timers (debounce, sustain, silence) must not jump when the system clock is stepped (NTP
+    catching up after boot, an operator's `date -s`): a +1 h step would page "sensor silent"
+    for every sensor, a -1 h step blind silence detection for an hour. `wall_offset_ns()` says
+    how far the wall clock has moved from this one since: the daemon reports a step as a fault
+    and writes its records in wall-clock time.
+    """
+
+    def __init__(self, wall: Callable[[], int] = time.time_ns,
+                 monotonic: Callable[[], int] = time.monotonic_ns) -> None:
+        # Injectable so that a test can step the wall clock without touching the machine's.
+        self._wall = wall
+        self._monotonic = monotonic
+        self._wall_ns = wall()
+        self._monotonic_ns = monotonic()
+
+    def now_ns(self) -> int:
+        """Steady time: the start's wall clock plus the monotonic time elapsed since."""
+        return self._wall_ns + self._monotonic() - self._monotonic_ns
+
+    def wall_offset_ns(self) -> int:
+        """The wall clock minus steady time: 0 until the system clock is stepped or slewed."""
+        return self._wall() - self.now_ns()
 
 
 class ScaledClock:

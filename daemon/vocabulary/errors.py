@@ -7,6 +7,7 @@ __all__ = [
     "DecodeError",
     "DepotwatchError",
     "DriverError",
+    "ImplausibleValue",
     "NotifierError",
     "PortLost",
     "SinkError",
@@ -35,6 +36,17 @@ class DriverError(DepotwatchError):
 
 class DecodeError(DriverError):
     """A payload could not be turned into readings; it is counted and dead-lettered."""
+
+
+class ImplausibleValue(DecodeError):
+    """A value no working sensor reports (NaN, infinity, -999 °C): a sensor fault, not a reading.
+
+    `sensor` is filled in by whoever knows which sensor the payload came from.
+    """
+
+    def __init__(self, message: str, sensor: str = "") -> None:
+        super().__init__(message)
+        self.sensor = sensor
 
 
 class PortLost(DriverError):

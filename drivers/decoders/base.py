@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 
 __all__ = [
@@ -75,7 +75,7 @@ def coerce_field(name: str, value: Any) -> FieldValue:
     if kind is float:
         if value_type is float and math.isfinite(value):
             return value  # type: ignore[no-any-return]
-        if value_type is int:  # a JSON integer (a battery level): as below, float() may overflow
+        if value_type is int and -(2**53) <= value <= 2**53:  # a JSON integer (a battery level)
             return float(value)
     if kind is bool and value_type is bool:
         return value  # type: ignore[no-any-return]
@@ -87,9 +87,12 @@ def coerce_field(name: str, value: Any) -> FieldValue:
         raise DecodeError(f"field {name!r}: expected true/false, got {type(value).__name__}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(f"field {name!r}: expected a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError as exc:  # an integer too large for a float
+        raise ImplausibleValue(f"field {name!r}: number out of range") from exc
     if not math.isfinite(number):
-        raise DecodeError(f"field {name!r}: not a finite number")
+        raise ImplausibleValue(f"field {name!r}: not a finite number")
     return number
 
 

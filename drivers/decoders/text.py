@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import FieldValue
 from drivers.decoders.base import FIELD_TYPES, coerce_field
 
@@ -73,7 +73,7 @@ def field_value(name: str, value: Any) -> FieldValue:
         except ValueError as exc:
             raise DecodeError(f"field {name!r}: {value[:20]!r} is not a number") from exc
         if not math.isfinite(number):
-            raise DecodeError(f"field {name!r}: not a finite number")
+            raise ImplausibleValue(f"field {name!r}: not a finite number")
         return number
     if kind is bool and not isinstance(value, bool) and isinstance(value, int) and value in (0, 1):
         return bool(value)
