@@ -6,98 +6,28 @@ import asyncio
 import functools
 import logging
 import random
-import re
 import ssl
 import struct
-import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
-from gmqtt.mqtt.package import Package
 
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DriverError
 from daemon.vocabulary.readings import RawMessage
-from drivers.decoders.base import Decoder
-from drivers.mqtt_settings import MqttConfig, SubscriptionConfig
-from drivers.routes import Route
+from drivers.mqtt_reader import PublishReader
+from drivers.mqtt_settings import MqttConfig
+from drivers.mqtt_topics import TopicRoute
 
-__all__ = ["MqttLink", "PublishReader", "TopicRoute", "TopicRouter"]
+__all__ = ["MqttLink", "PublishWindowFull"]
 
 log = logging.getLogger(__name__)
 
 # MQTT v5 session expiry: the broker keeps our subscriptions and queued QoS 1 readings for a
 # week while the gateway daemon is down (MQTT 3.1.1 brokers keep a clean_session=False session).
 _SESSION_EXPIRY_S = 7 * 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class TopicRoute:
-    """A subscription: MQTT filter, the regex that extracts the sensor id, and its decoder."""
-
-    template: str
-    filter: str
-    pattern: re.Pattern[str]
-    decoder: Decoder
-    max_payload_bytes: int
-
-    @classmethod
-    def from_config(cls, config: SubscriptionConfig) -> TopicRoute:
-        """Compile `zigbee2mqtt/{sensor}` into the filter `zigbee2mqtt/+` and a matcher."""
-        levels = config.topic.split("/")
-        regex: list[str] = []
-        for level in levels:
-            if level == "{sensor}":
-                regex.append("(?P<sensor>[^/]+)")
-            elif level == "+":
-                regex.append("[^/]+")
-            elif level == "#":
-                regex.append(".*")
-            else:
-                regex.append(re.escape(level).replace(r"\{sensor\}", "(?P<sensor>[^/]+)"))
-        topic_filter = "/".join(
-            "+" if "{sensor}" in level else level for level in levels
-        )
-        return cls(
-            template=config.topic, filter=topic_filter,
-            pattern=re.compile("^" + "/".join(regex) + "$"),
-            decoder=config.decoder.build(), max_payload_bytes=config.max_payload_bytes,
-        )
-
-
-# Topics repeat (one or a few per sensor): their routes are remembered, up to this many.
-_ROUTE_CACHE_SIZE = 8192
-
-
-class TopicRouter:
-    """Finds the route and sensor id for a topic; the first matching subscription wins."""
-
-    def __init__(self, routes: list[TopicRoute]) -> None:
-        self.routes = routes
-        self._cache: dict[str, Route | None] = {}
-
-    def route(self, topic: str) -> Route | None:
-        """The decoder and the sensor id in the topic, or None."""
-        try:
-            return self._cache[topic]
-        except KeyError:
-            pass
-        found = self._match(topic)
-        if len(self._cache) >= _ROUTE_CACHE_SIZE:  # a flood of new topics stays bounded
-            self._cache.clear()
-        self._cache[topic] = found
-        return found
-
-    def _match(self, topic: str) -> Route | None:
-        for route in self.routes:
-            match = route.pattern.match(topic)
-            if match is not None:
-                return Route(route.decoder, match.groupdict().get("sensor") or "",
-                             route.max_payload_bytes)
-        return None
 
 
 # A PUBACK for success without properties: the short form MQTT 3.1.1 and 5 (3.4.2.1) both take.
@@ -144,79 +74,6 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
         await super().reconnect(delay=delay)
 
 
-TakePublish = Callable[[str, bytes, bool, "int | None"], None]
-
-
-class PublishReader:
-    """Splits a connection's received bytes into MQTT packets, as gmqtt's `_read_packet` does,
-    but hands a plain PUBLISH (QoS 0 or 1, no MQTT 5 properties, a UTF-8 topic) straight to
-    `take(topic, payload, dup, packet id or None)`. Everything else, and a PUBLISH it does not
-    take, goes to gmqtt as before. Returns how many bytes it used (-1: a malformed length, the
-    connection resets).
-    """
-
-    def __init__(self, take: TakePublish, connection: Any, handler: Any,
-                 original: Callable[[bytes], int], *, mqtt5: bool) -> None:
-        self._take = take
-        self._connection = connection
-        self._handler = handler
-        self._original = original
-        self._mqtt5 = mqtt5
-
-    def __call__(self, data: bytes) -> int:
-        connection = self._connection
-        if self._handler.current_connection is not connection:
-            return self._original(data)  # gmqtt drops a superseded connection's packets
-        take = self._take
-        mqtt5 = self._mqtt5
-        size = len(data)
-        pos = 0
-        took = False
-        while size - pos >= 2:
-            length, multiplier, at = 0, 1, pos + 1
-            while True:
-                if at >= size:
-                    return pos  # the length is not all here yet
-                byte = data[at]
-                at += 1
-                length += (byte & 0x7F) * multiplier
-                if byte < 0x80:
-                    break
-                multiplier *= 128
-                if multiplier > 2097152:
-                    return -1
-            end = at + length
-            if end > size:
-                break
-            command = data[pos]
-            if command & 0xF6 == 0x30 or command & 0xF6 == 0x32:  # PUBLISH, QoS 0 or 1
-                try:
-                    topic_end = at + 2 + (data[at] << 8 | data[at + 1])
-                    topic = data[at + 2:topic_end].decode()
-                    mid: int | None = None
-                    body = topic_end
-                    if command & 0x02:
-                        mid = data[body] << 8 | data[body + 1]
-                        body += 2
-                    if mqtt5:
-                        if data[body]:
-                            raise ValueError("properties: gmqtt parses them")
-                        body += 1
-                    if not topic or body > end:
-                        raise ValueError("not a PUBLISH we take")
-                except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
-                    connection.put_package(Package(command, data[at:end]))
-                else:
-                    took = True
-                    take(topic, data[body:end], bool(command & 0x08), mid)
-            else:
-                connection.put_package(Package(command, data[at:end]))
-                if self._handler.current_connection is not connection:
-                    return end  # a DISCONNECT: gmqtt drops whatever follows
-            pos = end
-        if took:
-            connection._last_data_in = time.monotonic()  # gmqtt's keepalive watches this
-        return pos
 
 
 # Packet ids a windowed publish leaves free for command replies and the subscriptions made at
