@@ -169,7 +169,7 @@ def _pipelines(config: Any, depot: Any, tmp: Path,
     from daemon.alerts.book import AlertBook
     from daemon.ingest.deadletters import DeadLetterStore
     from daemon.ingest.pipeline import Pipeline
-    from drivers.mqtt import TopicRoute, TopicRouter
+    from drivers.mqtt_topics import TopicRoute, TopicRouter
     from drivers.routes import Routers
     from drivers.serial import SerialRouter
     from rules.engine import Engine

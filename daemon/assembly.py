@@ -32,7 +32,8 @@ from daemon.vocabulary.readings import RawMessage, Reading
 from daemon.web.api import build_api
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
-from drivers.mqtt import MqttLink, TopicRoute, TopicRouter
+from drivers.mqtt import MqttLink
+from drivers.mqtt_topics import TopicRoute, TopicRouter
 from drivers.routes import Routers
 from drivers.serial import SerialPort, SerialRouter
 from rules.depot import Depot

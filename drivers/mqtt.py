@@ -3,109 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
-import re
 import ssl
-import struct
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
-from gmqtt.mqtt.package import Package
 
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DriverError
-from daemon.vocabulary.readings import RawMessage
-from drivers.decoders.base import Decoder
-from drivers.mqtt_settings import MqttConfig, SubscriptionConfig
-from drivers.routes import Route
+from drivers.mqtt_intake import MAX_PENDING, MqttIntake, OnMessage
+from drivers.mqtt_settings import MqttConfig
+from drivers.mqtt_topics import TopicRoute
 
-__all__ = ["MqttLink", "PublishReader", "TopicRoute", "TopicRouter"]
+__all__ = ["MqttLink", "PublishWindowFull"]
 
 log = logging.getLogger(__name__)
 
 # MQTT v5 session expiry: the broker keeps our subscriptions and queued QoS 1 readings for a
 # week while the gateway daemon is down (MQTT 3.1.1 brokers keep a clean_session=False session).
 _SESSION_EXPIRY_S = 7 * 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class TopicRoute:
-    """A subscription: MQTT filter, the regex that extracts the sensor id, and its decoder."""
-
-    template: str
-    filter: str
-    pattern: re.Pattern[str]
-    decoder: Decoder
-    max_payload_bytes: int
-
-    @classmethod
-    def from_config(cls, config: SubscriptionConfig) -> TopicRoute:
-        """Compile `zigbee2mqtt/{sensor}` into the filter `zigbee2mqtt/+` and a matcher."""
-        levels = config.topic.split("/")
-        regex: list[str] = []
-        for level in levels:
-            if level == "{sensor}":
-                regex.append("(?P<sensor>[^/]+)")
-            elif level == "+":
-                regex.append("[^/]+")
-            elif level == "#":
-                regex.append(".*")
-            else:
-                regex.append(re.escape(level).replace(r"\{sensor\}", "(?P<sensor>[^/]+)"))
-        topic_filter = "/".join(
-            "+" if "{sensor}" in level else level for level in levels
-        )
-        return cls(
-            template=config.topic, filter=topic_filter,
-            pattern=re.compile("^" + "/".join(regex) + "$"),
-            decoder=config.decoder.build(), max_payload_bytes=config.max_payload_bytes,
-        )
-
-
-# Topics repeat (one or a few per sensor): their routes are remembered, up to this many.
-_ROUTE_CACHE_SIZE = 8192
-
-
-class TopicRouter:
-    """Finds the route and sensor id for a topic; the first matching subscription wins."""
-
-    def __init__(self, routes: list[TopicRoute]) -> None:
-        self.routes = routes
-        self._cache: dict[str, Route | None] = {}
-
-    def route(self, topic: str) -> Route | None:
-        """The decoder and the sensor id in the topic, or None."""
-        try:
-            return self._cache[topic]
-        except KeyError:
-            pass
-        found = self._match(topic)
-        if len(self._cache) >= _ROUTE_CACHE_SIZE:  # a flood of new topics stays bounded
-            self._cache.clear()
-        self._cache[topic] = found
-        return found
-
-    def _match(self, topic: str) -> Route | None:
-        for route in self.routes:
-            match = route.pattern.match(topic)
-            if match is not None:
-                return Route(route.decoder, match.groupdict().get("sensor") or "",
-                             route.max_payload_bytes)
-        return None
-
-
-# A PUBACK for success without properties: the short form MQTT 3.1.1 and 5 (3.4.2.1) both take.
-_PUBACK = struct.Struct("!BBH")
-# Messages taken but not yet acknowledged (their spool commit pending): at this many the socket
-# is not read until half of them are done, so a burst waits at the broker, not in our memory
-# (Mosquitto sends a QoS 1 backlog without waiting for PUBACKs).
-_MAX_PENDING = 1000
 
 
 class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
@@ -144,81 +63,6 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
         await super().reconnect(delay=delay)
 
 
-TakePublish = Callable[[str, bytes, bool, "int | None"], None]
-
-
-class PublishReader:
-    """Splits a connection's received bytes into MQTT packets, as gmqtt's `_read_packet` does,
-    but hands a plain PUBLISH (QoS 0 or 1, no MQTT 5 properties, a UTF-8 topic) straight to
-    `take(topic, payload, dup, packet id or None)`. Everything else, and a PUBLISH it does not
-    take, goes to gmqtt as before. Returns how many bytes it used (-1: a malformed length, the
-    connection resets).
-    """
-
-    def __init__(self, take: TakePublish, connection: Any, handler: Any,
-                 original: Callable[[bytes], int], *, mqtt5: bool) -> None:
-        self._take = take
-        self._connection = connection
-        self._handler = handler
-        self._original = original
-        self._mqtt5 = mqtt5
-
-    def __call__(self, data: bytes) -> int:
-        connection = self._connection
-        if self._handler.current_connection is not connection:
-            return self._original(data)  # gmqtt drops a superseded connection's packets
-        take = self._take
-        mqtt5 = self._mqtt5
-        size = len(data)
-        pos = 0
-        took = False
-        while size - pos >= 2:
-            length, multiplier, at = 0, 1, pos + 1
-            while True:
-                if at >= size:
-                    return pos  # the length is not all here yet
-                byte = data[at]
-                at += 1
-                length += (byte & 0x7F) * multiplier
-                if byte < 0x80:
-                    break
-                multiplier *= 128
-                if multiplier > 2097152:
-                    return -1
-            end = at + length
-            if end > size:
-                break
-            command = data[pos]
-            if command & 0xF6 == 0x30 or command & 0xF6 == 0x32:  # PUBLISH, QoS 0 or 1
-                try:
-                    topic_end = at + 2 + (data[at] << 8 | data[at + 1])
-                    topic = data[at + 2:topic_end].decode()
-                    mid: int | None = None
-                    body = topic_end
-                    if command & 0x02:
-                        mid = data[body] << 8 | data[body + 1]
-                        body += 2
-                    if mqtt5:
-                        if data[body]:
-                            raise ValueError("properties: gmqtt parses them")
-                        body += 1
-                    if not topic or body > end:
-                        raise ValueError("not a PUBLISH we take")
-                except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
-                    connection.put_package(Package(command, data[at:end]))
-                else:
-                    took = True
-                    take(topic, data[body:end], bool(command & 0x08), mid)
-            else:
-                connection.put_package(Package(command, data[at:end]))
-                if self._handler.current_connection is not connection:
-                    return end  # a DISCONNECT: gmqtt drops whatever follows
-            pos = end
-        if took:
-            connection._last_data_in = time.monotonic()  # gmqtt's keepalive watches this
-        return pos
-
-
 # Packet ids a windowed publish leaves free for command replies and the subscriptions made at
 # a reconnect, which gmqtt would otherwise refuse (OverflowError) during a burst of alerts.
 _RESERVED_IDS = 2
@@ -230,9 +74,6 @@ class PublishWindowFull(DriverError):
     """As many QoS 1 publishes as the broker takes at once still await their PUBACK."""
 
 
-# Returns a coroutine (the PUBACK goes out when it returns), a future (when it is done) or None
-# (at once): the daemon returns its spool commit's future, without a coroutine per message.
-OnMessage = Callable[[RawMessage], Awaitable[None] | None]
 OnState = Callable[[bool], None]
 
 
@@ -241,32 +82,25 @@ class MqttLink:
 
     def __init__(self, config: MqttConfig, clock: Clock) -> None:
         self._config = config
-        self._clock = clock
         self._version = MQTTv50 if config.protocol == "5" else MQTTv311
-        self._on_message: OnMessage | None = None
+        # What the link receives goes through its intake: to the pipeline, PUBACK after commit.
+        self._intake = MqttIntake(clock, mqtt5=self._version == MQTTv50)
         self._on_state: OnState | None = None
         self._client: Any = None
         self.connected = asyncio.Event()
         self.connects = 0
-        self._pending = 0
-        self._paused: Any = None  # the transport whose reading is paused
         self._filters = sorted({TopicRoute.from_config(s).filter for s in config.subscriptions})
-        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._released = asyncio.Event()  # set by every PUBACK
         self._on_puback: Callable[[int], None] | None = None
-        # Set when gmqtt's internals could be hooked: acknowledges one message (mid, reason).
-        self._acked: Callable[[int, int], None] | None = None
-        # Packet ids (None: QoS 0) of the messages each pending spool commit will acknowledge.
-        self._acks_due: dict[asyncio.Future[Any], list[int | None]] = {}
 
     def handle_topic(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Messages on this exact topic go to `handler` instead of the sensor pipeline."""
-        self._handlers[topic] = handler
+        self._intake.own_topics[topic] = handler
         self._filters = sorted({*self._filters, topic})
 
     def on_message(self, callback: OnMessage) -> None:
         """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
-        self._on_message = callback
+        self._intake.on_message = callback
 
     def on_state(self, callback: OnState) -> None:
         """Told True when the broker connection comes up, False when it is lost."""
@@ -296,7 +130,7 @@ class MqttLink:
             # Without it the broker may push 65,535 unacknowledged QoS 1 messages (the MQTT 5
             # default): a burst then waits in our memory (12,000 handlers at once in
             # bench/depot.py), not at the broker.
-            kwargs["receive_maximum"] = _MAX_PENDING
+            kwargs["receive_maximum"] = MAX_PENDING
         client = _BackoffClient(
             self._config.client_id, clean_session=False,
             # Ack after our handler returned, so a reading is taken before the broker forgets it.
@@ -312,52 +146,12 @@ class MqttLink:
         client.on_disconnect = self._disconnected
         client.on_released = self._released.set
         client.on_puback = self._puback
-        if not self._deliver_without_tasks(client):
-            client.on_message = self._message  # gmqtt's way: a Task per message
+        self._intake.attach(client)
         return client
-
-    def _deliver_without_tasks(self, client: Any) -> bool:
-        """Hand messages to `_take_publish` instead of gmqtt's Task per message; False if this
-        gmqtt has no package handler to hook into.
-
-        gmqtt runs every message's handler as a Task (about 5 µs a message here) and writes
-        each PUBACK on its own (a syscall each); here the PUBACKs that one turn of the event
-        loop completes (one spool commit) leave in one write (bench/depot.py, issue 9).
-        """
-        handler: Any = getattr(client, "_package_handler", None)
-        if not (callable(getattr(handler, "_handle_qos_1_publish_packet", None))
-                and callable(getattr(handler, "_send_puback", None))):
-            return False
-        acks: list[int] = []
-
-        def flush() -> None:
-            mids = acks.copy()
-            acks.clear()
-            connection = client._connection
-            if mids and connection is not None and not connection.is_closing():
-                connection.send_package(b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids))
-
-        def acked(mid: int, reason_code: int) -> None:
-            if reason_code:
-                handler._send_puback(mid, reason_code=reason_code)
-                return
-            acks.append(mid)
-            if len(acks) == 1:
-                asyncio.get_running_loop().call_soon(flush)
-
-        def qos1(mid: int, packet: bytes, print_topic: str, properties: Any) -> None:
-            # We subscribe at QoS 1 only, so QoS 2 (which would need on_message's Task) never
-            # arrives.
-            self._take_publish(print_topic, bytes(packet), bool(properties.get("dup")), mid)
-
-        handler._handle_qos_1_publish_packet = qos1
-        client.on_message = self._message_qos0
-        self._acked = acked
-        return True
 
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connects += 1
-        self._read_publishes_ourselves(client)
+        self._intake.read_publishes(client)
         client.reset_backoff()
         known = {sub.topic for sub in client.subscriptions}
         for topic_filter in self._filters:
@@ -379,145 +173,6 @@ class MqttLink:
                         self._config.host, self._config.port)
             self._report(False)
         self.connected.clear()
-
-    def _read_publishes_ourselves(self, client: Any) -> None:
-        """Let `PublishReader` split this connection's received bytes into packets.
-
-        Left to gmqtt, every PUBLISH becomes a Package, passes four calls and a property parse
-        of struct formats built per packet, and costs about as much as our decode and rules
-        together (bench/depot.py, issue 9). Any other gmqtt, or a connection without these
-        internals, keeps gmqtt's own reading.
-        """
-        connection: Any = getattr(client, "_connection", None)
-        protocol: Any = getattr(connection, "_protocol", None)
-        handler: Any = getattr(client, "_package_handler", None)
-        original = getattr(protocol, "_read_packet", None)
-        if (self._acked is None or not callable(original)
-                or isinstance(original, PublishReader)
-                or not callable(getattr(connection, "put_package", None))
-                or not hasattr(handler, "current_connection")):
-            return
-        protocol._read_packet = PublishReader(self._take_publish, connection, handler, original,
-                                               mqtt5=self._version == MQTTv50)
-
-    def _take_publish(self, topic: str, payload: bytes, dup: bool, mid: int | None) -> None:
-        """One received PUBLISH to the pipeline; its PUBACK (for `mid`, QoS 1) goes out with
-        the others of the same spool commit, in one write.
-
-        A handler that returns a coroutine is driven here, not wrapped in a Task: it starts at
-        once (messages are taken in arrival order) and resumes when the future it awaits (the
-        spool's commit) is done. So it must only await futures: no `asyncio.timeout()` in it.
-        """
-        self._pending += 1
-        if self._pending >= _MAX_PENDING and self._paused is None:
-            self._pause()
-        if self._on_message is None or topic in self._handlers:
-            done = None if mid is None or self._acked is None else functools.partial(
-                self._acked, mid)
-            self._step(self._message(self._client, topic, payload, 1, {"dup": dup}), done)
-            return
-        raw = RawMessage(source=topic, payload=payload, received_ns=self._clock.now_ns(),
-                         redelivered=dup)
-        try:
-            waiting = self._on_message(raw)
-        except Exception:
-            self._handled()
-            log.exception("MQTT message handler failed; the message stays unacknowledged")
-            return
-        if waiting is None:
-            self._handled()
-            if mid is not None and self._acked is not None:
-                self._acked(mid, 0)
-        elif asyncio.isfuture(waiting):
-            # Thousands of messages share one commit's future: one callback, one write.
-            mids = self._acks_due.get(waiting)
-            if mids is None:
-                mids = self._acks_due[waiting] = []
-                waiting.add_done_callback(self._commit_done)
-            mids.append(mid)
-        else:
-            done = None if mid is None or self._acked is None else functools.partial(
-                self._acked, mid)
-            self._step(self._await(waiting), done)
-
-    def _commit_done(self, future: asyncio.Future[Any]) -> None:
-        mids = self._acks_due.pop(future, [])
-        self._handled(len(mids))
-        if future.cancelled() or future.exception() is not None:
-            if not future.cancelled():
-                log.error("%d MQTT messages not taken; they stay unacknowledged: %s",
-                          len(mids), future.exception())
-            return  # not acknowledged: the broker sends them again after a reconnect
-        connection = getattr(self._client, "_connection", None)
-        acks = [mid for mid in mids if mid is not None]
-        if acks and connection is not None and not connection.is_closing():
-            connection.send_package(b"".join([_PUBACK.pack(0x40, 2, mid) for mid in acks]))
-
-    def _message_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
-                      properties: Any) -> None:
-        self._take_publish(topic, bytes(payload), bool(properties.get("dup")), None)
-
-    async def _await(self, waiting: Awaitable[None]) -> int:
-        await waiting
-        return 0
-
-    def _pause(self) -> None:
-        connection = getattr(self._client, "_connection", None)
-        transport = getattr(connection, "_transport", None)
-        if transport is None or transport.is_closing():
-            return
-        transport.pause_reading()
-        self._paused = transport
-        # gmqtt reads through an asyncio StreamReader, which resumes a transport it paused
-        # itself (its buffer full) as soon as that buffer drains: it would undo this pause
-        # (MQTT 3.1.1 has no receive maximum to bound the backlog instead).
-        reader: Any = getattr(getattr(connection, "_protocol", None), "_hard_reader", None)
-        if reader is not None and getattr(reader, "_paused", False):
-            reader._paused = False
-
-    def _handled(self, count: int = 1) -> None:
-        self._pending -= count
-        if self._paused is not None and self._pending <= _MAX_PENDING // 2:
-            transport, self._paused = self._paused, None
-            if not transport.is_closing():
-                transport.resume_reading()
-
-    def _step(self, handler: Coroutine[Any, Any, int], done: Callable[[int], None] | None,
-              ) -> None:
-        try:
-            waiting = handler.send(None)
-        except StopIteration as finished:
-            self._handled()
-            if done is not None:
-                done(finished.value)
-            return
-        except asyncio.CancelledError:
-            self._handled()
-            return  # not acknowledged: the broker sends it again after a reconnect
-        except Exception:
-            self._handled()
-            log.exception("MQTT message handler failed; the message stays unacknowledged")
-            return
-        if asyncio.isfuture(waiting):
-            # What `await future` hands to its driver; a Task would clear the flag the same way.
-            waiting._asyncio_future_blocking = False
-            waiting.add_done_callback(lambda _: self._step(handler, done))
-        else:  # a bare yield (asyncio.sleep(0)): go on at the next turn of the loop
-            asyncio.get_running_loop().call_soon(self._step, handler, done)
-
-    async def _message(self, client: Any, topic: str, payload: bytes, qos: int,
-                       properties: Any) -> int:
-        handler = self._handlers.get(topic)
-        if handler is not None:
-            handler(bytes(payload))
-            return 0
-        raw = RawMessage(source=topic, payload=bytes(payload), received_ns=self._clock.now_ns(),
-                         redelivered=bool(properties.get("dup")))
-        if self._on_message is not None:
-            waiting = self._on_message(raw)
-            if waiting is not None:
-                await waiting
-        return 0  # PUBACK reason "success"
 
     async def run(self) -> None:
         """Connect (retrying with capped exponential backoff) and stay connected until cancelled."""
@@ -544,6 +199,7 @@ class MqttLink:
     async def close(self) -> None:
         """Disconnect cleanly (the broker keeps the persistent session)."""
         client, self._client = self._client, None
+        self._intake.detach()
         if client is not None:
             try:
                 await asyncio.wait_for(client.disconnect(), timeout=2)

@@ -21,7 +21,7 @@ from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.decoders.base import parse_json_object
-from drivers.mqtt import TopicRoute, TopicRouter
+from drivers.mqtt_topics import TopicRoute, TopicRouter
 from rules.base import Outcome
 from rules.climate import dew_point_c
 from rules.engine import Engine

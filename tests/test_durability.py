@@ -21,7 +21,8 @@ import pytest
 from daemon_process import DaemonProcess
 from servers import InfluxDB1, Mosquitto
 
-from daemon.spool.store import Spool, inspect_spool
+from daemon.spool.backlog import inspect_spool
+from daemon.spool.store import Spool
 
 SITE = "durable-depot"
 

@@ -164,13 +164,13 @@ def test_a_handler_returning_a_future_is_acknowledged_when_it_is_done(
 
 def test_publishes_with_and_without_properties_all_arrive_through_our_reader(
         mosquitto: Mosquitto) -> None:
-    # The link reads plain PUBLISH packets itself (drivers/mqtt.PublishReader); one with MQTT 5
+    # The link reads plain PUBLISH packets itself (drivers/mqtt_reader.py); one with MQTT 5
     # properties (here a user property and a content type) still goes through gmqtt's parser.
     # QoS 0 and 1 mixed, more than the receive maximum, so PUBACKs must flow for all to come.
     import gmqtt
     from gmqtt.mqtt.constants import MQTTv50
 
-    from drivers.mqtt import PublishReader
+    from drivers.mqtt_reader import PublishReader
 
     async def scenario() -> tuple[list[tuple[str, bytes, bool]], bool]:
         link = _link(mosquitto.port, "link-reader")
@@ -219,7 +219,7 @@ def test_publishes_with_and_without_properties_all_arrive_through_our_reader(
 def test_mqtt_311_messages_are_read_and_acknowledged(mosquitto: Mosquitto) -> None:
     # MQTT 3.1.1 has no property block in a PUBLISH (PublishReader must not look for one) and
     # no receive maximum (the link pauses reading at 1,000 unacknowledged instead).
-    from drivers.mqtt import PublishReader
+    from drivers.mqtt_reader import PublishReader
 
     def link_311(client_id: str) -> MqttLink:
         return MqttLink(MqttConfig.model_validate({

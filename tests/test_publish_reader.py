@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.mqtt import PublishReader
+from drivers.mqtt_reader import PublishReader
 
 
 def _length(n: int) -> bytes:

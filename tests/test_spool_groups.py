@@ -9,7 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from daemon.spool.store import Spool, inspect_spool
+from daemon.spool.backlog import inspect_spool
+from daemon.spool.store import Spool
 from daemon.tsdb.writer import TsdbWriter
 from daemon.vocabulary.errors import SinkError
 

@@ -22,7 +22,7 @@ from daemon.vocabulary.errors import ConfigError, DecodeError
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from daemon.vocabulary.settings import Settings
 from drivers.decoders.base import FIELD_TYPES, coerce_field
-from drivers.mqtt import TopicRoute, TopicRouter
+from drivers.mqtt_topics import TopicRoute, TopicRouter
 from rules.engine import Engine
 from rules.kinds import RuleConfig
 

@@ -37,7 +37,7 @@ def _deadletters(args: argparse.Namespace) -> int:
 def _spool(args: argparse.Namespace) -> int:
     import time
 
-    from daemon.spool.store import inspect_spool
+    from daemon.spool.backlog import inspect_spool
 
     config = read_config(args.config)
     if config is None:
