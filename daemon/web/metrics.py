@@ -122,6 +122,12 @@ class _Outbox(Protocol):
     @property
     def failed(self) -> int: ...
     @property
+    def retried(self) -> int: ...
+    @property
+    def refused(self) -> int: ...
+    @property
+    def given_up(self) -> int: ...
+    @property
     def backlog(self) -> int: ...
 
 
@@ -245,18 +251,31 @@ class DaemonMetrics(Collector):
         return alarms
 
     def _notifiers(self) -> Iterator[Metric]:
-        delivered = CounterMetricFamily("depotwatch_notifier_deliveries",
-                                        "Alert changes delivered", labels=["notifier"])
-        failed = CounterMetricFamily("depotwatch_notifier_failures",
-                                     "Failed delivery attempts", labels=["notifier"])
+        counted = [
+            (CounterMetricFamily("depotwatch_notifier_deliveries",
+                                 "Alert changes delivered (sent and taken)", labels=["notifier"]),
+             "delivered"),
+            (CounterMetricFamily("depotwatch_notifier_failures",
+                                 "Failed delivery attempts", labels=["notifier"]), "failed"),
+            (CounterMetricFamily("depotwatch_notifier_retries",
+                                 "Delivery attempts that were retries", labels=["notifier"]),
+             "retried"),
+            (CounterMetricFamily("depotwatch_notifier_refused",
+                                 "Alert changes the receiver refused for good (kept with the "
+                                 "reason)", labels=["notifier"]), "refused"),
+            (CounterMetricFamily("depotwatch_notifier_given_up",
+                                 "Alert changes given up after failing too long",
+                                 labels=["notifier"]), "given_up"),
+        ]
         pending = GaugeMetricFamily("depotwatch_notifier_backlog",
                                     "Alert changes waiting", labels=["notifier"])
         for outbox in self._daemon.outboxes:
             name = [outbox.notifier.name]
-            delivered.add_metric(name, outbox.delivered)
-            failed.add_metric(name, outbox.failed)
+            for family, attribute in counted:
+                family.add_metric(name, getattr(outbox, attribute))
             pending.add_metric(name, outbox.backlog)
-        yield from (delivered, failed, pending)
+        yield from (family for family, _ in counted)
+        yield pending
 
     def _writers(self) -> Iterator[Metric]:
         written = CounterMetricFamily("depotwatch_writer_points_written",
