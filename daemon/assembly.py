@@ -93,7 +93,8 @@ def tsdb_targets(config: Config) -> list[TsdbTarget]:
 def build_spool(config: Config, targets: Sequence[TsdbTarget]) -> Spool:
     """The durable queue of points, one cursor per target."""
     return Spool(config.state_dir / "spool.sqlite", [t.name for t in targets],
-                 max_bytes=config.spool.max_bytes, fsync=config.spool.fsync)
+                 max_bytes=config.spool.max_bytes, fsync=config.spool.fsync,
+                 reserve_bytes=config.spool.disk_reserve_bytes)
 
 
 def build_writers(targets: Sequence[TsdbTarget], spool: Spool) -> list[TsdbWriter]:

@@ -118,6 +118,8 @@ class Daemon:
         self._tick_due = asyncio.Event()
         # Wall clock minus the daemon's steady clock, as last seen (see _watch_clock).
         self._wall_offset_ns = 0
+        self._storage_problem: str | None = None
+        self._state_saved = True
         self._state_changed = asyncio.Event()
         self._restore()
 
@@ -299,7 +301,12 @@ class Daemon:
                     await self._state_changed.wait()
             self._state_changed.clear()
             started = time.monotonic()
-            await asyncio.to_thread(self.state_file.save, self._state())
+            try:
+                await asyncio.to_thread(self.state_file.save, self._state())
+            except OSError as exc:
+                self._state_unsaved(exc)
+            else:
+                self._state_unsaved(None)
             # "Soon after a change" is at most twice a second: under a stream of alarm changes
             # the saves ran back to back (a 2,000-sensor state: ~5 % of the CPU, bench/depot.py).
             await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
@@ -318,8 +325,32 @@ class Daemon:
                 "lag_s": round((time.time_ns() - oldest) / 1e9, 3) if oldest else 0.0,
                 "rejected_points": float(sum(w.rejected for w in self.writers)),
                 "write_retries": float(sum(w.retries for w in self.writers)),
+                "shed_points": float(self.spool.shed_points),
             }, now)
+            self._report_storage(now)
             await asyncio.sleep(interval_s)
+
+    def _state_unsaved(self, error: OSError | None) -> None:
+        # A full disk must not end the daemon: the state stays in memory, and the next save
+        # that works clears the fault.
+        if (error is None) == self._state_saved:
+            return
+        self._state_saved = error is None
+        if error is not None:
+            log.error("engine state not saved: %s (kept in memory; retried)", error)
+        self.pipeline.fault("storage_degraded", "state_file", error is not None,
+                            f"state file not written: {error}" if error is not None
+                            else "state file written again", self.clock.now_ns())
+
+    def _report_storage(self, now_ns: int) -> None:
+        # One storage_degraded fault while the spool sheds points or the disk refuses writes.
+        problem = self.spool.degraded
+        if (problem is None) != (self._storage_problem is None):
+            if problem is not None:
+                log.error("storage degraded: %s", problem)
+            self.pipeline.fault("storage_degraded", "spool", problem is not None,
+                                problem or "spool storage back to normal", now_ns)
+        self._storage_problem = problem
 
     async def run(self, stop: asyncio.Event,
                   failed: Callable[[str, BaseException], None] | None = None) -> None:
@@ -364,7 +395,10 @@ class Daemon:
             for task in tasks:
                 task.cancel()
         await self.spool.close()
-        self.state_file.save(self._state())
+        try:
+            self.state_file.save(self._state())
+        except OSError as exc:
+            log.error("engine state not saved at shutdown: %s", exc)
         self.audit.close()
         self.deadletters.close()
         self.systemd.close()

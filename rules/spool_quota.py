@@ -1,4 +1,4 @@
-"""The spool's disk quota: a warning at 80 %, an alarm when full (readings then wait unacked)."""
+"""The spool's disk quota: a warning at 80 %, an alarm when full (climate points then shed)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class SpoolQuotaRule:
         for rule, limit, severity in self._levels:
             if fill >= limit and rule not in self._firing:
                 self._firing.add(rule)
-                text = ("full: new readings wait unacknowledged at the broker"
+                text = ("full: climate and health points are being shed"
                         if rule == "spool_full" else f"above {limit:g} % of its quota")
                 out.append(self._transition(TransitionKind.FIRING, rule, severity, now_ns,
                                             f"{text} ({fill:.0f} %)", fill))

@@ -46,6 +46,8 @@ def config(mosquitto: Mosquitto, influx_url: str, db: str, state_dir: Path,
         "rules": [{"type": "sensor_silent", "enabled": False}],
         "api": {"listen_port": 0},  # daemons of other tests may be up at the same time
         "spool": {"health_interval_s": 1},
+        # The readings carry their sequence number as the temperature: plausible here.
+        "plausibility": {"temperature_c": {"min": 0, "max": 1e9}},
     }
 
 
@@ -283,27 +285,37 @@ def test_corrupt_spool_file_is_set_aside_and_the_daemon_starts(tmp_path: Path) -
     assert report is not None and report.damaged_files == [damage.moved_to]
 
 
-def test_spool_quota_full_withholds_acknowledgement(tmp_path: Path) -> None:
-    async def main() -> tuple[bool, bool]:
+def test_a_full_spool_sheds_climate_points_oldest_first_and_never_withholds_a_commit(
+        tmp_path: Path) -> None:
+    """Never blind (this reverses "a full spool withholds acknowledgement"): at its quota the
+    spool commits at once, gives up the oldest climate and health points first, and keeps door
+    states and alert transitions."""
+    async def main() -> tuple[bool, int, list[str], list[str]]:
         spool = Spool(tmp_path / "spool.sqlite", ["t"], max_bytes=1 << 20)
         await spool.open()
         runner = asyncio.create_task(spool.run())
         big = "x" * 2000
+        i = 0
         while not spool.full:
-            await spool.append([f"m f=\"{big}\" {i}" for i in range(60)])
-        # The quota is used up: the next append must wait (no PUBACK for its message).
-        blocked = spool.append(["m f=1.0 1"])
-        await asyncio.sleep(1.0)
-        was_waiting = not blocked.done() and spool.full
-        rows = await spool.read("t", 10_000)
-        await spool.advance("t", rows[-1][0])  # the writer caught up: room again
-        await asyncio.wait_for(blocked, 5)
+            await spool.append([f"climate,sensor=c{i} f=\"{big}\" {i}" for _ in range(30)]
+                               + [f"door,door=D{i} open=true {i}"])
+            i += 1
+        # At the quota: the next commit is not held back (its message is acknowledged).
+        committed = spool.append([f"climate,sensor=late f=\"{big}\" 1",
+                                  "alert,rule=door_armed state=\"firing\" 2"])
+        await asyncio.wait_for(committed, 5)
+        rows = [line for _, line in await spool.read("t", 1_000_000)]
         runner.cancel()
         await spool.close()
-        return was_waiting, blocked.done()
+        return committed.done(), spool.shed_points, rows, [f"door,door=D{n} open=true {n}"
+                                                           for n in range(i)]
 
-    was_waiting, done = asyncio.run(main())
-    assert was_waiting and done
+    done, shed, rows, doors = asyncio.run(main())
+    assert done and shed > 0
+    # Every door state and the alert are kept; the oldest climate points went first.
+    assert [r for r in rows if r.startswith("door,")] == doors
+    assert "alert,rule=door_armed state=\"firing\" 2" in rows
+    assert not any(r.startswith("climate,sensor=c0 ") for r in rows)
 
 
 def test_spool_survives_its_process_being_killed(tmp_path: Path) -> None:

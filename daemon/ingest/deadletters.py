@@ -53,21 +53,46 @@ class DeadLetterStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        # Payload bytes kept, against the budget (`deadletters.max_bytes`).
+        self._bytes = self._kept_bytes()
+        # Dead letters the disk would not take.
+        self.unkept = 0
 
     def keep(self, source: str, reason: str, payload: bytes, at_ns: int) -> None:
-        """Count, store and (rate-limited) log one rejected payload."""
+        """Count, store and (rate-limited) log one rejected payload; a disk that refuses it
+        loses the copy (counted in `unkept`), never the daemon."""
         self.counts[source] += 1
         kept = payload[: self._config.max_payload_bytes]
+        try:
+            self._store(source, reason, payload, kept, at_ns)
+        except sqlite3.Error as exc:
+            self.unkept += 1
+            if self.unkept == 1 or self.unkept % 1000 == 0:
+                log.error("dead letter from %s not kept: %s (%d lost so far)", source, exc,
+                          self.unkept)
+        self._log(source, reason)
+
+    def _store(self, source: str, reason: str, payload: bytes, kept: bytes, at_ns: int) -> None:
         # Small inserts on a local WAL database take microseconds; bad input is the rare path.
         cursor = self._db.execute(
             "INSERT INTO deadletter (at_ns, source, reason, size, payload) VALUES (?,?,?,?,?)",
             (at_ns, source, reason, len(payload), kept),
         )
+        self._bytes += len(kept)
         row_id = cursor.lastrowid or 0
         if row_id % 100 == 0:
             self._db.execute("DELETE FROM deadletter WHERE id <= ?",
                              (row_id - self._config.max_entries,))
-        self._log(source, reason)
+            self._bytes = self._kept_bytes()
+        if self._bytes > self._config.max_bytes:
+            # Past the budget: the oldest tenth goes (entries are up to 1 MiB each).
+            self._db.execute("DELETE FROM deadletter WHERE id IN (SELECT id FROM deadletter "
+                             "ORDER BY id LIMIT MAX(1, (SELECT COUNT(*) FROM deadletter) / 10))")
+            self._bytes = self._kept_bytes()
+
+    def _kept_bytes(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM deadletter"
+                                    ).fetchone()[0])
 
     def _log(self, source: str, reason: str) -> None:
         now = time.monotonic()

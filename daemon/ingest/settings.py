@@ -14,6 +14,8 @@ class DeadLetterConfig(Settings):
 
     max_entries: int = Field(default=10_000, gt=0)
     max_payload_bytes: int = Field(default=1 << 20, gt=0)
+    # All kept payloads together: the oldest go first past it (10,000 x 1 MiB was 10 GiB).
+    max_bytes: int = Field(default=64 << 20, gt=0)
     log_interval_s: float = Field(default=60.0, ge=0)
 
 

@@ -9,9 +9,11 @@ from daemon.spool.receipts import pack_digests
 __all__ = ["SCHEMA", "migrate"]
 
 SCHEMA = """
--- One row per commit: `lines` is its points' line protocol joined by newlines.
+-- One row per commit: `lines` is its points' line protocol joined by newlines; `thinned`
+-- once a full spool has dropped its climate and health lines (daemon/spool/shedding.py).
 CREATE TABLE IF NOT EXISTS point_groups (id INTEGER PRIMARY KEY AUTOINCREMENT,
-    spooled_ns INTEGER NOT NULL, points INTEGER NOT NULL, lines TEXT NOT NULL);
+    spooled_ns INTEGER NOT NULL, points INTEGER NOT NULL, lines TEXT NOT NULL,
+    thinned INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS cursors (target TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 -- One row per commit that took messages: a receipt per message in `taken` (identical messages,
 -- an unchanged heartbeat, each have their own), those acknowledged since appended to
@@ -27,6 +29,14 @@ def migrate(db: sqlite3.Connection) -> None:
     """Bring the tables of an older spool to `SCHEMA` (which must already be applied)."""
     _migrate_receipts(db)
     _migrate_points(db)
+    _migrate_thinned(db)
+
+
+def _migrate_thinned(db: sqlite3.Connection) -> None:
+    """Spools written before shedding have no `thinned` column: none of their rows is."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(point_groups)")}
+    if "thinned" not in columns:
+        db.execute("ALTER TABLE point_groups ADD COLUMN thinned INTEGER NOT NULL DEFAULT 0")
 
 
 def _migrate_receipts(db: sqlite3.Connection) -> None:

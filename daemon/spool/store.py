@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
 import sqlite3
 import time
 import weakref
@@ -29,13 +31,20 @@ from pathlib import Path
 from typing import TypeVar
 
 from daemon.spool.backlog import Backlog, SetAside, summarize_set_aside
+from daemon.spool.quota import DiskQuota, is_disk_full
 from daemon.spool.receipts import ReceiptBook, ReceiptGroup
 from daemon.spool.salvage import SpoolDamage, check_wal, salvage
 from daemon.spool.schema import SCHEMA, migrate
+from daemon.spool.shedding import MemoryHold, split_bulk, thin_oldest
 
 __all__ = ["Group", "Spool"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# The most a spool held in memory may take (the disk refused its file at start).
+_MEMORY_SPOOL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +67,19 @@ class Spool:
     """Durable queue of line-protocol points with one read cursor per InfluxDB target."""
 
     def __init__(self, path: Path, targets: Sequence[str], *, max_bytes: int,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, reserve_bytes: int | None = None) -> None:
         self.path = path
         self.targets = tuple(targets)
         self.max_bytes = max_bytes
         self.fsync = fsync
+        self._quota = DiskQuota(path.parent, max_bytes, reserve_bytes)
+        # Climate and health points given up because the spool was full or the disk refused.
+        self.shed_points = 0
+        # Security lines the disk would not take, committed again once it does.
+        self._hold = MemoryHold()
+        # Why storage is degraded now (None: it is not), for the storage_degraded fault.
+        self.degraded: str | None = None
+        self.in_memory = False
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spool")
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
@@ -87,8 +104,27 @@ class Spool:
     # -- opening, on the worker thread ------------------------------------------------------
 
     async def open(self) -> None:
-        """Open (and check) the database; a damaged one is set aside and salvaged."""
-        await self._call(self._open)
+        """Open (and check) the database; a damaged one is set aside and salvaged. A disk that
+        refuses the file (full, read-only) leaves the spool in memory, and says so."""
+        try:
+            await self._call(self._open)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("spool %s cannot be opened (%s): points are kept in memory (at most "
+                      "%d MiB) until a restart finds room", self.path, exc,
+                      _MEMORY_SPOOL_BYTES >> 20)
+            await self._call(self._open_in_memory)
+            self.degraded = f"spool file unavailable ({exc}); points kept in memory"
+
+    def _open_in_memory(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self.in_memory = True
+        self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._db.executescript(SCHEMA)
+        with self._transaction() as db:
+            for target in self.targets:
+                db.execute("INSERT OR IGNORE INTO cursors VALUES (?, 0)", (target,))
+        self.fill_pct = self._fill_pct()
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +167,9 @@ class Spool:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            # A full disk may have rolled the transaction back already.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
@@ -162,21 +200,19 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """The quota is used up: new points wait (and their sources stay unacknowledged)."""
+        """The effective quota is used up: climate and health points are shed, oldest first
+        (daemon/spool/shedding.py); every source is still acknowledged."""
         return self.fill_pct >= 100.0
 
     async def run(self) -> None:
-        """Commit whatever is pending, one transaction at a time, until cancelled."""
+        """Commit whatever is pending, one transaction at a time, until cancelled.
+
+        Never waits for room: a full spool or a full disk sheds points by the policy of
+        daemon/spool/shedding.py instead, so the broker's window never fills behind storage.
+        """
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self.full:
-                # Wait for the writers to make room; the sources are not acknowledged meanwhile.
-                self.fill_pct = await self._call(self._fill_pct)
-                if self.full:
-                    await asyncio.sleep(0.5)
-                    self._wakeup.set()
-                    continue
             batch, self._pending = self._pending, []
             acked, self._acked = self._acked, []
             if not batch and not acked:
@@ -199,11 +235,34 @@ class Spool:
 
     def _commit(self, batch: list[_Pending], released: dict[int, list[bytes]]
                 ) -> tuple[Group | None, ReceiptGroup | None]:
-        now = time.time_ns()
         lines = [text for item in batch for text in item.lines]
+        if self._hold.lines:
+            lines = [*self._hold.take(), *lines]
+        try:
+            return self._commit_lines(lines, batch, released)
+        except (OSError, sqlite3.Error) as exc:
+            if not is_disk_full(exc):
+                raise
+            # The disk refused: security lines wait in memory, the bulk is given up, and the
+            # sources are acknowledged all the same (their alarms went out already).
+            kept, shed = split_bulk(lines)
+            self._hold.add(kept)
+            self.shed_points += shed
+            self.degraded = (f"disk full ({exc}): {len(self._hold.lines)} security points held "
+                             f"in memory, {self.shed_points} climate and health points shed")
+            return None, None
+
+    def _commit_lines(self, lines: list[str], batch: list[_Pending],
+                      released: dict[int, list[bytes]]
+                      ) -> tuple[Group | None, ReceiptGroup | None]:
+        now = time.time_ns()
         taken = [receipt for item in batch for receipt in item.receipts]
         group: Group | None = None
         with self._transaction() as db:
+            if self.full:
+                self.shed_points += thin_oldest(db)
+                lines, shed = split_bulk(lines)
+                self.shed_points += shed
             if lines:
                 text = "\n".join(lines)
                 row = db.execute("INSERT INTO point_groups (spooled_ns, points, lines) "
@@ -214,7 +273,18 @@ class Spool:
         self.commits += 1
         self.committed_points += len(lines)
         self.fill_pct = self._fill_pct()
+        self.degraded = self._degradation()
         return group, receipt_group
+
+    def _degradation(self) -> str | None:
+        if self.in_memory:
+            return f"spool file unavailable: points kept in memory ({self.fill_pct:.0f} % full)"
+        if self._hold.lines:
+            return f"disk full: {len(self._hold.lines)} security points held in memory"
+        if self.full:
+            return (f"spool full ({self.fill_pct:.0f} % of its quota, or of the disk less its "
+                    f"reserve): {self.shed_points} climate and health points shed so far")
+        return None
 
     def _fill_pct(self) -> float:
         db = self._db
@@ -222,7 +292,10 @@ class Spool:
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
         size = db.execute("PRAGMA page_size").fetchone()[0]
-        return float(100.0 * (pages - free) * size / self.max_bytes)
+        used = (pages - free) * size
+        limit = (min(self.max_bytes, _MEMORY_SPOOL_BYTES) if self.in_memory
+                 else self._quota.effective(used))
+        return float(100.0 * used / limit) if limit > 0 else 100.0
 
     # -- draining -------------------------------------------------------------------------------
 

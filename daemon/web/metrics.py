@@ -49,6 +49,8 @@ class _Spool(Protocol):
     def full(self) -> bool: ...
     @property
     def fill_pct(self) -> float: ...
+    @property
+    def shed_points(self) -> int: ...
     async def backlog(self) -> Sequence[_Pending]: ...
 
 
@@ -206,7 +208,7 @@ class DaemonMetrics(Collector):
         if broken:
             reasons.append(broken)
         elif daemon.spool.full:
-            reasons.append("spool full: readings are no longer acknowledged")
+            reasons.append("spool full: climate and health points are being shed")
         now = time.time_ns()
         for backlog in self._backlog:
             if backlog.oldest_ns and (now - backlog.oldest_ns) / _NS > self._stalled_after_s:
@@ -302,8 +304,13 @@ class DaemonMetrics(Collector):
             lag.add_metric([entry.target], (now - entry.oldest_ns) / _NS if entry.oldest_ns
                            else 0.0)
         yield from (backlog, lag)
-        yield GaugeMetricFamily("depotwatch_spool_fill_ratio", "Spool size over its quota",
+        yield GaugeMetricFamily("depotwatch_spool_fill_ratio",
+                                "Spool size over its effective quota (the configured one, or "
+                                "the disk's free space less the reserve)",
                                 value=self._daemon.spool.fill_pct / 100.0)
+        yield CounterMetricFamily("depotwatch_spool_shed_points",
+                                  "Climate and health points given up by a full spool or disk",
+                                  value=self._daemon.spool.shed_points)
 
     def _inputs(self) -> Metric:
         daemon = self._daemon
