@@ -153,7 +153,7 @@ def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        reject: Callable[[str, str, bytes, int], None]) -> CommandDesk:
     """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
     topic = commands_topic(config)
-    return CommandDesk(desk, Officers(officer_tokens(config)), clock,
+    return CommandDesk(desk, Officers(officer_tokens(config), config.api.roles()), clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
                        source=topic)
 
@@ -163,7 +163,9 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                   metrics: Callable[[], Awaitable[bytes]]) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
     return build_api(desk, officer_tokens(config), clock, ready=ready, metrics=metrics,
-                     console=True, recent=recent, audit_path=audit_path)
+                     console=True, recent=recent, audit_path=audit_path,
+                     roles=config.api.roles(),
+                     metrics_token_required=config.api.metrics_token_required)
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

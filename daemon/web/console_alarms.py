@@ -40,9 +40,9 @@ class AlarmPages:
                  audit_path: Path | None) -> None:
         self._desk, self._clock, self._sessions = desk, clock, sessions
         self._audit_path = audit_path
-        self.acknowledge = self._action(self._ack)
-        self.check = self._action(self._check)
-        self.silence = self._action(self._silence)
+        self.acknowledge = self._action(self._ack, "ack")
+        self.check = self._action(self._check, "check")
+        self.silence = self._action(self._silence, "silence")
 
     def mount(self, app: web.Application) -> None:
         """Add the alarm routes; `/alerts/{key}` is what notifications link to."""
@@ -131,11 +131,11 @@ class AlarmPages:
 
     # -- the forms -------------------------------------------------------------------------------
 
-    def _action(self, step: Step) -> Handler:
+    def _action(self, step: Step, action: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             key = request.match_info["key"]
             try:
-                session, form = await self._sessions.acting(request)
+                session, form = await self._sessions.acting(request, action)
                 if len(form.get("note", "")) > _NOTE_CHARS:
                     raise Refused(422, f"The note is longer than {_NOTE_CHARS} characters.")
                 done = step(key, session.officer, form)

@@ -60,7 +60,8 @@ class SilencePages:
         async def handle(request: web.Request) -> web.StreamResponse:
             silence_id = request.match_info["silence_id"]
             try:
-                session, _ = await self._sessions.acting(request)
+                session, _ = await self._sessions.acting(request,
+                                                         "approve" if approve else "expire")
                 now = self._clock.now_ns()
                 if approve:
                     self._desk.approve_silence(silence_id, session.officer, now)
