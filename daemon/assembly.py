@@ -28,7 +28,7 @@ from daemon.spool.store import Spool
 from daemon.tsdb.writer import FileSink, Sink, TsdbWriter, build_sink
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock
-from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.vocabulary.readings import RawMessage, Reading, Severity
 from daemon.web.api import build_api
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
@@ -52,6 +52,7 @@ __all__ = [
     "build_web_app",
     "build_writers",
     "commands_topic",
+    "rule_severities",
     "site_of",
     "tsdb_targets",
 ]
@@ -133,14 +134,21 @@ def build_outboxes(config: Config, link: MqttLink,
 
 def build_desk(config: AlertingConfig, outboxes: Sequence[Outbox],
                listeners: Sequence[Callable[[Alert], None]], audit: Audit,
-               watchers: Iterable[str] = ()) -> AlarmDesk:
+               watchers: Iterable[str] = (),
+               rule_severities: Mapping[str, Severity] | None = None) -> AlarmDesk:
     """The alarm desk; its notices go to the outboxes their escalation step names.
 
     MQTT, the log, the `listeners` and the notifiers named in `watchers` hear of every notice.
     """
     return AlarmDesk(config, routed(
         [*((o.notifier.name, o.put) for o in outboxes), *(("*", put) for put in listeners)],
-        always=ALWAYS | {"*", *watchers}), audit)
+        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities)
+
+
+def rule_severities(config: Config) -> dict[str, Severity]:
+    """Each rule name's most severe alarm as configured: what silencing it takes."""
+    return {name: severity for rule in config.rule_set()
+            for name, severity in rule.alarm_severities().items()}
 
 
 def officer_tokens(config: Config) -> dict[str, str]:
