@@ -18,6 +18,7 @@ from daemon.alerts.desk import AlarmDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import csrf_field, error, escape, page, refused_page, when
 from daemon.web.console_session import Refused, Sessions, not_logged_in
+from daemon.web.console_silences import silences_in_force
 
 __all__ = ["AUDIT_SHOWN", "AlarmPages"]
 
@@ -63,7 +64,8 @@ class AlarmPages:
 <h1>Alarms</h1>
 <table class="alarms" data-poll="/console/alerts.json"><thead><tr><th>Severity</th>
 <th>Storehouse</th><th>Subject</th><th>State</th><th>Since</th><th>Step</th></tr></thead>
-<tbody id="alarm-rows">{rows or _NONE}</tbody></table>"""
+<tbody id="alarm-rows">{rows or _NONE}</tbody></table>
+{silences_in_force(self._desk.silences(), self._clock.now_ns())}"""
         return page("Alarms", body, session)
 
     async def alarm_page(self, request: web.Request, message: str = "",
