@@ -55,7 +55,8 @@ ROUTES = (
     Route("GET", f"{API_PREFIX}/silences", "listSilences", "Every silence, newest first",
           "SilenceList"),
     Route("POST", f"{API_PREFIX}/silences", "createSilence",
-          "Create a silence; one that may mute a critical rule waits for a second officer",
+          "Create a silence; one that may mute a critical alarm, or longer than one officer "
+          "may set, waits for a second officer",
           "Silence", status=201, body=SilenceBody, refusals=(403, 409, 422), action="silence"),
     Route("POST", f"{API_PREFIX}/silences/{{id}}/approve", "approveSilence",
           "Approve another officer's silence that needs a second officer", "Silence",

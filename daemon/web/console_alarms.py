@@ -201,8 +201,9 @@ def _forms(alarm: Alarm, key: str, csrf: str) -> str:
 <label>For (minutes) <input name="minutes" type="number" min="1" max="10080" value="60"
  required></label>
 <button type="submit">Create silence</button></form>
-<p class="note">A silence that may mute a critical rule takes effect once a second officer
-approves it on the <a href="/silences">silences page</a>.</p></section>"""
+<p class="note">A silence that may mute a critical alarm, or is longer than one officer may set
+(8 h critical, 24 h others by default), takes effect once a second officer approves it on the
+<a href="/silences">silences page</a>.</p></section>"""
 
 
 def _details(entry: AuditEntry) -> str:
