@@ -28,7 +28,7 @@ from daemon.spool.store import Spool
 from daemon.tsdb.writer import FileSink, Sink, TsdbWriter, build_sink
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock
-from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.vocabulary.readings import RawMessage, Reading, Severity
 from daemon.web.api import build_api
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
@@ -53,6 +53,7 @@ __all__ = [
     "build_web_app",
     "build_writers",
     "commands_topic",
+    "rule_severities",
     "site_of",
     "tsdb_targets",
 ]
@@ -135,14 +136,21 @@ def build_outboxes(config: Config, link: MqttLink,
 
 def build_desk(config: AlertingConfig, outboxes: Sequence[Outbox],
                listeners: Sequence[Callable[[Alert], None]], audit: Audit,
-               watchers: Iterable[str] = ()) -> AlarmDesk:
+               watchers: Iterable[str] = (),
+               rule_severities: Mapping[str, Severity] | None = None) -> AlarmDesk:
     """The alarm desk; its notices go to the outboxes their escalation step names.
 
     MQTT, the log, the `listeners` and the notifiers named in `watchers` hear of every notice.
     """
     return AlarmDesk(config, routed(
         [*((o.notifier.name, o.put) for o in outboxes), *(("*", put) for put in listeners)],
-        always=ALWAYS | {"*", *watchers}), audit)
+        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities)
+
+
+def rule_severities(config: Config) -> dict[str, Severity]:
+    """Each rule name's most severe alarm as configured: what silencing it takes."""
+    return {name: severity for rule in config.rule_set()
+            for name, severity in rule.alarm_severities().items()}
 
 
 def officer_tokens(config: Config) -> dict[str, str]:
@@ -155,7 +163,7 @@ def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        reject: Callable[[str, str, bytes, int], None]) -> CommandDesk:
     """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
     topic = commands_topic(config)
-    return CommandDesk(desk, Officers(officer_tokens(config)), clock,
+    return CommandDesk(desk, Officers(officer_tokens(config), config.api.roles()), clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
                        source=topic)
 
@@ -165,7 +173,9 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                   metrics: Callable[[], Awaitable[bytes]]) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
     return build_api(desk, officer_tokens(config), clock, ready=ready, metrics=metrics,
-                     console=True, recent=recent, audit_path=audit_path)
+                     console=True, recent=recent, audit_path=audit_path,
+                     roles=config.api.roles(),
+                     metrics_token_required=config.api.metrics_token_required)
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from daemon.vocabulary.readings import FieldValue, Reading, Transition
+from daemon.vocabulary.readings import FieldValue, Reading, Severity, Transition
 
 __all__ = ["Fact", "Outcome", "Rule", "RuleConfigBase", "WakeAt", "format_duration", "no_wake"]
 
@@ -73,7 +73,20 @@ class RuleConfigBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Rule names a kind raises at a severity fixed in its code, not in its config.
+    fixed_severities: ClassVar[dict[str, Severity]] = {}
+
     enabled: bool = True
+
+    def alarm_severities(self) -> dict[str, Severity]:
+        """Rule name to the most severe alarm this kind raises as configured; how long one
+        officer may silence it follows from that (unknown names count as critical)."""
+        order = list(Severity)
+        configured = [Severity(str(value)) for key, value in self
+                      if key == "severity" or key.endswith("_severity")]
+        kind = str(getattr(self, "type", ""))
+        own = {kind: max(configured, key=order.index)} if configured and kind else {}
+        return {**self.fixed_severities, **own}
 
 
 def format_duration(seconds: float) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,7 @@ class BatteryLowRuleConfig(RuleConfigBase):
     """The device's own low-battery flag, or its charge below `min_pct`."""
 
     type: Literal["battery_low"] = "battery_low"
+    fixed_severities: ClassVar[dict[str, Severity]] = {"battery_low": Severity.WARNING}
     min_pct: float = Field(default=20.0, ge=0, le=100)
     # A battery reading hovers around the limit as temperature changes: clear only above it.
     hysteresis_pct: float = Field(default=5.0, ge=0)

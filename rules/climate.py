@@ -62,6 +62,10 @@ class ClimateRuleConfig(RuleConfigBase):
     """Temperature and humidity limits; defaults are the PSSM.md storage-climate rows."""
 
     type: Literal["climate"] = "climate"
+    fixed_severities: ClassVar[dict[str, Severity]] = {
+        "temperature_warning": Severity.WARNING, "temperature_alarm": Severity.ALARM,
+        "temperature_critical": Severity.CRITICAL, "humidity_warning": Severity.WARNING,
+        "humidity_alarm": Severity.ALARM}
     temperature_warning_c: float = 30.0
     temperature_warning_for_s: float = Field(default=1800.0, ge=0)
     # US Army MM0148: above 100 °F for 24 h, cool the store and assess relocation.

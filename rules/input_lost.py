@@ -24,6 +24,7 @@ class InputLostRuleConfig(RuleConfigBase):
     """An input of the gateway down for longer than `after_s`."""
 
     type: Literal["input_lost"] = "input_lost"
+    fixed_severities: ClassVar[dict[str, Severity]] = {"input_lost": Severity.ALARM}
     # EN 50131-1 §8.9.1: faults shorter than 10 s are not processed.
     after_s: float = Field(default=10.0, ge=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -21,6 +21,7 @@ class SensorSilentRuleConfig(RuleConfigBase):
     """Longest silence per supervision class before "sensor silent" fires."""
 
     type: Literal["sensor_silent"] = "sensor_silent"
+    fixed_severities: ClassVar[dict[str, Severity]] = {"sensor_silent": Severity.ALARM}
     # EN 50131 grade 3-4 interconnection monitoring for wired/serial devices.
     wired_s: float = Field(default=10.0, gt=0)
     # Three missed 60 s heartbeats: stricter than EN grade 3's ~20 min.

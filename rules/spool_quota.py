@@ -18,6 +18,8 @@ class SpoolQuotaRuleConfig(RuleConfigBase):
     """Spool fill above `warning_pct` (warning) and at `full_pct` (alarm)."""
 
     type: Literal["spool_quota"] = "spool_quota"
+    fixed_severities: ClassVar[dict[str, Severity]] = {"spool_quota": Severity.WARNING,
+                                                       "spool_full": Severity.ALARM}
     warning_pct: float = Field(default=80.0, gt=0, le=100)
     full_pct: float = Field(default=100.0, gt=0, le=100)
     hysteresis_pct: float = Field(default=5.0, ge=0)

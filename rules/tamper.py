@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,7 @@ class TamperRuleConfig(RuleConfigBase):
     """Tamper flag raised on a sensor; resolves when the device reports it cleared."""
 
     type: Literal["tamper"] = "tamper"
+    fixed_severities: ClassVar[dict[str, Severity]] = {"tamper": Severity.CRITICAL}
     # EN 50131-1 §8.9.1: tamper signals shorter than 400 ms are not processed.
     debounce_ms: float = Field(default=400.0, ge=0)
 

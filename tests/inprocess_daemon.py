@@ -71,11 +71,14 @@ class Running:
 
         self.call(send())
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        """A plain GET without cookies (what a load balancer or Prometheus sends)."""
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        """A plain GET without cookies (what a load balancer or Prometheus sends), with the
+        officer `token` as a bearer token if given."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
-            with opener.open(self.url + path, timeout=10) as response:
+            with opener.open(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             with exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inprocess_daemon import depot, eventually, running
+from inprocess_daemon import TOKEN, depot, eventually, running
 from prometheus_client.parser import text_string_to_metric_families
 from servers import Mosquitto, free_port
 
@@ -25,7 +25,7 @@ def test_metrics_move_with_the_readings(mosquitto: Mosquitto, tmp_path: Path) ->
         live.publish("zigbee2mqtt/door1", {"contact": False})
         eventually(lambda: bool(live.daemon.desk.alarms())
                    and live.daemon.pipeline.readings["zigbee2mqtt/clim1"] == 3)
-        status, body = live.get("/metrics")
+        status, body = live.get("/metrics", TOKEN)
         assert status == 200
         samples = scrape(body.decode())
         assert samples[("depotwatch_readings_total",
@@ -41,12 +41,12 @@ def test_metrics_move_with_the_readings(mosquitto: Mosquitto, tmp_path: Path) ->
         assert samples[("depotwatch_points_total", ())] > 0
         assert samples[("depotwatch_rule_errors_total", ())] == 0
         # The log notifier delivers every alarm notice.
-        eventually(lambda: scrape(live.get("/metrics")[1].decode())[
+        eventually(lambda: scrape(live.get("/metrics", TOKEN)[1].decode())[
             ("depotwatch_notifier_deliveries_total", (("notifier", "log"),))] >= 1)
         assert ("depotwatch_notifier_failures_total", (("notifier", "log"),)) in samples
         # Counters move with more readings.
         live.publish("zigbee2mqtt/clim1", {"temperature": 18.6})
-        eventually(lambda: scrape(live.get("/metrics")[1].decode())[
+        eventually(lambda: scrape(live.get("/metrics", TOKEN)[1].decode())[
             ("depotwatch_readings_total", (("source", "zigbee2mqtt/clim1"),))] == 4)
         eventually(lambda: live.get("/readyz")[0] == 200)
         assert json.loads(live.get("/readyz")[1]) == {"status": "ready", "reasons": []}
@@ -57,8 +57,27 @@ def test_not_ready_without_the_broker(tmp_path: Path) -> None:
         status, body = live.get("/readyz")
         assert status == 503
         assert json.loads(body) == {"status": "not ready", "reasons": ["MQTT not connected"]}
-        status, body = live.get("/metrics")
+        status, body = live.get("/metrics", TOKEN)
         assert status == 200
         assert scrape(body.decode())[("depotwatch_input_up", (("input", "mqtt"),))] == 0
         # /healthz stays the process's liveness: alive, only not ready.
         assert live.get("/healthz")[0] == 200
+
+
+def test_metrics_want_an_officer_token(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # Alarm states tell an intruder whether he was noticed: only officers (any role) read them.
+    with running(depot(tmp_path / "state", mosquitto.port)) as live:
+        status, body = live.get("/metrics")
+        assert status == 401 and b"depotwatch_" not in body
+        assert live.get("/metrics", "not-an-officer-token-000")[0] == 401
+        assert live.get("/metrics", TOKEN)[0] == 200
+        # Health and readiness stay open for load balancers and systemd.
+        assert live.get("/healthz")[0] == 200
+
+
+def test_metrics_without_a_token_when_switched_off(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = depot(tmp_path / "state", mosquitto.port)
+    config["api"]["metrics_token_required"] = False
+    with running(config) as live:
+        status, body = live.get("/metrics")
+        assert status == 200 and b"depotwatch_points_total" in body

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from daemon.alerts.alarm import Finding, LifecycleError
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.alerts.roles import require
 from daemon.vocabulary.clock import Clock
 
 __all__ = ["Command", "CommandDesk"]
@@ -77,6 +78,7 @@ class CommandDesk:
             self._answer(request_id, error="unknown officer token")
             return
         try:
+            require(self._officers.role(officer), command.action, officer)
             result = self._run(command, officer)
         except LifecycleError as exc:
             self._answer(request_id, error=str(exc))

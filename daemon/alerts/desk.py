@@ -33,14 +33,16 @@ class AlarmDesk:
     into notices (with their targets) and audit entries."""
 
     def __init__(self, config: AlertingConfig, notify: Notify, audit: Audit | None = None,
-                 *, keep_cleared: int = 200) -> None:
+                 *, keep_cleared: int = 200,
+                 rule_severities: Mapping[str, Severity] | None = None) -> None:
         self._config = config
         self._notify = notify
         self._audit = audit or (lambda actor, action, subject, details, at_ns: None)
         self._escalation = Escalation(config.escalation)
         self._alarms: dict[str, Alarm] = {}
         self._cleared: list[Alarm] = []
-        self._silences = Silences()
+        # What each rule's configuration may raise decides how long one officer may silence it.
+        self._silences = Silences(config.silences, rule_severities)
         self._keep_cleared = keep_cleared
 
     # -- queries -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from daemon.alerts.roles import Role
 from daemon.vocabulary.errors import DepotwatchError
 
 __all__ = [
@@ -36,9 +37,11 @@ def hash_token(token: str) -> str:
 
 
 class Officers:
-    """Who a bearer token belongs to, from a map of token SHA-256 (hex) to officer name."""
+    """Who a bearer token belongs to, from a map of token SHA-256 (hex) to officer name, and
+    each officer's role (operator unless `roles` says otherwise)."""
 
-    def __init__(self, by_digest: Mapping[str, str]) -> None:
+    def __init__(self, by_digest: Mapping[str, str],
+                 roles: Mapping[str, Role] | None = None) -> None:
         entries: list[tuple[bytes, str]] = []
         for digest, name in by_digest.items():
             try:
@@ -49,13 +52,21 @@ class Officers:
                 raise DepotwatchError(f"officer {name!r}: token_sha256 is not 64 hex digits")
             entries.append((raw, name))
         self._entries = tuple(entries)
+        self._roles = dict(roles or {})
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def identify(self, token: str) -> str | None:
         """The officer holding `token`, or None; constant time in where the digests differ."""
-        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        return self.holder(hashlib.sha256(token.encode("utf-8")).digest())
+
+    def role(self, officer: str) -> Role:
+        """What `officer` may do (an officer configured without a role is an operator)."""
+        return self._roles.get(officer, Role.OPERATOR)
+
+    def holder(self, digest: bytes) -> str | None:
+        """The officer whose token has this SHA-256 digest, or None (a changed token: None)."""
         found: str | None = None
         # No early exit: every stored digest is compared, so timing tells nothing of the match.
         for stored, name in self._entries:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rules.input_lost import NOT_SENSOR_INPUTS
 
-__all__ = ["AlertingConfig", "EscalationStep", "InhibitRule", "SeverityName"]
+__all__ = ["AlertingConfig", "EscalationStep", "InhibitRule", "SeverityName", "SilenceLimits"]
 
 
 class EscalationStep(BaseModel):
@@ -53,6 +53,27 @@ def _default_inhibit() -> list[InhibitRule]:
                         source_subject_not=sorted(NOT_SENSOR_INPUTS))]
 
 
+def _default_silence_max() -> dict[SeverityName, float]:
+    # Intrusion (critical) a night shift; supervision and faults a day (issue 25).
+    return {"critical": 8 * 3600.0, "alarm": 24 * 3600.0, "warning": 24 * 3600.0}
+
+
+def _default_approval() -> list[SeverityName]:
+    return ["critical"]
+
+
+class SilenceLimits(BaseModel):
+    """How far one officer may silence; beyond it a second officer approves."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The longest silence one officer may set, by the most severe alarm it may mute; a longer
+    # one waits for a second officer's approval.
+    max_s: dict[SeverityName, float] = Field(default_factory=_default_silence_max)
+    # Severities whose silences always wait for a second officer, however short.
+    approval: list[SeverityName] = Field(default_factory=_default_approval)
+
+
 class AlertingConfig(BaseModel):
     """Repeat, escalation, on-site checks and inhibition (PSSM.md alarm delivery rows)."""
 
@@ -69,3 +90,4 @@ class AlertingConfig(BaseModel):
     # Once the cause of an inhibition clears, what it hid waits this long before it is paged:
     # the readings that arrive when a broker comes back end most of it unpaged.
     inhibit_grace_s: float = Field(default=60.0, ge=0)
+    silences: SilenceLimits = Field(default_factory=SilenceLimits)

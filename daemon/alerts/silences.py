@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.alerts.alarm import Alarm, LifecycleError
+from daemon.alerts.settings import SilenceLimits
 from daemon.vocabulary.readings import Severity
+from rules.kinds import default_rules
 
-__all__ = ["CRITICAL_RULES", "MATCHER_KEYS", "Silence", "Silences"]
+__all__ = ["MATCHER_KEYS", "Silence", "Silences", "may_mute"]
 
-# Rules whose alarms can be critical: silencing them takes a second officer's approval.
-CRITICAL_RULES = frozenset({"door_armed", "tamper", "two_person", "two_person_alone",
-                            "portal_movement", "temperature_critical", "door_forced"})
+_RANK = {Severity.WARNING: 0, Severity.ALARM: 1, Severity.CRITICAL: 2}
 MATCHER_KEYS = ("rule", "storehouse", "door", "subject")
 
 
@@ -32,6 +32,8 @@ class Silence:
     needs_approval: bool
     approved_by: str | None = None
     expired_ns: int | None = None
+    # Why it waits for a second officer, in the officers' words ("" when it does not).
+    approval_why: str = ""
 
     def active(self, now_ns: int) -> bool:
         """In force now: started, not ended or expired, approved where needed."""
@@ -48,11 +50,36 @@ class Silence:
         return dataclasses.asdict(self)
 
 
-class Silences:
-    """Every silence by id; refuses the ones the depot's rules do not allow."""
+def may_mute(matchers: Mapping[str, str], rule_severities: Mapping[str, Severity],
+             open_alarms: Iterable[Alarm]) -> Severity:
+    """The most severe alarm a silence with `matchers` may mute: its rule's configured severity
+    and its open alarms'. Without a rule matcher it is critical; a rule the config does not
+    name counts as its open alarms, or as critical when none is open (fail secure)."""
+    rule = matchers.get("rule")
+    if rule is None:
+        return Severity.CRITICAL
+    known = [rule_severities[rule]] if rule in rule_severities else []
+    seen = [a.severity for a in open_alarms if a.rule == rule]
+    return max(known + seen or [Severity.CRITICAL], key=_RANK.__getitem__)
 
-    def __init__(self) -> None:
+
+def _default_severities() -> dict[str, Severity]:
+    # Without a config's rules, every kind with its defaults (tests, replay).
+    return {name: severity for rule in default_rules()
+            for name, severity in rule.alarm_severities().items()}
+
+
+class Silences:
+    """Every silence by id; one beyond what one officer may set waits for a second one.
+
+    `rule_severities` gives each rule name the most severe alarm its configuration raises."""
+
+    def __init__(self, limits: SilenceLimits | None = None,
+                 rule_severities: Mapping[str, Severity] | None = None) -> None:
         self._by_id: dict[str, Silence] = {}
+        self._limits = limits or SilenceLimits()
+        self._severities = dict(_default_severities() if rule_severities is None
+                                else rule_severities)
 
     def newest_first(self) -> list[Silence]:
         """Every silence, newest first."""
@@ -60,8 +87,8 @@ class Silences:
 
     def add(self, matchers: dict[str, str], author: str, reason: str, ends_ns: int,
             now_ns: int, open_alarms: Iterable[Alarm]) -> Silence:
-        """A silence from now until `ends_ns`; one that may mute a critical rule, or a rule with
-        a critical alarm open, awaits approval."""
+        """A silence from now until `ends_ns`; one that may mute a severity in `limits.approval`,
+        or longer than one officer may set for what it may mute, awaits approval."""
         unknown = sorted(set(matchers) - set(MATCHER_KEYS))
         if unknown or not matchers:
             raise LifecycleError(f"matchers must be some of {', '.join(MATCHER_KEYS)}")
@@ -69,23 +96,34 @@ class Silences:
             raise LifecycleError("a silence must end in the future")
         if not reason.strip():
             raise LifecycleError("a silence needs a reason")
-        rule = matchers.get("rule")
-        critical = rule is None or rule in CRITICAL_RULES or any(
-            a.severity is Severity.CRITICAL and (rule is None or a.rule == rule)
-            for a in open_alarms)
+        why = self._approval_why(may_mute(matchers, self._severities, open_alarms),
+                                 ends_ns - now_ns)
         silence = Silence(id=secrets.token_hex(4), matchers=dict(matchers), author=author,
                           reason=reason, starts_ns=now_ns, ends_ns=ends_ns,
-                          needs_approval=critical)
+                          needs_approval=bool(why), approval_why=why)
         self._by_id[silence.id] = silence
         return silence
 
+    def _approval_why(self, severity: Severity, length_ns: int) -> str:
+        if severity.value in self._limits.approval:
+            return f"it may mute {severity.value} alarms"
+        longest_s = self._limits.max_s.get(severity.value, 0.0)
+        if length_ns > longest_s * 1_000_000_000:
+            return (f"it is longer than the {longest_s / 3600:g} h one officer may silence "
+                    f"{severity.value} alarms for")
+        return ""
+
     def approve(self, silence_id: str, officer: str) -> Silence:
-        """The second officer's approval of a silence that may mute a critical rule."""
+        """The second officer's approval of a silence one officer may not set alone."""
         silence = self.get(silence_id)
         if not silence.needs_approval or silence.approved_by is not None:
             raise LifecycleError(f"silence {silence_id} needs no (further) approval")
         if officer == silence.author:
-            raise LifecycleError("a silence of a critical rule needs a second, different officer")
+            raise LifecycleError(
+                "a silence of a critical rule needs a second, different officer"
+                if silence.approval_why.startswith("it may mute critical") or
+                not silence.approval_why else
+                f"this silence needs a second, different officer: {silence.approval_why}")
         silence.approved_by = officer
         return silence
 

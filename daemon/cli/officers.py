@@ -141,14 +141,15 @@ def add_officer_commands(commands: Commands) -> None:
     check.add_argument("--note", default="", help="what was found on site")
     silence = actions.add_parser(
         "silence", parents=[common],
-        help="mute matching alarms for a while (a critical rule needs a second officer)")
+        help="mute matching alarms for a while (critical alarms, and silences past 8 h / 24 h, "
+             "need a second officer)")
     for label in ("rule", "storehouse", "door", "subject"):
         silence.add_argument(f"--{label}", help=f"match alarms of this {label}")
     silence.add_argument("--reason", required=True)
     silence.add_argument("--until", required=True,
                          help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
     actions.add_parser("silences", parents=[common], help="list silences")
-    for name, text in (("approve", "approve another officer's silence of a critical rule"),
+    for name, text in (("approve", "approve another officer's silence that needs a second officer"),
                        ("expire", "end a silence now")):
         action = actions.add_parser(name, parents=[common], help=text)
         action.add_argument("target", metavar="ID")

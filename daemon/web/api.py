@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.alerts.roles import Forbidden, Role, require
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
@@ -30,6 +32,7 @@ from daemon.web.api_silences import SilenceCalls
 from daemon.web.console import mount_console
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
+from daemon.web.throttle import GuessThrottle
 
 __all__ = ["ApiServer", "build_api", "run_api", "serve"]
 
@@ -41,14 +44,19 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
               ready: Callable[[], Awaitable[list[str]]] | None = None,
               metrics: Callable[[], Awaitable[bytes]] | None = None,
               console: bool = False, recent: RecentEvents | None = None,
-              audit_path: Path | None = None) -> web.Application:
-    """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name.
+              audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
+              metrics_token_required: bool = True,
+              throttle: GuessThrottle | None = None) -> web.Application:
+    """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
+    `roles` officer name to role (operator where it says nothing).
 
-    With `ready` (reasons not to be ready), `metrics` (Prometheus text) and `console`, the same
-    application also serves /readyz, /metrics and the officers' web console (issue 8); those
-    are no part of the JSON API's OpenAPI document.
+    With `ready` (reasons not to be ready), `metrics` (Prometheus text, behind an officer token
+    unless `metrics_token_required` is false) and `console`, the same application also serves
+    /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
+    API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     """
-    known = Officers(officers)
+    known = Officers(officers, roles)
+    guesses = throttle or GuessThrottle()
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
     alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
@@ -61,31 +69,52 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path,
-                             _guarded(route, operations[route.operation], known),
+                             _guarded(route, operations[route.operation], known, guesses),
                              name=route.operation)
     if ready is not None:
         app.router.add_get("/readyz", _readyz(ready), name="ready")
     if metrics is not None:
-        app.router.add_get("/metrics", _metrics(metrics), name="metrics")
+        app.router.add_get("/metrics", _metrics(
+            metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
-        mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path)
+        mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
+                      throttle=guesses)
     return app
 
 
-def _guarded(route: Route, operation: Operation, officers: Officers) -> Handler:
+def _guarded(route: Route, operation: Operation, officers: Officers,
+             guesses: GuessThrottle) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         # Default deny: only routes the table marks public go without a token.
-        return await operation(request, "" if route.public else _officer(request, officers))
+        if route.public:
+            return await operation(request, "")
+        officer = _officer(request, officers, guesses)
+        try:
+            require(officers.role(officer), route.action, officer)
+        except Forbidden as exc:
+            log.info("API: refused %s %s to %s: %s", request.method, request.path, officer, exc)
+            raise Refusal(403, str(exc)) from None
+        return await operation(request, officer)
     return handle
 
 
-def _officer(request: web.Request, officers: Officers) -> str:
+def _officer(request: web.Request, officers: Officers, guesses: GuessThrottle) -> str:
+    source = request.remote or "unknown"
+    wait = guesses.wait_s(source)
+    if wait > 0:
+        # Unjudged while the address backs off: a flood learns nothing, not even a right token.
+        guesses.refused_waiting(source, "API")
+        retry = str(math.ceil(wait))
+        raise Refusal(429, f"too many wrong officer tokens from this address: try again in "
+                      f"{retry} s", headers={"Retry-After": retry})
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     officer = officers.identify(token.strip()) if scheme.lower() == "bearer" else None
     if officer is None:
-        # Never the token itself: only whether one came, and from where.
-        log.warning("API: refused %s %s from %s: %s", request.method, request.path,
-                    request.remote, "unknown token" if token else "no bearer token")
+        if token:
+            guesses.failed(source, "API")
+        else:
+            log.debug("API: refused %s %s from %s: no bearer token", request.method,
+                      request.path, source)
         raise Refusal(401, "a valid officer token is required (Authorization: Bearer ...)",
                       headers={"WWW-Authenticate": 'Bearer realm="depotwatch"'})
     return officer
@@ -115,8 +144,12 @@ def _readyz(ready: Callable[[], Awaitable[list[str]]]) -> Handler:
     return handle
 
 
-def _metrics(render: Callable[[], Awaitable[bytes]]) -> Handler:
+def _metrics(render: Callable[[], Awaitable[bytes]],
+             guard: tuple[Officers, GuessThrottle] | None) -> Handler:
     async def handle(request: web.Request) -> web.Response:
+        if guard is not None:
+            # Any officer, viewer too: Prometheus sends its token as a bearer token.
+            _officer(request, *guard)
         return web.Response(body=await render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
     return handle
 

@@ -32,6 +32,8 @@ class Route:
     body: type[RequestBody] | None = None
     public: bool = False
     refusals: tuple[int, ...] = ()
+    # The officers' action it is (daemon.alerts.roles.NEEDS): which role may call it.
+    action: str = "read"
 
 
 ROUTES = (
@@ -46,18 +48,19 @@ ROUTES = (
           "Alarm", refusals=(404,)),
     Route("POST", f"{API_PREFIX}/alerts/{{key}}/ack", "acknowledgeAlert",
           "Acknowledge an alarm with a note (stops repeats and escalation)", "Alarm",
-          body=AckBody, refusals=(404, 409, 422)),
+          body=AckBody, refusals=(403, 404, 409, 422), action="ack"),
     Route("POST", f"{API_PREFIX}/alerts/{{key}}/check", "recordCheck",
           "Record the on-site check and its finding; clears the alarm once its condition ended",
-          "Alarm", body=CheckBody, refusals=(404, 409, 422)),
+          "Alarm", body=CheckBody, refusals=(403, 404, 409, 422), action="check"),
     Route("GET", f"{API_PREFIX}/silences", "listSilences", "Every silence, newest first",
           "SilenceList"),
     Route("POST", f"{API_PREFIX}/silences", "createSilence",
-          "Create a silence; one that may mute a critical rule waits for a second officer",
-          "Silence", status=201, body=SilenceBody, refusals=(409, 422)),
+          "Create a silence; one that may mute a critical alarm, or longer than one officer "
+          "may set, waits for a second officer",
+          "Silence", status=201, body=SilenceBody, refusals=(403, 409, 422), action="silence"),
     Route("POST", f"{API_PREFIX}/silences/{{id}}/approve", "approveSilence",
-          "Approve another officer's silence of a critical rule", "Silence",
-          refusals=(404, 409)),
+          "Approve another officer's silence that needs a second officer", "Silence",
+          refusals=(403, 404, 409), action="approve"),
     Route("POST", f"{API_PREFIX}/silences/{{id}}/expire", "expireSilence",
-          "End a silence now", "Silence", refusals=(404, 409)),
+          "End a silence now", "Silence", refusals=(403, 404, 409), action="expire"),
 )

@@ -39,7 +39,7 @@ class SilenceCalls:
         return web.json_response(silence.to_dict(), status=201)
 
     async def approve(self, request: web.Request, officer: str) -> web.Response:
-        """Approve another officer's silence of a critical rule."""
+        """Approve another officer's silence that waits for a second officer."""
         return self._step(request, officer, self._desk.approve_silence, "approved")
 
     async def expire(self, request: web.Request, officer: str) -> web.Response:

@@ -22,6 +22,7 @@ from daemon.web.console_session import Sessions
 from daemon.web.console_silences import SilencePages
 from daemon.web.console_storehouses import StorehousePages
 from daemon.web.recent import RecentEvents
+from daemon.web.throttle import GuessThrottle
 
 __all__ = ["mount_console"]
 
@@ -30,11 +31,12 @@ _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clock: Clock, *,
                   recent: RecentEvents | None = None, audit_path: Path | None = None,
-                  key: bytes | None = None) -> None:
-    """Add the console's pages, forms and static files to the API's application."""
-    sessions = Sessions(key)
+                  key: bytes | None = None, throttle: GuessThrottle | None = None) -> None:
+    """Add the console's pages, forms and static files to the API's application; wrong tokens
+    at its login count in `throttle` (shared with the API's)."""
+    sessions = Sessions(officers, key)
     app.router.add_route("GET", "/", _index)
-    Login(sessions, officers).mount(app)
+    Login(sessions, officers, throttle or GuessThrottle()).mount(app)
     app.router.add_route("GET", "/console/static/{name}", _static)
     AlarmPages(desk, clock, sessions, audit_path).mount(app)
     StorehousePages(recent, sessions).mount(app)

@@ -18,6 +18,7 @@ from daemon.alerts.desk import AlarmDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import csrf_field, error, escape, page, refused_page, when
 from daemon.web.console_session import Refused, Sessions, not_logged_in
+from daemon.web.console_silences import silences_in_force
 
 __all__ = ["AUDIT_SHOWN", "AlarmPages"]
 
@@ -40,9 +41,9 @@ class AlarmPages:
                  audit_path: Path | None) -> None:
         self._desk, self._clock, self._sessions = desk, clock, sessions
         self._audit_path = audit_path
-        self.acknowledge = self._action(self._ack)
-        self.check = self._action(self._check)
-        self.silence = self._action(self._silence)
+        self.acknowledge = self._action(self._ack, "ack")
+        self.check = self._action(self._check, "check")
+        self.silence = self._action(self._silence, "silence")
 
     def mount(self, app: web.Application) -> None:
         """Add the alarm routes; `/alerts/{key}` is what notifications link to."""
@@ -63,7 +64,8 @@ class AlarmPages:
 <h1>Alarms</h1>
 <table class="alarms" data-poll="/console/alerts.json"><thead><tr><th>Severity</th>
 <th>Storehouse</th><th>Subject</th><th>State</th><th>Since</th><th>Step</th></tr></thead>
-<tbody id="alarm-rows">{rows or _NONE}</tbody></table>"""
+<tbody id="alarm-rows">{rows or _NONE}</tbody></table>
+{silences_in_force(self._desk.silences(), self._clock.now_ns())}"""
         return page("Alarms", body, session)
 
     async def alarm_page(self, request: web.Request, message: str = "",
@@ -131,11 +133,11 @@ class AlarmPages:
 
     # -- the forms -------------------------------------------------------------------------------
 
-    def _action(self, step: Step) -> Handler:
+    def _action(self, step: Step, action: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             key = request.match_info["key"]
             try:
-                session, form = await self._sessions.acting(request)
+                session, form = await self._sessions.acting(request, action)
                 if len(form.get("note", "")) > _NOTE_CHARS:
                     raise Refused(422, f"The note is longer than {_NOTE_CHARS} characters.")
                 done = step(key, session.officer, form)
@@ -199,8 +201,9 @@ def _forms(alarm: Alarm, key: str, csrf: str) -> str:
 <label>For (minutes) <input name="minutes" type="number" min="1" max="10080" value="60"
  required></label>
 <button type="submit">Create silence</button></form>
-<p class="note">A silence that may mute a critical rule takes effect once a second officer
-approves it on the <a href="/silences">silences page</a>.</p></section>"""
+<p class="note">A silence that may mute a critical alarm, or is longer than one officer may set
+(8 h critical, 24 h others by default), takes effect once a second officer approves it on the
+<a href="/silences">silences page</a>.</p></section>"""
 
 
 def _details(entry: AuditEntry) -> str:

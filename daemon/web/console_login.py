@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import secrets
+import urllib.parse
 
 from aiohttp import web
 
 from daemon.alerts.officers import Officers
 from daemon.web.console_page import error, escape, page, refused_page
 from daemon.web.console_session import SESSION_COOKIE, SESSION_S, Refused, Sessions
+from daemon.web.throttle import GuessThrottle
 
-__all__ = ["LOGIN_COOKIE", "Login"]
+__all__ = ["LOGIN_COOKIE", "Login", "local_path"]
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +25,8 @@ LOGIN_COOKIE = "depotwatch_login"
 class Login:
     """The login form, its check of the officer token, and the logout."""
 
-    def __init__(self, sessions: Sessions, officers: Officers) -> None:
-        self._sessions, self._officers = sessions, officers
+    def __init__(self, sessions: Sessions, officers: Officers, guesses: GuessThrottle) -> None:
+        self._sessions, self._officers, self._guesses = sessions, officers, guesses
 
     def mount(self, app: web.Application) -> None:
         """Add the login and logout routes."""
@@ -35,7 +38,7 @@ class Login:
                    status: int = 200) -> web.Response:
         """The token form; the double-submit cookie guards the login itself against CSRF."""
         nonce = secrets.token_hex(16)
-        nxt = _safe_next(request.query.get("next", ""))
+        nxt = local_path(request.query.get("next", ""))
         body = f"""
 <section class="card narrow"><h1>Duty officer login</h1>
 {error(message)}
@@ -57,13 +60,24 @@ class Login:
         if not nonce or not hmac.compare_digest(str(form.get("csrf", "")).encode(),
                                                 nonce.encode()):
             return await self.form(request, "The login form expired: try again.", 403)
-        officer = self._officers.identify(str(form.get("token", "")).strip())
+        source = request.remote or "unknown"
+        wait = self._guesses.wait_s(source)
+        if wait > 0:
+            # Unjudged while the address backs off, as on the API.
+            self._guesses.refused_waiting(source, "console login")
+            retry = str(math.ceil(wait))
+            response = await self.form(request, "Too many wrong tokens from this address: "
+                                       f"try again in {retry} s.", 429)
+            response.headers["Retry-After"] = retry
+            return response
+        token = str(form.get("token", "")).strip()
+        officer = self._officers.identify(token)
         if officer is None:
-            log.warning("console: refused a login from %s: unknown token", request.remote)
+            self._guesses.failed(source, "console login")
             return await self.form(request, "That is not an officer token.", 401)
-        log.info("console: %s logged in from %s", officer, request.remote)
-        response = _see_other(_safe_next(str(form.get("next", ""))) or "/alerts")
-        response.set_cookie(SESSION_COOKIE, self._sessions.cookie_for(officer), httponly=True,
+        log.info("console: %s logged in from %s", officer, source)
+        response = _see_other(local_path(str(form.get("next", ""))) or "/alerts")
+        response.set_cookie(SESSION_COOKIE, self._sessions.open(officer, token), httponly=True,
                             samesite="Strict", path="/", max_age=SESSION_S)
         response.del_cookie(LOGIN_COOKIE, path="/console/login")
         return response
@@ -74,6 +88,7 @@ class Login:
             session, _ = await self._sessions.acting(request)
         except Refused as refused:
             return refused_page(refused)
+        self._sessions.close(session.sid)
         log.info("console: %s logged out", session.officer)
         response = _see_other("/console/login")
         response.del_cookie(SESSION_COOKIE, path="/")
@@ -84,6 +99,18 @@ def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def _safe_next(target: str) -> str:
-    # Only a path on this server: never an open redirect to another site.
-    return target if target.startswith("/") and not target.startswith("//") else ""
+def local_path(target: str) -> str:
+    """`target` if it is a path on this server, else "": never an open redirect.
+
+    One leading "/", not "//"; no scheme or host, backslash or control character, neither as
+    given nor once percent-decoded (browsers read "/\\host" and "/<TAB>/host" as "//host").
+    """
+    decoded, previous = target, None
+    while decoded != previous:
+        decoded, previous = urllib.parse.unquote(decoded), decoded
+    for text in (target, decoded):
+        if not text.startswith("/") or text.startswith("//") or "\\" in text or \
+                any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text):
+            return ""
+    parts = urllib.parse.urlsplit(target)
+    return "" if parts.scheme or parts.netloc else target

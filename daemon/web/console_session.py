@@ -1,13 +1,13 @@
-"""Who is at the console: the officer's signed session cookie and each form's CSRF token.
+"""Who is at the console: the officer's session, kept on the server, and each form's CSRF token.
 
 An officer logs in with the API token once; the console then keeps a session cookie (HttpOnly,
-SameSite=Strict) signed with a key made for this process, so a restart logs everyone out. Every
-form POST carries a CSRF token bound to the session.
+SameSite=Strict) holding only a random id. The sessions themselves live in this process: a
+logout removes its session, a changed token ends every session opened with the old one, and a
+restart logs everyone out. Every form POST carries a CSRF token bound to the session.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from daemon.alerts.officers import Officers
+from daemon.alerts.roles import Forbidden, Role, require
+
 __all__ = ["SESSION_COOKIE", "SESSION_S", "Refused", "Session", "Sessions", "not_logged_in"]
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "depotwatch_session"
 # A shift, and a little: an officer paged at 03:00 is not sent back to the login at 03:05.
 SESSION_S = 12 * 3600
+# Far more than a depot has officers' browsers: past it the oldest session goes first.
+_MAX_SESSIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,14 @@ class Session:
     officer: str
     sid: str
     csrf: str
+    role: Role = Role.OPERATOR
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    officer: str
+    token_digest: bytes
+    expires: float
 
 
 class Refused(Exception):
@@ -45,40 +58,52 @@ class Refused(Exception):
 
 
 class Sessions:
-    """Issues and checks the console's session cookies and CSRF tokens."""
+    """Opens, checks and ends the console's sessions; issues each form's CSRF token."""
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, officers: Officers, key: bytes | None = None) -> None:
         # Per process: no key on disk to steal, and a restart ends every session.
         self._key = key or secrets.token_bytes(32)
-
-    def _sign(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        self._officers = officers
+        self._open: dict[str, _Opened] = {}
 
     def _csrf(self, sid: str) -> str:
-        return self._sign("csrf|" + sid)
+        return hmac.new(self._key, ("csrf|" + sid).encode(), hashlib.sha256).hexdigest()
 
-    def cookie_for(self, officer: str) -> str:
-        """A new session cookie's value for `officer`, valid for SESSION_S."""
-        name = base64.urlsafe_b64encode(officer.encode()).decode()
-        body = f"{name}|{int(time.time()) + SESSION_S}|{secrets.token_hex(16)}"
-        return f"{body}|{self._sign(body)}"
+    def open(self, officer: str, token: str) -> str:
+        """A new session for `officer`, who logged in with `token`; the cookie's value."""
+        now = time.time()
+        if len(self._open) >= _MAX_SESSIONS:
+            self._open = {s: o for s, o in self._open.items() if o.expires > now}
+            while len(self._open) >= _MAX_SESSIONS:
+                del self._open[next(iter(self._open))]
+        sid = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        self._open[sid] = _Opened(officer, digest, now + SESSION_S)
+        return sid
+
+    def close(self, sid: str) -> None:
+        """End one session (the logout): its cookie is refused from now on."""
+        self._open.pop(sid, None)
+
+    def close_officer(self, officer: str) -> int:
+        """End every session of `officer` (a token changed or taken away); how many ended."""
+        ended = [sid for sid, opened in self._open.items() if opened.officer == officer]
+        for sid in ended:
+            del self._open[sid]
+        return len(ended)
 
     def session(self, request: web.Request) -> Session | None:
-        """The officer whose valid, unexpired session cookie came with `request`."""
-        parts = request.cookies.get(SESSION_COOKIE, "").split("|")
-        if len(parts) != 4:
+        """The officer whose open, unexpired session the request's cookie names."""
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        opened = self._open.get(sid)
+        if opened is None:
             return None
-        body = "|".join(parts[:3])
-        if not hmac.compare_digest(self._sign(body), parts[3]):
+        # A token changed since the login (or the officer removed) ends the session.
+        if opened.expires < time.time() or \
+                self._officers.holder(opened.token_digest) != opened.officer:
+            del self._open[sid]
             return None
-        name, expires, sid = parts[:3]
-        try:
-            if int(expires) < time.time():
-                return None
-            officer = base64.urlsafe_b64decode(name.encode()).decode()
-        except ValueError:
-            return None
-        return Session(officer, sid, self._csrf(sid))
+        return Session(opened.officer, sid, self._csrf(sid), self._officers.role(opened.officer))
 
     def guard(self, request: web.Request) -> Session:
         """The session of a page's request; without one, off to the login and back."""
@@ -88,8 +113,10 @@ class Sessions:
             raise web.HTTPSeeOther(f"/console/login?next={target}")
         return found
 
-    async def acting(self, request: web.Request) -> tuple[Session, dict[str, str]]:
-        """The session and the form of an action, or Refused: not logged in, or no CSRF token."""
+    async def acting(self, request: web.Request,
+                     action: str = "read") -> tuple[Session, dict[str, str]]:
+        """The session and the form of an action, or Refused: not logged in, no CSRF token, or
+        a role that may not take `action`."""
         session = self.session(request)
         if session is None:
             raise Refused(401, "Not logged in: log in with your officer token.")
@@ -99,6 +126,11 @@ class Sessions:
             log.warning("console: refused %s %s by %s: missing or wrong CSRF token",
                         request.method, request.path, session.officer)
             raise Refused(403, "The form's security token is missing or stale: reload the page.")
+        try:
+            require(session.role, action, session.officer)
+        except Forbidden as exc:
+            log.info("console: refused %s %s: %s", request.method, request.path, exc)
+            raise Refused(403, f"Not allowed: {exc}.") from None
         return session, {k: str(v) for k, v in form.items()}
 
 

@@ -14,7 +14,7 @@ from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import csrf_field, error, escape, page, refused_page, when
 from daemon.web.console_session import Refused, Session, Sessions, not_logged_in
 
-__all__ = ["SilencePages"]
+__all__ = ["SilencePages", "silences_in_force"]
 
 
 class SilencePages:
@@ -60,7 +60,8 @@ class SilencePages:
         async def handle(request: web.Request) -> web.StreamResponse:
             silence_id = request.match_info["silence_id"]
             try:
-                session, _ = await self._sessions.acting(request)
+                session, _ = await self._sessions.acting(request,
+                                                         "approve" if approve else "expire")
                 now = self._clock.now_ns()
                 if approve:
                     self._desk.approve_silence(silence_id, session.officer, now)
@@ -72,6 +73,21 @@ class SilencePages:
                 return await self.list_page(request, str(exc), 409)
             raise web.HTTPSeeOther("/silences")
         return handle
+
+
+def silences_in_force(silences: list[Silence], now_ns: int) -> str:
+    """The alarm list's strip of silences not yet over: what, who set it, until when."""
+    items = "".join(_summary(s, _state(s, now_ns)) for s in silences
+                    if _state(s, now_ns) in ("active", "awaiting approval", "pending"))
+    return (f'<section class="card" id="silences-in-force"><h2>Silences in force</h2><ul>{items}'
+            '</ul><p><a href="/silences">All silences</a></p></section>') if items else ""
+
+
+def _summary(silence: Silence, state: str) -> str:
+    matchers = ", ".join(f"{k}={v}" for k, v in sorted(silence.matchers.items()))
+    approved = f", approved by {escape(silence.approved_by)}" if silence.approved_by else ""
+    return (f'<li class="silence-summary">{escape(matchers)} &mdash; {escape(state)}, '
+            f"by {escape(silence.author)}{approved}, until {when(silence.ends_ns)}</li>")
 
 
 def _state(silence: Silence, now_ns: int) -> str:

@@ -55,10 +55,14 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-_REASONS = {401: "No token, or not an officer's", 404: "No such alarm or silence",
+_REASONS = {401: "No token, or not an officer's",
+            403: "The officer's role does not allow this (viewer)",
+            404: "No such alarm or silence",
             409: "The lifecycle refuses this step (the message says why)",
             413: f"Body over {MAX_BODY_BYTES} bytes",
-            422: "Invalid request body or query", 503: "Not healthy"}
+            422: "Invalid request body or query",
+            429: "Too many wrong tokens from this address: wait Retry-After seconds",
+            503: "Not healthy"}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +75,7 @@ def _operation(route: Route, ref: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": {"$ref": ref.format(model=schema)}}}}
 
     responses = {str(route.status): answer("Done", route.response)}
-    refusals = (*route.refusals, *(() if route.public else (401,)),
+    refusals = (*route.refusals, *(() if route.public else (401, 429)),
                 *((413,) if route.body else ()))
     for status in refusals:
         responses[str(status)] = answer(_REASONS[status], "Health" if status == 503 else "Error")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
+from daemon.alerts.roles import Role
 from daemon.vocabulary.settings import Settings
 
 __all__ = ["ApiConfig", "OfficerConfig"]
@@ -15,6 +18,9 @@ class OfficerConfig(Settings):
 
     name: str = Field(min_length=1, max_length=64)
     token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    # viewer reads; operator also acknowledges, checks, silences and approves; administrator
+    # also manages officers, tokens and settings. Operator keeps configs from before roles.
+    role: Literal["viewer", "operator", "administrator"] = "operator"
 
 
 class ApiConfig(Settings):
@@ -25,6 +31,9 @@ class ApiConfig(Settings):
     # 0 picks a free port (tests); the daemon logs where it listens.
     listen_port: int = Field(default=8470, ge=0, le=65535)
     officers: list[OfficerConfig] = Field(default_factory=list)
+    # /metrics shows alarm states an intruder would like to read: an officer token (any role,
+    # `Authorization: Bearer`) unless switched off for a scraper on a trusted network.
+    metrics_token_required: bool = True
 
     @field_validator("officers")
     @classmethod
@@ -41,6 +50,10 @@ class ApiConfig(Settings):
     def tokens(self) -> dict[str, str]:
         """Token SHA-256 (lower-case hex) to officer name, as `build_api` takes it."""
         return {o.token_sha256.lower(): o.name for o in self.officers}
+
+    def roles(self) -> dict[str, Role]:
+        """Officer name to role, as `build_api` takes it."""
+        return {o.name: Role(o.role) for o in self.officers}
 
     def url(self) -> str:
         """Where a client on this gateway reaches the API."""

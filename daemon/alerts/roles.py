@@ -1,0 +1,41 @@
+"""What an officer may do: viewer, operator and administrator, on tokens and console alike."""
+
+from __future__ import annotations
+
+import enum
+
+from daemon.alerts.alarm import LifecycleError
+
+__all__ = ["NEEDS", "Forbidden", "Role", "require"]
+
+
+class Role(enum.StrEnum):
+    """An officer's role; each one may do what the one before it may, and more."""
+
+    VIEWER = "viewer"  # reads alarms, silences, events and metrics
+    OPERATOR = "operator"  # acknowledges, checks, silences within limits, approves others'
+    ADMINISTRATOR = "administrator"  # officers, tokens and settings, besides an operator's
+
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMINISTRATOR: 2}
+
+# The least role each officers' action takes, whichever door it comes through.
+NEEDS: dict[str, Role] = {
+    "read": Role.VIEWER,
+    "ack": Role.OPERATOR,
+    "check": Role.OPERATOR,
+    "silence": Role.OPERATOR,
+    "approve": Role.OPERATOR,
+    "expire": Role.OPERATOR,
+}
+
+
+class Forbidden(LifecycleError):
+    """The officer's role does not allow the action."""
+
+
+def require(role: Role, action: str, officer: str) -> None:
+    """Raise Forbidden unless `role` may take `action` (an unknown action takes administrator)."""
+    needed = NEEDS.get(action, Role.ADMINISTRATOR)
+    if _RANK[role] < _RANK[needed]:
+        raise Forbidden(f"{officer} is a {role.value}: {action} takes an {needed.value}")
