@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.vocabulary.errors import DepotwatchError
+from daemon.vocabulary.secrets import redact_text
 
 __all__ = [
     "MIN_TOKEN_CHARS",
@@ -52,6 +53,10 @@ class Officers:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def redact(self, text: str) -> str:
+        """`text` with every officer token in it replaced (a token pasted into a note)."""
+        return redact_text(text, lambda word: self.identify(word) is not None)
 
     def identify(self, token: str) -> str | None:
         """The officer holding `token`, or None; constant time in where the digests differ."""

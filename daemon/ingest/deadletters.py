@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.ingest.settings import DeadLetterConfig
+from daemon.vocabulary.secrets import redact_payload
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
 
@@ -57,7 +58,9 @@ class DeadLetterStore:
     def keep(self, source: str, reason: str, payload: bytes, at_ns: int) -> None:
         """Count, store and (rate-limited) log one rejected payload."""
         self.counts[source] += 1
-        kept = payload[: self._config.max_payload_bytes]
+        # Kept whole for inspection, except a token or password in it (issue 25): redacted
+        # before the cut, which could otherwise leave a secret's head unrecognised.
+        kept = redact_payload(payload)[: self._config.max_payload_bytes]
         # Small inserts on a local WAL database take microseconds; bad input is the rare path.
         cursor = self._db.execute(
             "INSERT INTO deadletter (at_ns, source, reason, size, payload) VALUES (?,?,?,?,?)",
