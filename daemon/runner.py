@@ -105,6 +105,7 @@ class Daemon:
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self.link.on_state(self._on_link_state)
+        self.link.on_fault(self._on_link_fault)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
                                                self._on_input_state, self.deadletters.keep)
@@ -231,6 +232,9 @@ class Daemon:
                 if isinstance(outbox.notifier, MqttAlertNotifier):
                     outbox.retry_now()
         self.pipeline.input_state("mqtt", up, self.clock.now_ns())
+
+    def _on_link_fault(self, fault: str, summary: str) -> None:
+        self.pipeline.fault(fault, "mqtt", True, summary, self.clock.now_ns())
 
     async def _tick(self) -> None:
         # Let the broker hand over what it queued for us while we were down before silence and
