@@ -86,8 +86,7 @@ class Daemon:
         # Rule conditions become alarms; the state file and the console hear of every notice.
         self.desk = build_desk(config.alerting, self.outboxes,
                                [self._alert_changed, self.recent.alarm], self._audit,
-                               watchers=[n.name for n in notifiers],
-                               redact=token_redactor(config))
+                               watchers=[n.name for n in notifiers], redact=token_redactor(config))
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
