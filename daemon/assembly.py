@@ -137,14 +137,16 @@ def build_outboxes(config: Config, link: MqttLink,
 def build_desk(config: AlertingConfig, outboxes: Sequence[Outbox],
                listeners: Sequence[Callable[[Alert], None]], audit: Audit,
                watchers: Iterable[str] = (),
-               rule_severities: Mapping[str, Severity] | None = None) -> AlarmDesk:
+               rule_severities: Mapping[str, Severity] | None = None,
+               redact: Callable[[str], str] | None = None) -> AlarmDesk:
     """The alarm desk; its notices go to the outboxes their escalation step names.
 
     MQTT, the log, the `listeners` and the notifiers named in `watchers` hear of every notice.
     """
     return AlarmDesk(config, routed(
         [*((o.notifier.name, o.put) for o in outboxes), *(("*", put) for put in listeners)],
-        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities)
+        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities,
+        redact=redact)
 
 
 def rule_severities(config: Config) -> dict[str, Severity]:
@@ -158,6 +160,11 @@ def officer_tokens(config: Config) -> dict[str, str]:
     return {o.token_sha256.lower(): o.name for o in config.api.officers}
 
 
+def token_redactor(config: Config) -> Callable[[str], str]:
+    """Takes every officer token out of a text (notes and reasons the desk keeps)."""
+    return Officers(officer_tokens(config)).redact
+
+
 def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        publish: Callable[[str, bytes], None],
                        reject: Callable[[str, str, bytes, int], None]) -> CommandDesk:
@@ -165,7 +172,7 @@ def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
     topic = commands_topic(config)
     return CommandDesk(desk, Officers(officer_tokens(config), config.api.roles()), clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
-                       source=topic)
+                       source=topic, max_age_s=config.commands.max_age_s)
 
 
 def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,

@@ -25,6 +25,7 @@ from daemon.assembly import (
     build_writers,
     commands_topic,
     rule_severities,
+    token_redactor,
     tsdb_targets,
 )
 from daemon.config.schema import Config
@@ -87,7 +88,8 @@ class Daemon:
         self.desk = build_desk(config.alerting, self.outboxes,
                                [self._alert_changed, self.recent.alarm], self._audit,
                                watchers=[n.name for n in notifiers],
-                               rule_severities=rule_severities(config))
+                               rule_severities=rule_severities(config),
+                               redact=token_redactor(config))
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
@@ -105,6 +107,7 @@ class Daemon:
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self.link.on_state(self._on_link_state)
+        self.link.on_fault(self._on_link_fault)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
                                                self._on_input_state, self.deadletters.keep)
@@ -233,6 +236,9 @@ class Daemon:
                 if isinstance(outbox.notifier, MqttAlertNotifier):
                     outbox.retry_now()
         self.pipeline.input_state("mqtt", up, self.clock.now_ns())
+
+    def _on_link_fault(self, fault: str, summary: str) -> None:
+        self.pipeline.fault(fault, "mqtt", True, summary, self.clock.now_ns())
 
     async def _tick(self) -> None:
         # Let the broker hand over what it queued for us while we were down before silence and

@@ -15,6 +15,7 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DriverError
 from drivers.mqtt_intake import MAX_PENDING, MqttIntake, OnMessage
+from drivers.mqtt_session import SessionWatch
 from drivers.mqtt_settings import MqttConfig
 from drivers.mqtt_topics import TopicRoute
 
@@ -86,6 +87,9 @@ class MqttLink:
         # What the link receives goes through its intake: to the pipeline, PUBACK after commit.
         self._intake = MqttIntake(clock, mqtt5=self._version == MQTTv50)
         self._on_state: OnState | None = None
+        self._clock = clock
+        self._session = SessionWatch(f"{config.host}:{config.port}", config.client_id)
+        self._on_fault: Callable[[str, str], None] | None = None
         self._client: Any = None
         self.connected = asyncio.Event()
         self.connects = 0
@@ -105,6 +109,16 @@ class MqttLink:
     def on_state(self, callback: OnState) -> None:
         """Told True when the broker connection comes up, False when it is lost."""
         self._on_state = callback
+
+    def on_fault(self, callback: Callable[[str, str], None]) -> None:
+        """Told (fault, summary) when the session was reset or the connection keeps dropping."""
+        self._on_fault = callback
+
+    def _fault(self, found: tuple[str, str] | None) -> None:
+        if found is not None:
+            log.warning("%s", found[1])
+            if self._on_fault is not None:
+                self._on_fault(*found)
 
     def _report(self, up: bool) -> None:
         if self._on_state is not None:
@@ -166,12 +180,14 @@ class MqttLink:
                  self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
         self.connected.set()
         self._report(True)
+        self._fault(self._session.connected(bool(flags)))
 
     def _disconnected(self, client: Any, packet: Any, exc: Any = None) -> None:
         if self.connected.is_set() and self._client is not None:
             log.warning("MQTT connection to %s:%d lost; reconnecting with backoff",
                         self._config.host, self._config.port)
             self._report(False)
+            self._fault(self._session.dropped(self._clock.now_ns()))
         self.connected.clear()
 
     async def run(self) -> None:

@@ -8,6 +8,12 @@ A passage is an event, not a state: nothing observable ends it. So the alert res
 `clear_after_s` (15 min) after the tag's last unauthorised exit; a later exit of the same tag in
 that time extends it. The resolve only closes the page — the on-site check and the entry in the
 log still have to be made by the duty officer (PSSM.md response row).
+
+A flood of unknown tags (a box of stray tags carried out, a reader fed junk) must not bury the
+alarm that matters under one page per tag (issue 25): past `unknown_tag_cap` unknown-tag alarms
+firing at one portal, the next unknown tags there fold into one alarm per portal,
+`portal_movement.unknown_tags.<portal>`, which names the first tag and, when it closes, how
+many it took in and which (the first 50). Every passage is still a `portal` record.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class PortalMovementRuleConfig(RuleConfigBase):
     unknown_tag_severity: Literal["warning", "alarm", "critical"] = "alarm"
     # The exit is an event: the alert closes itself this long after the tag's last exit.
     clear_after_s: float = Field(default=900.0, gt=0)
+    # Unknown-tag alarms firing at once per portal before further unknown tags there are
+    # folded into one "unknown tags" alarm for the portal (0: fold from the first).
+    unknown_tag_cap: int = Field(default=5, ge=0)
 
     def build(self, depot: Depot) -> PortalMovementRule:
         """The rule for every portal of the depot."""
@@ -51,6 +60,16 @@ class PortalMovementRuleConfig(RuleConfigBase):
 class _Exit:
     portal: str
     last_ns: int  # the tag's latest unauthorised exit; the clear time counts from here
+
+
+@dataclass(slots=True)
+class _Flood:
+    last_ns: int  # the latest unknown tag folded in; the clear time counts from here
+    count: int  # how many passages were folded in
+    epcs: list[str]  # the first _FLOOD_LISTED distinct tags
+
+
+_FLOOD_LISTED = 50
 
 
 class PortalMovementRule:
@@ -65,6 +84,8 @@ class PortalMovementRule:
         self._unknown = Severity(config.unknown_tag_severity)
         self._clear_ns = int(config.clear_after_s * _NS)
         self._firing: dict[str, _Exit] = {}
+        self._cap = config.unknown_tag_cap
+        self._floods: dict[str, _Flood] = {}  # by portal
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Pair antenna reads into passages; record them and check exits against the orders."""
@@ -89,6 +110,12 @@ class PortalMovementRule:
                     TransitionKind.RESOLVED, epc, event.portal, now_ns,
                     f"no further exit for {format_duration(self._clear_ns / _NS)}, alert closed "
                     "automatically; log the on-site check"))
+        for portal_id in sorted(self._floods):
+            flood = self._floods[portal_id]
+            if now_ns - flood.last_ns >= self._clear_ns:
+                del self._floods[portal_id]
+                out.append(self._flood_transition(TransitionKind.RESOLVED, portal_id, flood,
+                                                  now_ns))
         return out
 
     def _passage(self, passage: Passage, now_ns: int) -> list[Outcome]:
@@ -114,12 +141,53 @@ class PortalMovementRule:
         if passage.epc in self._firing:
             self._firing[passage.epc].last_ns = passage.at_ns
             return out
+        if item is None and self._flooded(portal.id):
+            out.extend(self._fold(passage, now_ns))
+            return out
         self._firing[passage.epc] = _Exit(portal.id, passage.at_ns)
         text = f"left through portal {portal.id}"
         if item is not None:
             text += f" without a movement order{self._order_hint(passage)}"
         out.append(self._transition(TransitionKind.FIRING, passage.epc, portal.id, now_ns, text))
         return out
+
+    def _flooded(self, portal_id: str) -> bool:
+        """Whether this portal already has its cap of unknown-tag alarms (or a flood alarm)."""
+        if portal_id in self._floods:
+            return True
+        unknown = sum(1 for epc, e in self._firing.items()
+                      if e.portal == portal_id and epc not in self._depot.items)
+        return unknown >= self._cap
+
+    def _fold(self, passage: Passage, now_ns: int) -> list[Outcome]:
+        flood = self._floods.get(passage.portal)
+        if flood is not None:
+            flood.last_ns, flood.count = passage.at_ns, flood.count + 1
+            if passage.epc not in flood.epcs and len(flood.epcs) < _FLOOD_LISTED:
+                flood.epcs.append(passage.epc)
+            return []
+        flood = self._floods[passage.portal] = _Flood(passage.at_ns, 1, [passage.epc])
+        return [self._flood_transition(TransitionKind.FIRING, passage.portal, flood, now_ns)]
+
+    def _flood_transition(self, kind: TransitionKind, portal_id: str, flood: _Flood,
+                          now_ns: int) -> Transition:
+        portal = self._depot.portals[portal_id]
+        storehouse = self._depot.storehouses[portal.storehouse]
+        listed = ", ".join(flood.epcs) + (" ..." if flood.count > len(flood.epcs) else "")
+        if kind is TransitionKind.FIRING:
+            text = (f"portal {portal_id}: more than {self._cap} unknown tags leaving, "
+                    f"from {flood.epcs[0]} on counted in this alarm (not in the item register)")
+        else:
+            text = (f"portal {portal_id}: {flood.count} unknown tags counted in this alarm "
+                    f"({listed}); none for {format_duration(self._clear_ns / _NS)}, alert "
+                    "closed automatically; log the on-site check")
+        return Transition(
+            kind=kind, rule="portal_movement", subject=f"unknown_tags.{portal_id}",
+            severity=self._unknown, at_ns=now_ns, storehouse=storehouse.id,
+            summary=f"{storehouse.name}: {text}",
+            facts={"portal": portal_id, "direction": "out", "unknown_tags": flood.count,
+                   "epcs": listed},
+        )
 
     def _order_hint(self, passage: Passage) -> str:
         """The nearest order naming the item, so the officer sees a wrong time or portal."""
@@ -158,7 +226,9 @@ class PortalMovementRule:
     def snapshot(self) -> dict[str, Any]:
         """Open antenna tracks and firing exit alerts."""
         return {"tracks": self._tracker.snapshot(),
-                "firing": {epc: [e.portal, e.last_ns] for epc, e in sorted(self._firing.items())}}
+                "firing": {epc: [e.portal, e.last_ns] for epc, e in sorted(self._firing.items())},
+                "floods": {p: [f.last_ns, f.count, list(f.epcs)]
+                           for p, f in sorted(self._floods.items())}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back tracks and firing exit alerts; unknown portals are dropped."""
@@ -167,3 +237,8 @@ class PortalMovementRule:
         for epc, value in state.get("firing", {}).items():
             if isinstance(value, list) and len(value) == 2 and value[0] in self._depot.portals:
                 self._firing[str(epc)] = _Exit(str(value[0]), int(value[1]))
+        self._floods = {}
+        for portal_id, value in state.get("floods", {}).items():
+            if isinstance(value, list) and len(value) == 3 and portal_id in self._depot.portals:
+                self._floods[str(portal_id)] = _Flood(int(value[0]), int(value[1]),
+                                                      [str(e) for e in value[2]][:_FLOOD_LISTED])

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,11 @@ def test_readings_reach_influxdb_and_alerts_reach_mqtt(
     assert temps[0]["values"] == [18.25]
 
 
+def stamp() -> dict[str, Any]:
+    """A command's sending time and nonce (README "Alarms for officers")."""
+    return {"sent_at": time.time(), "nonce": uuid.uuid4().hex}
+
+
 def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
                                                   mosquitto: Mosquitto) -> None:
     commands = f"depotwatch/{SITE}/commands"
@@ -215,14 +221,14 @@ def test_officers_act_over_the_mqtt_command_topic(depot_daemon: DaemonProcess,
         async with MqttProbe(mosquitto.port) as probe:
             await probe.subscribe(f"{commands}/replies")
             await probe.subscribe(ALERTS)
-            probe.publish(commands, {"id": "c1", "token": "not-a-token", "action": "ack",
+            probe.publish(commands, {**stamp(), "id": "c1", "token": "not-a-token", "action": "ack",
                                      "key": "tamper.door1"})
             probe.publish(commands, b"\xffnot a command")
-            probe.publish(commands, {"id": "c2", "token": TOKEN, "action": "ack",
+            probe.publish(commands, {**stamp(), "id": "c2", "token": TOKEN, "action": "ack",
                                      "key": "tamper.door1", "note": "seen on camera"})
-            probe.publish(commands, {"id": "c3", "token": TOKEN, "action": "check",
+            probe.publish(commands, {**stamp(), "id": "c3", "token": TOKEN, "action": "check",
                                      "key": "tamper.door1", "finding": "fault"})
-            probe.publish(commands, {"id": "c4", "token": TOKEN, "action": "check",
+            probe.publish(commands, {**stamp(), "id": "c4", "token": TOKEN, "action": "check",
                                      "key": "tamper.door1", "finding": "fault"})
             await probe.wait_alert("tamper.door1", "resolved")
             loop = asyncio.get_running_loop()

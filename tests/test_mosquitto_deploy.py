@@ -1,6 +1,7 @@
 """The shipped Mosquitto configs (deploy/mosquitto/), run as Debian lays them out: each starts;
 a gateway bridged to an HQ broker over mutual TLS carries an alert across; the per-device ACL
-refuses a sensor that publishes another sensor's topic."""
+refuses a sensor that publishes another sensor's topic; a device logging in with the daemon's
+client id cannot take the daemon's session."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from daemon_process import DaemonProcess
 from servers import _Server, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,3 +267,48 @@ def test_acl_refuses_a_sensor_publishing_another_sensors_topic(
     out, _ = daemon.communicate(timeout=20)
     assert out.splitlines() == ['zigbee2mqtt/sh1-door1 {"contact": false}'], out
     assert "Denied PUBLISH from sh" in broker.log() or "denied" in broker.log().lower()
+
+
+def _daemon_config(gateway: Gateway, state_dir: Path) -> dict[str, Any]:
+    """The daemon as README "Deployment" sets it up: its own login, client id = username."""
+    return {
+        "site": {"id": SITE}, "state_dir": str(state_dir),
+        "storehouses": [{"id": "SH1", "armed": {"mode": "never"}}],
+        "doors": [{"id": "SH1-D1", "storehouse": "SH1", "contact_sensor": "sh1-door1"}],
+        "mqtt": {"host": "127.0.0.1", "port": gateway.local_port, "client_id": "depotwatch",
+                 "username": "depotwatch", "password": PASSWORDS["depotwatch"],
+                 "reconnect_min_s": 0.2, "reconnect_max_s": 1.0,
+                 "subscriptions": [{"topic": "zigbee2mqtt/{sensor}",
+                                    "decoder": {"type": "zigbee2mqtt"}}]},
+        "tick_interval_s": 0.1,
+    }
+
+
+def test_a_device_with_the_daemons_client_id_cannot_take_its_session(
+        tmp_path: Path, pki: Path, running: list[Broker]) -> None:
+    gateway = _gateway(tmp_path / "broker", pki)
+    broker = _start(running, gateway.broker)
+    daemon = DaemonProcess(tmp_path, _daemon_config(gateway, tmp_path / "state"))
+    daemon.start()
+    try:
+        daemon.wait_log("MQTT connected")
+        broker.wait_log("as depotwatch (")
+        # The issue's attack: a device's own login, the daemon's client id (it is in the
+        # config file), connecting again and again over the devices' listener.
+        for _ in range(3):
+            thief = subprocess.run(
+                _mqtt("mosquitto_sub", gateway.tls_port, "sh1-door2", "-i", "depotwatch",
+                      "-t", "zigbee2mqtt/sh1-door2", "-W", "1", tls=(pki, "")),
+                capture_output=True, text=True, timeout=15)
+            assert "not authori" not in (thief.stdout + thief.stderr).lower(), thief
+        # The broker named the device's connection after its username, not the daemon's id.
+        assert broker.log().count("as sh1-door2 (") == 3, broker.log()
+        assert "already connected" not in broker.log(), broker.log()
+        own = _publish(gateway.tls_port, "sh1-door1", "zigbee2mqtt/sh1-door1",
+                       '{"contact": false, "tamper": true}', tls=(pki, ""))
+        assert own.returncode == 0, own.stdout + own.stderr
+        daemon.wait_log("tamper")  # the session stayed the daemon's: the reading reached it
+        assert "lost" not in daemon.log(), daemon.log()
+        assert daemon.log().count("MQTT connected") == 1, daemon.log()
+    finally:
+        assert daemon.stop() == 0, daemon.log()

@@ -218,11 +218,13 @@ def test_mqtt_commands_follow_the_officers_role() -> None:
     replies: list[dict[str, Any]] = []
     commands = CommandDesk(desk, Officers(OFFICERS, ROLES), StepClock(),
                            lambda raw: replies.append(json.loads(raw)))
-    commands.handle(json.dumps({"id": "v1", "token": VERA, "action": "ack", "key": DOOR}).encode())
+    commands.handle(json.dumps({"id": "v1", "token": VERA, "action": "ack", "key": DOOR,
+                                "sent_at": T0 / 1e9, "nonce": "nonce-v1-0001"}).encode())
     assert replies[-1] == {"id": "v1", "ok": False,
                            "error": "vera is a viewer: ack takes an operator"}
     assert desk.get(DOOR).acked_by is None
-    commands.handle(json.dumps({"id": "a1", "token": ALICE, "action": "ack", "key": DOOR}).encode())
+    commands.handle(json.dumps({"id": "a1", "token": ALICE, "action": "ack", "key": DOOR,
+                                "sent_at": T0 / 1e9, "nonce": "nonce-a1-0001"}).encode())
     assert replies[-1]["ok"] and desk.get(DOOR).acked_by == "alice"
 
 

@@ -147,6 +147,46 @@ def test_unknown_tag_going_out_is_an_alarm_and_coming_in_is_not() -> None:
     assert verdict.facts[0].fields["item"] == ""
 
 
+def stranger(i: int) -> str:
+    return f"E2801170000002FFFFFF{i:04d}"
+
+
+def test_a_flood_of_unknown_tags_is_one_alarm_past_the_cap_and_leaves_room_for_an_item() -> None:
+    # Issue 25: 200 unknown EPCs raised 100 alarms. Now: 5 alarms, then one for the portal.
+    e = engine(PortalMovementRuleConfig())
+    fired: list[tuple[str, str]] = []
+    records = 0
+    for i in range(200):
+        verdict = feed(e, *out_of(stranger(i), T0 + i * 3 * NS))
+        fired += keys(verdict)
+        records += len(verdict.facts)
+    assert fired == [*((f"portal_movement.{stranger(i)}", "firing") for i in range(5)),
+                     ("portal_movement.unknown_tags.P1", "firing")]
+    assert records == 200  # every passage is still recorded
+    flood_alarm = feed(e, *out_of(stranger(5), T0 + 700 * NS)).transitions
+    assert flood_alarm == []
+    # The registered crate leaving during the flood is its own critical alarm, not folded in.
+    crate = feed(e, *out_of(D03, T0 + 701 * NS)).transitions
+    assert [(t.key, t.severity) for t in crate] == [(f"portal_movement.{D03}", Severity.CRITICAL)]
+    # Snapshot and restore keep the flood; it closes 15 min after its last tag with the count.
+    again = engine(PortalMovementRuleConfig())
+    again.restore(json.loads(json.dumps(e.snapshot())))
+    closed = [t for t in again.tick(T0 + 1610 * NS).transitions
+              if t.subject == "unknown_tags.P1"]
+    assert len(closed) == 1 and closed[0].kind.value == "resolved"
+    assert closed[0].facts["unknown_tags"] == 196
+    assert closed[0].summary.startswith(
+        f"Small-arms store 1: portal P1: 196 unknown tags counted in this alarm ({stranger(5)}, ")
+    assert str(closed[0].facts["epcs"]).count(",") == 49 and closed[0].summary.count(" ...")
+
+
+def test_the_cap_is_a_setting_and_zero_folds_from_the_first_unknown_tag() -> None:
+    e = engine(PortalMovementRuleConfig(unknown_tag_cap=0))
+    verdict = feed(e, *out_of(STRANGER, T0))
+    assert keys(verdict) == [("portal_movement.unknown_tags.P1", "firing")]
+    assert STRANGER in verdict.transitions[0].summary
+
+
 def test_single_antenna_reads_give_no_direction_and_an_unknown_record_at_expiry() -> None:
     e = engine(PortalMovementRuleConfig())
     reads = [read("p1-outer", D03, T0 + s * NS, rssi) for s, rssi in [(0, -70.0), (3, -52.0),

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from daemon.alerts.alarm import Finding, LifecycleError
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.alerts.replay_guard import ReplayGuard
 from daemon.alerts.roles import require
 from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.secrets import redact_payload, redact_text
 
 __all__ = ["Command", "CommandDesk"]
 
@@ -33,6 +36,10 @@ class Command(BaseModel):
 
     id: str = Field(default="", max_length=64)  # echoed in the reply
     token: SecretStr
+    # When the officer's console sent it (RFC 3339 with a zone, or Unix seconds) and a value
+    # used once: a captured command cannot be played again (ReplayGuard).
+    sent_at: AwareDatetime
+    nonce: str = Field(min_length=8, max_length=128)
     action: Literal["ack", "check", "silence", "approve", "expire"]
     key: str | None = None
     note: str = Field(default="", max_length=2000)
@@ -49,8 +56,11 @@ class CommandDesk:
     def __init__(self, desk: AlarmDesk, officers: Officers, clock: Clock,
                  reply: Callable[[bytes], None],
                  reject: Callable[[str, str, bytes, int], None] | None = None,
-                 source: str = "commands") -> None:
+                 source: str = "commands", max_age_s: float = 60.0) -> None:
         self._desk = desk
+        self._guard = ReplayGuard(max_age_s, clock.now_ns())
+        self._refusals_logged_at = -60.0
+        self._refusals_unlogged = 0
         # A malformed command is bad input like any other: counted and kept (dead letters).
         self._reject = reject
         self._source = source
@@ -66,16 +76,26 @@ class CommandDesk:
         except ValidationError as exc:
             errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                       if e["loc"] != ("token",) or e["type"] != "missing"] or ["token: missing"]
-            self._answer(request_id, error="; ".join(errors))
+            # A field name may itself be a token (`{"<token>": ...}`): the reply and the
+            # dead letter get only what no officer's token is in.
+            reason = redact_text("; ".join(errors), self._is_token)
+            self._answer(redact_text(_request_id(payload), self._is_token), error=reason)
             if self._reject is not None:
-                self._reject(self._source, "malformed command: " + "; ".join(errors)[:500],
-                             payload, self._clock.now_ns())
+                self._reject(self._source, "malformed command: " + reason[:500],
+                             redact_payload(payload, self._is_token), self._clock.now_ns())
             return
         request_id = command.id
         officer = self._officers.identify(command.token.get_secret_value())
         if officer is None:
             log.warning("MQTT command %r refused: unknown officer token", command.action)
             self._answer(request_id, error="unknown officer token")
+            return
+        # After the token: one who holds none cannot fill the nonce memory.
+        refusal = self._guard.refusal(command.nonce, int(command.sent_at.timestamp() * _NS),
+                                      self._clock.now_ns())
+        if refusal is not None:
+            self._log_refusal(command.action, officer, refusal)
+            self._answer(request_id, error=refusal)
             return
         try:
             require(self._officers.role(officer), command.action, officer)
@@ -84,6 +104,20 @@ class CommandDesk:
             self._answer(request_id, error=str(exc))
             return
         self._answer(request_id, result=result)
+
+    def _log_refusal(self, action: str, officer: str, refusal: str) -> None:
+        # A replay flood is logged once a minute, with how many more there were.
+        now = time.monotonic()
+        if now - self._refusals_logged_at < 60.0:
+            self._refusals_unlogged += 1
+            return
+        more, self._refusals_unlogged = self._refusals_unlogged, 0
+        log.warning("MQTT command %r of %s refused: %s%s", action, officer, refusal,
+                    f" ({more} more refused since the last report)" if more else "")
+        self._refusals_logged_at = now
+
+    def _is_token(self, word: str) -> bool:
+        return self._officers.identify(word) is not None
 
     def _run(self, command: Command, officer: str) -> dict[str, Any]:
         now = self._clock.now_ns()
@@ -112,3 +146,13 @@ class CommandDesk:
         body = {"id": request_id, "ok": error is None,
                 **({"result": result} if result is not None else {"error": error})}
         self._reply(json.dumps(body).encode())
+
+
+def _request_id(payload: bytes) -> str:
+    # A malformed command's reply still names it, when its `id` can be read.
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return ""
+    found = doc.get("id") if isinstance(doc, dict) else None
+    return found[:64] if isinstance(found, str) else ""

@@ -34,8 +34,11 @@ class AlarmDesk:
 
     def __init__(self, config: AlertingConfig, notify: Notify, audit: Audit | None = None,
                  *, keep_cleared: int = 200,
-                 rule_severities: Mapping[str, Severity] | None = None) -> None:
+                 rule_severities: Mapping[str, Severity] | None = None,
+                 redact: Callable[[str], str] | None = None) -> None:
         self._config = config
+        # Officers' free text (notes, reasons) is kept and audited without any token in it.
+        self._redact = redact or (lambda text: text)
         self._notify = notify
         self._audit = audit or (lambda actor, action, subject, details, at_ns: None)
         self._escalation = Escalation(config.escalation)
@@ -119,7 +122,7 @@ class AlarmDesk:
 
     def acknowledge(self, key: str, officer: str, note: str, now_ns: int) -> Alarm:
         """Stops repeats and escalation; the alarm stays open until cleared."""
-        alarm = self._open(key)
+        alarm, note = self._open(key), self._redact(note)
         if alarm.state is AlarmState.ACKNOWLEDGED:
             raise LifecycleError(f"{key} was already acknowledged by {alarm.acked_by}")
         alarm.state, alarm.acked_by, alarm.acked_ns, alarm.ack_note = (
@@ -131,7 +134,7 @@ class AlarmDesk:
     def record_check(self, key: str, officer: str, finding: Finding, note: str,
                      now_ns: int) -> Alarm:
         """The on-site check; clears the alarm once its condition has ended."""
-        alarm = self._open(key)
+        alarm, note = self._open(key), self._redact(note)
         if alarm.state is AlarmState.FIRING:
             alarm.state, alarm.acked_by, alarm.acked_ns = AlarmState.ACKNOWLEDGED, officer, now_ns
         alarm.checked_by, alarm.checked_ns, alarm.finding, alarm.check_note = (
@@ -146,6 +149,7 @@ class AlarmDesk:
     def add_silence(self, matchers: dict[str, str], author: str, reason: str, ends_ns: int,
                     now_ns: int) -> Silence:
         """A silence from now until `ends_ns`; one that may mute a critical rule awaits approval."""
+        reason = self._redact(reason)
         silence = self._silences.add(matchers, author, reason, ends_ns, now_ns,
                                      self._alarms.values())
         self._audit(author, "silence_created", silence.id,

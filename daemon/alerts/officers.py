@@ -14,6 +14,7 @@ from typing import Any
 
 from daemon.alerts.roles import Role
 from daemon.vocabulary.errors import DepotwatchError
+from daemon.vocabulary.secrets import redact_text
 
 __all__ = [
     "MIN_TOKEN_CHARS",
@@ -56,6 +57,10 @@ class Officers:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def redact(self, text: str) -> str:
+        """`text` with every officer token in it replaced (a token pasted into a note)."""
+        return redact_text(text, lambda word: self.identify(word) is not None)
 
     def identify(self, token: str) -> str | None:
         """The officer holding `token`, or None; constant time in where the digests differ."""

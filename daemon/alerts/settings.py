@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from daemon.vocabulary.settings import Settings
 from rules.input_lost import NOT_SENSOR_INPUTS
 
-__all__ = ["AlertingConfig", "EscalationStep", "InhibitRule", "SeverityName", "SilenceLimits"]
+__all__ = ["AlertingConfig", "CommandsConfig", "EscalationStep", "InhibitRule", "SeverityName",
+           "SilenceLimits"]
 
 
 class EscalationStep(BaseModel):
@@ -91,3 +93,11 @@ class AlertingConfig(BaseModel):
     # the readings that arrive when a broker comes back end most of it unpaged.
     inhibit_grace_s: float = Field(default=60.0, ge=0)
     silences: SilenceLimits = Field(default_factory=SilenceLimits)
+
+
+class CommandsConfig(Settings):
+    """Officers' commands on the MQTT command topic (README "Alarms for officers")."""
+
+    # A command sent longer ago than this (or this far ahead: a wrong clock) is refused, and
+    # its nonce is remembered this long, so a captured command cannot be played again.
+    max_age_s: float = Field(default=60.0, gt=0, le=3600)

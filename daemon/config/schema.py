@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from daemon.alerts.settings import AlertingConfig
+from daemon.alerts.settings import AlertingConfig, CommandsConfig
 from daemon.config.depot import (
     ClimateSensorConfig,
     DoorConfig,
@@ -68,6 +68,8 @@ class Config(Settings):
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    # Officers' commands over MQTT: the replay window (timestamp and nonce).
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
     # The officers' HTTP API (bearer token per officer).
     api: ApiConfig = Field(default_factory=ApiConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.ingest.settings import DeadLetterConfig
+from daemon.vocabulary.secrets import redact_payload
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
 
@@ -62,7 +63,9 @@ class DeadLetterStore:
         """Count, store and (rate-limited) log one rejected payload; a disk that refuses it
         loses the copy (counted in `unkept`), never the daemon."""
         self.counts[source] += 1
-        kept = payload[: self._config.max_payload_bytes]
+        # Kept whole for inspection, except a token or password in it (issue 25): redacted
+        # before the cut, which could otherwise leave a secret's head unrecognised.
+        kept = redact_payload(payload)[: self._config.max_payload_bytes]
         try:
             self._store(source, reason, payload, kept, at_ns)
         except sqlite3.Error as exc:
