@@ -15,7 +15,6 @@ from daemon.alerts.commands import CommandDesk
 from daemon.alerts.desk import AlarmDesk, Audit
 from daemon.alerts.escalation import ALWAYS, routed
 from daemon.alerts.officers import Officers
-from daemon.alerts.settings import AlertingConfig
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, PointStore, WakeUp
@@ -134,19 +133,19 @@ def build_outboxes(config: Config, link: MqttLink,
     ]
 
 
-def build_desk(config: AlertingConfig, outboxes: Sequence[Outbox],
+def build_desk(config: Config, outboxes: Sequence[Outbox],
                listeners: Sequence[Callable[[Alert], None]], audit: Audit,
-               watchers: Iterable[str] = (),
-               rule_severities: Mapping[str, Severity] | None = None,
-               redact: Callable[[str], str] | None = None) -> AlarmDesk:
+               watchers: Iterable[str] = ()) -> AlarmDesk:
     """The alarm desk; its notices go to the outboxes their escalation step names.
 
     MQTT, the log, the `listeners` and the notifiers named in `watchers` hear of every notice.
+    Silences are judged by the rules' configured severities; officer tokens never reach what
+    the desk keeps.
     """
-    return AlarmDesk(config, routed(
+    return AlarmDesk(config.alerting, routed(
         [*((o.notifier.name, o.put) for o in outboxes), *(("*", put) for put in listeners)],
-        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities,
-        redact=redact)
+        always=ALWAYS | {"*", *watchers}), audit, rule_severities=rule_severities(config),
+        redact=token_redactor(config))
 
 
 def rule_severities(config: Config) -> dict[str, Severity]:

@@ -24,8 +24,6 @@ from daemon.assembly import (
     build_web_app,
     build_writers,
     commands_topic,
-    rule_severities,
-    token_redactor,
     tsdb_targets,
 )
 from daemon.config.schema import Config
@@ -36,7 +34,9 @@ from daemon.notifiers.base import Notifier
 from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
+from daemon.spool.quota import is_disk_full
 from daemon.statefile import StateFile
+from daemon.ticks import TickSchedule
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.errors import DepotwatchError
@@ -50,8 +50,6 @@ __all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
 
-# No deadline asked for.
-_NEVER = 2**63
 # A jump of the wall clock against the steady clock larger than this between two ticks is a
 # step (NTP slews by at most 0.5 ms per second).
 _CLOCK_STEP_NS = 1_000_000_000
@@ -69,7 +67,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.clock = clock or SteadyClock()
-        self._tick_interval_s = tick_interval_s or config.tick_interval_s
+        self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         depot = config.depot()
         self.link = MqttLink(config.mqtt, self.clock)
@@ -85,11 +83,8 @@ class Daemon:
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
-        self.desk = build_desk(config.alerting, self.outboxes,
-                               [self._alert_changed, self.recent.alarm], self._audit,
-                               watchers=[n.name for n in notifiers],
-                               rule_severities=rule_severities(config),
-                               redact=token_redactor(config))
+        self.desk = build_desk(config, self.outboxes, [self._alert_changed, self.recent.alarm],
+                               self._audit, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
@@ -102,7 +97,7 @@ class Daemon:
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
-                                       listeners=[self.recent.reading], wake=self._wake_at)
+                                       listeners=[self.recent.reading], wake=self.ticking.wake_at)
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
@@ -118,10 +113,8 @@ class Daemon:
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
         self.ticks = 0
-        # The earliest deadline a rule asked for (a debounce ending), and its wake-up.
-        self._due_ns = _NEVER
-        self._tick_due = asyncio.Event()
-        # Wall clock minus the daemon's steady clock, as last seen (see _watch_clock).
+        # Wall clock minus the daemon's steady clock, as last seen (see _watch_clock); whether
+        # storage was last reported degraded and the state file saved.
         self._wall_offset_ns = 0
         self._storage_problem: str | None = None
         self._state_saved = True
@@ -256,31 +249,13 @@ class Daemon:
         while True:
             now = self.clock.now_ns()
             self._watch_clock(now)
-            self._due_ns = _NEVER
+            self.ticking.ticking()
             self.pipeline.tick(now)
             self.desk.tick(now)
             self.pubacks.release()
             self._last_tick_s = time.monotonic()
             self.ticks += 1
-            await self._until_next_tick(self._last_tick_s)
-
-    def _wake_at(self, at_ns: int) -> None:
-        # A rule's deadline (a debounce ending): tick then, not at the next interval, so a
-        # short opening of an armed door alarms at its debounce mark whatever tick_interval_s.
-        if at_ns < self._due_ns:
-            self._due_ns = at_ns
-            self._tick_due.set()
-
-    async def _until_next_tick(self, last_tick_s: float) -> None:
-        while True:
-            wait_s = min(self._tick_interval_s - (time.monotonic() - last_tick_s),
-                         (self._due_ns - self.clock.now_ns()) / 1e9)
-            if wait_s <= 0:
-                return
-            self._tick_due.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    await self._tick_due.wait()
+            await self.ticking.until_next(self._last_tick_s)
 
     def _watch_clock(self, now_ns: int) -> None:
         # The rules run on the steady clock; a step of the system clock is a fault to report,
@@ -312,6 +287,8 @@ class Daemon:
             try:
                 await asyncio.to_thread(self.state_file.save, self._state())
             except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
                 self._state_unsaved(exc)
             else:
                 self._state_unsaved(None)
@@ -386,7 +363,7 @@ class Daemon:
                 tasks.append(group.create_task(supervise(
                     self.systemd, self.link.connected, ready_timeout_s=self._startup_grace_s,
                     healthy=stale_after(lambda: self._last_tick_s,
-                                        max(20.0, 10 * self._tick_interval_s), "rule tick"),
+                                        max(20.0, 10 * self.ticking.interval_s), "rule tick"),
                     interval_s=watchdog_interval_s()), name="systemd"))
             tasks.append(group.create_task(self._save_state(), name="state"))
             tasks.append(group.create_task(self._report_health(), name="health"))
