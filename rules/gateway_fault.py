@@ -32,7 +32,7 @@ class GatewayFaultRuleConfig(RuleConfigBase):
     # Faults that are events, not states (a clock step): resolved after this long without
     # another report of the same fault.
     event_hold_s: float = Field(default=600.0, gt=0)
-    events: list[str] = Field(default_factory=lambda: ["clock_stepped"])
+    events: list[str] = Field(default_factory=lambda: ["clock_stepped", "file_damaged"])
 
     def build(self, depot: Depot) -> GatewayFaultRule:
         """The rule for the gateway's fault reports."""
