@@ -27,6 +27,10 @@ def migrate(db: sqlite3.Connection) -> None:
     """Bring the tables of an older spool to `SCHEMA` (which must already be applied)."""
     _migrate_receipts(db)
     _migrate_points(db)
+    # Released digests stored as TEXT by `released || ?` (versions before the CAST): the same
+    # bytes, as the BLOB they should be; reading them as text stopped every start.
+    db.execute("UPDATE receipt_groups SET released = CAST(released AS BLOB) "
+               "WHERE typeof(released) = 'text'")
 
 
 def _migrate_receipts(db: sqlite3.Connection) -> None:
