@@ -126,16 +126,28 @@ class Daemon:
         saved = self.state_file.load()
         if saved is None:
             return
+        fresh = self._state()
+        try:
+            self._take_back(saved)
+        except Exception as exc:  # any damage: nothing half-restored, fail-secure
+            self._take_back(fresh)
+            self.state_file.set_aside(f"{type(exc).__name__}: {exc}")
+            return
+        log.info("engine state restored from %s", self.state_file.path)
+
+    def _take_back(self, saved: Mapping[str, Any]) -> None:
+        # What can raise on a damaged file comes first; what only adds (recent events, the
+        # outboxes' queues) comes once nothing can fail, so a fresh state undoes the rest.
         self.pipeline.restore(saved)
         self.desk.restore(saved.get("alarms", {}))
+        undelivered = saved.get("outboxes", {})
+        queues = [[Alert.from_dict(a) for a in undelivered.get(o.notifier.name, [])]
+                  for o in self.outboxes]
         recent = saved.get("recent")
         if isinstance(recent, dict):
             self.recent.restore(recent)
-        undelivered = saved.get("outboxes", {})
-        for outbox in self.outboxes:
-            outbox.restore([Alert.from_dict(a)
-                            for a in undelivered.get(outbox.notifier.name, [])])
-        log.info("engine state restored from %s", self.state_file.path)
+        for outbox, queue in zip(self.outboxes, queues, strict=True):
+            outbox.restore(queue)
 
     def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
                at_ns: int) -> None:
@@ -347,6 +359,11 @@ class Daemon:
         await self.spool.open()
         if self.spool.damage is not None:
             self.pipeline.gateway_reading("spool", {"damaged": True}, self.clock.now_ns())
+        for path, damage in ((self.state_file.path, self.state_file.damage),
+                             (self.deadletters.path, self.deadletters.damage),
+                             (self.audit.path, self.audit.damage)):
+            if damage is not None:  # what was lost, told to the officers, not only the log
+                self.pipeline.fault("file_damaged", path.name, True, damage, self.clock.now_ns())
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self.spool.run(), name="spool")]
             tasks.append(group.create_task(self.link.run(), name="mqtt"))

@@ -9,9 +9,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StateFile"]
+__all__ = ["StateFile", "set_aside"]
 
 log = logging.getLogger(__name__)
+
+
+def set_aside(path: Path, label: str = "damaged") -> Path:
+    """Rename a damaged file to `<name>.<label>-<unix time>` (kept for inspection), with the
+    SQLite `-wal`/`-shm` files beside it; a name already taken gets a counter."""
+    stamp = int(time.time())
+    aside = path.with_name(f"{path.name}.{label}-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.{label}-{stamp}.{n}")
+        n += 1
+    path.rename(aside)
+    for extra in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + extra)
+        if companion.exists():
+            companion.rename(aside.with_name(aside.name + extra))
+    return aside
 
 
 class StateFile:
@@ -19,24 +36,34 @@ class StateFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # What was lost, when the file found at start could not be read (for the fault alert).
+        self.damage: str | None = None
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None; a damaged file is set aside and reported, never fatal."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            state = json.loads(text)
+            state = json.loads(raw.decode("utf-8"))
             if not isinstance(state, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
-            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-            self.path.rename(aside)
-            log.error("state file %s is damaged (%s); set aside as %s, starting fresh "
-                      "(every storehouse armed, every sensor unheard)", self.path, exc, aside)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            self.set_aside(str(exc))
             return None
         return state
+
+    def set_aside(self, reason: str) -> None:
+        """Move the file found at start aside: its state (open alarms, silences, timers) is
+        lost, and the daemon starts fail-secure (every storehouse armed, nothing silenced)."""
+        aside = set_aside(self.path)
+        self.damage = (f"engine state unreadable ({reason}): open alarms, silences and rule "
+                       f"timers lost; starting with every storehouse armed and nothing "
+                       f"silenced; set aside as {aside.name}")
+        log.error("state file %s is damaged (%s); set aside as %s, starting fresh "
+                  "(every storehouse armed, nothing silenced, every sensor unheard)",
+                  self.path, reason, aside)
 
     def save(self, state: dict[str, Any]) -> None:
         """Replace the file with `state`; a crash leaves either the old or the new one."""

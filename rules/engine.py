@@ -107,8 +107,10 @@ class Engine:
         """Take back a snapshot; rules added since start fresh (and so fail secure)."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             return
-        self._last_at = {str(k): int(v) for k, v in snapshot.get("last_at", {}).items()}
-        states = snapshot.get("rules", {})
+        states, last_at = snapshot.get("rules", {}), snapshot.get("last_at", {})
+        if not isinstance(states, dict) or not isinstance(last_at, dict):
+            raise TypeError("engine snapshot: `rules` and `last_at` must be objects")
+        self._last_at = {str(k): int(v) for k, v in last_at.items()}
         for name, rule in self._rules:
             if name in states:
                 rule.restore(states[name])

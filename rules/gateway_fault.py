@@ -33,7 +33,7 @@ class GatewayFaultRuleConfig(RuleConfigBase):
     # another report of the same fault.
     event_hold_s: float = Field(default=600.0, gt=0)
     events: list[str] = Field(default_factory=lambda: ["clock_stepped", "mqtt_session_reset",
-                                                       "mqtt_flapping"])
+                                                       "mqtt_flapping", "file_damaged"])
 
     def build(self, depot: Depot) -> GatewayFaultRule:
         """The rule for the gateway's fault reports."""

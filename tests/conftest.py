@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,49 @@ _APT_HINT = (
     "apt-get install -y mosquitto mosquitto-clients influxdb victoria-metrics"
     " prometheus-alertmanager"
 )
+
+
+class AsyncioLeaks(logging.Handler):
+    """What asyncio logs, not warns, when a task or future is dropped: a failure, not noise."""
+
+    SIGNS = ("exception was never retrieved", "was destroyed but it is pending")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(sign in message for sign in self.SIGNS):
+            cause = record.exc_info[1] if record.exc_info else None
+            self.seen.append(f"{message.splitlines()[0]}"
+                             + (f" ({type(cause).__name__}: {cause})" if cause else ""))
+
+
+ASYNCIO_LEAKS = AsyncioLeaks()
+logging.getLogger("asyncio").addHandler(ASYNCIO_LEAKS)
+
+
+@pytest.fixture(autouse=True)
+def _no_dropped_tasks() -> Iterator[None]:
+    """Fail the test after which asyncio reports a dropped task or an unretrieved exception
+    (they are logged when the object is collected, so collect first)."""
+    before = len(ASYNCIO_LEAKS.seen)
+    yield
+    gc.collect()
+    dropped = ASYNCIO_LEAKS.seen[before:]
+    if dropped:
+        pytest.fail("asyncio: " + "; ".join(dropped), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """What is only collected at the end of the run fails the run too."""
+    before = len(ASYNCIO_LEAKS.seen)
+    gc.collect()
+    late = ASYNCIO_LEAKS.seen[before:]
+    if late:
+        print("\nasyncio reported at the end of the run: " + "; ".join(late))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _need(*binaries: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.alerts.book import AlertBook
@@ -92,3 +92,45 @@ def test_a_rule_failing_on_a_reading_is_counted_logged_once_and_its_points_kept(
     assert pipeline.rule_errors == 3
     assert len([r for r in caplog.records if "rules failed" in r.getMessage()]) == 1
     assert all(any(line.startswith("door,") for line in lines) for lines in stored)
+
+
+_SCENARIO_HEAD = 'config: {depot}\nstart: "2026-11-25T23:00:00+01:00"\nevents:\n'
+
+
+@pytest.mark.parametrize(("event", "line", "says"), [
+    ('  - {at: 0, mqtt: {topic: badge/sh1-reader1, payload: "\\ud800"}}\n', 4, "surrogate"),
+    ('  - {at: 0, mqtt: {topic: "badge/\\udc00", payload: {card: "1"}}}\n', 4, "surrogate"),
+    ('  - {at: 0, reading: {sensor: sh1-door1, values: {"\\ud800x": 1}}}\n', 4, "surrogate"),
+    ('  - {at: 1e400, mqtt: {topic: badge/sh1-reader1, payload: "x"}}\n', 4, "finite"),
+    ('  - {at: 1, reading: {sensor: sh1-door1, measured_at: .nan}}\n', 4, "finite"),
+    ('# d\xe9p\xf4t\n', 4, "not UTF-8"),
+])
+def test_replay_refuses_undecodable_input_with_the_file_and_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], event: str, line: int,
+        says: str) -> None:
+    from daemon.cli.main import main
+    scenario = tmp_path / "odd.yaml"
+    text = _SCENARIO_HEAD.format(depot=SCENARIOS / "depot.yaml") + event
+    scenario.write_bytes(text.encode("latin-1") if "\xe9" in event else text.encode())
+    assert main(["replay", str(scenario)]) == 78
+    err = capsys.readouterr().err
+    assert f"{scenario}:{line}:" in err and says in err, err
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(codec=None, exclude_categories=("Cc",)), max_size=12))
+def test_replay_takes_any_text_or_exits_78(text: str) -> None:
+    """Whatever text an event holds (lone surrogates included): a replay or exit 78."""
+    import json
+    import tempfile
+
+    from daemon.cli.main import main
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "fuzz.yaml"
+        body = json.dumps(text)  # YAML reads a JSON string as the same text, escapes included
+        scenario.write_text(
+            _SCENARIO_HEAD.format(depot=SCENARIOS / "depot.yaml")
+            + f"  - {{at: 0, mqtt: {{topic: badge/sh1-reader1, payload: {body}}}}}\n"
+            + f"  - {{at: 1, reading: {{sensor: sh1-door1, values: {{open: {body}}}}}}}\n",
+            encoding="utf-8")
+        assert main(["replay", str(scenario)]) in (0, 78)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import RawMessage
-from drivers.decoders.base import parse_json_object
+from drivers.decoders.base import Decoder, parse_json_object
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.kinds import DECODER_KINDS
 from drivers.decoders.tasmota import TasmotaDecoderConfig
@@ -160,3 +160,50 @@ def test_payloads_not_objects_are_named_as_json_loads_reads_them(payload: bytes)
     """A number beyond 64 bits at the top level is refused as an int, as json.loads reads it."""
     with pytest.raises(DecodeError, match=f"got {type(json.loads(payload)).__name__}"):
         parse_json_object(payload)
+
+
+def _every_decoder() -> list[Decoder]:
+    """One decoder of every kind, reading every field it can."""
+    from drivers.decoders.io_board import IoBoardDecoderConfig
+    from drivers.decoders.rfid_ascii import RfidAsciiDecoderConfig
+    from drivers.decoders.wiegand import WiegandDecoderConfig
+    fields = {"temperature_c": "t", "badge": "b", "epc": "e", "rssi_dbm": "r", "open": "o"}
+    return [Zigbee2MqttDecoderConfig().build(), TasmotaDecoderConfig().build(),
+            JsonFieldsDecoderConfig(fields=fields).build(),
+            IoBoardDecoderConfig(fields={"open": "o", "tamper": "t"}).build(),
+            IoBoardDecoderConfig(format="json", fields={"open": "o", "tamper": "t"}).build(),
+            WiegandDecoderConfig().build(),
+            WiegandDecoderConfig(format="hex", bit_length=26).build(),
+            WiegandDecoderConfig(format="binary", bit_length=34).build(),
+            RfidAsciiDecoderConfig().build(), RfidAsciiDecoderConfig(layout="keyed").build()]
+
+
+# Numbers as a hostile device writes them: past every float, past Python's 4,300-digit int
+# limit, NaN and infinity spelled out, exponents out of range.
+hostile_numbers = st.one_of(
+    st.integers(min_value=10**18, max_value=10**40).map(str),
+    st.integers(min_value=4200, max_value=6000).map(lambda n: "9" * n),
+    st.sampled_from(["1e400", "-1e400", "1e-400", "NaN", "Infinity", "-Infinity", "-0",
+                     "0x1F", "1_000", "\\ud800", '"\\ud800"', '"\\udfff x"']),
+    st.floats().map(repr),
+)
+device_keys = st.sampled_from(["contact", "temperature", "humidity", "battery", "tamper",
+                               "t", "b", "e", "r", "o", "Temperature", "Humidity"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(device_keys, hostile_numbers), min_size=1, max_size=4),
+       st.sampled_from(["json", "nested", "kv", "csv", "keyed", "bare"]))
+def test_hostile_numbers_are_a_decode_error_in_every_decoder(
+        pairs: list[tuple[str, str]], layout: str) -> None:
+    """Out-of-range numbers (OverflowError, ValueError inside) are only ever a DecodeError:
+    the pipeline then keeps the payload as a dead letter with one log line, no traceback."""
+    body = ",".join(f'"{k}":{v}' for k, v in pairs)
+    payload = {"json": "{" + body + "}", "nested": '{"AM2301":{' + body + "}}",
+               "kv": " ".join(f"{k}={v}" for k, v in pairs),
+               "csv": "E2801160600002,1," + ",".join(v for _, v in pairs),
+               "keyed": "Tag:E2801160600002, " + ", ".join(f"{k}:{v}" for k, v in pairs),
+               "bare": pairs[0][1]}[layout].encode("utf-8", "surrogatepass")
+    for decoder in _every_decoder():
+        with contextlib.suppress(DecodeError):
+            decoder.decode(raw(payload), "s")

@@ -287,3 +287,48 @@ def test_per_receipt_rows_of_an_older_spool_are_migrated(tmp_path: Path) -> None
     assert asyncio.run(main()) == {b"x": 2, b"y": 1}
     report = inspect_spool(path)
     assert report is not None and report.receipts == 3
+
+
+def _released_types(path: Path) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {t for (t,) in db.execute("SELECT typeof(released) FROM receipt_groups")}
+    finally:
+        db.close()
+
+
+def test_released_receipts_stay_blobs_and_text_ones_are_repaired(tmp_path: Path) -> None:
+    """`released || ?` stored TEXT (every later start exited 1): new releases are BLOBs, and a
+    spool the released version wrote is repaired when it is opened."""
+    path = tmp_path / "spool.sqlite"
+    now = time.time_ns()
+    # Digests as the daemon makes them: 16 bytes, mostly not UTF-8.
+    digests = [bytes([0xFF, 0xFE, i]) + bytes(13) for i in range(4)]
+
+    async def commit_and_release() -> None:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        runner = asyncio.create_task(spool.run())
+        await spool.append(["m f=1.0 1"], [(d, now) for d in digests])
+        spool.acknowledged(digests[0])
+        await spool.append(["m f=2.0 2"])
+        runner.cancel()
+        await spool.close()
+
+    async def reopen() -> dict[bytes, int]:
+        spool = Spool(path, ["t"], max_bytes=1 << 30)
+        await spool.open()
+        receipts = dict(spool.receipts)
+        await spool.close()
+        return receipts
+
+    asyncio.run(commit_and_release())
+    assert _released_types(path) == {"blob"}
+    # What the released version left: the same bytes, stored as TEXT.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE receipt_groups SET released = CAST(released AS TEXT)")
+    db.commit()
+    db.close()
+    assert _released_types(path) == {"text"}
+    assert asyncio.run(reopen()) == {d: 1 for d in digests[1:]}
+    assert _released_types(path) == {"blob"}

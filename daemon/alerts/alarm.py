@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import DepotwatchError
@@ -108,9 +111,10 @@ class Alarm:
 
     @classmethod
     def from_dict(cls, item: Mapping[str, Any]) -> Alarm:
-        """Back from `to_dict()`."""
-        data = dict(item)
-        data["severity"] = Severity(data["severity"])
-        data["state"] = AlarmState(data["state"])
-        data["finding"] = Finding(data["finding"]) if data.get("finding") else None
-        return cls(**data)
+        """Back from `to_dict()`; a field of the wrong type raises ValueError (a damaged state
+        file): an alarm whose times are text would stop the desk's every tick."""
+        return _ALARM.validate_json(json.dumps({**item, "finding": item.get("finding") or None}),
+                                    strict=True)
+
+
+_ALARM = TypeAdapter(Alarm)

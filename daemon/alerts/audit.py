@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from daemon.statefile import set_aside
 from daemon.vocabulary.errors import DepotwatchError
 
 __all__ = [
@@ -306,6 +307,8 @@ class AuditLog:
         self.path = path
         # Where a torn last line found at open was moved (reported by the caller and the log).
         self.torn: Path | None = None
+        # What was lost or is unreadable, when the file found at open was damaged.
+        self.damage: str | None = None
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,8 +334,12 @@ class AuditLog:
             self._fsync_dir()
         size = os.fstat(self._fd).st_size
         last, unreadable, end = _tail(self._fd, size)
+        if last is None and unreadable:
+            self._start_over(size)
+            return
         if end < size:
             self._set_aside(end)
+            self.damage = f"audit log: a torn last line ({size - end} bytes) set aside"
         self._size = end
         # Unreadable lines after the last entry keep their places in the numbering, so
         # `verify` reports them once, as garbled, and not the next entry as out of order too.
@@ -341,6 +348,24 @@ class AuditLog:
         if unreadable:
             log.error("audit log %s: %d unreadable line(s) at its end; the next entry is seq %d "
                       "(run `depotwatch audit verify`)", self.path, unreadable, self._seq + 1)
+            self.damage = (f"audit log: {unreadable} unreadable line(s) at its end, kept in "
+                           f"place for `depotwatch audit verify`")
+
+    def _start_over(self, size: int) -> None:
+        # Not this chain at all: set aside whole; the new chain's first entry names that file.
+        aside = set_aside(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(self._fd)
+        self._fd = fd
+        self._fsync_dir()
+        self._size, self._seq, self._hash = 0, 0, GENESIS_HASH
+        self.damage = (f"audit log held no readable entry ({size} bytes): every earlier entry "
+                       f"is unreadable; set aside as {aside.name}, a new chain starts")
+        log.error("audit log %s: no readable entry in its %d bytes; set aside as %s, a new "
+                  "chain starts", self.path, size, aside)
+        self.append("depotwatch", "audit_log_set_aside", aside.name,
+                    {"bytes": size, "reason": "no readable entry"}, time.time_ns())
 
     def _set_aside(self, end: int) -> None:
         """Move a torn last line (power cut mid-append) to a `.torn-<unix time>` file."""

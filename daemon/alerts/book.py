@@ -54,7 +54,7 @@ class AlertBook:
         return [alert.to_dict() for alert in self.firing()]
 
     def restore(self, saved: list[dict[str, Any]]) -> None:
-        """Take back firing alerts: one still firing after a restart is not raised again."""
-        for item in saved:
-            alert = Alert.from_dict(item)
-            self._firing[alert.key] = alert
+        """Take back firing alerts: one still firing after a restart is not raised again. All
+        or nothing: a damaged entry raises ValueError or TypeError and changes nothing."""
+        alerts = [Alert.from_dict(item) for item in saved]
+        self._firing = {alert.key: alert for alert in alerts}

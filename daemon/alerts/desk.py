@@ -198,10 +198,13 @@ class AlarmDesk:
                 "silences": self._silences.snapshot()}
 
     def restore(self, saved: Mapping[str, Any]) -> None:
-        """Take back alarms (with their escalation steps) and silences after a restart."""
-        self._alarms = {a["key"]: Alarm.from_dict(a) for a in saved.get("open", [])}
-        self._cleared = [Alarm.from_dict(a) for a in saved.get("cleared", [])]
+        """Take back alarms (with their escalation steps) and silences after a restart; all or
+        nothing: a damaged entry raises ValueError or TypeError and changes nothing."""
+        opened = [Alarm.from_dict(a) for a in saved.get("open", [])]
+        cleared = [Alarm.from_dict(a) for a in saved.get("cleared", [])]
         self._silences.restore(saved.get("silences", []))
+        self._alarms = {a.key: a for a in opened}
+        self._cleared = cleared
 
     # -- inside ----------------------------------------------------------------------------------
 

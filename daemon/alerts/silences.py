@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from daemon.alerts.alarm import Alarm, LifecycleError
 from daemon.alerts.settings import SilenceLimits
@@ -151,5 +154,10 @@ class Silences:
         return [s.to_dict() for s in self._by_id.values()]
 
     def restore(self, saved: Sequence[Mapping[str, Any]]) -> None:
-        """Take back the silences of `snapshot()` after a restart."""
-        self._by_id = {s["id"]: Silence(**s) for s in saved}
+        """Take back the silences of `snapshot()` after a restart; a field of the wrong type
+        raises ValueError (a damaged state file: better no silence than a wrong one)."""
+        silences = [_SILENCE.validate_json(json.dumps(s), strict=True) for s in saved]
+        self._by_id = {s.id: s for s in silences}
+
+
+_SILENCE = TypeAdapter(Silence)

@@ -37,7 +37,7 @@ class ReadingEvent(Settings):
     sensor: str
     values: dict[str, Any] = Field(default_factory=dict)
     # When the sensor measured it, if earlier than delivery (an out-of-order reading).
-    measured_at: float | None = None
+    measured_at: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class MqttEvent(Settings):
@@ -57,7 +57,7 @@ class InputEvent(Settings):
 class Event(Settings):
     """One thing that happens `at` seconds after the scenario's start."""
 
-    at: float = Field(ge=0)
+    at: float = Field(ge=0, allow_inf_nan=False)
     reading: ReadingEvent | None = None
     mqtt: MqttEvent | None = None
     input: InputEvent | None = None
@@ -88,8 +88,8 @@ class Scenario(Settings):
     config: str | dict[str, Any]
     rules: list[RuleConfig] | None = None
     start: AwareDatetime
-    tick_s: float = Field(default=1.0, gt=0)
-    end: float | None = None
+    tick_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    end: float | None = Field(default=None, allow_inf_nan=False)
     events: list[Event] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
     tolerance_s: float = Field(default=1.0, ge=0)
@@ -104,9 +104,15 @@ class Scenario(Settings):
 
 def load_scenario(path: Path) -> tuple[Scenario, Config]:
     """Read a scenario and its depot config; ConfigError with lines on any mistake."""
-    source = YamlSource(str(path), path.read_text(encoding="utf-8"))
+    source = YamlSource(str(path), _text(path))
     if source.problems:
         raise ConfigError(str(path), source.problems)
+    # The path itself may hold the surrogate: printed escaped, or stderr refuses it too.
+    unencodable = [source.problem(loc, "a lone UTF-16 surrogate: not Unicode text")
+                   .encode("utf-8", "backslashreplace").decode("utf-8")
+                   for loc in _lone_surrogates(source.data, ())]
+    if unencodable:
+        raise ConfigError(str(path), unencodable)
     try:
         scenario = Scenario.model_validate(source.data)
     except ValidationError as exc:
@@ -122,6 +128,35 @@ def load_scenario(path: Path) -> tuple[Scenario, Config]:
     if scenario.rules is not None:
         config = config.model_copy(update={"rules": scenario.rules})
     return scenario, config
+
+
+def _text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"{path}:0: cannot read: {exc}"]) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), [f"{path}:{line}: not UTF-8 text ({exc.reason} at byte "
+                                      f"{exc.start})"]) from None
+
+
+def _lone_surrogates(value: Any, loc: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    """Where the document holds text no UTF-8 encoder takes (YAML reads "\\ud800" as it)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [loc]
+        return []
+    if isinstance(value, dict):
+        keys = [(*loc, str(k)) for k in value if _lone_surrogates(str(k), ())]
+        return keys + [found for k, v in value.items() for found in _lone_surrogates(v, (*loc, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _lone_surrogates(v, (*loc, i))]
+    return []
 
 
 class ReplayResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sqlite3
 
 from daemon.cli.subcommand import Commands, read_config
 from daemon.ingest.settings import DeadLetterConfig
@@ -22,7 +23,11 @@ def _deadletters(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no dead letters ({path} does not exist)")
         return 0
-    store = DeadLetterStore(path, DeadLetterConfig())
+    try:
+        store = DeadLetterStore(path, DeadLetterConfig(), repair=False)
+    except sqlite3.DatabaseError as exc:
+        print(f"{path}: damaged ({exc}); the daemon sets it aside at its next start")
+        return 1
     entries = store.entries(args.limit)
     print(f"{store.total()} dead letter(s) kept in {path}; newest {len(entries)}:")
     for entry in entries:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.ingest.settings import DeadLetterConfig
+from daemon.statefile import set_aside
 from daemon.vocabulary.secrets import redact_payload
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
@@ -40,20 +41,52 @@ class DeadLetter:
     payload: bytes
 
 
-class DeadLetterStore:
-    """SQLite table of rejected payloads, bounded by entry count (oldest go first)."""
+def _open(path: Path) -> sqlite3.Connection:
+    """The database, checked: SQLite reads a damaged file lazily, so it is made to read every
+    page now (the table is bounded by `max_entries`), not fail at the first bad payload."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(_SCHEMA)
+        verdict = db.execute("PRAGMA quick_check").fetchone()
+        if verdict is None or verdict[0] != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {verdict[0] if verdict else 'no answer'}")
+        columns = [row[1] for row in db.execute("PRAGMA table_info(deadletter)")]
+        if columns != ["id", "at_ns", "source", "reason", "size", "payload"]:
+            raise sqlite3.DatabaseError(f"table deadletter has columns {columns}")
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
 
-    def __init__(self, path: Path, config: DeadLetterConfig) -> None:
+
+class DeadLetterStore:
+    """SQLite table of rejected payloads, bounded by entry count (oldest go first). A damaged
+    database is set aside at open (`damage` says what was lost) unless not `repair`: then
+    sqlite3.DatabaseError."""
+
+    def __init__(self, path: Path, config: DeadLetterConfig, *, repair: bool = True) -> None:
         self.path = path
         self._config = config
         self.counts: Counter[str] = Counter()
         self._last_logged: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
+        # What was lost, when the database found at start could not be read (the fault alert).
+        self.damage: str | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = _open(path)
+        except sqlite3.DatabaseError as exc:
+            if not repair:  # a reader (the CLI) leaves that to the daemon
+                raise
+            # Dead letters are evidence, not state: keep the damaged file, start a new one.
+            aside = set_aside(path)
+            self.damage = (f"dead-letter database unreadable ({exc}): the rejected payloads "
+                           f"kept so far are lost; set aside as {aside.name}")
+            log.error("dead letters %s: damaged (%s); set aside as %s, starting a new one",
+                      path, exc, aside)
+            self._db = _open(path)
         # Payload bytes kept, against the budget (`deadletters.max_bytes`).
         self._bytes = self._kept_bytes()
         # Dead letters the disk would not take.

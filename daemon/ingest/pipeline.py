@@ -241,13 +241,13 @@ class Pipeline:
         """Engine and alert state for the state file."""
         return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot()}
 
-    def restore(self, state: dict[str, object]) -> None:
-        """Take back engine and alert state after a restart."""
-        engine, alerts = state.get("engine"), state.get("alerts")
-        if isinstance(engine, dict):
-            self.engine.restore(engine)
-        if isinstance(alerts, list):
-            self.alerts.restore(alerts)
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Take back engine and alert state after a restart (raises on a damaged state)."""
+        engine, alerts = state.get("engine", {}), state.get("alerts", [])
+        if not isinstance(engine, dict) or not isinstance(alerts, list):
+            raise TypeError("engine state: `engine` is not an object or `alerts` not a list")
+        self.engine.restore(engine)
+        self.alerts.restore(alerts)
 
     def tick(self, now_ns: int) -> None:
         """Let time-driven rules (sustain, silence) fire."""

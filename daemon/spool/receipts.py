@@ -126,7 +126,9 @@ class ReceiptBook:
             receipt_group = ReceiptGroup(row.lastrowid, left, len(digests))
         db.executemany("DELETE FROM receipt_groups WHERE id = ?",
                        [(row_id,) for row_id, digests in released.items() if not digests])
-        db.executemany("UPDATE receipt_groups SET released = released || ? WHERE id = ?",
+        # `||` makes TEXT of two BLOBs: cast back, or the next start reads a str (exit 1).
+        db.executemany("UPDATE receipt_groups SET released = CAST(released || ? AS BLOB) "
+                       "WHERE id = ?",
                        [(pack_digests(digests), row_id) for row_id, digests in released.items()
                         if digests])
         return receipt_group

@@ -37,6 +37,10 @@ def _migrate_thinned(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(point_groups)")}
     if "thinned" not in columns:
         db.execute("ALTER TABLE point_groups ADD COLUMN thinned INTEGER NOT NULL DEFAULT 0")
+    # Released digests stored as TEXT by `released || ?` (versions before the CAST): the same
+    # bytes, as the BLOB they should be; reading them as text stopped every start.
+    db.execute("UPDATE receipt_groups SET released = CAST(released AS BLOB) "
+               "WHERE typeof(released) = 'text'")
 
 
 def _migrate_receipts(db: sqlite3.Connection) -> None:

@@ -222,8 +222,7 @@ class Spool:
                 group, receipt_group = await self._call(self._commit, batch, released)
             except BaseException as exc:
                 for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                    _fail(item.future, exc)
                 raise
             self._receipt_book.settle([item.receipts for item in batch], acked, receipt_group)
             for item in batch:
@@ -397,3 +396,16 @@ class Spool:
             await self._call(self._db.close)
             self._db = None
         self._thread.shutdown(wait=True)
+
+
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    """Tell a commit's waiters it failed. A stop cancels them (an exception nobody awaits any
+    more is logged by asyncio as never retrieved); a failure is marked retrieved: the spool's
+    task reports it once, not once per waiting message."""
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+        return
+    future.set_exception(exc)
+    future.exception()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from daemon.alerts.alarm import LifecycleError
 from daemon.web.api_bodies import RequestBody
 
-__all__ = ["Refusal", "as_json", "lifecycle_conflict", "read_body"]
+__all__ = ["Refusal", "as_json", "lifecycle_conflict", "read_body", "read_form"]
 
 Body = TypeVar("Body", bound=RequestBody)
 
@@ -39,11 +39,26 @@ async def read_body(request: web.Request, model: type[Body]) -> Body:
     """The request's JSON body as `model` (an empty body as {}), or a 422 saying what is wrong."""
     raw = await request.read()
     try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Before pydantic: its error report cannot carry bytes that are not UTF-8 (a 500).
+        raise Refusal(400, "request body is not UTF-8 text",
+                      f"{exc.reason} at byte {exc.start}") from None
+    try:
         return model.model_validate_json(raw if raw.strip() else b"{}")
     except ValidationError as exc:
         # exc.json() makes every input JSON-ready (a malformed body's bytes included).
         raise Refusal(422, "invalid request body", json.loads(
             exc.json(include_url=False, include_context=False))) from None
+
+
+async def read_form(request: web.Request) -> Mapping[str, object]:
+    """The request's form (the console's), or a 400: a form that is not UTF-8 or a broken
+    multipart body is the sender's mistake, not the server's."""
+    try:
+        return await request.post()
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise Refusal(400, "request body is not a readable form", str(exc)[:200]) from None
 
 
 @contextlib.contextmanager
@@ -63,6 +78,10 @@ async def as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except Refusal as refusal:
         return refusal.response()
+    except UnicodeDecodeError as exc:
+        # A form (console) or body that is not UTF-8: aiohttp decodes it when it is read.
+        return Refusal(400, "request body is not UTF-8 text",
+                       f"{exc.reason} at byte {exc.start}").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

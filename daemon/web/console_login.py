@@ -11,6 +11,7 @@ import urllib.parse
 from aiohttp import web
 
 from daemon.alerts.officers import Officers
+from daemon.web.api_refusals import read_form
 from daemon.web.console_page import error, escape, page, refused_page
 from daemon.web.console_session import SESSION_COOKIE, SESSION_S, Refused, Sessions
 from daemon.web.throttle import GuessThrottle
@@ -55,7 +56,7 @@ class Login:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         """Check the officer token; on success a session cookie and on to the alarms."""
-        form = await request.post()
+        form = await read_form(request)
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         if not nonce or not hmac.compare_digest(str(form.get("csrf", "")).encode(),
                                                 nonce.encode()):

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
+from daemon.web.api_refusals import read_form
 
 __all__ = ["SESSION_COOKIE", "SESSION_S", "Refused", "Session", "Sessions", "not_logged_in"]
 
@@ -120,7 +121,7 @@ class Sessions:
         session = self.session(request)
         if session is None:
             raise Refused(401, "Not logged in: log in with your officer token.")
-        form = await request.post()
+        form = await read_form(request)
         token = str(form.get("csrf", ""))
         if not hmac.compare_digest(token.encode(), session.csrf.encode()):
             log.warning("console: refused %s %s by %s: missing or wrong CSRF token",

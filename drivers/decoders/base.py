@@ -203,3 +203,5 @@ def _loads(payload: bytes) -> Any:
         raise DecodeError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise DecodeError("JSON nested too deeply") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (int_max_str_digits)
+        raise DecodeError(f"a number out of range ({str(exc)[:80]})") from exc
