@@ -45,6 +45,7 @@ __all__ = [
     "build_desk",
     "build_modbus_buses",
     "build_notifiers",
+    "build_officers",
     "build_outboxes",
     "build_pipeline",
     "build_serial_ports",
@@ -159,6 +160,11 @@ def officer_tokens(config: Config) -> dict[str, str]:
     return {o.token_sha256.lower(): o.name for o in config.api.officers}
 
 
+def build_officers(config: Config) -> Officers:
+    """Who holds which token and role; shared by the API, the console and the command desk."""
+    return Officers(officer_tokens(config), config.api.roles())
+
+
 def token_redactor(config: Config) -> Callable[[str], str]:
     """Takes every officer token out of a text (notes and reasons the desk keeps)."""
     return Officers(officer_tokens(config)).redact
@@ -166,19 +172,23 @@ def token_redactor(config: Config) -> Callable[[str], str]:
 
 def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        publish: Callable[[str, bytes], None],
-                       reject: Callable[[str, str, bytes, int], None]) -> CommandDesk:
+                       reject: Callable[[str, str, bytes, int], None],
+                       officers: Officers | None = None) -> CommandDesk:
     """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
     topic = commands_topic(config)
-    return CommandDesk(desk, Officers(officer_tokens(config), config.api.roles()), clock,
+    known = officers if officers is not None else build_officers(config)
+    return CommandDesk(desk, known, clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
                        source=topic, max_age_s=config.commands.max_age_s)
 
 
 def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,
                   audit_path: Path, *, ready: Callable[[], Awaitable[list[str]]],
-                  metrics: Callable[[], Awaitable[bytes]]) -> web.Application:
+                  metrics: Callable[[], Awaitable[bytes]],
+                  officers: Officers | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
-    return build_api(desk, officer_tokens(config), clock, ready=ready, metrics=metrics,
+    known = officers if officers is not None else officer_tokens(config)
+    return build_api(desk, known, clock, ready=ready, metrics=metrics,
                      console=True, recent=recent, audit_path=audit_path,
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required)

@@ -48,6 +48,16 @@ class AlarmDesk:
         self._silences = Silences(config.silences, rule_severities)
         self._keep_cleared = keep_cleared
 
+    def reconfigure(self, config: AlertingConfig, notify: Notify | None = None, *,
+                    rule_severities: Mapping[str, Severity] | None = None) -> None:
+        """New alerting settings (a config reload): open alarms and silences stay as they are."""
+        silences = Silences(config.silences, rule_severities)
+        silences.restore(self._silences.snapshot())
+        self._config, self._silences = config, silences
+        self._escalation = Escalation(config.escalation)
+        if notify is not None:
+            self._notify = notify
+
     # -- queries -------------------------------------------------------------------------------
 
     def alarms(self, include_cleared: bool = False) -> list[Alarm]:

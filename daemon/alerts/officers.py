@@ -58,6 +58,11 @@ class Officers:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def replace(self, other: Officers) -> None:
+        """Take `other`'s tokens and roles (a config reload); a console session opened with a
+        token no longer listed ends at its next request."""
+        self._entries, self._roles = other._entries, other._roles
+
     def redact(self, text: str) -> str:
         """`text` with every officer token in it replaced (a token pasted into a note)."""
         return redact_text(text, lambda word: self.identify(word) is not None)

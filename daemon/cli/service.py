@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+from pathlib import Path
 
 from daemon.cli.subcommand import Commands, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
@@ -26,6 +28,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # SIGHUP is a reload, never the end: ignored until the daemon can take it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = read_config(args.config)
     if config is None:
         return EXIT_CONFIG
@@ -36,7 +40,9 @@ def _run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         guard = StopGuard(asyncio.get_running_loop(), stop)
         guard.install()
-        await Daemon(config).run(stop, failed=guard.failed)
+        daemon = Daemon(config, config_path=Path(args.config))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, daemon.request_reload)
+        await daemon.run(stop)
 
     try:
         asyncio.run(main())
@@ -54,9 +60,11 @@ def add_service_commands(commands: Commands) -> None:
     """`depotwatch run -c CONFIG` and `depotwatch check-config FILE`."""
     run = commands.add_parser(
         "run", help="run the daemon",
-        epilog="Exit status: 0 stopped by SIGTERM/SIGINT after a clean stop; 1 a task failed "
-               "(systemd restarts it); 2 the stop was cut short (a second signal, or it overran "
-               "10 s); 78 a bad config.")
+        epilog="SIGHUP reloads the config file (see `depotwatch reload`); a failed task is "
+               "restarted with back-off and raised as a task_failed alert. Exit status: 0 "
+               "stopped by SIGTERM/SIGINT after a clean stop; 1 a failure before the daemon "
+               "ran; 2 the stop was cut short (a second signal, or it overran 10 s); 78 a bad "
+               "config.")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
     run.set_defaults(func=_run)
 

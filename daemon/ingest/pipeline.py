@@ -174,6 +174,16 @@ class Pipeline:
         self._take_wakes()
         self._flush()
 
+    def adopt(self, fresh: Pipeline) -> None:
+        """Take `fresh`'s depot register, routes, rules and ranges (a config reload), carrying
+        the rules' state over as a restart would; raises, changing nothing, if it does not fit."""
+        fresh.engine.restore(self.engine.snapshot())
+        self._depot, self._router, self.engine = fresh._depot, fresh._router, fresh.engine
+        self._reading_lines = fresh._reading_lines
+        self._reading_lines.offset_ns = self._offset_ns
+        self._wakes = fresh.engine.wakes
+        self._plausible, self._plausible_per_sensor = fresh._plausible, fresh._plausible_per_sensor
+
     def set_record_offset(self, offset_ns: int) -> None:
         """Wall clock minus the pipeline's clock: added to the time of every point written."""
         self._offset_ns = offset_ns

@@ -30,6 +30,7 @@ from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
 from daemon.web.console import mount_console
+from daemon.web.doorman import BoundedSite, Doorman
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
 from daemon.web.throttle import GuessThrottle
@@ -39,7 +40,7 @@ __all__ = ["ApiServer", "build_api", "run_api", "serve"]
 log = logging.getLogger(__name__)
 
 
-def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
+def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Clock, *,
               health: Callable[[], Mapping[str, Any]] | None = None,
               ready: Callable[[], Awaitable[list[str]]] | None = None,
               metrics: Callable[[], Awaitable[bytes]] | None = None,
@@ -55,7 +56,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     """
-    known = Officers(officers, roles)
+    # An Officers given is shared with the caller, which may swap its tokens (a reload).
+    known = officers if isinstance(officers, Officers) else Officers(officers, roles)
     guesses = throttle or GuessThrottle()
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
@@ -169,14 +171,16 @@ class ApiServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[ApiServer]:
-    """Listen on host:port (0 picks a free port) while the block runs."""
+async def serve(app: web.Application, host: str, port: int, *, max_connections: int = 256,
+                idle_s: float = 30.0) -> AsyncIterator[ApiServer]:
+    """Listen on host:port (0 picks a free port) while the block runs, holding at most
+    `max_connections` and closing one silent for `idle_s`."""
     # No access log: info stays quiet, and the desk's audit trail records every action.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=idle_s)
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port).start()
+            await BoundedSite(runner, host, port, Doorman(max_connections, idle_s)).start()
         except OSError as exc:
             raise DepotwatchError(f"alert API cannot listen on {host}:{port}: "
                                   f"{exc.strerror or exc}") from exc

@@ -48,6 +48,7 @@ class RecentEvents:
 
     def __init__(self, depot: Depot, keep: int = 20) -> None:
         self._depot = depot
+        self._keep = keep
         # Which readings matter, decided once per sensor as `depot.sensors` has it: a door
         # contact's (the door) and a badge reader's; any other reading passes by with two
         # lookups instead of the sensor's and its kind's.
@@ -61,6 +62,13 @@ class RecentEvents:
             s: deque(maxlen=keep) for s in depot.storehouses}
         # Notices repeat (re-sends, escalation): an alarm's change is recorded once.
         self._alarm_seen: dict[str, tuple[str, bool]] = {}
+
+    def adopt(self, depot: Depot) -> None:
+        """Another depot register (a config reload); the events seen so far stay."""
+        saved, seen = self.snapshot(), self._alarm_seen
+        self.__init__(depot, self._keep)  # type: ignore[misc]
+        self.restore(saved)
+        self._alarm_seen = seen
 
     def storehouses(self) -> list[tuple[str, str]]:
         """(id, name) of every storehouse, in config order."""
