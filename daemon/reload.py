@@ -3,8 +3,8 @@
 The new file is validated whole first; an invalid one changes nothing (one log line and a
 `config_invalid` fault alert, cleared by the next good reload). A valid one swaps the depot
 register (roster, items, orders, doors, sensors), the routes and the rules' settings (their
-state carried over as across a restart), the alerting settings and the officers' tokens, and
-the notifiers, without touching the MQTT connection, the spool or console sessions. What
+state carried over as across a restart), the alerting settings and the officers' tokens, without
+touching the MQTT connection, the spool or console sessions. What
 needs a new process (sockets, files, the broker) is named in one log line and stays as it was.
 """
 
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 # Settings only a restart applies: they name sockets, files, devices or the MQTT session.
 RESTART_ONLY = ("site", "state_dir", "mqtt", "serial", "modbus", "influxdb", "file_output",
-                "spool", "deadletters", "commands", "tick_interval_s", "state_save_interval_s",
-                "api.listen_host", "api.listen_port", "api.max_connections",
-                "api.idle_timeout_s", "api.metrics_token_required")
+                "spool", "deadletters", "commands", "notifiers", "tick_interval_s",
+                "state_save_interval_s", "api.listen_host", "api.listen_port",
+                "api.max_connections", "api.idle_timeout_s", "api.metrics_token_required")
 
 
 def needs_restart(old: Config, new: Config) -> list[str]:
@@ -64,7 +64,7 @@ class Reloader:
     clock: Clock
     # Builds a pipeline for a config and depot (the running one adopts its parts).
     rebuild: Callable[[Config, Depot], Pipeline]
-    # Told of each config applied (the notifiers are the runner's to swap).
+    # Told of each config applied.
     applied: Sequence[Callable[[Config], None]] = ()
 
     async def reload(self) -> bool:

@@ -64,13 +64,18 @@ def test_a_task_failing_as_an_alert_changes_is_restarted_and_the_stop_still_ends
     async def scenario() -> tuple[bool, bool, BaseException | None]:
         daemon = Daemon(_input_lost_config(tmp_path), notifiers=[BrokenNotifier()],
                         tick_interval_s=0.05)
-        stop = asyncio.Event()
+        stop, twice = asyncio.Event(), asyncio.Event()
+
+        def failed(name: str, _: BaseException) -> None:
+            failures.append((name, time.monotonic()))
+            if len(failures) >= 2:
+                twice.set()
+
         # The broker is absent: the link's input_lost alarm is the alert change.
-        task = asyncio.create_task(daemon.run(
-            stop, failed=lambda name, _: failures.append((name, time.monotonic()))))
-        deadline = time.monotonic() + 15
-        while len(failures) < 2 and time.monotonic() < deadline and not task.done():
-            await asyncio.sleep(0.05)
+        task = asyncio.create_task(daemon.run(stop, failed=failed))
+        waiting = asyncio.create_task(twice.wait())
+        await asyncio.wait({task, waiting}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
         running = not task.done()
         stop.set()
         done, _ = await asyncio.wait({task}, timeout=15)

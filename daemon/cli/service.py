@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from daemon.cli.subcommand import Commands, read_config
@@ -56,6 +59,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reload(args: argparse.Namespace) -> int:
+    # Checked here first: a mistake is shown to whoever asked, with its line, and the daemon
+    # (which would keep its config and raise config_invalid) is not bothered.
+    if args.config is not None and read_config(args.config) is None:
+        return EXIT_CONFIG
+    if args.pid is not None:
+        try:
+            os.kill(args.pid, signal.SIGHUP)
+        except OSError as exc:
+            print(f"depotwatch reload: cannot signal PID {args.pid}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
+        print(f"SIGHUP sent to PID {args.pid}")
+        return 0
+    done = subprocess.run(["systemctl", "reload", args.unit], check=False)
+    return done.returncode
+
+
 def add_service_commands(commands: Commands) -> None:
     """`depotwatch run -c CONFIG` and `depotwatch check-config FILE`."""
     run = commands.add_parser(
@@ -67,6 +88,19 @@ def add_service_commands(commands: Commands) -> None:
                "config.")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
     run.set_defaults(func=_run)
+
+    reload = commands.add_parser(
+        "reload", help="make the running daemon read its config again (SIGHUP)",
+        epilog="Through systemd (`systemctl reload UNIT`, the unit's ExecReload=) unless --pid "
+               "is given. Applied at once: depot register, rules, alerting and officers' "
+               "tokens; a restart is needed for the MQTT broker, state_dir, serial/Modbus, "
+               "InfluxDB, spool and notifier settings and the API's address. An invalid file "
+               "changes nothing (exit 78 here with -c; the daemon logs it and raises a "
+               "config_invalid alert).")
+    reload.add_argument("-c", "--config", help="check this config file first (exit 78 if bad)")
+    reload.add_argument("--unit", default="depotwatch.service", help="systemd unit to reload")
+    reload.add_argument("--pid", type=int, help="signal this process instead of systemd")
+    reload.set_defaults(func=_reload)
 
     check = commands.add_parser(
         "check-config", help="validate a config file; every error with its line (exit 78)")
