@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from daemon.alerts.book import AlertBook
@@ -14,6 +13,7 @@ from daemon.tsdb.points import ReadingLines, alert_line
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.vocabulary.sources import SourceCounts
 from drivers.routes import Router
 from rules.base import Fact, Outcome
 from rules.depot import Depot
@@ -66,7 +66,7 @@ class Pipeline:
         self._notify = tuple(notify)
         self._receipts: Mapping[bytes, int] = receipts if receipts is not None else {}
         self._batch: list[str] = []
-        self.readings: Counter[str] = Counter()
+        self.readings = SourceCounts()
         self.points_out = 0
         self.redeliveries_skipped = 0
         # Told every decoded reading of a known sensor (the console's recent-events view).
@@ -122,7 +122,7 @@ class Pipeline:
             self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
                                   raw.received_ns)
             return None
-        self.readings[raw.source] += 1
+        self.readings.count(raw.source)
         for reading in readings:
             self._take(reading, now_ns, raw.source)
         lines, self._batch = self._batch, []
