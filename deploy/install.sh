@@ -169,7 +169,7 @@ if [ -n "$ROOT" ]; then
   say "staged under $ROOT; not touching systemd"
   exit 0
 fi
-if [ "$DRY_RUN" = 0 ] && ! "$PREFIX/bin/depotwatch" check-config "$CONFIG"; then
+if [ "$DRY_RUN" = 0 ] && ! "$PREFIX/bin/depotwatch" check-config -c "$CONFIG"; then
   die "$CONFIG is rejected by this version (above: file, line, problem); fix it, then re-run"
 fi
 if [ ! -d /run/systemd/system ]; then

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
-from daemon.cli.subcommand import Commands, read_config
+from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_service_commands"]
@@ -15,11 +16,17 @@ log = logging.getLogger("depotwatch")
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = read_config(args.file)
+    path = args.config
+    if args.file is not None:
+        # The positional form predates `-c` on every command; kept so scripts go on working.
+        print("depotwatch: `check-config FILE` is deprecated; use `check-config -c FILE`",
+              file=sys.stderr)
+        path = args.file
+    config = read_config(path)
     if config is None:
         return EXIT_CONFIG
     depot = config.depot()
-    print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
+    print(f"{path}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
     return 0
@@ -51,16 +58,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_service_commands(commands: Commands) -> None:
-    """`depotwatch run -c CONFIG` and `depotwatch check-config FILE`."""
+    """`depotwatch run -c CONFIG` and `depotwatch check-config -c CONFIG`."""
     run = commands.add_parser(
         "run", help="run the daemon",
         epilog="Exit status: 0 stopped by SIGTERM/SIGINT after a clean stop; 1 a task failed "
                "(systemd restarts it); 2 the stop was cut short (a second signal, or it overran "
                "10 s); 78 a bad config.")
-    run.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(run)
     run.set_defaults(func=_run)
 
     check = commands.add_parser(
         "check-config", help="validate a config file; every error with its line (exit 78)")
-    check.add_argument("file")
+    add_config_option(check)
+    check.add_argument("file", nargs="?", help="deprecated: the same as -c FILE")
     check.set_defaults(func=_check_config)
