@@ -139,7 +139,7 @@ class DeadLetterStore:
         more = self._suppressed.pop(source, 0)
         extra = f" ({more} more since the last report)" if more else ""
         log.warning("rejected payload from %s: %s; kept as dead letter, %d so far%s",
-                    source, reason, self.counts[source], extra)
+                    source, reason, self.counts[source], extra, extra={"topic": source})
         self._last_logged[source] = now
 
     def entries(self, limit: int = 50) -> list[DeadLetter]:
