@@ -103,6 +103,8 @@ run cp -r "$SOURCE/deploy" "$SOURCE/dashboards" "$SOURCE/examples" "$PREFIX/shar
 
 # -- configuration: made once, then kept --------------------------------------------------------
 run install -d -m 0750 "$CONF_DIR"
+# systemd credentials (LoadCredential= in the unit): one root-only file per secret.
+run install -d -m 0700 "$CONF_DIR/credentials"
 FRESH_CONFIG=0
 if [ -f "$CONFIG" ]; then
   say "keeping the existing config $CONFIG"
