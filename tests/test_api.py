@@ -392,8 +392,10 @@ def test_openapi_document_describes_every_route_truthfully() -> None:
         _, doc = await api.call("GET", "/api/v1/openapi.json", token=None)
         documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
         app = build_api(api.desk, OFFICERS, api.clock)
+        # /api/v2 is Alertmanager's API, described by Alertmanager's own OpenAPI document.
         served = {(r.method, r.resource.canonical) for r in app.router.routes()
-                  if r.method != "HEAD" and r.resource is not None}
+                  if r.method != "HEAD" and r.resource is not None
+                  and not r.resource.canonical.startswith("/api/v2/")}
         assert documented == served == ROUTES_BRIEF
         schemas = doc["components"]["schemas"]
         for ref in _refs(doc):

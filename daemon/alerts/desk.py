@@ -168,6 +168,11 @@ class AlarmDesk:
         self._remute(now_ns)
         return silence
 
+    def silence_approval_why(self, matchers: Mapping[str, str], ends_ns: int,
+                             now_ns: int) -> str:
+        """Why such a silence would wait for a second officer ("" when one officer may set it)."""
+        return self._silences.approval_why(matchers, ends_ns - now_ns, self._alarms.values())
+
     def approve_silence(self, silence_id: str, officer: str, now_ns: int) -> Silence:
         """The second officer's approval of a silence that may mute a critical rule."""
         silence = self._silences.approve(silence_id, officer)

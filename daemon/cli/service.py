@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.cli.subcommand import Commands, read_config
+from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_service_commands"]
@@ -20,11 +20,17 @@ log = logging.getLogger("depotwatch")
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = read_config(args.file)
+    path = args.config
+    if args.file is not None:
+        # The positional form predates `-c` on every command; kept so scripts go on working.
+        print("depotwatch: `check-config FILE` is deprecated; use `check-config -c FILE`",
+              file=sys.stderr)
+        path = args.file
+    config = read_config(path)
     if config is None:
         return EXIT_CONFIG
     depot = config.depot()
-    print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
+    print(f"{path}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
     return 0
@@ -78,7 +84,7 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def add_service_commands(commands: Commands) -> None:
-    """`depotwatch run -c CONFIG` and `depotwatch check-config FILE`."""
+    """`depotwatch run -c CONFIG` and `depotwatch check-config -c CONFIG`."""
     run = commands.add_parser(
         "run", help="run the daemon",
         epilog="SIGHUP reloads the config file (see `depotwatch reload`); a failed task is "
@@ -86,7 +92,7 @@ def add_service_commands(commands: Commands) -> None:
                "stopped by SIGTERM/SIGINT after a clean stop; 1 a failure before the daemon "
                "ran; 2 the stop was cut short (a second signal, or it overran 10 s); 78 a bad "
                "config.")
-    run.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(run)
     run.set_defaults(func=_run)
 
     reload = commands.add_parser(
@@ -104,5 +110,6 @@ def add_service_commands(commands: Commands) -> None:
 
     check = commands.add_parser(
         "check-config", help="validate a config file; every error with its line (exit 78)")
-    check.add_argument("file")
+    add_config_option(check)
+    check.add_argument("file", nargs="?", help="deprecated: the same as -c FILE")
     check.set_defaults(func=_check_config)

@@ -149,7 +149,7 @@ class DeadLetterStore:
         more = self._suppressed.pop(source, 0)
         extra = f" ({more} more since the last report)" if more else ""
         log.warning("rejected payload from %s: %s; kept as dead letter, %d so far%s",
-                    source, reason, self.counts.get(source, 0), extra)
+                    source, reason, self.counts.get(source, 0), extra, extra={"topic": source})
         self._last_logged[source] = now
         if len(self._last_logged) > SOURCES_KEPT:  # forget the longest-quiet source
             quiet = next(iter(self._last_logged))

@@ -205,7 +205,8 @@ class Pipeline:
         try:
             points = self._reading_lines(reading)
         except ValueError as exc:  # text line protocol cannot carry; the rules still run
-            log.error("reading from %s not writable to InfluxDB: %s", source, exc)
+            log.error("reading from %s not writable to InfluxDB: %s", source, exc,
+                      extra={"sensor": reading.sensor, "topic": source})
             points = []
         # Inlined `_emit_point`: one call fewer per reading on the hot path.
         if points:
@@ -303,7 +304,8 @@ class Pipeline:
             try:
                 self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
             except ValueError as exc:
-                log.error("alert %s not writable to InfluxDB: %s", alert.key, exc)
+                log.error("alert %s not writable to InfluxDB: %s", alert.key, exc,
+                          extra={"alert_key": alert.key})
             for notify in self._notify:
                 notify(alert)
 

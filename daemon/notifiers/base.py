@@ -156,7 +156,7 @@ class Outbox:
             delay = self._retry_min_s
             self._retries[alert.key] = _Retry(deque([alert]), delay, now + delay, now, str(exc))
             log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
-                        self.notifier.name, alert.key, exc, delay)
+                        self.notifier.name, alert.key, exc, delay, extra={"alert_key": alert.key})
             return
         except asyncio.CancelledError:
             self._ready.appendleft(alert)  # the shutdown: still pending for the state file
@@ -205,17 +205,19 @@ class Outbox:
             for alert in (*retry.changes, *retry.later):
                 self.given_up += 1
                 self.refusals.append(Refusal(alert, reason, time.time()))
-            log.error("notifier %s gave up on alert %s: %s", self.notifier.name, key, reason)
+            log.error("notifier %s gave up on alert %s: %s", self.notifier.name, key, reason,
+                      extra={"alert_key": key})
             return
         retry.delay_s = min(self._retry_max_s, retry.delay_s * 2)
         retry.due_s = now + retry.delay_s
         log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
-                    self.notifier.name, key, error, retry.delay_s)
+                    self.notifier.name, key, error, retry.delay_s, extra={"alert_key": key})
 
     def _refuse(self, alert: Alert, reason: str) -> None:
         self.refused += 1
         self.refusals.append(Refusal(alert, reason, time.time()))
-        log.error("notifier %s gave up on alert %s: %s", self.notifier.name, alert.key, reason)
+        log.error("notifier %s gave up on alert %s: %s", self.notifier.name, alert.key, reason,
+                  extra={"alert_key": alert.key})
 
     async def drain(self, timeout_s: float) -> None:
         """Wait until everything queued is delivered, or the timeout passes."""

@@ -26,6 +26,7 @@ from daemon.alerts.roles import Forbidden, Role, require
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
+from daemon.web.api_alertmanager import ALERTMANAGER_ROUTES, AlertmanagerCalls
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
@@ -67,9 +68,10 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
         "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
-        "approveSilence": silences.approve, "expireSilence": silences.expire}
+        "approveSilence": silences.approve, "expireSilence": silences.expire,
+        **AlertmanagerCalls(desk, clock).operations()}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
-    for route in ROUTES:
+    for route in (*ROUTES, *ALERTMANAGER_ROUTES):
         app.router.add_route(route.method, route.path,
                              _guarded(route, operations[route.operation], known, guesses),
                              name=route.operation)
