@@ -277,6 +277,12 @@ def test_a_critical_alarm_clears_only_after_the_on_site_check() -> None:
         status, alarm = await api.call("GET", f"/api/v1/alerts/{DOOR}")
         assert (alarm["state"], alarm["condition_active"]) == ("firing", False)
         api.clock.now += 600 * S
+        # Issue 30: a check before the acknowledgement is refused, and changes nothing.
+        status, answer = await api.call("POST", f"/api/v1/alerts/{DOOR}/check", token=BOB,
+                                        body={"finding": "false_alarm", "note": "wind"})
+        assert status == 409 and "not acknowledged yet" in answer["error"]
+        assert (await api.call("POST", f"/api/v1/alerts/{DOOR}/ack", token=BOB,
+                               body={"note": ""}))[0] == 200
         status, alarm = await api.call("POST", f"/api/v1/alerts/{DOOR}/check", token=BOB,
                                        body={"finding": "false_alarm", "note": "wind"})
         assert status == 200
@@ -297,6 +303,7 @@ def test_a_critical_alarm_clears_only_after_the_on_site_check() -> None:
 def test_a_check_while_the_condition_lasts_keeps_the_alarm_open() -> None:
     async def scenario(api: Api) -> None:
         api.fire(DOOR)
+        assert (await api.call("POST", f"/api/v1/alerts/{DOOR}/ack", body={}))[0] == 200
         status, alarm = await api.call("POST", f"/api/v1/alerts/{DOOR}/check",
                                        body={"finding": "intrusion", "note": "door pried"})
         assert (status, alarm["state"], alarm["finding"]) == (200, "acknowledged", "intrusion")
@@ -572,6 +579,8 @@ def test_cli_checks_and_silences(tmp_path: Path) -> None:
         where = ["-c", str(config)]
         api.fire(DOOR)
         api.end(DOOR)
+        code, out, err = await cli("alerts", "ack", DOOR, *where, token=BOB)
+        assert code == 0, err
         code, out, err = await cli("alerts", "check", DOOR, "--finding", "fault",
                                    "--note", "loose contact", *where, token=BOB)
         assert (code, out, err) == (

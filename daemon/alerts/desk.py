@@ -75,6 +75,10 @@ class AlarmDesk:
                 return alarm
         raise LifecycleError(f"no alarm {key!r}")
 
+    def needs_check(self, alarm: Alarm) -> bool:
+        """Whether the alarm's severity takes an on-site check before it clears."""
+        return alarm.severity.value in self._config.check_required
+
     def silences(self) -> list[Silence]:
         """Every silence, newest first."""
         return self._silences.newest_first()
@@ -102,7 +106,7 @@ class AlarmDesk:
             return
         alarm.condition_active = False
         alarm.summary = change.summary
-        needs_check = alarm.severity.value in self._config.check_required
+        needs_check = self.needs_check(alarm)
         if alarm.muted and alarm.last_sent_ns == 0:
             # Nobody was paged: the silence or the inhibiting alarm (checked on its own) covers it.
             cause = alarm.silenced_by or alarm.inhibited_by or "an inhibition that just ended"
@@ -118,7 +122,8 @@ class AlarmDesk:
     def _raise_alarm(self, change: Alert, now_ns: int) -> None:
         alarm = Alarm(key=change.key, rule=change.rule, subject=change.subject,
                       severity=change.severity, storehouse=change.storehouse,
-                      summary=change.summary, facts=dict(change.facts), started_ns=now_ns)
+                      summary=change.summary, facts=dict(change.facts), started_ns=now_ns,
+                      headline=change.summary)
         self._alarms[alarm.key] = alarm
         self._mute(alarm, now_ns)
         self._audit("system", "raised", alarm.key,
@@ -143,10 +148,12 @@ class AlarmDesk:
 
     def record_check(self, key: str, officer: str, finding: Finding, note: str,
                      now_ns: int) -> Alarm:
-        """The on-site check; clears the alarm once its condition has ended."""
+        """The on-site check of an acknowledged alarm; clears it once its condition has ended."""
         alarm, note = self._open(key), self._redact(note)
         if alarm.state is AlarmState.FIRING:
-            alarm.state, alarm.acked_by, alarm.acked_ns = AlarmState.ACKNOWLEDGED, officer, now_ns
+            # Someone must own the alarm before anyone reports from the door (issue 30).
+            raise LifecycleError(f"{key} is not acknowledged yet: acknowledge it before "
+                                 "recording the on-site check")
         alarm.checked_by, alarm.checked_ns, alarm.finding, alarm.check_note = (
             officer, now_ns, finding, note)
         self._audit(officer, "checked", key, {"finding": finding.value, "note": note}, now_ns)

@@ -38,9 +38,11 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
     app.router.add_route("GET", "/", _index)
     Login(sessions, officers, throttle or GuessThrottle()).mount(app)
     app.router.add_route("GET", "/console/static/{name}", _static)
-    AlarmPages(desk, clock, sessions, audit_path).mount(app)
-    StorehousePages(recent, sessions).mount(app)
-    SilencePages(desk, clock, sessions).mount(app)
+    # Pages read times in each storehouse's zone (the config's `timezone`).
+    zones = recent.zones() if recent is not None else {}
+    AlarmPages(desk, clock, sessions, audit_path, zones).mount(app)
+    StorehousePages(recent, sessions, clock).mount(app)
+    SilencePages(desk, clock, sessions, zones).mount(app)
 
 
 async def _index(request: web.Request) -> web.StreamResponse:

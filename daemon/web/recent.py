@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Reading
@@ -73,6 +74,14 @@ class RecentEvents:
     def storehouses(self) -> list[tuple[str, str]]:
         """(id, name) of every storehouse, in config order."""
         return [(s.id, s.name) for s in self._depot.storehouses.values()]
+
+    def zones(self) -> dict[str, ZoneInfo]:
+        """Each storehouse's time zone, in config order (the console's local times)."""
+        return {s.id: s.zone for s in self._depot.storehouses.values()}
+
+    def armed(self, storehouse: str, at_ns: int) -> bool:
+        """Whether the storehouse is armed at `at_ns` by its configured schedule."""
+        return self._depot.storehouses[storehouse].is_armed(at_ns)
 
     def doors(self, storehouse: str) -> list[DoorState]:
         """The storehouse's doors, in config order."""
