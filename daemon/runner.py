@@ -70,7 +70,7 @@ class Daemon:
         self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         depot = config.depot()
-        self.link = MqttLink(config.mqtt, self.clock)
+        self.link = MqttLink(config.mqtt, self.clock, site=config.site.id)
         targets = tsdb_targets(config)
         self.spool = build_spool(config, targets)
         self.writers = build_writers(targets, self.spool)
