@@ -207,6 +207,7 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         receipts=receipts,
         plausible=config.plausibility.ranges(),
         plausible_per_sensor=config.plausibility.sensor_ranges(),
+        max_clock_skew_s=config.plausibility.device_clock_skew_s,
         wake=wake,
     )
     pipeline.listeners.extend(listeners)
