@@ -88,7 +88,8 @@ class Daemon:
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
-                                 ready=self.metrics.readiness, metrics=self.metrics.render)
+                                 ready=self.metrics.readiness, metrics=self.metrics.render,
+                                 notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)

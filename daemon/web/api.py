@@ -26,6 +26,7 @@ from daemon.alerts.roles import Forbidden, Role, require
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
+from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
@@ -46,7 +47,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
               console: bool = False, recent: RecentEvents | None = None,
               audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
               metrics_token_required: bool = True,
-              throttle: GuessThrottle | None = None) -> web.Application:
+              throttle: GuessThrottle | None = None,
+              notifiers: NotifierFiguresSource | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -54,6 +56,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     unless `metrics_token_required` is false) and `console`, the same application also serves
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
+    `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
     """
     known = Officers(officers, roles)
     guesses = throttle or GuessThrottle()
@@ -65,7 +68,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
         "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
-        "approveSilence": silences.approve, "expireSilence": silences.expire}
+        "approveSilence": silences.approve, "expireSilence": silences.expire,
+        "listNotifiers": NotifierCalls(notifiers).list_notifiers}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path,
