@@ -29,6 +29,7 @@ from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.readings import RawMessage, Reading, Severity
 from daemon.web.api import build_api
+from daemon.web.api_notifiers import NotifierFiguresSource
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
@@ -185,10 +186,11 @@ def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
 def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,
                   audit_path: Path, *, ready: Callable[[], Awaitable[list[str]]],
                   metrics: Callable[[], Awaitable[bytes]],
-                  officers: Officers | None = None) -> web.Application:
+                  officers: Officers | None = None,
+                  notifiers: NotifierFiguresSource | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
     known = officers if officers is not None else officer_tokens(config)
-    return build_api(desk, known, clock, ready=ready, metrics=metrics,
+    return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
                      console=True, recent=recent, audit_path=audit_path,
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required)
@@ -217,6 +219,7 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         receipts=receipts,
         plausible=config.plausibility.ranges(),
         plausible_per_sensor=config.plausibility.sensor_ranges(),
+        max_clock_skew_s=config.plausibility.device_clock_skew_s,
         wake=wake,
     )
     pipeline.listeners.extend(listeners)

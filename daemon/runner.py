@@ -77,7 +77,7 @@ class Daemon:
         self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         depot = config.depot()
-        self.link = MqttLink(config.mqtt, self.clock)
+        self.link = MqttLink(config.mqtt, self.clock, site=config.site.id)
         targets = tsdb_targets(config)
         self.spool = build_spool(config, targets)
         self.writers = build_writers(targets, self.spool)
@@ -98,7 +98,8 @@ class Daemon:
         self.officers = build_officers(config)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 officers=self.officers)
+                                 officers=self.officers,
+                                 notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)

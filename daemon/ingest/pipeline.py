@@ -54,7 +54,7 @@ class Pipeline:
         receipts: Mapping[bytes, int] | None = None, *,
         plausible: Ranges | None = None,
         plausible_per_sensor: Mapping[str, Ranges] | None = None,
-        wake: WakeUp | None = None,
+        wake: WakeUp | None = None, max_clock_skew_s: float = 60.0,
     ) -> None:
         self._depot = depot
         self._router = router
@@ -81,6 +81,10 @@ class Pipeline:
         # Sensors with a sensor_fault raised: their next plausible reading clears it.
         self._faulty: set[str] = set()
         self.implausible = 0
+        # Sensors whose device clock is off by more than this: one clock_skew alert each,
+        # cleared by a reading whose clock is back within it.
+        self._max_skew_ns = int(max_clock_skew_s * 1e9)
+        self._skewed: set[str] = set()
         # Wall clock minus the pipeline's clock, added to every point's time: a gateway clock
         # step moves the records, never the rules' timers (the runner sets it).
         self._offset_ns = 0
@@ -168,11 +172,31 @@ class Pipeline:
 
     def fault(self, fault: str, subject: str, active: bool, summary: str, now_ns: int) -> None:
         """A fault the gateway found (storage, clock, a sensor) raised or cleared as an alert."""
+        self._fault(fault, subject, active, summary, now_ns)
+        self._flush()
+
+    def _fault(self, fault: str, subject: str, active: bool, summary: str, now_ns: int) -> None:
+        # Its points join the batch being built (a reading's own, in `_take`).
         reading = Reading(sensor=FAULT_SENSOR, at_ns=now_ns,
                           values=fault_values(fault, subject, active, summary))
         self._apply(self.engine.outcomes(reading, now_ns))
         self._take_wakes()
-        self._flush()
+
+    def _judge_skew(self, reading: Reading, device_s: float, now_ns: int) -> None:
+        # The device's clock against the gateway's receipt, both as records have them. Only
+        # a fault: the reading keeps its receipt time, so no rule timer moves.
+        skew_ns = int(device_s * 1e9) - (reading.at_ns + self._offset_ns)
+        sensor = reading.sensor
+        if abs(skew_ns) > self._max_skew_ns:
+            if sensor not in self._skewed:
+                self._skewed.add(sensor)
+                log.warning("device clock of sensor %s is off by %+.0f s", sensor, skew_ns / 1e9)
+                self._fault("clock_skew", sensor, True, f"device clock of sensor {sensor} is "
+                            f"off by {skew_ns / 1e9:+.0f} s (readings timed by receipt)", now_ns)
+        elif sensor in self._skewed:
+            self._skewed.discard(sensor)
+            self._fault("clock_skew", sensor, False,
+                        f"device clock of sensor {sensor} agrees again", now_ns)
 
     def adopt(self, fresh: Pipeline) -> None:
         """Take `fresh`'s depot register, routes, rules and ranges (a config reload), carrying
@@ -212,6 +236,9 @@ class Pipeline:
         if points:
             self.points_out += len(points)
             self._batch += points
+        device_s = reading.values.get("device_time_s")
+        if isinstance(device_s, float):
+            self._judge_skew(reading, device_s, now_ns)
         for listener in self.listeners:
             try:
                 listener(reading)

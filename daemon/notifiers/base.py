@@ -13,7 +13,7 @@ from typing import Protocol
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import NotifierError
 
-__all__ = ["Notifier", "Outbox", "Refusal"]
+__all__ = ["Notifier", "NotifierFigures", "Outbox", "Refusal", "RefusalShown"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,31 @@ class Refusal:
     alert: Alert
     reason: str
     at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalShown:
+    """A refused or given-up alert change as officers see it: its key, state and reason."""
+
+    key: str
+    state: str
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierFigures:
+    """One notifier's counts and its kept refusals (API `/api/v1/notifiers`, `depotwatch
+    alerts notifiers`)."""
+
+    name: str
+    delivered: int
+    failed: int
+    retried: int
+    refused: int
+    given_up: int
+    backlog: int
+    refusals: list[RefusalShown]
 
 
 @dataclass(slots=True)
@@ -120,6 +145,14 @@ class Outbox:
         """Alert changes not yet delivered."""
         held = sum(len(r.changes) + len(r.later) for r in self._retries.values())
         return len(self._ready) + held + (self._sending is not None)
+
+    def figures(self) -> NotifierFigures:
+        """The counts, the backlog and the refusals kept, newest last."""
+        return NotifierFigures(
+            self.notifier.name, self.delivered, self.failed, self.retried, self.refused,
+            self.given_up, self.backlog,
+            [RefusalShown(r.alert.key, str(r.alert.state), r.reason, r.at_s)
+             for r in self.refusals])
 
     async def run(self) -> None:
         """Deliver forever; cancellation is the shutdown path."""

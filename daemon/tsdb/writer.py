@@ -311,13 +311,18 @@ class TsdbWriter:
 
     async def run(self) -> None:
         """Write batches forever; cancellation is the shutdown path (the spool keeps the rest)."""
-        while True:
-            sent = await self.write_once()
-            if self._failures:
-                await asyncio.sleep(self._backoff_s())
-            elif sent < self._batch_size:
-                # Caught up: wait for the next commit (or the flush interval) before a new batch.
-                await self._spool.wait_for_data(self._flush_interval_s)
+        try:
+            while True:
+                sent = await self.write_once()
+                if self._failures:
+                    await asyncio.sleep(self._backoff_s())
+                elif sent < self._batch_size:
+                    # Caught up: wait for the next commit (or the flush interval).
+                    await self._spool.wait_for_data(self._flush_interval_s)
+        finally:
+            # An HTTP session left open outlives the daemon's loop (an unclosed-session warning
+            # at exit, and its connections to InfluxDB).
+            await self.sink.close()
 
     async def drain(self, timeout_s: float) -> bool:
         """Write until the target's backlog is empty or `timeout_s` passes; True when empty."""

@@ -27,6 +27,7 @@ from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_alertmanager import ALERTMANAGER_ROUTES, AlertmanagerCalls
+from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
@@ -48,7 +49,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               console: bool = False, recent: RecentEvents | None = None,
               audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
               metrics_token_required: bool = True,
-              throttle: GuessThrottle | None = None) -> web.Application:
+              throttle: GuessThrottle | None = None,
+              notifiers: NotifierFiguresSource | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -56,6 +58,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     unless `metrics_token_required` is false) and `console`, the same application also serves
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
+    `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -69,7 +72,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
         "approveSilence": silences.approve, "expireSilence": silences.expire,
-        **AlertmanagerCalls(desk, clock).operations()}
+        **AlertmanagerCalls(desk, clock).operations(),
+        "listNotifiers": NotifierCalls(notifiers).list_notifiers}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in (*ROUTES, *ALERTMANAGER_ROUTES):
         app.router.add_route(route.method, route.path,
