@@ -192,6 +192,7 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
     known = officers if officers is not None else officer_tokens(config)
     return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
                      console=True, recent=recent, audit_path=audit_path,
+                     sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required)
 

@@ -112,3 +112,28 @@ def test_the_alarm_list_shows_each_silence_with_author_and_end(browser: Browser,
     expect(strip).to_contain_text("awaiting approval, by Sgt. Novak, until")
     expect(strip).to_contain_text("rule=door_armed")
     page.close()
+
+
+def test_a_session_survives_a_daemon_restart_but_not_a_logout(
+        browser: Browser, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Sessions are kept in state_dir (only their ids' digests): the duty officer stays logged
+    in across a restart; the file holds no session id and no token."""
+    config = depot(tmp_path / "state", mosquitto.port)
+    context = browser.new_context()
+    with running(config) as first:
+        page = context.new_page()
+        log_in(page, first.url)
+        expect(page).to_have_url(first.url + "/alerts")
+        cookie = next(c for c in context.cookies() if c["name"] == "depotwatch_session")
+        first_url = first.url
+    saved = (tmp_path / "state" / "console-sessions.json")
+    assert cookie["value"] not in saved.read_text() and TOKEN not in saved.read_text()
+    assert saved.stat().st_mode & 0o077 == 0
+    config["api"]["listen_port"] = int(first_url.rsplit(":", 1)[1])
+    with running(config) as second:
+        page = context.new_page()
+        page.goto(second.url + "/alerts")
+        expect(page).to_have_url(second.url + "/alerts")
+        page.click("text=Log out")
+        expect(page).to_have_url(second.url + "/console/login")
+    context.close()

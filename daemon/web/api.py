@@ -50,7 +50,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
               metrics_token_required: bool = True,
               throttle: GuessThrottle | None = None,
-              notifiers: NotifierFiguresSource | None = None) -> web.Application:
+              notifiers: NotifierFiguresSource | None = None,
+              sessions_path: Path | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -86,7 +87,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses)
+                      throttle=guesses, sessions_path=sessions_path)
     return app
 
 
