@@ -196,3 +196,8 @@ def test_a_heartbeat_sent_after_the_bridge_went_down_proves_it_up() -> None:
     [raised] = supervision.tick(16 * S)
     [cleared] = supervision.heard("north", dataclasses.replace(beat, sent_s=1020.0), 21 * S)
     assert raised.state is TransitionKind.FIRING and cleared.state is TransitionKind.RESOLVED
+
+
+def test_the_example_hq_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "hq.yaml"
+    assert main(["hq", "-c", str(example), "--check"]) == 0
