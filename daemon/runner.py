@@ -29,6 +29,7 @@ from daemon.assembly import (
     tsdb_targets,
 )
 from daemon.config.schema import Config
+from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
 from daemon.ingest.pubacks import PubackReceipts
@@ -403,7 +404,9 @@ class Daemon:
                                     max(20.0, 10 * self.ticking.interval_s), "rule tick"),
                 interval_s=watchdog_interval_s())))
         return [*tasks, keep.start("state", self._save_state),
-                keep.start("health", self._report_health), keep.start("reload", self._reloads)]
+                keep.start("health", self._report_health), keep.start("reload", self._reloads),
+                keep.start("heartbeat", build_pulse(self.config, self.link, self.spool,
+                                                    self.desk, self.pipeline).run)]
 
     def _task_fault(self, fault: str, subject: str, active: bool, summary: str) -> None:
         self.pipeline.fault(fault, subject, active, summary, self.clock.now_ns())

@@ -9,6 +9,7 @@ from typing import Any, cast
 from daemon import __version__
 from daemon.cli.audit_trail import add_audit_command
 from daemon.cli.dashboards import add_dashboards_command
+from daemon.cli.hq import add_hq_command
 from daemon.cli.logformat import LOG_FORMATS, LOG_LEVELS, setup_logging
 from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
@@ -52,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = cast(Commands, parser.add_subparsers(dest="command", required=True,
                                                     metavar="COMMAND"))
     # The order here is the order of `depotwatch --help`.
-    for add_commands in (add_service_commands, add_state_dir_commands, add_audit_command,
-                         add_playback_commands, add_dashboards_command, add_report_command,
-                         add_officer_commands):
+    for add_commands in (add_service_commands, add_hq_command, add_state_dir_commands,
+                         add_audit_command, add_playback_commands, add_dashboards_command,
+                         add_report_command, add_officer_commands):
         add_commands(commands)
     return parser
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from daemon.config.references import reference_problems
 from daemon.config.schema import Config
 from daemon.config.yamlsource import YamlSource
 from daemon.vocabulary.errors import ConfigError
 
-__all__ = ["load_config"]
+__all__ = ["load_config", "load_settings"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _message(error: Any) -> str:
@@ -31,6 +33,12 @@ def _message(error: Any) -> str:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError listing every problem found."""
+    return load_settings(path, Config, references=True)
+
+
+def load_settings(path: str | Path, model: type[M], *, references: bool = False) -> M:
+    """Read a YAML file into `model` (a gateway's `Config`, HQ's `HqConfig`); raises
+    ConfigError listing every problem found, each with its line."""
     filename = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -43,12 +51,13 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(filename, [*source.problems,
                                      f"{filename}:1: (top level): expected a mapping of keys"])
     problems = list(source.problems)
-    config: Config | None = None
+    config: M | None = None
     try:
-        config = Config.model_validate(source.data)
+        config = model.model_validate(source.data)
     except ValidationError as exc:
         problems.extend(source.problem(e["loc"], _message(e)) for e in exc.errors())
-    problems.extend(reference_problems(source.data, source))
+    if references:
+        problems.extend(reference_problems(source.data, source))
     if problems or config is None:
         # Report in file order, so the list reads top to bottom like the file.
         problems.sort(key=_line_number)

@@ -73,6 +73,8 @@ class Config(Settings):
     # The officers' HTTP API (bearer token per officer).
     api: ApiConfig = Field(default_factory=ApiConfig)
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
+    # The retained health summary on depotwatch/<site>/gateway/heartbeat that HQ supervises.
+    heartbeat_s: float = Field(default=30.0, gt=0)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)
 

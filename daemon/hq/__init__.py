@@ -1,0 +1,1 @@
+"""HQ supervision: the heartbeat every gateway publishes, and `depotwatch hq` that watches them."""

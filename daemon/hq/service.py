@@ -1,0 +1,131 @@
+"""`depotwatch hq`: HQ's daemon. It reads every supervised depot's heartbeat, bridge state and
+last will on HQ's broker and tells HQ's notifiers when a depot goes dark and when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Sequence
+
+from daemon.hq.heartbeat import Heartbeat, heartbeat_topic
+from daemon.hq.settings import HqConfig
+from daemon.hq.supervision import Supervision
+from daemon.notifiers.base import Notifier, Outbox
+from daemon.notifiers.common import Site
+from daemon.notifiers.console import LogNotifier
+from daemon.notifiers.kinds import notifier_names
+from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.clock import Clock, SteadyClock
+from daemon.vocabulary.readings import Severity, TransitionKind
+from drivers.mqtt import MqttLink
+from drivers.mqtt_settings import MqttConfig
+
+__all__ = ["Headquarters", "bridge_topic", "status_topic"]
+
+log = logging.getLogger(__name__)
+
+# Where HQ's broker publishes a depot's bridge state (deploy/mosquitto/bridge-hq.conf).
+_BRIDGE_TOPIC = "depotwatch/{site}/gateway/bridge"
+
+
+def bridge_topic(site: str) -> str:
+    """The bridge notification topic of `site` at HQ."""
+    return _BRIDGE_TOPIC.replace("{site}", site)
+
+
+def status_topic(site: str) -> str:
+    """The gateway daemon's retained online/offline topic (its default `mqtt.status_topic`)."""
+    return MqttConfig().status_topic.replace("{site}", site)
+
+
+class Headquarters:
+    """Supervises every configured depot over HQ's broker; alerts go to HQ's notifiers."""
+
+    def __init__(self, config: HqConfig, *, clock: Clock | None = None,
+                 notifiers: Sequence[Notifier] = ()) -> None:
+        self.config = config
+        self.clock = clock or SteadyClock()
+        wall = getattr(self.clock, "wall_offset_ns", None)
+        self.supervision = Supervision(
+            ((d.site, d.name or d.site) for d in config.depots),
+            unreachable_after_s=config.unreachable_after_s, down_grace_s=config.down_grace_s,
+            started_ns=self.clock.now_ns(), wall_offset_ns=wall() if wall is not None else 0)
+        site = Site(id="hq", name=config.name)
+        built = [c.build(site, name) for c, name in
+                 zip(config.notifiers, notifier_names(config.notifiers), strict=True)]
+        self.outboxes = [Outbox(LogNotifier()), *(Outbox(n) for n in [*built, *notifiers])]
+        self.link = MqttLink(config.mqtt, self.clock)
+        self.link.on_state(self._link_state)
+        for depot in config.depots:
+            self.link.handle_topic(heartbeat_topic(depot.site),
+                                   functools.partial(self._heartbeat, depot.site))
+            self.link.handle_topic(bridge_topic(depot.site),
+                                   functools.partial(self._bridge, depot.site))
+            self.link.handle_topic(status_topic(depot.site),
+                                   functools.partial(self._status, depot.site))
+        self._blind_since_ns: int | None = None
+
+    def _tell(self, changes: Sequence[Alert]) -> None:
+        for change in changes:
+            for outbox in self.outboxes:
+                outbox.put(change)
+
+    def _heartbeat(self, site: str, body: bytes) -> None:
+        try:
+            beat: Heartbeat | None = Heartbeat.from_json(body)
+        except ValueError as exc:
+            # Still a sign of life: the depot's gateway published something on its subtree.
+            log.warning("depot %s: unreadable heartbeat (%s)", site, exc)
+            beat = None
+        self._tell(self.supervision.heard(site, beat, self.clock.now_ns()))
+
+    def _bridge(self, site: str, body: bytes) -> None:
+        self._tell(self.supervision.bridge(site, body.strip() != b"0", self.clock.now_ns()))
+
+    def _status(self, site: str, body: bytes) -> None:
+        self._tell(self.supervision.status(site, body.strip() != b"offline",
+                                           self.clock.now_ns()))
+
+    def _link_state(self, up: bool) -> None:
+        # HQ's own broker gone is one alert about HQ, not "every depot unreachable" after it.
+        now = self.clock.now_ns()
+        if up == (self._blind_since_ns is None):
+            return
+        since = self._blind_since_ns or now
+        if up:
+            blind_s = (now - since) / 1e9
+            self._blind_since_ns = None
+            for depot in self.supervision.depots.values():
+                depot.last_heard_ns = max(depot.last_heard_ns, now)
+        else:
+            self._blind_since_ns = now
+        offset = self.supervision.wall_offset_ns
+        self._tell([Alert(
+            key="input_lost.hq-mqtt", rule="input_lost", subject="mqtt", severity=Severity.ALARM,
+            state=TransitionKind.RESOLVED if up else TransitionKind.FIRING,
+            summary=(f"HQ's broker back after {blind_s:.0f} s" if up else
+                     "HQ lost its broker: no depot can be supervised"),
+            storehouse="", started_ns=since + offset,
+            changed_ns=now + offset, facts={"input": "mqtt"})])
+
+    async def _ticks(self) -> None:
+        while True:
+            if self._blind_since_ns is None:
+                self._tell(self.supervision.tick(self.clock.now_ns()))
+            await asyncio.sleep(self.config.tick_interval_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Supervise until `stop` is set, then deliver what is queued."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self.link.run()), group.create_task(self._ticks()),
+                     *(group.create_task(o.run()) for o in self.outboxes)]
+            log.info("depotwatch hq supervising %d depot(s): unreachable after %.0f s",
+                     len(self.config.depots), self.config.unreachable_after_s)
+            await stop.wait()
+            await asyncio.gather(*(o.drain(3.0) for o in self.outboxes))
+            for task in tasks:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await self.link.close()

@@ -1,0 +1,55 @@
+"""The HQ config kind (`depotwatch hq -c hq.yaml`): the depots HQ supervises, its broker, its
+notifiers and the limits."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from daemon.notifiers.kinds import NotifierList
+from daemon.vocabulary.settings import Identifier, Settings
+from drivers.mqtt_settings import MqttConfig
+
+__all__ = ["HqConfig", "SupervisedDepot"]
+
+
+class SupervisedDepot(Settings):
+    """One depot HQ supervises, by its gateway's site id."""
+
+    site: Identifier
+    name: str | None = None
+
+
+class HqConfig(Settings):
+    """HQ's whole configuration."""
+
+    # The name HQ's notifications speak for.
+    name: str = "HQ"
+    depots: list[SupervisedDepot] = Field(min_length=1)
+    # HQ's broker, where every depot's bridge delivers its subtree (no sensor subscriptions).
+    mqtt: MqttConfig = Field(default_factory=lambda: MqttConfig(client_id="depotwatch-hq"))
+    # Webhook, Alertmanager and e-mail notifiers; the log always hears too.
+    notifiers: NotifierList = Field(default_factory=list)
+    # A depot not heard (heartbeat) for this long is unreachable: the PSSM notes' 180 s, and
+    # EN 50136's "a lost path reported within minutes".
+    unreachable_after_s: float = Field(default=180.0, gt=0)
+    # A bridge reported down (HQ's broker publishes the bridge's will) or a gateway daemon
+    # offline (its last will) for this long is unreachable too: a bridge reconnects within
+    # its restart_timeout (5 s), so a blip pages nobody.
+    down_grace_s: float = Field(default=30.0, ge=0)
+    tick_interval_s: float = Field(default=1.0, gt=0, le=10)
+
+    @field_validator("mqtt")
+    @classmethod
+    def _no_sensors(cls, value: MqttConfig) -> MqttConfig:
+        if value.subscriptions:
+            raise ValueError("HQ reads no sensors: leave mqtt.subscriptions out")
+        return value
+
+    @field_validator("depots")
+    @classmethod
+    def _distinct_sites(cls, value: list[SupervisedDepot]) -> list[SupervisedDepot]:
+        sites = [d.site for d in value]
+        twice = sorted({s for s in sites if sites.count(s) > 1})
+        if twice:
+            raise ValueError(f"depot site(s) listed twice: {', '.join(twice)}")
+        return value
