@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn, Protocol, runtime_checkable
 from pydantic import AfterValidator, Field
 
 from daemon.notifiers.alertmanager import AlertmanagerConfig
+from daemon.notifiers.apprise import AppriseConfig
 from daemon.notifiers.email import EmailConfig
 from daemon.notifiers.webhook import WebhookConfig
 from daemon.vocabulary.alert import Alert
@@ -21,10 +22,10 @@ __all__ = [
 ]
 
 # One line per notifier: adding one is its module, this line and its test.
-NOTIFIER_KINDS = (WebhookConfig, AlertmanagerConfig, EmailConfig)
+NOTIFIER_KINDS = (WebhookConfig, AlertmanagerConfig, EmailConfig, AppriseConfig)
 
 NotifierConfig = Annotated[
-    WebhookConfig | AlertmanagerConfig | EmailConfig,
+    WebhookConfig | AlertmanagerConfig | EmailConfig | AppriseConfig,
     Field(discriminator="type"),
 ]
 
