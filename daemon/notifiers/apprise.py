@@ -40,7 +40,8 @@ class AppriseConfig(NotifierSettings):
     """Any Apprise URL (ntfy, Telegram, Signal, Matrix, JSON...); needs the `apprise` extra."""
 
     example: ClassVar[dict[str, Any]] = {
-        "type": "apprise", "url": "${DEPOTWATCH_NTFY_URL}",
+        "type": "apprise",
+        "url": "ntfys://duty:${DEPOTWATCH_NTFY_PASSWORD}@ntfy.example.mil/depot-north",
     }
 
     # A refused URL is never echoed into an error message.
