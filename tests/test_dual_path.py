@@ -67,7 +67,7 @@ def test_primary_while_it_works_fallback_after_it_failed_long_enough() -> None:
     assert [(d.key, d.path) for d in dual.deliveries] == [
         ("door_armed.SH1-D1", "hq-webhook"), ("door_armed.SH1-D2", "phones"),
         ("door_armed.SH1-D3", "phones"), ("door_armed.SH1-D4", "hq-webhook")]
-    assert outbox.figures().paths == {"hq-webhook": 2, "phones": 2}
+    assert dual.delivered_by == {"hq-webhook": 2, "phones": 2} and outbox.delivered == 4
     assert len(phones.seen) == 2
 
 
@@ -120,7 +120,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
-        tmp_path: Path, broker: Mosquitto) -> None:
+        tmp_path: Path, broker: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     phones = Receiver()
     config: dict[str, Any] = depot(tmp_path / "state", broker.port)
     config["notifiers"] = [
@@ -140,12 +140,16 @@ def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
             eventually(lambda: bool(phones.seen), timeout_s=40)
             took = time.monotonic() - opened
             figures = {f.name: f for f in (o.figures() for o in r.daemon.outboxes)}
+            dual = next(o.notifier for o in r.daemon.outboxes if o.notifier.name == "hq")
         finally:
             r.call(receiving.cleanup())
     body = json.loads(phones.seen[0][2])
     assert "door SH1-D1 opened while armed" in body["title"]
     assert 29 < took < 40
-    assert figures["hq"].paths == {"phones": 1} and figures["hq"].delivered == 1
+    assert ("notifier hq: alert door_armed.SH1-D1 (firing) delivered by fallback phones; "
+            "primary hq-webhook failing") in caplog.text
+    assert isinstance(dual, DualPathNotifier) and dual.delivered_by == {"phones": 1}
+    assert figures["hq"].delivered == 1
     assert "hq-webhook" not in figures and "phones" not in figures
 
 

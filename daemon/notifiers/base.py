@@ -64,8 +64,6 @@ class NotifierFigures:
     given_up: int
     backlog: int
     refusals: list[RefusalShown]
-    # Deliveries per path, for a notifier with more than one (dual_path: primary, fallback).
-    paths: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -154,8 +152,7 @@ class Outbox:
             self.notifier.name, self.delivered, self.failed, self.retried, self.refused,
             self.given_up, self.backlog,
             [RefusalShown(r.alert.key, str(r.alert.state), r.reason, r.at_s)
-             for r in self.refusals],
-            dict(getattr(self.notifier, "delivered_by", {})))
+             for r in self.refusals])
 
     async def run(self) -> None:
         """Deliver forever; cancellation is the shutdown path."""

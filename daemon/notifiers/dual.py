@@ -143,5 +143,8 @@ class DualPathNotifier:
                     self.primary.name, failing, primary_error, extra={"alert_key": alert.key})
 
     def _delivered(self, alert: Alert, path: str) -> None:
+        # Debug only for the primary: info stays quiet, and the fallback logs a warning.
+        log.debug("notifier %s: alert %s (%s) delivered by %s", self.name, alert.key,
+                  alert.state.value, path, extra={"alert_key": alert.key})
         self.delivered_by[path] += 1
         self.deliveries.append(Delivery(alert.key, alert.state.value, path, time.time()))
