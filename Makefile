@@ -8,8 +8,9 @@ PYTHON ?= python3
 # systemd for `systemd-analyze verify` of the unit, openssl for the TLS test certificates,
 # chromium for the web console's browser tests (Playwright drives /usr/bin/chromium).
 # poppler-utils lets the report tests read the PDF back as text and pictures.
+# libgammu-dev and pkg-config build python-gammu (the sms notifier, tested on Gammu's dummy driver).
 APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
-  systemd openssl chromium poppler-utils
+  systemd openssl chromium poppler-utils libgammu-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench apt-base apt-test clean

@@ -21,7 +21,7 @@ from daemon.ingest.pipeline import Pipeline, PointStore, WakeUp
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.notifiers.console import LogNotifier
-from daemon.notifiers.kinds import notifier_names
+from daemon.notifiers.kinds import build_notifiers as build_configured
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.spool.store import Spool
 from daemon.tsdb.writer import FileSink, Sink, TsdbWriter, build_sink
@@ -120,9 +120,7 @@ def commands_topic(config: Config) -> str:
 
 def build_notifiers(config: Config) -> list[Notifier]:
     """The configured notifiers, in config order (MQTT and log come with `build_outboxes`)."""
-    site = site_of(config)
-    names = notifier_names(config.notifiers)
-    return [c.build(site, name) for c, name in zip(config.notifiers, names, strict=True)]
+    return build_configured(config.notifiers, site_of(config))
 
 
 def build_outboxes(config: Config, link: MqttLink,
