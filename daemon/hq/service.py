@@ -15,7 +15,7 @@ from daemon.hq.supervision import Supervision
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site
 from daemon.notifiers.console import LogNotifier
-from daemon.notifiers.kinds import notifier_names
+from daemon.notifiers.kinds import build_notifiers
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.readings import Severity, TransitionKind
@@ -53,8 +53,7 @@ class Headquarters:
             unreachable_after_s=config.unreachable_after_s, down_grace_s=config.down_grace_s,
             started_ns=self.clock.now_ns(), wall_offset_ns=wall() if wall is not None else 0)
         site = Site(id="hq", name=config.name)
-        built = [c.build(site, name) for c, name in
-                 zip(config.notifiers, notifier_names(config.notifiers), strict=True)]
+        built = build_notifiers(config.notifiers, site)
         self.outboxes = [Outbox(LogNotifier()), *(Outbox(n) for n in [*built, *notifiers])]
         self.link = MqttLink(config.mqtt, self.clock)
         self.link.on_state(self._link_state)
