@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "DETECTOR_FIELDS",
     "AccessVerdict",
     "ArmedMode",
     "ArmedSchedule",
@@ -64,6 +65,25 @@ class SensorKind(enum.StrEnum):
     BADGE_READER = "badge_reader"
     PORTAL_ANTENNA = "portal_antenna"
     INVENTORY_READER = "inventory_reader"
+    # Interior intrusion detection (PSSM.md "Intrusion detection and arming").
+    MOTION = "motion"
+    VIBRATION = "vibration"
+    GLASS_BREAK = "glass_break"
+    # Alarm in every state, armed or not.
+    SMOKE = "smoke"
+    PANIC = "panic"
+    # Where staff arm and disarm a zone with a badge or code.
+    KEYPAD = "keypad"
+
+
+# Each detector kind and the reading field that says it detects (true) or is quiet (false).
+DETECTOR_FIELDS: Mapping[SensorKind, str] = {
+    SensorKind.MOTION: "motion",
+    SensorKind.VIBRATION: "vibration",
+    SensorKind.GLASS_BREAK: "glass_break",
+    SensorKind.SMOKE: "smoke",
+    SensorKind.PANIC: "panic",
+}
 
 
 class ItemKind(enum.StrEnum):
@@ -132,6 +152,8 @@ class Storehouse:
     zone: ZoneInfo
     climate_class: ClimateClass = ClimateClass.STANDARD
     armed: ArmedSchedule = field(default_factory=ArmedSchedule)
+    # Armed and disarmed by staff (keypad, API, MQTT); the schedule is then what is expected.
+    staff_arming: bool = False
 
     def is_armed(self, at_ns: int) -> bool:
         """Armed state of this storehouse at an instant."""

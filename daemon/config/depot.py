@@ -34,6 +34,7 @@ from rules.depot import (
 __all__ = [
     "ClimateSensorConfig",
     "DepotRegister",
+    "DetectorConfig",
     "DoorConfig",
     "InventoryReaderConfig",
     "ItemConfig",
@@ -89,6 +90,9 @@ class StorehouseConfig(Settings):
     timezone: str = "UTC"
     climate_class: ClimateClass = ClimateClass.STANDARD
     armed: ArmedConfig = Field(default_factory=ArmedConfig)
+    # `staff`: armed and disarmed by staff (keypad, API, MQTT command), with exit and entry
+    # delays; the schedule is then what is expected ("not secured" when nobody armed it).
+    arming: Literal["schedule", "staff"] = "schedule"
 
     @field_validator("timezone")
     @classmethod
@@ -179,6 +183,15 @@ class ClimateSensorConfig(Settings):
     supervision: Literal["climate"] = "climate"
 
 
+class DetectorConfig(Settings):
+    """An interior detector, a smoke or panic input, or a keypad, in a storehouse's zone."""
+
+    id: Identifier
+    kind: Literal["motion", "vibration", "glass_break", "smoke", "panic", "keypad"]
+    storehouse: str
+    supervision: Literal["wired", "radio"] = "radio"
+
+
 class DepotRegister(Protocol):
     """The config sections the depot model is built from (the whole `Config` has them all)."""
 
@@ -188,6 +201,7 @@ class DepotRegister(Protocol):
     climate_sensors: list[ClimateSensorConfig]
     portals: list[PortalConfig]
     inventory_readers: list[InventoryReaderConfig]
+    detectors: list[DetectorConfig]
     roster: list[PersonConfig]
     badge_salt: SecretStr | None
     items: list[ItemConfig]
@@ -236,6 +250,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
     return Storehouse(
         id=s.id, name=s.name or s.id, zone=ZoneInfo(s.timezone),
         climate_class=s.climate_class,
+        staff_arming=s.arming == "staff",
         armed=ArmedSchedule(
             mode=s.armed.mode,
             windows=tuple(
@@ -249,7 +264,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
 
 def _sensors(register: DepotRegister) -> dict[str, Sensor]:
     """Every sensor the register places: door contacts, badge readers, climate sensors,
-    portal antennas and inventory readers."""
+    portal antennas, inventory readers and detectors."""
     sensors: dict[str, Sensor] = {}
     for d in register.doors:
         sensors[d.contact_sensor] = Sensor(
@@ -270,6 +285,9 @@ def _sensors(register: DepotRegister) -> dict[str, Sensor]:
     for r in register.inventory_readers:
         sensors[r.id] = Sensor(r.id, SensorKind.INVENTORY_READER, r.storehouse,
                                Supervision(r.supervision))
+    for detector in register.detectors:
+        sensors[detector.id] = Sensor(detector.id, SensorKind(detector.kind),
+                                      detector.storehouse, Supervision(detector.supervision))
     return sensors
 
 
