@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.audit import AuditError, AuditLog
 from daemon.assembly import (
     build_command_desk,
@@ -44,7 +45,9 @@ from daemon.vocabulary.readings import RawMessage, Reading
 from daemon.web.api import serve
 from daemon.web.metrics import DaemonMetrics
 from daemon.web.recent import RecentEvents
+from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
+from drivers.serial import SerialPort
 
 __all__ = ["Daemon"]
 
@@ -87,27 +90,27 @@ class Daemon:
                                self._audit, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
+        # Officers arm and disarm zones through the rules; every zone change is audited.
+        self.arming = ArmingDesk(self.clock, self._audit)
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
-                                 ready=self.metrics.readiness, metrics=self.metrics.render)
+                                 ready=self.metrics.readiness, metrics=self.metrics.render,
+                                 arming=self.arming)
         self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
-                                           reject=self.deadletters.keep)
+                                           reject=self.deadletters.keep, arming=self.arming)
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
                                        listeners=[self.recent.reading], wake=self.ticking.wake_at)
+        self.arming.attach(self.pipeline)
         self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self.link.on_state(self._on_link_state)
         self.link.on_fault(self._on_link_fault)
-        # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
-        self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
-                                               self._on_input_state, self.deadletters.keep)
-        self.modbus_buses = build_modbus_buses(config, self.clock, self._on_reading,
-                                               self._on_input_state)
+        self.serial_ports, self.modbus_buses = self._line_inputs(config)
         self.state_file = StateFile(config.state_dir / "engine-state.json")
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
@@ -120,6 +123,12 @@ class Daemon:
         self._state_saved = True
         self._state_changed = asyncio.Event()
         self._restore()
+
+    def _line_inputs(self, config: Config) -> tuple[list[SerialPort], list[ModbusBus]]:
+        # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
+        return (build_serial_ports(config, self.clock, self._on_serial_message,
+                                   self._on_input_state, self.deadletters.keep),
+                build_modbus_buses(config, self.clock, self._on_reading, self._on_input_state))
 
     def _restore(self) -> None:
         # Alarms, their timers and undelivered notices survive a restart.

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
@@ -29,6 +30,7 @@ from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
+from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
@@ -46,7 +48,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
               console: bool = False, recent: RecentEvents | None = None,
               audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
               metrics_token_required: bool = True,
-              throttle: GuessThrottle | None = None) -> web.Application:
+              throttle: GuessThrottle | None = None, arming: ArmingDesk | None = None,
+              storehouses: frozenset[str] = frozenset()) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -54,18 +57,21 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     unless `metrics_token_required` is false) and `console`, the same application also serves
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
+    `arming` arms and disarms the `storehouses`' zones.
     """
     known = Officers(officers, roles)
     guesses = throttle or GuessThrottle()
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
     alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
+    zones = ZoneCalls(arming, storehouses)
     operations: dict[str, Operation] = {
         "health": _health(health), "openapi": _openapi(),
         "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
-        "approveSilence": silences.approve, "expireSilence": silences.expire}
+        "approveSilence": silences.approve, "expireSilence": silences.expire,
+        "armZone": zones.arm, "disarmZone": zones.disarm}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path,
