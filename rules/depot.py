@@ -104,6 +104,11 @@ class AccessVerdict(enum.StrEnum):
     ZONE = "zone_not_allowed"
 
 
+# Door contacts count as one kind of intrusion detection (DoD AA&E IDS practice, PSSM.md).
+_INTRUSION_KINDS = frozenset({SensorKind.DOOR, SensorKind.MOTION, SensorKind.VIBRATION,
+                              SensorKind.GLASS_BREAK})
+
+
 @dataclass(frozen=True, slots=True)
 class ArmedWindow:
     """A weekly window, in the storehouse's local time; `end` before `start` crosses midnight."""
@@ -268,6 +273,13 @@ class Depot:
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""
         return [s for s in self.sensors.values() if s.kind is kind]
+
+    def intrusion_detection(self, storehouse: str) -> frozenset[str]:
+        """The kinds of intrusion detection guarding a storehouse: `door` (contacts), `motion`,
+        `vibration`, `glass_break` (PSSM.md asks for two kinds in arms and ammunition stores)."""
+        kinds = {s.kind.value for s in self.sensors.values()
+                 if s.storehouse == storehouse and s.kind in _INTRUSION_KINDS}
+        return frozenset(kinds)
 
     def authorize(self, badge: str, door: Door, at_ns: int) -> tuple[AccessVerdict, Person | None]:
         """What the roster says about `badge` at `door` at an instant (DoD entry roster)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from depot_fixtures import local_ns
@@ -247,3 +250,15 @@ def test_tasmota_switches_as_binary_sensors() -> None:
                          ({"Switch1": {"Action": "OFF"}}, False)):
         reading = decoder.decode(RawMessage("t", json.dumps(body).encode(), 1), "pir")[0]
         assert reading.values == {"motion": motion}
+
+
+def test_check_config_warns_about_a_store_with_one_kind_of_detection(tmp_path: Path) -> None:
+    assert depot().intrusion_detection("SH3") == {"door", "motion"}
+    assert depot().intrusion_detection("VLT") == {"door"}
+    path = tmp_path / "depot.json"  # JSON is YAML
+    path.write_text(json.dumps(DEPOT))
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "check-config", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "storehouse VLT has 1 kind(s) of intrusion detection (door)" in done.stderr
+    assert "storehouse SH3" not in done.stderr

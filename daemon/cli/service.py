@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 from daemon.cli.subcommand import Commands, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
@@ -22,6 +23,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
+    for storehouse in depot.storehouses.values():
+        kinds = depot.intrusion_detection(storehouse.id)
+        if len(kinds) < 2:
+            # A warning, not an error: a depot may be putting its detectors in step by step.
+            named = ", ".join(sorted(kinds)) or "none"
+            print(f"{args.file}: warning: storehouse {storehouse.id} has {len(kinds)} kind(s) "
+                  f"of intrusion detection ({named}); arms and ammunition stores need two "
+                  "(door contacts count as one)", file=sys.stderr)
     return 0
 
 
