@@ -269,6 +269,8 @@ class Depot:
     # Gateway input (`mqtt`, `serial:<id>`, `modbus:<id>`) -> the sensors it feeds, where the
     # config says so; an input not here may feed any sensor.
     input_sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Duress code -> roster name (kept like badge numbers: never logged or written).
+    duress: Mapping[str, str] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""

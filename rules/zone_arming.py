@@ -46,9 +46,9 @@ class ZoneArmingRuleConfig(RuleConfigBase):
     two_person_window_s: float = Field(default=60.0, gt=0)
 
     def alarm_severities(self) -> dict[str, Severity]:
-        """The two rule names this kind raises, each at its configured severity."""
+        """The rule names this kind raises, each at its configured severity."""
         return {"intrusion": Severity(self.severity),
-                "not_secured": Severity(self.not_secured_severity)}
+                "not_secured": Severity(self.not_secured_severity), "duress": Severity.CRITICAL}
 
     def build(self, depot: Depot) -> ZoneArmingRule:
         """The rule for every storehouse of the depot."""
@@ -97,8 +97,9 @@ class ZoneArmingRule:
                 return []
             if isinstance(asked, list):
                 return asked
-            action, by = asked
-            return self.request(sensor.storehouse, action, by, "keypad", False, now_ns)
+            action, by, duress = asked
+            return [*self.request(sensor.storehouse, action, by, "keypad", False, now_ns),
+                    *duress]
         field = _INTRUSION_FIELDS.get(sensor.kind)
         active = reading.values.get(field) if field else None
         if not isinstance(active, bool):

@@ -147,3 +147,30 @@ def test_arm_from_the_api_then_an_entry_without_disarm_alarms_at_the_notifier(
     points = (tmp_path / "points.lp").read_text()
     assert 'zone,site=intrusion-depot,storehouse=SH1 ' in points
     assert 'result="alarm"' in points
+
+
+def test_duress_code_disarms_and_only_the_on_call_notifier_hears(
+        mosquitto: Mosquitto, tmp_path: Path, hook: str) -> None:
+    settings = config(tmp_path, mosquitto.port, hook)
+    settings["storehouses"][0]["armed"] = {"mode": "always"}  # armed at start
+    settings["detectors"].append({"id": "keypad1", "kind": "keypad", "storehouse": "SH1"})
+    settings["roster"] = [{"name": "Anna", "badge": "1001", "zones": ["SH1"],
+                           "duress_code": "4711"}]
+    with running(settings) as daemon:
+        assert daemon.probe is not None
+        daemon.call(daemon.probe.subscribe("depotwatch/intrusion-depot/alerts/#"))
+        daemon.publish("zigbee2mqtt/keypad1", {"action": "disarm", "action_code": "4711"})
+        eventually(lambda: any(n.get("key") == "duress.SH1" for n in Hook.received))
+        notice = next(n for n in Hook.received if n.get("key") == "duress.SH1")
+        assert notice["severity"] == "critical"
+        # Disarmed as asked, as if with the usual code.
+        zone = daemon.daemon.pipeline.engine.snapshot()["rules"]["zone_arming"]["zones"]["SH1"]
+        assert (zone["state"], zone["by"], zone["how"]) == ("disarmed", "Anna", "keypad")
+        time.sleep(1.0)  # what the MQTT topic would have had by now
+        assert not [a for a in daemon.probe.alerts() if a["key"] == "duress.SH1"]
+        desk = daemon.daemon.desk
+        assert "duress.SH1" not in [a.key for a in desk.alarms(include_silent=False)]
+        assert "duress.SH1" in [a.key for a in desk.alarms()]  # the on-call API lists it
+    points = (tmp_path / "points.lp").read_text()
+    assert "rule=duress" not in points and "4711" not in points
+    assert 'result="disarmed"' in points

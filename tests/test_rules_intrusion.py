@@ -262,3 +262,27 @@ def test_check_config_warns_about_a_store_with_one_kind_of_detection(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "storehouse VLT has 1 kind(s) of intrusion detection (door)" in done.stderr
     assert "storehouse SH3" not in done.stderr
+
+
+def test_a_duress_code_is_never_the_usual_one_nor_one_off() -> None:
+    for code in ("1001", "1002", "1000"):
+        roster = [{"name": "Anna", "badge": "1001", "zones": ["SH3"], "duress_code": code}]
+        try:
+            Config.model_validate({**DEPOT, "roster": roster})
+        except ValueError as exc:
+            assert "duress_code must not be the badge" in str(exc)
+        else:
+            raise AssertionError(f"duress code {code} accepted")
+
+
+def test_a_duress_code_disarms_as_asked_and_raises_a_silent_alarm() -> None:
+    roster = [{"name": "Anna", "badge": "1001", "zones": ["SH3"], "duress_code": "4711"}]
+    model = Config.model_validate({**DEPOT, "roster": roster}).depot()
+    rule = ZoneArmingRule(ZoneArmingRuleConfig(), model)
+    night = local_ns(2026, 11, 25, 22)
+    rule.tick(night)
+    out = rule.observe(Reading("keypad3", night, {"action": "disarm", "badge": "4711"}), night)
+    assert [(f["result"], f["by"]) for f in facts(out)] == [("disarmed", "Anna")]
+    assert [(o.key, o.kind.value) for o in out if isinstance(o, Transition)] == [
+        ("duress.SH3", "firing"), ("duress.SH3", "resolved")]
+    assert "4711" not in json.dumps([o.summary for o in out if isinstance(o, Transition)])

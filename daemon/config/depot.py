@@ -126,6 +126,20 @@ class PersonConfig(Settings):
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     escort_only: bool = False
+    # Typed at a keypad under threat: disarms as asked and raises a silent alarm (CP-01: a
+    # separate code per person, never derived from the usual one).
+    duress_code: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _duress_not_derived(self) -> PersonConfig:
+        if self.duress_code is None:
+            return self
+        duress, badge = self.duress_code.get_secret_value(), self.badge.get_secret_value()
+        derived = duress == badge or (duress.isdigit() and badge.isdigit()
+                                      and abs(int(duress) - int(badge)) <= 1)
+        if derived:
+            raise ValueError("duress_code must not be the badge or code, nor one off it")
+        return self
 
 
 class PortalConfig(Settings):
@@ -243,6 +257,8 @@ def build_depot(register: DepotRegister) -> Depot:
         badge_salt=(register.badge_salt.get_secret_value() if register.badge_salt
                     else f"depotwatch:{register.site.id}").encode(),
         input_sensors=_input_sensors(register, frozenset(sensors)),
+        duress={p.duress_code.get_secret_value(): p.name for p in register.roster
+                if p.duress_code is not None},
     )
 
 

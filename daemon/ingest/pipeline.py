@@ -20,6 +20,7 @@ from rules.depot import Depot
 from rules.engine import Engine
 from rules.gateway_fault import FAULT_SENSOR, fault_values
 from rules.input_lost import GATEWAY_PREFIX
+from rules.zone_keypad import SILENT_RULES
 from rules.zone_state import ZONE_PREFIX
 
 __all__ = ["Pipeline", "PointStore", "receipt_digest"]
@@ -307,8 +308,10 @@ class Pipeline:
             alert = self.alerts.apply(transition)
             if alert is None:
                 continue
+            # A silent alarm (duress) stays off the dashboards' `alert` points.
             try:
-                self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
+                if alert.rule not in SILENT_RULES:
+                    self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
             except ValueError as exc:
                 log.error("alert %s not writable to InfluxDB: %s", alert.key, exc)
             for notify in self._notify:

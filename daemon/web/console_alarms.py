@@ -59,7 +59,8 @@ class AlarmPages:
     async def list_page(self, request: web.Request) -> web.Response:
         """Open alarms, most severe and oldest first (the desk's order), updated by polling."""
         session = self._sessions.guard(request)
-        rows = "".join(_row(a) for a in self._desk.alarms(include_cleared=True))
+        rows = "".join(_row(a) for a in self._desk.alarms(include_cleared=True,
+                                                             include_silent=False))
         body = f"""
 <h1>Alarms</h1>
 <table class="alarms" data-poll="/console/alerts.json"><thead><tr><th>Severity</th>
@@ -98,7 +99,7 @@ class AlarmPages:
         """The list for the page's polling (cookie session, read-only)."""
         if self._sessions.session(request) is None:
             return not_logged_in()
-        alarms = self._desk.alarms(include_cleared=True)
+        alarms = self._desk.alarms(include_cleared=True, include_silent=False)
         return web.json_response({"rows": "".join(_row(a) for a in alarms) or _NONE,
                                   "open": sum(a.state != "cleared" for a in alarms)})
 
