@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from daemon.alerts.arming import ArmingDesk, ArmingRefused, as_answer
 from daemon.config.schema import Config
 from daemon.vocabulary.readings import RawMessage, Reading, Transition, TransitionKind
+from drivers.decoders.esphome import EsphomeDecoderConfig
+from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.tasmota import TasmotaDecoderConfig
 from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoder
 from rules.base import Fact, Outcome
@@ -286,3 +288,13 @@ def test_a_duress_code_disarms_as_asked_and_raises_a_silent_alarm() -> None:
     assert [(o.key, o.kind.value) for o in out if isinstance(o, Transition)] == [
         ("duress.SH3", "firing"), ("duress.SH3", "resolved")]
     assert "4711" not in json.dumps([o.summary for o in out if isinstance(o, Transition)])
+
+
+def test_esphome_binary_sensor_and_io_board_detector_inputs() -> None:
+    decoder = EsphomeDecoderConfig(field="motion").build()
+    for payload, motion in ((b"ON", True), (b"OFF", False)):
+        assert decoder.decode(RawMessage("n/binary_sensor/pir/state", payload, 1),
+                              "pir")[0].values == {"motion": motion}
+    board = IoBoardDecoderConfig(fields={"vibration": "vib", "glass_break": "gb"}).build()
+    reading = board.decode(RawMessage("serial:io", b"vib=1 gb=0", 1), "io1")[0]
+    assert reading.values == {"vibration": True, "glass_break": False}
