@@ -18,6 +18,7 @@ from daemon.vocabulary.readings import Reading, Severity, Transition, Transition
 from rules.base import Outcome, RuleConfigBase, WakeAt, format_duration, no_wake
 from rules.depot import Depot, Sensor, SensorKind
 from rules.door_contacts import DoorContacts
+from rules.walk_test import WalkTests
 from rules.zone_keypad import KeypadDesk
 from rules.zone_state import ZONE_PREFIX, Zone, ZoneState, zone_fact
 
@@ -44,11 +45,15 @@ class ZoneArmingRuleConfig(RuleConfigBase):
     debounce_ms: float = Field(default=400.0, ge=0)
     # Two distinct authorised badges within this time disarm a two-person zone (MP1002).
     two_person_window_s: float = Field(default=60.0, gt=0)
+    # Walk test: how long one runs, and how old the last passed one may be (quarterly, DoD AA&E).
+    walk_test_window_s: float = Field(default=1800.0, gt=0)
+    walk_test_max_age_s: float = Field(default=90 * 86400.0, gt=0)
 
     def alarm_severities(self) -> dict[str, Severity]:
         """The rule names this kind raises, each at its configured severity."""
         return {"intrusion": Severity(self.severity),
-                "not_secured": Severity(self.not_secured_severity), "duress": Severity.CRITICAL}
+                "not_secured": Severity(self.not_secured_severity), "duress": Severity.CRITICAL,
+                "walk_test_due": Severity.WARNING}
 
     def build(self, depot: Depot) -> ZoneArmingRule:
         """The rule for every storehouse of the depot."""
@@ -69,12 +74,16 @@ class ZoneArmingRule:
         self._staff = [s.id for s in depot.storehouses.values() if s.staff_arming]
         self._contacts = DoorContacts(depot.doors.values())
         self._keypads = KeypadDesk(depot, int(config.two_person_window_s * _NS))
+        self._walks = WalkTests(depot, int(config.walk_test_window_s * _NS),
+                                int(config.walk_test_max_age_s * _NS))
         self._zones: dict[str, Zone] = {}
         # Detector -> active since; subjects (detectors, doors) with an intrusion firing;
         # zones with "not secured" firing.
         self._active: dict[str, int] = {}
         self._firing: set[str] = set()
         self._unsecured: set[str] = set()
+        # Detectors triggered by a walk test: not alarmed until they go quiet again.
+        self._walked: set[str] = set()
         self.wake_at: WakeAt = no_wake
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
@@ -106,8 +115,12 @@ class ZoneArmingRule:
             return []
         if active:
             self._active.setdefault(sensor.id, reading.at_ns)
+            if self._walks.walking(sensor.storehouse):
+                self._walked.add(sensor.id)
+                return self._walks.seen(sensor.id, sensor.storehouse, now_ns)
             return self._check_detector(sensor.id, now_ns)
         self._active.pop(sensor.id, None)
+        self._walked.discard(sensor.id)
         return self._secure_again(sensor.id, sensor.storehouse, now_ns, "quiet again")
 
     def tick(self, now_ns: int) -> list[Outcome]:
@@ -120,13 +133,16 @@ class ZoneArmingRule:
             out += self._not_secured(storehouse, zone, now_ns)
         for sensor in list(self._active):
             out += self._check_detector(sensor, now_ns)
-        return out
+        return out + self._walks.tick(now_ns)
 
     # -- requests -----------------------------------------------------------------------------
 
     def request(self, storehouse: str, action: str, by: str, how: str, force: bool,
                 now_ns: int, note: str = "") -> list[Outcome]:
-        """Arm or disarm a staff-armed zone; the `zone` fact says what came of it."""
+        """Arm or disarm a staff-armed zone, or start a walk test of any zone; the `zone` or
+        `walk_test` fact says what came of it."""
+        if action == "walk_test":
+            return self._walks.start(storehouse, by, how, now_ns)
         if storehouse not in self._staff:
             why = ("not armed by staff (arming: schedule)" if storehouse in self._depot.storehouses
                    else "unknown storehouse")
@@ -222,7 +238,8 @@ class ZoneArmingRule:
             self.wake_at(since + self._debounce_ns)
             return []
         sensor = self._depot.sensors[sensor_id]
-        if not self._guarded(sensor, now_ns):
+        if sensor_id in self._walked or self._walks.walking(sensor.storehouse) \
+                or not self._guarded(sensor, now_ns):
             return []
         self._firing.add(sensor_id)
         out: list[Outcome] = [self._intrusion(TransitionKind.FIRING, sensor_id,
@@ -327,6 +344,7 @@ class ZoneArmingRule:
         """Zones, open doors, active detectors and what is firing."""
         return {"zones": {s: z.snapshot() for s, z in self._zones.items()},
                 "open_since": self._contacts.snapshot(), "active": dict(self._active),
+                "walks": self._walks.snapshot(), "walked": sorted(self._walked),
                 "firing": sorted(self._firing), "unsecured": sorted(self._unsecured)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -339,3 +357,5 @@ class ZoneArmingRule:
         self._firing = {s for s in state.get("firing", [])
                         if s in sensors or s in self._depot.doors}
         self._unsecured = {s for s in state.get("unsecured", []) if s in self._staff}
+        self._walks.restore(state.get("walks", {}))
+        self._walked = {s for s in state.get("walked", []) if s in self._active}

@@ -376,6 +376,7 @@ ROUTES_BRIEF = {
     ("GET", "/api/v1/silences"), ("POST", "/api/v1/silences"),
     ("POST", "/api/v1/silences/{id}/approve"), ("POST", "/api/v1/silences/{id}/expire"),
     ("POST", "/api/v1/storehouses/{id}/arm"), ("POST", "/api/v1/storehouses/{id}/disarm"),
+    ("POST", "/api/v1/storehouses/{id}/walk-test"),
 }
 
 

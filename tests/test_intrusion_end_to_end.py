@@ -104,6 +104,8 @@ def test_arm_from_the_api_then_an_entry_without_disarm_alarms_at_the_notifier(
         assert body["detail"]["not_secured"] == ["door SH1-D1"]
         # A viewer may not arm at all.
         assert post(arm, {}, VIEWER_TOKEN)[0] == 403
+        status, body = post(f"{daemon.url}/api/v1/storehouses/SH1/walk-test", {})
+        assert (status, body["result"], body["by"]) == (200, "started", "Sgt. Novak")
         daemon.publish("zigbee2mqtt/door1", {"contact": True})
 
         def armed_now() -> bool:
@@ -140,6 +142,7 @@ def test_arm_from_the_api_then_an_entry_without_disarm_alarms_at_the_notifier(
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     zone = [(e["actor"], e["action"]) for e in audit if e["subject"] == "SH1"]
     assert zone[:1] == [("Sgt. Novak", "zone_refused")]
+    assert ("Sgt. Novak", "walk_test_started") in zone
     assert ("Sgt. Novak", "zone_arming") in zone
     assert [a for _, a in zone if a in ("zone_armed", "zone_entry", "zone_alarm",
                                         "zone_disarmed")] == [

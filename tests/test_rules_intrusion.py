@@ -298,3 +298,18 @@ def test_esphome_binary_sensor_and_io_board_detector_inputs() -> None:
     board = IoBoardDecoderConfig(fields={"vibration": "vib", "glass_break": "gb"}).build()
     reading = board.decode(RawMessage("serial:io", b"vib=1 gb=0", 1), "io1")[0]
     assert reading.values == {"vibration": True, "glass_break": False}
+
+
+def test_walk_test_records_detectors_instead_of_alarming() -> None:
+    rule = zone_rule()
+    night = local_ns(2026, 11, 25, 22)
+    rule.tick(night)  # armed by the schedule
+    started = facts(ask(rule, "walk_test", night))[-1]
+    assert started["result"] == "started"
+    out = rule.observe(Reading("pir3", night + NS, {"motion": True}), night + NS)
+    out += rule.tick(night + 2 * NS)
+    assert not firing(out)  # recorded, not alarmed
+    result = [f for f in facts(out) if f["result"] == "passed"]
+    assert result and result[0]["seen"] == ["pir3"] and result[0]["not_seen"] == []
+    refused = facts(ask(rule, "walk_test", night, storehouse="VLT"))[-1]
+    assert refused["result"] == "refused"

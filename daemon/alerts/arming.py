@@ -37,9 +37,9 @@ class ArmingRefused(LifecycleError):
     """The zone was not armed or disarmed; `answer` says why and what is not secured."""
 
     def __init__(self, answer: dict[str, Any]) -> None:
-        super().__init__(f"{answer['action']} {answer['storehouse']} refused: "
+        super().__init__(f"{answer.get('action', 'walk_test')} {answer['storehouse']} refused: "
                          + (f"not secured: {', '.join(answer['not_secured'])}"
-                            if answer["not_secured"] else answer["note"]))
+                            if answer.get("not_secured") else answer["note"]))
         self.answer = answer
 
 
@@ -72,17 +72,20 @@ class ArmingDesk:
         return answer
 
     def record(self, fact: Fact) -> None:
-        """Audit a zone change (a pipeline fact listener; other facts pass)."""
-        if fact.measurement != "zone":
+        """Audit a zone change or a walk test step (a pipeline fact listener; other facts
+        pass)."""
+        if fact.measurement not in ("zone", "walk_test"):
             return
         answer = as_answer(fact)
-        self._audit(answer["by"] or "gateway", f"zone_{answer['result']}",
+        self._audit(answer["by"] or "gateway", f"{fact.measurement}_{answer['result']}",
                     answer["storehouse"], answer, fact.at_ns)
 
 
 def as_answer(fact: Fact) -> dict[str, Any]:
-    """A `zone` fact as JSON: the list of what is not secured as a list."""
-    fields = dict(fact.fields)
-    unsecured = str(fields.pop("not_secured", ""))
-    return {"storehouse": fact.tags.get("storehouse", ""), **fields,
-            "not_secured": unsecured.split(", ") if unsecured else []}
+    """A `zone` or `walk_test` fact as JSON, its sensor lists as lists."""
+    answer: dict[str, Any] = {"storehouse": fact.tags.get("storehouse", ""), **fact.fields}
+    for name in ("not_secured", "seen", "not_seen"):
+        if name in answer:
+            listed = str(answer[name])
+            answer[name] = listed.split(", ") if listed else []
+    return answer

@@ -41,7 +41,8 @@ class Command(BaseModel):
     # used once: a captured command cannot be played again (ReplayGuard).
     sent_at: AwareDatetime
     nonce: str = Field(min_length=8, max_length=128)
-    action: Literal["ack", "check", "silence", "approve", "expire", "arm", "disarm"]
+    action: Literal["ack", "check", "silence", "approve", "expire", "arm", "disarm",
+                    "walk_test"]
     key: str | None = None
     note: str = Field(default="", max_length=2000)
     finding: Finding | None = None
@@ -127,7 +128,7 @@ class CommandDesk:
 
     def _run(self, command: Command, officer: str) -> dict[str, Any]:
         now = self._clock.now_ns()
-        if command.action in ("arm", "disarm"):
+        if command.action in ("arm", "disarm", "walk_test"):
             if not command.storehouse or self._arming is None:
                 raise LifecycleError(f"{command.action} needs `storehouse`")
             return self._arming.request(command.storehouse, command.action, officer, "mqtt",

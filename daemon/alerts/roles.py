@@ -30,6 +30,7 @@ NEEDS: dict[str, Role] = {
     # Setting and unsetting a zone, forced or not (the officer is recorded with what was open).
     "arm": Role.OPERATOR,
     "disarm": Role.OPERATOR,
+    "walk_test": Role.OPERATOR,
 }
 
 

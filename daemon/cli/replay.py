@@ -59,7 +59,7 @@ class ZoneEvent(Settings):
     """An officer arming or disarming a storehouse's zone (as from the API)."""
 
     storehouse: str
-    action: Literal["arm", "disarm"]
+    action: Literal["arm", "disarm", "walk_test"]
     by: str = "officer"
     force: bool = False
 

@@ -244,14 +244,16 @@ class Pipeline:
 
     def zone_request(self, storehouse: str, values: Mapping[str, FieldValue],
                      now_ns: int) -> list[Fact]:
-        """An officer's request to arm or disarm a zone, through the rules like a reading; the
-        `zone` facts say what came of it (none when zone arming is switched off)."""
+        """An officer's request to arm or disarm a zone or walk-test it, through the rules like a
+        reading; the `zone` (`walk_test`) facts say what came of it (none when zone arming is
+        switched off)."""
         reading = Reading(sensor=f"{ZONE_PREFIX}{storehouse}", at_ns=now_ns, values=values)
         outcomes = self.engine.outcomes(reading, now_ns)
         self._apply(outcomes)
         self._take_wakes()
         self._flush()
-        return [o for o in outcomes if isinstance(o, Fact) and o.measurement == "zone"]
+        return [o for o in outcomes
+                if isinstance(o, Fact) and o.measurement in ("zone", "walk_test")]
 
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""

@@ -71,7 +71,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
         "approveSilence": silences.approve, "expireSilence": silences.expire,
-        "armZone": zones.arm, "disarmZone": zones.disarm}
+        "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in ROUTES:
         app.router.add_route(route.method, route.path,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from daemon.alerts.alarm import LifecycleError
 from daemon.alerts.arming import ArmingDesk, ArmingRefused
-from daemon.web.api_bodies import ArmBody
+from daemon.web.api_bodies import ArmBody, WalkTestBody
 from daemon.web.api_refusals import Refusal, read_body
 
 __all__ = ["ZoneCalls"]
@@ -30,16 +30,24 @@ class ZoneCalls:
         """Disarm: a running entry delay stops."""
         return await self._ask(request, officer, "disarm")
 
+    async def walk_test(self, request: web.Request, officer: str) -> web.Response:
+        """Start a walk test of the zone."""
+        return await self._ask(request, officer, "walk_test")
+
     async def _ask(self, request: web.Request, officer: str, action: str) -> web.Response:
-        body = await read_body(request, ArmBody)
+        if action == "walk_test":
+            force, note = False, (await read_body(request, WalkTestBody)).note
+        else:
+            body = await read_body(request, ArmBody)
+            force, note = body.force, body.note
         storehouse = request.match_info["id"]
         if storehouse not in self._storehouses:
             raise Refusal(404, f"no storehouse {storehouse!r}")
         if self._arming is None:
             raise Refusal(409, "zone arming is not offered by this daemon")
         try:
-            answer = self._arming.request(storehouse, action, officer, "api",
-                                          force=body.force, note=body.note)
+            answer = self._arming.request(storehouse, action, officer, "api", force=force,
+                                          note=note)
         except ArmingRefused as exc:
             log.info("API: %s of %s by %s refused: %s", action, storehouse, officer, exc)
             raise Refusal(409, str(exc), detail=exc.answer) from None
