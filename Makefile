@@ -26,12 +26,10 @@ apt-test: apt-base
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
 	    --no-install-recommends $(APT_TEST); }
 
-# The grafana extra (dashboards push) goes in without letting urllib3-future take over urllib3.
 $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	URLLIB3_NO_OVERRIDE=1 $(PY) -m pip install -q --no-binary urllib3-future -e '.[grafana]'
 	touch $@
 
 demo: $(VENV)/.stamp-install

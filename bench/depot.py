@@ -51,7 +51,7 @@ from typing import Any
 
 import depot_report
 from depot_baselines import role_baseline
-from depot_latency import run_latency
+from depot_latency import every_alarm_arrived, run_latency
 from depot_load import role_pace, role_probe, role_publish
 from depot_rig import Rig
 from depot_saturation import Runs, attempt, run_rounds
@@ -88,6 +88,9 @@ def main_bench(args: argparse.Namespace) -> None:
         print(f"kept {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+    failure = every_alarm_arrived(latency)
+    if failure is not None:
+        sys.exit(f"depot bench failed: {failure}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,7 @@ from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.readings import RawMessage, Reading, Severity
 from daemon.web.api import build_api
+from daemon.web.api_notifiers import NotifierFiguresSource
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
@@ -46,6 +47,7 @@ __all__ = [
     "build_desk",
     "build_modbus_buses",
     "build_notifiers",
+    "build_officers",
     "build_outboxes",
     "build_pipeline",
     "build_serial_ports",
@@ -160,6 +162,11 @@ def officer_tokens(config: Config) -> dict[str, str]:
     return {o.token_sha256.lower(): o.name for o in config.api.officers}
 
 
+def build_officers(config: Config) -> Officers:
+    """Who holds which token and role; shared by the API, the console and the command desk."""
+    return Officers(officer_tokens(config), config.api.roles())
+
+
 def token_redactor(config: Config) -> Callable[[str], str]:
     """Takes every officer token out of a text (notes and reasons the desk keeps)."""
     return Officers(officer_tokens(config)).redact
@@ -168,10 +175,12 @@ def token_redactor(config: Config) -> Callable[[str], str]:
 def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        publish: Callable[[str, bytes], None],
                        reject: Callable[[str, str, bytes, int], None],
+                       officers: Officers | None = None,
                        arming: ArmingDesk | None = None) -> CommandDesk:
     """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
     topic = commands_topic(config)
-    return CommandDesk(desk, Officers(officer_tokens(config), config.api.roles()), clock,
+    known = officers if officers is not None else build_officers(config)
+    return CommandDesk(desk, known, clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
                        source=topic, max_age_s=config.commands.max_age_s, arming=arming)
 
@@ -179,10 +188,14 @@ def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
 def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,
                   audit_path: Path, *, ready: Callable[[], Awaitable[list[str]]],
                   metrics: Callable[[], Awaitable[bytes]],
+                  officers: Officers | None = None,
+                  notifiers: NotifierFiguresSource | None = None,
                   arming: ArmingDesk | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
-    return build_api(desk, officer_tokens(config), clock, ready=ready, metrics=metrics,
+    known = officers if officers is not None else officer_tokens(config)
+    return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
                      console=True, recent=recent, audit_path=audit_path,
+                     sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required,
                      arming=arming, storehouses=frozenset(s.id for s in config.storehouses))
@@ -211,6 +224,7 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         receipts=receipts,
         plausible=config.plausibility.ranges(),
         plausible_per_sensor=config.plausibility.sensor_ranges(),
+        max_clock_skew_s=config.plausibility.device_clock_skew_s,
         wake=wake,
     )
     pipeline.listeners.extend(listeners)

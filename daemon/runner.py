@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from daemon.alerts.arming import ArmingDesk
@@ -18,6 +19,7 @@ from daemon.assembly import (
     build_desk,
     build_modbus_buses,
     build_notifiers,
+    build_officers,
     build_outboxes,
     build_pipeline,
     build_serial_ports,
@@ -29,25 +31,27 @@ from daemon.assembly import (
 )
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
-from daemon.ingest.pipeline import receipt_digest
+from daemon.ingest.pipeline import Pipeline, receipt_digest
 from daemon.ingest.pubacks import PubackReceipts
 from daemon.notifiers.base import Notifier
 from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
+from daemon.reload import Reloader
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.spool.quota import is_disk_full
 from daemon.statefile import StateFile
+from daemon.supervisor import Supervisor
 from daemon.ticks import TickSchedule
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Reading
 from daemon.web.api import serve
+from daemon.web.doorman import connection_budget, raise_file_limit
 from daemon.web.metrics import DaemonMetrics
 from daemon.web.recent import RecentEvents
-from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
-from drivers.serial import SerialPort
+from rules.depot import Depot
 
 __all__ = ["Daemon"]
 
@@ -67,13 +71,14 @@ class Daemon:
     def __init__(
         self, config: Config, *, clock: Clock | None = None,
         notifiers: Sequence[Notifier] = (), tick_interval_s: float | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SteadyClock()
         self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
         depot = config.depot()
-        self.link = MqttLink(config.mqtt, self.clock)
+        self.link = MqttLink(config.mqtt, self.clock, site=config.site.id)
         targets = tsdb_targets(config)
         self.spool = build_spool(config, targets)
         self.writers = build_writers(targets, self.spool)
@@ -90,28 +95,18 @@ class Daemon:
                                self._audit, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
-        # Officers arm and disarm zones through the rules; every zone change is audited.
-        self.arming = ArmingDesk(self.clock, self._audit)
-        self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
-                                 ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 arming=self.arming)
-        self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
-        self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
-                                           reject=self.deadletters.keep, arming=self.arming)
-        self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
                                        listeners=[self.recent.reading], wake=self.ticking.wake_at)
-        self.arming.attach(self.pipeline)
-        self.link.on_message(self._on_message)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
-        self.link.on_state(self._on_link_state)
-        self.link.on_fault(self._on_link_fault)
-        self.serial_ports, self.modbus_buses = self._line_inputs(config)
+        self._wire_inputs(config)
         self.state_file = StateFile(config.state_dir / "engine-state.json")
+        self.reloader = Reloader(config_path, config, self.pipeline, self.desk, self.recent,
+                                 self.officers, self.clock, self._fresh_pipeline)
+        self._reload_asked = asyncio.Event()
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
@@ -124,11 +119,28 @@ class Daemon:
         self._state_changed = asyncio.Event()
         self._restore()
 
-    def _line_inputs(self, config: Config) -> tuple[list[SerialPort], list[ModbusBus]]:
+    def _wire_inputs(self, config: Config) -> None:
+        # One registry of tokens for the API, the console and MQTT commands: a reload swaps it.
+        self.officers = build_officers(config)
+        self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
+        self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
+                                 ready=self.metrics.readiness, metrics=self.metrics.render,
+                                 officers=self.officers, arming=self.arming,
+                                 notifiers=lambda: [o.figures() for o in self.outboxes])
+        self.api_url: str | None = None
+        self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
+                                           reject=self.deadletters.keep, officers=self.officers,
+                                           arming=self.arming)
+        self.link.handle_topic(commands_topic(config), self.commands.handle)
+        self.arming.attach(self.pipeline)
+        self.link.on_message(self._on_message)
+        self.link.on_state(self._on_link_state)
+        self.link.on_fault(self._on_link_fault)
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
-        return (build_serial_ports(config, self.clock, self._on_serial_message,
-                                   self._on_input_state, self.deadletters.keep),
-                build_modbus_buses(config, self.clock, self._on_reading, self._on_input_state))
+        self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
+                                               self._on_input_state, self.deadletters.keep)
+        self.modbus_buses = build_modbus_buses(config, self.clock, self._on_reading,
+                                               self._on_input_state)
 
     def _restore(self) -> None:
         # Alarms, their timers and undelivered notices survive a restart.
@@ -158,6 +170,22 @@ class Daemon:
         for outbox, queue in zip(self.outboxes, queues, strict=True):
             outbox.restore(queue)
 
+    def _fresh_pipeline(self, config: Config, depot: Depot) -> Pipeline:
+        return build_pipeline(config, depot, self.deadletters, self.spool.append,
+                              self.spool.receipts, notify=[], wake=self.ticking.wake_at)
+
+    def request_reload(self) -> None:
+        """Read the config file again soon (SIGHUP); safe to call from a signal handler."""
+        self._reload_asked.set()
+
+    async def _reloads(self) -> None:
+        while True:
+            await self._reload_asked.wait()
+            self._reload_asked.clear()
+            if await self.reloader.reload():
+                self.config = self.reloader.config
+                self._state_changed.set()
+
     def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
                at_ns: int) -> None:
         # Alarm actions are rare; the fsync (~0.2 ms here) is cheaper than a thread hop.
@@ -176,8 +204,11 @@ class Daemon:
         # A busy port must not take the gateway down: the officers' API is reported as a lost
         # input (an alarm on every other channel) and the pipeline runs on.
         try:
-            async with serve(self.api, self.config.api.listen_host,
-                             self.config.api.listen_port) as server:
+            api = self.config.api
+            async with serve(self.api, api.listen_host, api.listen_port,
+                             max_connections=connection_budget(api.max_connections,
+                                                               raise_file_limit()),
+                             idle_s=api.idle_timeout_s) as server:
                 self.api_url = server.url
                 await asyncio.Event().wait()
         except DepotwatchError as exc:
@@ -358,12 +389,35 @@ class Daemon:
                                 problem or "spool storage back to normal", now_ns)
         self._storage_problem = problem
 
+    def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:
+        tasks = [keep.start("spool", self.spool.run), keep.start("mqtt", self.link.run)]
+        tasks += [keep.start(p.source, p.run) for p in self.serial_ports]
+        tasks += [keep.start(b.component, b.run) for b in self.modbus_buses]
+        tasks += [keep.start(w.name, w.run) for w in self.writers]
+        tasks += [keep.start(f"notify {o.notifier.name}", o.run) for o in self.outboxes]
+        tasks += [keep.start(f"resend {r.name}",
+                             functools.partial(r.keep_alive, self.desk.open_alerts))
+                  for r in self.resenders]
+        tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api)]
+        if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
+            tasks.append(keep.start("systemd", functools.partial(
+                supervise, self.systemd, self.link.connected,
+                ready_timeout_s=self._startup_grace_s,
+                healthy=stale_after(lambda: self._last_tick_s,
+                                    max(20.0, 10 * self.ticking.interval_s), "rule tick"),
+                interval_s=watchdog_interval_s())))
+        return [*tasks, keep.start("state", self._save_state),
+                keep.start("health", self._report_health), keep.start("reload", self._reloads)]
+
+    def _task_fault(self, fault: str, subject: str, active: bool, summary: str) -> None:
+        self.pipeline.fault(fault, subject, active, summary, self.clock.now_ns())
+
     async def run(self, stop: asyncio.Event,
                   failed: Callable[[str, BaseException], None] | None = None) -> None:
         """Run until `stop` is set, then deliver what is queued and shut down.
 
-        A task that raises ends the run: the TaskGroup cancels the others and this raises its
-        ExceptionGroup. `failed(task name, error)` hears of it at once, before the teardown.
+        A task that raises is logged, alerted on and restarted with back-off (daemon/
+        supervisor.py); `failed(task name, error)` hears of each failure.
         """
         await self.spool.open()
         if self.spool.damage is not None:
@@ -374,27 +428,7 @@ class Daemon:
             if damage is not None:  # what was lost, told to the officers, not only the log
                 self.pipeline.fault("file_damaged", path.name, True, damage, self.clock.now_ns())
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.spool.run(), name="spool")]
-            tasks.append(group.create_task(self.link.run(), name="mqtt"))
-            tasks += [group.create_task(p.run(), name=p.source) for p in self.serial_ports]
-            tasks += [group.create_task(b.run(), name=b.component) for b in self.modbus_buses]
-            tasks += [group.create_task(w.run(), name=w.name) for w in self.writers]
-            tasks += [group.create_task(o.run(), name=f"notify {o.notifier.name}")
-                      for o in self.outboxes]
-            tasks += [group.create_task(r.keep_alive(self.desk.open_alerts),
-                                        name=f"resend {r.name}") for r in self.resenders]
-            tasks.append(group.create_task(self._tick(), name="tick"))
-            tasks.append(group.create_task(self._serve_api(), name="api"))
-            if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
-                tasks.append(group.create_task(supervise(
-                    self.systemd, self.link.connected, ready_timeout_s=self._startup_grace_s,
-                    healthy=stale_after(lambda: self._last_tick_s,
-                                        max(20.0, 10 * self.ticking.interval_s), "rule tick"),
-                    interval_s=watchdog_interval_s()), name="systemd"))
-            tasks.append(group.create_task(self._save_state(), name="state"))
-            tasks.append(group.create_task(self._report_health(), name="health"))
-            for task in tasks:
-                task.add_done_callback(functools.partial(_report_failure, failed))
+            tasks = self._start(Supervisor(group, self._task_fault, failed))
             log.info("depotwatch running for site %s: %d subscriptions, %d writers",
                      self.config.site.id, len(self.config.mqtt.subscriptions), len(self.writers))
             await stop.wait()
@@ -414,15 +448,3 @@ class Daemon:
         self.deadletters.close()
         self.systemd.close()
 
-
-def _report_failure(failed: Callable[[str, BaseException], None] | None,
-                    task: asyncio.Task[Any]) -> None:
-    # Logged here, when it happens, with the task's name: the ExceptionGroup comes only after
-    # every other task has finished, and says nothing of which task it was.
-    error = None if task.cancelled() else task.exception()
-    if error is None:
-        return
-    log.critical("task %r failed: %s: %s; stopping the daemon", task.get_name(),
-                 type(error).__name__, error, exc_info=error)
-    if failed is not None:
-        failed(task.get_name(), error)

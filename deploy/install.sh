@@ -103,6 +103,8 @@ run cp -r "$SOURCE/deploy" "$SOURCE/dashboards" "$SOURCE/examples" "$PREFIX/shar
 
 # -- configuration: made once, then kept --------------------------------------------------------
 run install -d -m 0750 "$CONF_DIR"
+# systemd credentials (LoadCredential= in the unit): one root-only file per secret.
+run install -d -m 0700 "$CONF_DIR/credentials"
 FRESH_CONFIG=0
 if [ -f "$CONFIG" ]; then
   say "keeping the existing config $CONFIG"
@@ -169,7 +171,7 @@ if [ -n "$ROOT" ]; then
   say "staged under $ROOT; not touching systemd"
   exit 0
 fi
-if [ "$DRY_RUN" = 0 ] && ! "$PREFIX/bin/depotwatch" check-config "$CONFIG"; then
+if [ "$DRY_RUN" = 0 ] && ! "$PREFIX/bin/depotwatch" check-config -c "$CONFIG"; then
   die "$CONFIG is rejected by this version (above: file, line, problem); fix it, then re-run"
 fi
 if [ ! -d /run/systemd/system ]; then

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # MQTT v5 session expiry: the broker keeps our subscriptions and queued QoS 1 readings for a
 # week while the gateway daemon is down (MQTT 3.1.1 brokers keep a clean_session=False session).
 _SESSION_EXPIRY_S = 7 * 24 * 3600
+# The gateway's status (`status_topic`), retained.
+_ONLINE, _OFFLINE = b"online", b"offline"
 
 
 class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
@@ -81,8 +83,10 @@ OnState = Callable[[bool], None]
 class MqttLink:
     """The gateway's broker connection: QoS 1 subscriptions, persistent session, reconnects."""
 
-    def __init__(self, config: MqttConfig, clock: Clock) -> None:
+    def __init__(self, config: MqttConfig, clock: Clock, *, site: str = "") -> None:
         self._config = config
+        # Where the broker tells whether the gateway is alive (retained `online`/`offline`).
+        self.status_topic = config.status_topic.replace("{site}", site) if site else None
         self._version = MQTTv50 if config.protocol == "5" else MQTTv311
         # What the link receives goes through its intake: to the pipeline, PUBACK after commit.
         self._intake = MqttIntake(clock, mqtt5=self._version == MQTTv50)
@@ -145,6 +149,11 @@ class MqttLink:
             # default): a burst then waits in our memory (12,000 handlers at once in
             # bench/depot.py), not at the broker.
             kwargs["receive_maximum"] = MAX_PENDING
+        if self.status_topic is not None:
+            # The broker publishes it when the connection dies without a DISCONNECT (a killed
+            # daemon, a dead gateway): whoever watches the broker sees the depot unguarded.
+            kwargs["will_message"] = gmqtt.Message(self.status_topic, _OFFLINE, qos=1,
+                                                   retain=True)
         client = _BackoffClient(
             self._config.client_id, clean_session=False,
             # Ack after our handler returned, so a reading is taken before the broker forgets it.
@@ -178,6 +187,8 @@ class MqttLink:
                 client.subscribe(topic_filter, qos=1)
         log.info("MQTT connected to %s:%d (session present: %s), subscribed to %s",
                  self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
+        if self.status_topic is not None:
+            client.publish(self.status_topic, _ONLINE, qos=1, retain=True)
         self.connected.set()
         self._report(True)
         self._fault(self._session.connected(bool(flags)))
@@ -218,6 +229,9 @@ class MqttLink:
         self._intake.detach()
         if client is not None:
             try:
+                if self.status_topic is not None and self.connected.is_set():
+                    # A clean DISCONNECT discards the will: say it ourselves, before it.
+                    client.publish(self.status_topic, _OFFLINE, qos=1, retain=True)
                 await asyncio.wait_for(client.disconnect(), timeout=2)
             except (OSError, TimeoutError) as exc:
                 log.debug("MQTT disconnect: %s", exc)

@@ -58,3 +58,6 @@ class MqttConfig(Settings):
     reconnect_max_s: float = Field(default=30.0, gt=0)
     subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
     alerts_topic: str = "depotwatch/{site}/alerts"
+    # Retained `online` while the daemon is connected; the broker puts a retained `offline`
+    # there (the last will) when the daemon dies, and a clean stop publishes it itself.
+    status_topic: str = "depotwatch/{site}/status"

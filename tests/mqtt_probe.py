@@ -33,6 +33,11 @@ class MqttProbe:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.disconnect()
 
+    @property
+    def connected(self) -> bool:
+        """Connected to the broker now (gmqtt reconnects on its own after a restart)."""
+        return bool(self._client is not None and self._client.is_connected)
+
     async def subscribe(self, topic_filter: str) -> None:
         self._client.subscribe(topic_filter, qos=1)
         await asyncio.sleep(0.1)

@@ -61,9 +61,29 @@ def test_critical_alarm_stays_open_until_the_on_site_check() -> None:
         d.acknowledge("door_armed.SH1-D1", "x", "", T0 + 700 * NS)
 
 
+def test_a_check_cannot_precede_the_acknowledgement() -> None:
+    # Issue 30: one tap on "Record check" recorded an intrusion on an unowned alarm.
+    d, rec = desk()
+    d.condition(change("tamper.s1", "firing"), T0)
+    with pytest.raises(LifecycleError, match="not acknowledged yet"):
+        d.record_check("tamper.s1", "Cpl. Kovac", Finding.INTRUSION, "", T0 + 60 * NS)
+    alarm = d.get("tamper.s1")
+    assert (alarm.state, alarm.finding, alarm.acked_by) == (AlarmState.FIRING, None, None)
+    assert [a[1] for a in rec.audit] == ["raised"]
+
+
+def test_the_headline_keeps_what_the_alarm_was_raised_for() -> None:
+    d, _ = desk()
+    d.condition(change("door_armed.SH1-D1", "firing"), T0)
+    raised = d.get("door_armed.SH1-D1").summary
+    d.condition(change("door_armed.SH1-D1", "resolved"), T0 + 60 * NS)
+    assert d.get("door_armed.SH1-D1").headline == raised
+
+
 def test_check_while_the_condition_lasts_clears_when_it_ends() -> None:
     d, _ = desk()
     d.condition(change("tamper.s1", "firing"), T0)
+    d.acknowledge("tamper.s1", "Cpl. Kovac", "", T0 + 30 * NS)
     d.record_check("tamper.s1", "Cpl. Kovac", Finding.FAULT, "broken housing", T0 + 60 * NS)
     assert d.get("tamper.s1").state is AlarmState.ACKNOWLEDGED
     d.condition(change("tamper.s1", "resolved"), T0 + 120 * NS)
@@ -148,6 +168,7 @@ def test_inhibition_one_cause_one_page() -> None:
     assert d.get("sensor_silent.s1").inhibited_by == "input_lost.mqtt"
     # The cause is checked and cleared: what it hid waits out the grace (60 s by default)...
     d.condition(change("input_lost.mqtt", "resolved", "alarm", storehouse=""), T0 + 60 * NS)
+    d.acknowledge("input_lost.mqtt", "duty", "", T0 + 80 * NS)
     d.record_check("input_lost.mqtt", "duty", Finding.FAULT, "switch reboot", T0 + 90 * NS)
     assert [s[0] for s in rec.sent][-1] == "input_lost.mqtt"
     # ...in which s2 reports again: cleared without an on-site check, never paged.

@@ -24,8 +24,9 @@ from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers, hash_token, silence_end
 from daemon.alerts.settings import AlertingConfig
 from daemon.config.loading import load_config
+from daemon.notifiers.base import Outbox
 from daemon.vocabulary.alert import Alert
-from daemon.vocabulary.errors import ConfigError, DepotwatchError
+from daemon.vocabulary.errors import ConfigError, DepotwatchError, NotifierError
 from daemon.vocabulary.readings import Severity, TransitionKind
 from daemon.web.api import ApiServer, build_api, serve
 from daemon.web.api_routes import ROUTES
@@ -277,6 +278,12 @@ def test_a_critical_alarm_clears_only_after_the_on_site_check() -> None:
         status, alarm = await api.call("GET", f"/api/v1/alerts/{DOOR}")
         assert (alarm["state"], alarm["condition_active"]) == ("firing", False)
         api.clock.now += 600 * S
+        # Issue 30: a check before the acknowledgement is refused, and changes nothing.
+        status, answer = await api.call("POST", f"/api/v1/alerts/{DOOR}/check", token=BOB,
+                                        body={"finding": "false_alarm", "note": "wind"})
+        assert status == 409 and "not acknowledged yet" in answer["error"]
+        assert (await api.call("POST", f"/api/v1/alerts/{DOOR}/ack", token=BOB,
+                               body={"note": ""}))[0] == 200
         status, alarm = await api.call("POST", f"/api/v1/alerts/{DOOR}/check", token=BOB,
                                        body={"finding": "false_alarm", "note": "wind"})
         assert status == 200
@@ -297,6 +304,7 @@ def test_a_critical_alarm_clears_only_after_the_on_site_check() -> None:
 def test_a_check_while_the_condition_lasts_keeps_the_alarm_open() -> None:
     async def scenario(api: Api) -> None:
         api.fire(DOOR)
+        assert (await api.call("POST", f"/api/v1/alerts/{DOOR}/ack", body={}))[0] == 200
         status, alarm = await api.call("POST", f"/api/v1/alerts/{DOOR}/check",
                                        body={"finding": "intrusion", "note": "door pried"})
         assert (status, alarm["state"], alarm["finding"]) == (200, "acknowledged", "intrusion")
@@ -377,6 +385,7 @@ ROUTES_BRIEF = {
     ("POST", "/api/v1/silences/{id}/approve"), ("POST", "/api/v1/silences/{id}/expire"),
     ("POST", "/api/v1/storehouses/{id}/arm"), ("POST", "/api/v1/storehouses/{id}/disarm"),
     ("POST", "/api/v1/storehouses/{id}/walk-test"),
+    ("GET", "/api/v1/notifiers"),
 }
 
 
@@ -394,8 +403,10 @@ def test_openapi_document_describes_every_route_truthfully() -> None:
         _, doc = await api.call("GET", "/api/v1/openapi.json", token=None)
         documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
         app = build_api(api.desk, OFFICERS, api.clock)
+        # /api/v2 is Alertmanager's API, described by Alertmanager's own OpenAPI document.
         served = {(r.method, r.resource.canonical) for r in app.router.routes()
-                  if r.method != "HEAD" and r.resource is not None}
+                  if r.method != "HEAD" and r.resource is not None
+                  and not r.resource.canonical.startswith("/api/v2/")}
         assert documented == served == ROUTES_BRIEF
         schemas = doc["components"]["schemas"]
         for ref in _refs(doc):
@@ -572,6 +583,8 @@ def test_cli_checks_and_silences(tmp_path: Path) -> None:
         where = ["-c", str(config)]
         api.fire(DOOR)
         api.end(DOOR)
+        code, out, err = await cli("alerts", "ack", DOOR, *where, token=BOB)
+        assert code == 0, err
         code, out, err = await cli("alerts", "check", DOOR, "--finding", "fault",
                                    "--note", "loose contact", *where, token=BOB)
         assert (code, out, err) == (
@@ -605,6 +618,52 @@ def test_cli_checks_and_silences(tmp_path: Path) -> None:
         assert code == 2 and "give a duration" in err
 
     with_api(scenario)
+
+
+class _Refusing:
+    """A notifier that takes every alert change but those of one key, which it refuses."""
+
+    name = "hq-hook"
+
+    async def send(self, alert: Alert) -> None:
+        if alert.key == DOOR:
+            raise NotifierError("422 unknown storehouse", retryable=False)
+
+
+def test_notifier_counts_and_refusals_in_the_api_and_the_cli() -> None:
+    """GET /api/v1/notifiers and `depotwatch alerts notifiers` show a real outbox's counts
+    and its refusal with the alert key and the reason, as the OpenAPI document says."""
+    async def main() -> None:
+        outbox = Outbox(_Refusing())
+        delivering = asyncio.create_task(outbox.run())
+        outbox.put(condition(DOOR))
+        outbox.put(condition(HUMID, severity=Severity.WARNING))
+        await asyncio.sleep(0.2)
+        desk = AlarmDesk(AlertingConfig(), lambda alert, targets: None,
+                         lambda actor, action, subject, details, at_ns: None)
+        app = build_api(desk, OFFICERS, StepClock(T0), notifiers=lambda: [outbox.figures()])
+        async with serve(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session:
+            api = Api(desk, StepClock(T0), server, session)
+            status, answer = await api.call("GET", "/api/v1/notifiers", token=BOB)
+            _, doc = await api.call("GET", "/api/v1/openapi.json", token=None)
+            code, out, err = await cli("alerts", "notifiers", "--url", api.url)
+        delivering.cancel()
+        [hook] = answer["notifiers"]
+        assert status == 200
+        assert {k: v for k, v in hook.items() if k != "refusals"} == {
+            "name": "hq-hook", "delivered": 1, "failed": 1, "retried": 0, "refused": 1,
+            "given_up": 0, "backlog": 0}
+        assert [(r["key"], r["state"], r["reason"]) for r in hook["refusals"]] == [
+            (DOOR, "firing", "422 unknown storehouse")]
+        assert set(doc["components"]["schemas"]["NotifierFigures"]["properties"]) == set(hook)
+        assert (code, err) == (0, "")
+        assert out.splitlines()[0].split() == [
+            "hq-hook", "delivered", "1", "failed", "1", "retried", "0", "refused", "1",
+            "given_up", "0", "backlog", "0"]
+        assert out.splitlines()[1].startswith(f"  refused {DOOR} (firing) at ")
+        assert out.splitlines()[1].endswith(": 422 unknown storehouse")
+
+    asyncio.run(main())
 
 
 def test_cli_reports_an_unreachable_api() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config.loading import load_config
+from daemon.config.yamlsource import expand_references
 from daemon.vocabulary.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -105,3 +106,50 @@ def test_check_config_cli_accepts_the_example() -> None:
     assert done.returncode == 0, done.stderr
     assert "OK (site depot-north: 2 storehouses, 4 doors, 7 sensors," in done.stdout
     assert "rule kinds)" in done.stdout
+
+
+@pytest.mark.parametrize(("text", "environ", "expected", "problems"), [
+    ("${A}", {"A": "x"}, "x", []),
+    ("${A:-fallback}", {}, "fallback", []),
+    ("${A:-fallback}", {"A": ""}, "fallback", []),  # as the shell: unset or empty
+    ("${A:-fallback}", {"A": "set"}, "set", []),
+    ("${A:-}", {}, "", []),
+    ("$${A} and $${", {"A": "x"}, "${A} and ${", []),
+    ("pre-${A}-${B}", {"A": "1"}, "pre-1-", ["environment variable B is not set"]),
+    ("$A {A} ${1A}", {"A": "x"}, "$A {A} ${1A}", []),  # not references: kept as written
+])
+def test_references_in_config_values(text: str, environ: dict[str, str], expected: str,
+                                     problems: list[str]) -> None:
+    assert expand_references(text, environ) == (expected, problems)
+
+
+def test_credentials_come_from_the_credentials_directory(tmp_path: Path) -> None:
+    (tmp_path / "depotwatch_mqtt_password").write_text("s3cret\n")
+    environ = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    assert expand_references("${credential:depotwatch_mqtt_password}", environ) == ("s3cret", [])
+    text, problems = expand_references("${credential:missing}", environ)
+    assert text == "" and problems == ["credential missing: cannot read: FileNotFoundError"]
+    assert expand_references("${credential:x}", {}) == ("", [
+        "credential x: CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"])
+
+
+def test_a_credential_reaches_the_config_with_its_line(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = tmp_path / "credentials"
+    secrets.mkdir()
+    (secrets / "depotwatch_mqtt").write_text("from-systemd")
+    path = tmp_path / "c.yaml"
+    path.write_text("site: {id: d}\nstorehouses: [{id: S}]\n"
+                    "mqtt:\n  username: ${DW_USER:-gw}\n"
+                    "  password: ${credential:depotwatch_mqtt}\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(secrets))
+    monkeypatch.delenv("DW_USER", raising=False)
+    config = load_config(path)
+    assert config.mqtt.username == "gw"
+    assert config.mqtt.password is not None
+    assert config.mqtt.password.get_secret_value() == "from-systemd"
+    (secrets / "depotwatch_mqtt").unlink()
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}:5: mqtt.password: credential depotwatch_mqtt: cannot read: FileNotFoundError"]

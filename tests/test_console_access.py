@@ -70,9 +70,14 @@ def test_a_viewer_sees_alarms_but_may_not_acknowledge(browser: Browser, live: Ru
     log_in(page, live.url, VIEWER_TOKEN)
     expect(page.locator("#alarm-rows")).to_contain_text("SH1-D1")
     page.goto(live.url + DOOR_URL)
-    page.fill("#ack-form textarea[name=note]", "trying")
-    page.click("#ack-form button[type=submit]")
-    expect(page.locator("body")).to_contain_text("Cpl. Vogel is a viewer: ack takes an operator")
+    # Issue 30: a viewer is offered no action at all...
+    expect(page.locator("#alarm-state")).to_have_text("firing")
+    expect(page.locator("#ack-form, #check-form, #silence-form")).to_have_count(0)
+    # ...and the server refuses one posted anyway, with the viewer's own valid CSRF token.
+    csrf = page.locator(".logout input[name=csrf]").get_attribute("value")
+    answer = page.request.post(live.url + DOOR_URL + "/ack", form={"note": "x", "csrf": csrf})
+    assert answer.status == 403
+    assert "Cpl. Vogel is a viewer: ack takes an operator" in answer.text()
     assert live.daemon.desk.get(DOOR_KEY).acked_by is None
     page.close()
 
@@ -107,3 +112,28 @@ def test_the_alarm_list_shows_each_silence_with_author_and_end(browser: Browser,
     expect(strip).to_contain_text("awaiting approval, by Sgt. Novak, until")
     expect(strip).to_contain_text("rule=door_armed")
     page.close()
+
+
+def test_a_session_survives_a_daemon_restart_but_not_a_logout(
+        browser: Browser, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Sessions are kept in state_dir (only their ids' digests): the duty officer stays logged
+    in across a restart; the file holds no session id and no token."""
+    config = depot(tmp_path / "state", mosquitto.port)
+    context = browser.new_context()
+    with running(config) as first:
+        page = context.new_page()
+        log_in(page, first.url)
+        expect(page).to_have_url(first.url + "/alerts")
+        cookie = next(c for c in context.cookies() if c["name"] == "depotwatch_session")
+        first_url = first.url
+    saved = (tmp_path / "state" / "console-sessions.json")
+    assert cookie["value"] not in saved.read_text() and TOKEN not in saved.read_text()
+    assert saved.stat().st_mode & 0o077 == 0
+    config["api"]["listen_port"] = int(first_url.rsplit(":", 1)[1])
+    with running(config) as second:
+        page = context.new_page()
+        page.goto(second.url + "/alerts")
+        expect(page).to_have_url(second.url + "/alerts")
+        page.click("text=Log out")
+        expect(page).to_have_url(second.url + "/console/login")
+    context.close()

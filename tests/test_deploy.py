@@ -71,7 +71,9 @@ def test_unit_hardening_scores_ok(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("Type", "notify"), ("WatchdogSec", "30"), ("Restart", "on-failure"),
+    ("Type", "notify"), ("WatchdogSec", "30"), ("Restart", "always"),
+    ("ExecReload", "/bin/kill -HUP $MAINPID"), ("LimitNOFILE", "65536"),
+    ("StartLimitIntervalSec", "300"), ("StartLimitBurst", "50"),
     ("RestartPreventExitStatus", "78"), ("User", "depotwatch"),
     ("SupplementaryGroups", "dialout"), ("StateDirectory", "depotwatch"),
     ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("DevicePolicy", "closed"),

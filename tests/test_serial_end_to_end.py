@@ -80,6 +80,7 @@ def test_serial_and_modbus_devices_raise_and_clear_alerts(
                 async def checked_and_cleared(key: str) -> None:
                     # An alarm outlives its condition until an officer records the check.
                     await probe.wait_alert(key, "firing", condition_active=False)
+                    daemon.desk.acknowledge(key, "Sgt. Test", "", daemon.clock.now_ns())
                     daemon.desk.record_check(key, "Sgt. Test", Finding.FAULT, "checked",
                                              daemon.clock.now_ns())
                     await probe.wait_alert(key, "resolved")

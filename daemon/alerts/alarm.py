@@ -67,6 +67,8 @@ class Alarm:
     notified: list[str] = field(default_factory=list)
     # Its inhibition ended; paged at this time unless its condition ends first.
     unmute_ns: int | None = None
+    # What it was raised for: `summary` follows the condition ("door closed"), this does not.
+    headline: str = ""
 
     @property
     def muted(self) -> bool:

@@ -49,6 +49,16 @@ class AlarmDesk:
         self._silences = Silences(config.silences, rule_severities)
         self._keep_cleared = keep_cleared
 
+    def reconfigure(self, config: AlertingConfig, notify: Notify | None = None, *,
+                    rule_severities: Mapping[str, Severity] | None = None) -> None:
+        """New alerting settings (a config reload): open alarms and silences stay as they are."""
+        silences = Silences(config.silences, rule_severities)
+        silences.restore(self._silences.snapshot())
+        self._config, self._silences = config, silences
+        self._escalation = Escalation(config.escalation)
+        if notify is not None:
+            self._notify = notify
+
     # -- queries -------------------------------------------------------------------------------
 
     def alarms(self, include_cleared: bool = False, include_silent: bool = True) -> list[Alarm]:
@@ -67,6 +77,10 @@ class AlarmDesk:
             if alarm.key == key:
                 return alarm
         raise LifecycleError(f"no alarm {key!r}")
+
+    def needs_check(self, alarm: Alarm) -> bool:
+        """Whether the alarm's severity takes an on-site check before it clears."""
+        return alarm.severity.value in self._config.check_required
 
     def silences(self) -> list[Silence]:
         """Every silence, newest first."""
@@ -95,7 +109,7 @@ class AlarmDesk:
             return
         alarm.condition_active = False
         alarm.summary = change.summary
-        needs_check = alarm.severity.value in self._config.check_required
+        needs_check = self.needs_check(alarm)
         if alarm.muted and alarm.last_sent_ns == 0:
             # Nobody was paged: the silence or the inhibiting alarm (checked on its own) covers it.
             cause = alarm.silenced_by or alarm.inhibited_by or "an inhibition that just ended"
@@ -111,7 +125,8 @@ class AlarmDesk:
     def _raise_alarm(self, change: Alert, now_ns: int) -> None:
         alarm = Alarm(key=change.key, rule=change.rule, subject=change.subject,
                       severity=change.severity, storehouse=change.storehouse,
-                      summary=change.summary, facts=dict(change.facts), started_ns=now_ns)
+                      summary=change.summary, facts=dict(change.facts), started_ns=now_ns,
+                      headline=change.summary)
         self._alarms[alarm.key] = alarm
         self._mute(alarm, now_ns)
         self._audit("system", "raised", alarm.key,
@@ -136,10 +151,12 @@ class AlarmDesk:
 
     def record_check(self, key: str, officer: str, finding: Finding, note: str,
                      now_ns: int) -> Alarm:
-        """The on-site check; clears the alarm once its condition has ended."""
+        """The on-site check of an acknowledged alarm; clears it once its condition has ended."""
         alarm, note = self._open(key), self._redact(note)
         if alarm.state is AlarmState.FIRING:
-            alarm.state, alarm.acked_by, alarm.acked_ns = AlarmState.ACKNOWLEDGED, officer, now_ns
+            # Someone must own the alarm before anyone reports from the door (issue 30).
+            raise LifecycleError(f"{key} is not acknowledged yet: acknowledge it before "
+                                 "recording the on-site check")
         alarm.checked_by, alarm.checked_ns, alarm.finding, alarm.check_note = (
             officer, now_ns, finding, note)
         self._audit(officer, "checked", key, {"finding": finding.value, "note": note}, now_ns)
@@ -160,6 +177,11 @@ class AlarmDesk:
                      "needs_approval": silence.needs_approval}, now_ns)
         self._remute(now_ns)
         return silence
+
+    def silence_approval_why(self, matchers: Mapping[str, str], ends_ns: int,
+                             now_ns: int) -> str:
+        """Why such a silence would wait for a second officer ("" when one officer may set it)."""
+        return self._silences.approval_why(matchers, ends_ns - now_ns, self._alarms.values())
 
     def approve_silence(self, silence_id: str, officer: str, now_ns: int) -> Silence:
         """The second officer's approval of a silence that may mute a critical rule."""

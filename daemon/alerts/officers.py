@@ -22,6 +22,7 @@ __all__ = [
     "ApiError",
     "Officers",
     "format_alarm",
+    "format_notifier",
     "format_silence",
     "hash_token",
     "silence_end",
@@ -57,6 +58,11 @@ class Officers:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def replace(self, other: Officers) -> None:
+        """Take `other`'s tokens and roles (a config reload); a console session opened with a
+        token no longer listed ends at its next request."""
+        self._entries, self._roles = other._entries, other._roles
 
     def redact(self, text: str) -> str:
         """`text` with every officer token in it replaced (a token pasted into a note)."""
@@ -188,3 +194,16 @@ def format_silence(silence: Mapping[str, Any]) -> str:
             status += f", approved by {silence['approved_by']}"
     return (f"{silence.get('id', '?')}  {matchers}  by {silence.get('author', '?')}: "
             f"{silence.get('reason', '')}  ({status})")
+
+
+def format_notifier(figures: Mapping[str, Any]) -> list[str]:
+    """One notifier's counts on a line, then one line per refusal it keeps (`depotwatch
+    alerts notifiers`)."""
+    counts = "  ".join(f"{label} {figures.get(label, 0)}" for label in (
+        "delivered", "failed", "retried", "refused", "given_up", "backlog"))
+    lines = [f"{figures.get('name', '?'):<16}  {counts}"]
+    for refusal in figures.get("refusals", []):
+        when = _when(int(refusal.get("at_s", 0) * 1e9))
+        lines.append(f"  refused {refusal.get('key', '?')} ({refusal.get('state', '?')}) at "
+                     f"{when}: {refusal.get('reason', '')}")
+    return lines

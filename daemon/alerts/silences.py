@@ -99,15 +99,19 @@ class Silences:
             raise LifecycleError("a silence must end in the future")
         if not reason.strip():
             raise LifecycleError("a silence needs a reason")
-        why = self._approval_why(may_mute(matchers, self._severities, open_alarms),
-                                 ends_ns - now_ns)
+        why = self.approval_why(matchers, ends_ns - now_ns, open_alarms)
         silence = Silence(id=secrets.token_hex(4), matchers=dict(matchers), author=author,
                           reason=reason, starts_ns=now_ns, ends_ns=ends_ns,
                           needs_approval=bool(why), approval_why=why)
         self._by_id[silence.id] = silence
         return silence
 
-    def _approval_why(self, severity: Severity, length_ns: int) -> str:
+    def approval_why(self, matchers: Mapping[str, str], length_ns: int,
+                     open_alarms: Iterable[Alarm]) -> str:
+        """Why a silence like this would wait for a second officer ("" when it would not)."""
+        return self._why(may_mute(matchers, self._severities, open_alarms), length_ns)
+
+    def _why(self, severity: Severity, length_ns: int) -> str:
         if severity.value in self._limits.approval:
             return f"it may mute {severity.value} alarms"
         longest_s = self._limits.max_s.get(severity.value, 0.0)

@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import sys
 
-from daemon.cli.subcommand import Commands, add_actions, read_config
+from daemon.cli.subcommand import Commands, add_actions, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_audit_command"]
@@ -78,10 +78,10 @@ def add_audit_command(commands: Commands) -> None:
     audit_verify = audit_actions.add_parser(
         "verify", help="check every entry and link; exit 0 intact, 1 tampered (each problem "
         "with its line and seq), 3 only a torn final write")
-    audit_verify.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(audit_verify)
     audit_export = audit_actions.add_parser(
         "export", help="write entries as JSON lines for the central archive")
-    audit_export.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(audit_export)
     audit_export.add_argument("--since", required=True, type=_since_ns,
                               help="ISO 8601 time (UTC without an offset): from the first entry "
                               "at or after it")

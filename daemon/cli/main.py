@@ -3,33 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
 from daemon import __version__
 from daemon.cli.audit_trail import add_audit_command
 from daemon.cli.dashboards import add_dashboards_command
+from daemon.cli.logformat import LOG_FORMATS, LOG_LEVELS, setup_logging
 from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
 from daemon.cli.record import add_report_command
 from daemon.cli.service import add_service_commands
 from daemon.cli.state_dir import add_state_dir_commands
+from daemon.cli.subcommand import Commands
 
 __all__ = ["build_parser", "main"]
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # gmqtt logs every reconnect attempt at INFO/WARNING; our link reports connection state.
-    logging.getLogger("gmqtt").setLevel(logging.ERROR)
+class _Parser(argparse.ArgumentParser):
+    """A parser whose every subcommand, at any depth, takes the logging options too."""
+
+    def __init__(self, *args: Any, top: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Below the top, SUPPRESS keeps a value given before the subcommand unless it is
+        # given again after it (`depotwatch run --log-level debug`, as systemd units write it).
+        default: dict[str, str] = {"level": "info", "format": "auto"} if top else {
+            "level": argparse.SUPPRESS, "format": argparse.SUPPRESS}
+        self.add_argument("--log-level", default=default["level"], choices=LOG_LEVELS,
+                          help="least severe log lines shown (default: info)")
+        self.add_argument("--log-format", default=default["format"], choices=LOG_FORMATS,
+                          help="text; journal (syslog <N> priority prefix, no timestamp); json "
+                          "(one object per line); auto (default): journal when stderr is "
+                          "journald's ($JOURNAL_STREAM), else text")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
+        top=True,
         prog="depotwatch",
         description="Guards an arms and ammunition depot: reads door, badge, portal and climate "
         "sensors over MQTT and serial lines, checks them against PSSM rules, keeps every "
@@ -37,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "acknowledge, check on site and clear.",
     )
     parser.add_argument("--version", action="version", version=f"depotwatch {__version__}")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Typed as the protocol every group takes: its parsers are _Parser, so they get the options.
+    commands = cast(Commands, parser.add_subparsers(dest="command", required=True,
+                                                    metavar="COMMAND"))
     # The order here is the order of `depotwatch --help`.
     for add_commands in (add_service_commands, add_state_dir_commands, add_audit_command,
                          add_playback_commands, add_dashboards_command, add_report_command,
@@ -51,6 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `depotwatch` command."""
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     code: int = args.func(args)
     return code

@@ -14,6 +14,7 @@ from daemon.alerts.officers import (
     AlertClient,
     ApiError,
     format_alarm,
+    format_notifier,
     format_silence,
     hash_token,
     silence_end,
@@ -77,6 +78,16 @@ def _silences(client: AlertClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _notifiers(client: AlertClient, args: argparse.Namespace) -> int:
+    notifiers = client.call("GET", "/notifiers")["notifiers"]
+    if args.json:
+        print(json.dumps(notifiers, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(line for n in notifiers for line in format_notifier(n))
+              or "no notifiers")
+    return 0
+
+
 def _approve_or_expire(client: AlertClient, args: argparse.Namespace) -> int:
     print(format_silence(client.call("POST", f"/silences/{_target(args)}/{args.action}")))
     return 0
@@ -84,7 +95,7 @@ def _approve_or_expire(client: AlertClient, args: argparse.Namespace) -> int:
 
 _ACTIONS: dict[str, Callable[[AlertClient, argparse.Namespace], int]] = {
     "list": _list, "ack": _ack, "check": _check, "silence": _silence, "silences": _silences,
-    "approve": _approve_or_expire, "expire": _approve_or_expire}
+    "approve": _approve_or_expire, "expire": _approve_or_expire, "notifiers": _notifiers}
 
 
 def _alerts(args: argparse.Namespace) -> int:
@@ -149,6 +160,11 @@ def add_officer_commands(commands: Commands) -> None:
     silence.add_argument("--until", required=True,
                          help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
     actions.add_parser("silences", parents=[common], help="list silences")
+    notifiers = actions.add_parser(
+        "notifiers", parents=[common],
+        help="each notifier's delivered, failed, retried, refused, given-up alert changes, "
+             "backlog, and the refusals it keeps (alert key and reason)")
+    notifiers.add_argument("--json", action="store_true", help="print the API's JSON")
     for name, text in (("approve", "approve another officer's silence that needs a second officer"),
                        ("expire", "end a silence now")):
         action = actions.add_parser(name, parents=[common], help=text)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.cli.subcommand import Commands, read_config
+from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_report_command"]
@@ -43,7 +43,7 @@ def add_report_command(commands: Commands) -> None:
         "(PDF needs the 'report' extra)")
     report.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
     report.add_argument("--storehouse", help="only this storehouse (default: all)")
-    report.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(report)
     report.add_argument("-o", "--output", required=True, help="the file to write")
     report.add_argument("--format", choices=["pdf", "csv", "json"],
                         help="default: from the output's suffix (.csv, .json), else pdf")

@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import sqlite3
 
-from daemon.cli.subcommand import Commands, read_config
+from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.ingest.settings import DeadLetterConfig
 from daemon.vocabulary.errors import EXIT_CONFIG
 
@@ -71,11 +71,11 @@ def _spool(args: argparse.Namespace) -> int:
 def add_state_dir_commands(commands: Commands) -> None:
     """`depotwatch deadletters -c CONFIG` and `depotwatch spool -c CONFIG`."""
     dead = commands.add_parser("deadletters", help="list rejected payloads kept for inspection")
-    dead.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(dead)
     dead.add_argument("-n", "--limit", type=int, default=50, help="how many, newest first")
     dead.set_defaults(func=_deadletters)
 
     spool = commands.add_parser(
         "spool", help="show the spool: backlog per InfluxDB target, what was set aside")
-    spool.add_argument("-c", "--config", required=True, help="YAML config file")
+    add_config_option(spool)
     spool.set_defaults(func=_spool)

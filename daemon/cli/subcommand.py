@@ -11,7 +11,10 @@ from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import ConfigError
 
-__all__ = ["Commands", "add_actions", "read_config"]
+__all__ = ["DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option", "read_config"]
+
+# Where packages put a daemon's config (FHS /etc/<name>/), so `-c` may be left out on a gateway.
+DEFAULT_CONFIG = "/etc/depotwatch/depotwatch.yaml"
 
 
 class Commands(Protocol):
@@ -26,6 +29,12 @@ class Commands(Protocol):
 def add_actions(command: argparse.ArgumentParser) -> Commands:
     """The ACTION list of a command made of actions (`audit verify`, `alerts ack`, ...)."""
     return command.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def add_config_option(command: argparse.ArgumentParser) -> None:
+    """`-c/--config FILE`, the installed config by default."""
+    command.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                         help=f"YAML config file (default: {DEFAULT_CONFIG})")
 
 
 def read_config(path: str) -> Config | None:

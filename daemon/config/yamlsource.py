@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["YamlSource", "format_loc"]
+__all__ = ["YamlSource", "expand_references", "format_loc"]
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# As in Docker Compose and POSIX shells: `${VAR:-default}` when VAR is unset or empty, and
+# `$${` for a literal `${`; `${credential:NAME}` is a systemd credential (LoadCredential=).
+_REFERENCE = re.compile(
+    r"(?P<escaped>\$\$\{)"
+    r"|\$\{credential:(?P<credential>[A-Za-z0-9_.@-]+)\}"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
@@ -116,15 +122,43 @@ class YamlSource:
         if isinstance(value, list):
             return [self._expand_env(v, (*loc, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
-
-            def substitute(match: re.Match[str]) -> str:
-                name = match.group(1)
-                if name not in os.environ:
-                    self.problems.append(
-                        self.problem(loc, f"environment variable {name} is not set")
-                    )
-                    return ""
-                return os.environ[name]
-
-            return _ENV_REF.sub(substitute, value)
+            expanded, problems = expand_references(value, os.environ)
+            self.problems.extend(self.problem(loc, problem) for problem in problems)
+            return expanded
         return value
+
+
+def _credential(name: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    # systemd.exec(5) LoadCredential=: the service reads $CREDENTIALS_DIRECTORY/NAME.
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None, (f"credential {name}: CREDENTIALS_DIRECTORY is not set "
+                      "(LoadCredential= in the unit)")
+    try:
+        text = (Path(directory) / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"credential {name}: cannot read: {exc.__class__.__name__}"
+    # A file written with echo ends in a newline that is no part of the secret.
+    return text.removesuffix("\n"), ""
+
+
+def expand_references(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """`${VAR}`, `${VAR:-default}`, `${credential:NAME}` replaced, `$${` kept as a literal `${`;
+    with the problems (an unset variable, an unreadable credential), never a secret's value."""
+    problems: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "${"
+        if match.group("credential"):
+            found, problem = _credential(match.group("credential"), environ)
+        else:
+            name, default = match.group("name"), match.group("default")
+            found = environ.get(name) if default is None else environ.get(name) or default
+            problem = f"environment variable {name} is not set"
+        if found is None:
+            problems.append(problem)
+            return ""
+        return found
+
+    return _REFERENCE.sub(substitute, text), problems

@@ -12,10 +12,14 @@ from pathlib import Path
 from daemon.ingest.settings import DeadLetterConfig
 from daemon.statefile import set_aside
 from daemon.vocabulary.secrets import redact_payload
+from daemon.vocabulary.sources import SOURCES_KEPT, SourceCounts
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
 
 log = logging.getLogger(__name__)
+
+# New sources that get a line of their own per minute; the rest share one summary line.
+_NEW_SOURCES_LOGGED = 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deadletter (
@@ -69,9 +73,13 @@ class DeadLetterStore:
     def __init__(self, path: Path, config: DeadLetterConfig, *, repair: bool = True) -> None:
         self.path = path
         self._config = config
-        self.counts: Counter[str] = Counter()
+        self.counts = SourceCounts()
         self._last_logged: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
+        # New sources logged in the current minute, and those left unlogged in it.
+        self._window_started = time.monotonic()
+        self._new_logged = 0
+        self._unlogged_sources = 0
         # What was lost, when the database found at start could not be read (the fault alert).
         self.damage: str | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +103,7 @@ class DeadLetterStore:
     def keep(self, source: str, reason: str, payload: bytes, at_ns: int) -> None:
         """Count, store and (rate-limited) log one rejected payload; a disk that refuses it
         loses the copy (counted in `unkept`), never the daemon."""
-        self.counts[source] += 1
+        self.counts.count(source)
         # Kept whole for inspection, except a token or password in it (issue 25): redacted
         # before the cut, which could otherwise leave a secret's head unrecognised.
         kept = redact_payload(payload)[: self._config.max_payload_bytes]
@@ -136,11 +144,32 @@ class DeadLetterStore:
         if last is not None and now - last < self._config.log_interval_s:
             self._suppressed[source] += 1
             return
+        if last is None and not self._new_source_logged(now):
+            return
         more = self._suppressed.pop(source, 0)
         extra = f" ({more} more since the last report)" if more else ""
         log.warning("rejected payload from %s: %s; kept as dead letter, %d so far%s",
-                    source, reason, self.counts[source], extra)
+                    source, reason, self.counts.get(source, 0), extra, extra={"topic": source})
         self._last_logged[source] = now
+        if len(self._last_logged) > SOURCES_KEPT:  # forget the longest-quiet source
+            quiet = next(iter(self._last_logged))
+            del self._last_logged[quiet]
+            self._suppressed.pop(quiet, None)
+
+    def _new_source_logged(self, now: float) -> bool:
+        """Whether a source not seen lately may have its line: at most `_NEW_SOURCES_LOGGED`
+        a minute, then one summary line a minute for the rest (a flood of new topics)."""
+        if now - self._window_started >= 60.0:
+            if self._unlogged_sources:
+                log.warning("rejected payloads from %d more new source(s) in the last minute "
+                            "(not logged one by one; `depotwatch deadletters` lists them)",
+                            self._unlogged_sources)
+            self._window_started, self._new_logged, self._unlogged_sources = now, 0, 0
+        if self._new_logged < _NEW_SOURCES_LOGGED:
+            self._new_logged += 1
+            return True
+        self._unlogged_sources += 1
+        return False
 
     def entries(self, limit: int = 50) -> list[DeadLetter]:
         """The newest entries first."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from daemon.alerts.book import AlertBook
@@ -14,6 +13,7 @@ from daemon.tsdb.points import ReadingLines, alert_line
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
+from daemon.vocabulary.sources import SourceCounts
 from drivers.routes import Router
 from rules.base import Fact, Outcome
 from rules.depot import Depot
@@ -57,7 +57,7 @@ class Pipeline:
         receipts: Mapping[bytes, int] | None = None, *,
         plausible: Ranges | None = None,
         plausible_per_sensor: Mapping[str, Ranges] | None = None,
-        wake: WakeUp | None = None,
+        wake: WakeUp | None = None, max_clock_skew_s: float = 60.0,
     ) -> None:
         self._depot = depot
         self._router = router
@@ -69,7 +69,7 @@ class Pipeline:
         self._notify = tuple(notify)
         self._receipts: Mapping[bytes, int] = receipts if receipts is not None else {}
         self._batch: list[str] = []
-        self.readings: Counter[str] = Counter()
+        self.readings = SourceCounts()
         self.points_out = 0
         self.redeliveries_skipped = 0
         # Told every decoded reading of a known sensor (the console's recent-events view).
@@ -86,6 +86,10 @@ class Pipeline:
         # Sensors with a sensor_fault raised: their next plausible reading clears it.
         self._faulty: set[str] = set()
         self.implausible = 0
+        # Sensors whose device clock is off by more than this: one clock_skew alert each,
+        # cleared by a reading whose clock is back within it.
+        self._max_skew_ns = int(max_clock_skew_s * 1e9)
+        self._skewed: set[str] = set()
         # Wall clock minus the pipeline's clock, added to every point's time: a gateway clock
         # step moves the records, never the rules' timers (the runner sets it).
         self._offset_ns = 0
@@ -127,7 +131,7 @@ class Pipeline:
             self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
                                   raw.received_ns)
             return None
-        self.readings[raw.source] += 1
+        self.readings.count(raw.source)
         for reading in readings:
             self._take(reading, now_ns, raw.source)
         lines, self._batch = self._batch, []
@@ -173,11 +177,41 @@ class Pipeline:
 
     def fault(self, fault: str, subject: str, active: bool, summary: str, now_ns: int) -> None:
         """A fault the gateway found (storage, clock, a sensor) raised or cleared as an alert."""
+        self._fault(fault, subject, active, summary, now_ns)
+        self._flush()
+
+    def _fault(self, fault: str, subject: str, active: bool, summary: str, now_ns: int) -> None:
+        # Its points join the batch being built (a reading's own, in `_take`).
         reading = Reading(sensor=FAULT_SENSOR, at_ns=now_ns,
                           values=fault_values(fault, subject, active, summary))
         self._apply(self.engine.outcomes(reading, now_ns))
         self._take_wakes()
-        self._flush()
+
+    def _judge_skew(self, reading: Reading, device_s: float, now_ns: int) -> None:
+        # The device's clock against the gateway's receipt, both as records have them. Only
+        # a fault: the reading keeps its receipt time, so no rule timer moves.
+        skew_ns = int(device_s * 1e9) - (reading.at_ns + self._offset_ns)
+        sensor = reading.sensor
+        if abs(skew_ns) > self._max_skew_ns:
+            if sensor not in self._skewed:
+                self._skewed.add(sensor)
+                log.warning("device clock of sensor %s is off by %+.0f s", sensor, skew_ns / 1e9)
+                self._fault("clock_skew", sensor, True, f"device clock of sensor {sensor} is "
+                            f"off by {skew_ns / 1e9:+.0f} s (readings timed by receipt)", now_ns)
+        elif sensor in self._skewed:
+            self._skewed.discard(sensor)
+            self._fault("clock_skew", sensor, False,
+                        f"device clock of sensor {sensor} agrees again", now_ns)
+
+    def adopt(self, fresh: Pipeline) -> None:
+        """Take `fresh`'s depot register, routes, rules and ranges (a config reload), carrying
+        the rules' state over as a restart would; raises, changing nothing, if it does not fit."""
+        fresh.engine.restore(self.engine.snapshot())
+        self._depot, self._router, self.engine = fresh._depot, fresh._router, fresh.engine
+        self._reading_lines = fresh._reading_lines
+        self._reading_lines.offset_ns = self._offset_ns
+        self._wakes = fresh.engine.wakes
+        self._plausible, self._plausible_per_sensor = fresh._plausible, fresh._plausible_per_sensor
 
     def set_record_offset(self, offset_ns: int) -> None:
         """Wall clock minus the pipeline's clock: added to the time of every point written."""
@@ -200,12 +234,16 @@ class Pipeline:
         try:
             points = self._reading_lines(reading)
         except ValueError as exc:  # text line protocol cannot carry; the rules still run
-            log.error("reading from %s not writable to InfluxDB: %s", source, exc)
+            log.error("reading from %s not writable to InfluxDB: %s", source, exc,
+                      extra={"sensor": reading.sensor, "topic": source})
             points = []
         # Inlined `_emit_point`: one call fewer per reading on the hot path.
         if points:
             self.points_out += len(points)
             self._batch += points
+        device_s = reading.values.get("device_time_s")
+        if isinstance(device_s, float):
+            self._judge_skew(reading, device_s, now_ns)
         for listener in self.listeners:
             try:
                 listener(reading)
@@ -315,7 +353,8 @@ class Pipeline:
                 if alert.rule not in SILENT_RULES:
                     self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
             except ValueError as exc:
-                log.error("alert %s not writable to InfluxDB: %s", alert.key, exc)
+                log.error("alert %s not writable to InfluxDB: %s", alert.key, exc,
+                          extra={"alert_key": alert.key})
             for notify in self._notify:
                 notify(alert)
 

@@ -38,6 +38,9 @@ class PlausibilityConfig(Settings):
     battery_pct: PlausibleRange = PlausibleRange(min=0.0, max=100.0)
     rssi_dbm: PlausibleRange = PlausibleRange(min=-150.0, max=30.0)
     sensors: dict[str, dict[str, PlausibleRange]] = Field(default_factory=dict)
+    # A device timestamp (`device_time_s`) further than this from the gateway's receipt time
+    # is a `clock_skew` fault of that sensor; readings are timed by receipt either way.
+    device_clock_skew_s: float = Field(default=60.0, gt=0)
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """Field -> (lowest, highest) plausible value."""

@@ -13,7 +13,7 @@ from typing import Protocol
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import NotifierError
 
-__all__ = ["Notifier", "Outbox", "Refusal"]
+__all__ = ["Notifier", "NotifierFigures", "Outbox", "Refusal", "RefusalShown"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,31 @@ class Refusal:
     alert: Alert
     reason: str
     at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalShown:
+    """A refused or given-up alert change as officers see it: its key, state and reason."""
+
+    key: str
+    state: str
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierFigures:
+    """One notifier's counts and its kept refusals (API `/api/v1/notifiers`, `depotwatch
+    alerts notifiers`)."""
+
+    name: str
+    delivered: int
+    failed: int
+    retried: int
+    refused: int
+    given_up: int
+    backlog: int
+    refusals: list[RefusalShown]
 
 
 @dataclass(slots=True)
@@ -121,6 +146,14 @@ class Outbox:
         held = sum(len(r.changes) + len(r.later) for r in self._retries.values())
         return len(self._ready) + held + (self._sending is not None)
 
+    def figures(self) -> NotifierFigures:
+        """The counts, the backlog and the refusals kept, newest last."""
+        return NotifierFigures(
+            self.notifier.name, self.delivered, self.failed, self.retried, self.refused,
+            self.given_up, self.backlog,
+            [RefusalShown(r.alert.key, str(r.alert.state), r.reason, r.at_s)
+             for r in self.refusals])
+
     async def run(self) -> None:
         """Deliver forever; cancellation is the shutdown path."""
         while True:
@@ -156,7 +189,7 @@ class Outbox:
             delay = self._retry_min_s
             self._retries[alert.key] = _Retry(deque([alert]), delay, now + delay, now, str(exc))
             log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
-                        self.notifier.name, alert.key, exc, delay)
+                        self.notifier.name, alert.key, exc, delay, extra={"alert_key": alert.key})
             return
         except asyncio.CancelledError:
             self._ready.appendleft(alert)  # the shutdown: still pending for the state file
@@ -205,17 +238,19 @@ class Outbox:
             for alert in (*retry.changes, *retry.later):
                 self.given_up += 1
                 self.refusals.append(Refusal(alert, reason, time.time()))
-            log.error("notifier %s gave up on alert %s: %s", self.notifier.name, key, reason)
+            log.error("notifier %s gave up on alert %s: %s", self.notifier.name, key, reason,
+                      extra={"alert_key": key})
             return
         retry.delay_s = min(self._retry_max_s, retry.delay_s * 2)
         retry.due_s = now + retry.delay_s
         log.warning("notifier %s failed for alert %s (%s); retrying in %.1f s",
-                    self.notifier.name, key, error, retry.delay_s)
+                    self.notifier.name, key, error, retry.delay_s, extra={"alert_key": key})
 
     def _refuse(self, alert: Alert, reason: str) -> None:
         self.refused += 1
         self.refusals.append(Refusal(alert, reason, time.time()))
-        log.error("notifier %s gave up on alert %s: %s", self.notifier.name, alert.key, reason)
+        log.error("notifier %s gave up on alert %s: %s", self.notifier.name, alert.key, reason,
+                  extra={"alert_key": alert.key})
 
     async def drain(self, timeout_s: float) -> None:
         """Wait until everything queued is delivered, or the timeout passes."""

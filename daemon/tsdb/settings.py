@@ -27,6 +27,9 @@ class InfluxConfig(Settings):
     batch_size: int = Field(default=5000, gt=0)
     flush_interval_s: float = Field(default=1.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
+    # Content-Encoding of each batch: gzip (level 1) makes a 5,000-point batch ~10x smaller for
+    # ~0.5 µs of CPU per point; InfluxDB 1.x/2.x/3.x and VictoriaMetrics all accept it.
+    compression: Literal["gzip", "none"] = "gzip"
 
     @model_validator(mode="after")
     def _target(self) -> InfluxConfig:

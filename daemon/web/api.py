@@ -27,11 +27,14 @@ from daemon.alerts.roles import Forbidden, Role, require
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
+from daemon.web.api_alertmanager import ALERTMANAGER_ROUTES, AlertmanagerCalls
+from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
 from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
+from daemon.web.doorman import BoundedSite, Doorman
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
 from daemon.web.throttle import GuessThrottle
@@ -41,14 +44,16 @@ __all__ = ["ApiServer", "build_api", "run_api", "serve"]
 log = logging.getLogger(__name__)
 
 
-def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
+def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Clock, *,
               health: Callable[[], Mapping[str, Any]] | None = None,
               ready: Callable[[], Awaitable[list[str]]] | None = None,
               metrics: Callable[[], Awaitable[bytes]] | None = None,
               console: bool = False, recent: RecentEvents | None = None,
               audit_path: Path | None = None, roles: Mapping[str, Role] | None = None,
               metrics_token_required: bool = True,
-              throttle: GuessThrottle | None = None, arming: ArmingDesk | None = None,
+              throttle: GuessThrottle | None = None,
+              notifiers: NotifierFiguresSource | None = None,
+              sessions_path: Path | None = None, arming: ArmingDesk | None = None,
               storehouses: frozenset[str] = frozenset()) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
@@ -57,9 +62,11 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
     unless `metrics_token_required` is false) and `console`, the same application also serves
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
+    `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
     `arming` arms and disarms the `storehouses`' zones.
     """
-    known = Officers(officers, roles)
+    # An Officers given is shared with the caller, which may swap its tokens (a reload).
+    known = officers if isinstance(officers, Officers) else Officers(officers, roles)
     guesses = throttle or GuessThrottle()
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
@@ -71,9 +78,11 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
         "approveSilence": silences.approve, "expireSilence": silences.expire,
+        **AlertmanagerCalls(desk, clock).operations(),
+        "listNotifiers": NotifierCalls(notifiers).list_notifiers,
         "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
-    for route in ROUTES:
+    for route in (*ROUTES, *ALERTMANAGER_ROUTES):
         app.router.add_route(route.method, route.path,
                              _guarded(route, operations[route.operation], known, guesses),
                              name=route.operation)
@@ -84,7 +93,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str], clock: Clock, *,
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses)
+                      throttle=guesses, sessions_path=sessions_path)
     return app
 
 
@@ -175,14 +184,16 @@ class ApiServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[ApiServer]:
-    """Listen on host:port (0 picks a free port) while the block runs."""
+async def serve(app: web.Application, host: str, port: int, *, max_connections: int = 256,
+                idle_s: float = 30.0) -> AsyncIterator[ApiServer]:
+    """Listen on host:port (0 picks a free port) while the block runs, holding at most
+    `max_connections` and closing one silent for `idle_s`."""
     # No access log: info stays quiet, and the desk's audit trail records every action.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=idle_s)
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port).start()
+            await BoundedSite(runner, host, port, Doorman(max_connections, idle_s)).start()
         except OSError as exc:
             raise DepotwatchError(f"alert API cannot listen on {host}:{port}: "
                                   f"{exc.strerror or exc}") from exc

@@ -59,6 +59,9 @@ ROUTES = (
     Route("POST", f"{API_PREFIX}/alerts/{{key}}/check", "recordCheck",
           "Record the on-site check and its finding; clears the alarm once its condition ended",
           "Alarm", body=CheckBody, refusals=(403, 404, 409, 422), action="check"),
+    Route("GET", f"{API_PREFIX}/notifiers", "listNotifiers",
+          "Each notifier's delivered, failed, retried, refused and given-up alert changes, its "
+          "backlog and the refusals it keeps (alert key and reason)", "NotifierList"),
     Route("GET", f"{API_PREFIX}/silences", "listSilences", "Every silence, newest first",
           "SilenceList"),
     Route("POST", f"{API_PREFIX}/silences", "createSilence",

@@ -31,16 +31,20 @@ _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clock: Clock, *,
                   recent: RecentEvents | None = None, audit_path: Path | None = None,
-                  key: bytes | None = None, throttle: GuessThrottle | None = None) -> None:
+                  key: bytes | None = None, throttle: GuessThrottle | None = None,
+                  sessions_path: Path | None = None) -> None:
     """Add the console's pages, forms and static files to the API's application; wrong tokens
-    at its login count in `throttle` (shared with the API's)."""
-    sessions = Sessions(officers, key)
+    at its login count in `throttle` (shared with the API's); sessions are kept in
+    `sessions_path` across restarts when given."""
+    sessions = Sessions(officers, key, sessions_path)
     app.router.add_route("GET", "/", _index)
     Login(sessions, officers, throttle or GuessThrottle()).mount(app)
     app.router.add_route("GET", "/console/static/{name}", _static)
-    AlarmPages(desk, clock, sessions, audit_path).mount(app)
-    StorehousePages(recent, sessions).mount(app)
-    SilencePages(desk, clock, sessions).mount(app)
+    # Pages read times in each storehouse's zone (the config's `timezone`).
+    zones = recent.zones() if recent is not None else {}
+    AlarmPages(desk, clock, sessions, audit_path, zones).mount(app)
+    StorehousePages(recent, sessions, clock).mount(app)
+    SilencePages(desk, clock, sessions, zones).mount(app)
 
 
 async def _index(request: web.Request) -> web.StreamResponse:

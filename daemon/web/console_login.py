@@ -12,7 +12,7 @@ from aiohttp import web
 
 from daemon.alerts.officers import Officers
 from daemon.web.api_refusals import read_form
-from daemon.web.console_page import error, escape, page, refused_page
+from daemon.web.console_page import page, refused_page
 from daemon.web.console_session import SESSION_COOKIE, SESSION_S, Refused, Sessions
 from daemon.web.throttle import GuessThrottle
 
@@ -40,16 +40,7 @@ class Login:
         """The token form; the double-submit cookie guards the login itself against CSRF."""
         nonce = secrets.token_hex(16)
         nxt = local_path(request.query.get("next", ""))
-        body = f"""
-<section class="card narrow"><h1>Duty officer login</h1>
-{error(message)}
-<form method="post" action="/console/login">
-<input type="hidden" name="csrf" value="{nonce}">
-<input type="hidden" name="next" value="{escape(nxt)}">
-<label>Officer token <input type="password" name="token" autocomplete="current-password"
- required autofocus></label>
-<button type="submit">Log in</button></form></section>"""
-        response = page("Login", body, None, status)
+        response = page("login.html", None, status, message=message, nonce=nonce, next=nxt)
         response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict",
                             path="/console/login", max_age=600)
         return response

@@ -1,62 +1,101 @@
-"""The console's page frame and the HTML pieces every console page shares."""
+"""The console's page frame: Jinja2 templates (autoescape on) and the local times they show."""
 
 from __future__ import annotations
 
 import datetime as dt
-import html
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
+from daemon.alerts.roles import Forbidden, require
 from daemon.web.console_session import Refused, Session
 
-__all__ = ["csrf_field", "error", "escape", "page", "refused_page", "when"]
+__all__ = ["DepotTime", "ago", "may", "page", "refused_page", "render"]
 
 _NS = 1_000_000_000
-_NAV = ('<nav><a href="/alerts">Alarms</a><a href="/storehouses">Storehouses</a>'
-        '<a href="/silences">Silences</a></nav>')
+
+# Every value reaches the HTML escaped unless a template says otherwise; none does.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("daemon.web", "templates"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# A path segment: alarm keys and silence ids quoted whole, "/" too.
+_TEMPLATES.filters["quoted"] = lambda value: urllib.parse.quote(str(value), safe="")
 
 
-def escape(value: Any) -> str:
-    """`value` as text safe inside HTML and its attributes."""
-    return html.escape(str(value), quote=True)
+def may(session: Session | None, action: str) -> bool:
+    """Whether the session's role takes `action`: the page offers only what the officer may do."""
+    if session is None:
+        return False
+    try:
+        require(session.role, action, session.officer)
+    except Forbidden:
+        return False
+    return True
 
 
-def error(message: str) -> str:
-    """An error line for the officer (nothing without a message)."""
-    return f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+class DepotTime:
+    """Moments as the depot reads them: in each storehouse's configured time zone."""
+
+    def __init__(self, zones: Mapping[str, ZoneInfo], now_ns: int) -> None:
+        self._zones = dict(zones)
+        # Alarms of no storehouse (the gateway's own) read in the depot's first storehouse's zone.
+        self.zone = next(iter(self._zones.values()), ZoneInfo("UTC"))
+        self.now_ns = now_ns
+
+    def local(self, ns: int, storehouse: str = "") -> dt.datetime:
+        """The moment in the storehouse's zone."""
+        return dt.datetime.fromtimestamp(ns / _NS, tz=self._zones.get(storehouse, self.zone))
+
+    def offset(self) -> str:
+        """The page's zone and its offset now, shown once: "Europe/Vienna, UTC+01:00"."""
+        offset = f"{self.local(self.now_ns):%z}"
+        return f"{self.zone.key}, UTC{offset[:3]}:{offset[3:]}"
+
+    def when(self, ns: int | None, storehouse: str = "") -> Markup:
+        """A <time> the page keeps live: the local clock time and how long ago."""
+        if ns is None:
+            return Markup("-")
+        moment = self.local(ns, storehouse)
+        shown = f"{moment:%H:%M}" if self.same_day(moment) else f"{moment:%a %d %b %H:%M}"
+        if self._zones.get(storehouse, self.zone) != self.zone:
+            shown += f" ({moment:%Z})"
+        return Markup(render("_time.html", iso=moment.isoformat(), ms=ns // 1_000_000,
+                             shown=shown, ago=ago(self.now_ns - ns)))
+
+    def same_day(self, moment: dt.datetime) -> bool:
+        """Whether `moment` falls on today in its own zone."""
+        return moment.date() == dt.datetime.fromtimestamp(self.now_ns / _NS,
+                                                          tz=moment.tzinfo).date()
 
 
-def when(ns: int | None) -> str:
-    """A moment in UTC as a <time> element; "-" for none."""
-    if ns is None:
-        return "-"
-    moment = dt.datetime.fromtimestamp(ns / _NS, tz=dt.UTC)
-    return f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M:%S}Z</time>'
+def ago(elapsed_ns: int) -> str:
+    """How long ago in the officer's words: "just now", "4 min ago", "2 h 5 min ago"."""
+    seconds = max(0, elapsed_ns // _NS)
+    if seconds < 60:
+        return "just now"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
+    return f"{hours // 24} days ago"
 
 
-def csrf_field(session: Session) -> str:
-    """The hidden input every form of the session carries."""
-    return f'<input type="hidden" name="csrf" value="{session.csrf}">'
+def render(template: str, **context: Any) -> str:
+    """A template (a whole page or a block the pages poll for) as HTML."""
+    return _TEMPLATES.get_template(template).render(**context)
 
 
-def page(title: str, body: str, session: Session | None, status: int = 200) -> web.Response:
-    """A whole console page: header, navigation and logout for a session, then `body`."""
-    who = nav = ""
-    if session is not None:
-        nav = _NAV
-        who = (f'<span id="officer">{escape(session.officer)}</span>'
-               '<form method="post" action="/console/logout" class="logout">'
-               f'{csrf_field(session)}'
-               '<button type="submit">Log out</button></form>')
-    text = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} - depotwatch</title>
-<link rel="stylesheet" href="/console/static/console.css">
-<script src="/console/static/console.js" defer></script></head>
-<body><header><a href="/alerts" class="brand">depotwatch</a>{nav}<div class="who">{who}</div>
-</header><main>{body}</main></body></html>"""
+def page(template: str, session: Session | None, status: int = 200,
+         **context: Any) -> web.Response:
+    """A whole console page from `template`, with the frame's header for a session."""
+    text = render(template, session=session, **context)
     # The console is never framed (clickjacking) and loads only its own files.
     return web.Response(text=text, content_type="text/html", status=status, headers={
         "X-Frame-Options": "DENY", "Cache-Control": "no-store",
@@ -65,6 +104,4 @@ def page(title: str, body: str, session: Session | None, status: int = 200) -> w
 
 def refused_page(refused: Refused, back: str = "") -> web.Response:
     """The page for a refused form, with a link `back` to where the officer came from."""
-    link = f'<p><a href="{back}">Back</a></p>' if back else ""
-    return page("Refused", f"<h1>Refused</h1>{error(refused.message)}{link}", None,
-                refused.status)
+    return page("refused.html", None, refused.status, message=refused.message, back=back)

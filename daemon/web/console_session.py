@@ -1,9 +1,11 @@
 """Who is at the console: the officer's session, kept on the server, and each form's CSRF token.
 
 An officer logs in with the API token once; the console then keeps a session cookie (HttpOnly,
-SameSite=Strict) holding only a random id. The sessions themselves live in this process: a
-logout removes its session, a changed token ends every session opened with the old one, and a
-restart logs everyone out. Every form POST carries a CSRF token bound to the session.
+SameSite=Strict) holding only a random id. The sessions live on the server: a logout removes
+its session, a changed token ends every session opened with the old one. They are kept in
+`state_dir/console-sessions.json` (mode 0600; only each id's SHA-256, never the id itself), so
+a restart or an upgrade does not send the duty officer back to the login at 3 a.m. Every form
+POST carries a CSRF token bound to the session.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
+from daemon.statefile import StateFile
 from daemon.web.api_refusals import read_form
 
 __all__ = ["SESSION_COOKIE", "SESSION_S", "Refused", "Session", "Sessions", "not_logged_in"]
@@ -50,6 +56,11 @@ class _Opened:
     expires: float
 
 
+def _sid_digest(sid: str) -> str:
+    """How a session id is known on the server and on disk: its SHA-256, not the id."""
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class Refused(Exception):
     """A form the console will not act on: the status and what the officer reads."""
 
@@ -61,11 +72,44 @@ class Refused(Exception):
 class Sessions:
     """Opens, checks and ends the console's sessions; issues each form's CSRF token."""
 
-    def __init__(self, officers: Officers, key: bytes | None = None) -> None:
-        # Per process: no key on disk to steal, and a restart ends every session.
-        self._key = key or secrets.token_bytes(32)
+    def __init__(self, officers: Officers, key: bytes | None = None,
+                 path: Path | None = None) -> None:
         self._officers = officers
-        self._open: dict[str, _Opened] = {}
+        self._file = StateFile(path) if path is not None else None
+        saved_key, self._open = self._load()
+        # The CSRF key goes with the sessions: a form loaded before a restart still posts.
+        self._key = key or saved_key or secrets.token_bytes(32)
+        if self._file is not None and saved_key is None:
+            self._save()
+
+    def _load(self) -> tuple[bytes | None, dict[str, _Opened]]:
+        """The saved key and sessions (keyed by the SHA-256 of their id); none if unreadable."""
+        saved = self._file.load() if self._file is not None else None
+        if not isinstance(saved, dict):
+            return None, {}
+        try:
+            key = bytes.fromhex(str(saved["key"]))
+            now = time.time()
+            sessions = {str(d): _Opened(str(o), bytes.fromhex(str(t)), float(e))
+                        for d, (o, t, e) in dict(saved["sessions"]).items() if float(e) > now}
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("console sessions in %s unreadable (%s): everyone logs in again",
+                      self._file.path if self._file else "?", exc)
+            return None, {}
+        return key, sessions
+
+    def _save(self) -> None:
+        if self._file is None:
+            return
+        state: dict[str, Any] = {
+            "key": self._key.hex(),
+            "sessions": {d: [o.officer, o.token_digest.hex(), o.expires]
+                         for d, o in self._open.items()}}
+        try:
+            self._file.save(state)
+            os.chmod(self._file.path, 0o600)
+        except OSError as exc:  # a full disk: sessions stay in memory, the console works on
+            log.error("console sessions not saved: %s", exc)
 
     def _csrf(self, sid: str) -> str:
         return hmac.new(self._key, ("csrf|" + sid).encode(), hashlib.sha256).hexdigest()
@@ -79,30 +123,34 @@ class Sessions:
                 del self._open[next(iter(self._open))]
         sid = secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        self._open[sid] = _Opened(officer, digest, now + SESSION_S)
+        self._open[_sid_digest(sid)] = _Opened(officer, digest, now + SESSION_S)
+        self._save()
         return sid
 
     def close(self, sid: str) -> None:
         """End one session (the logout): its cookie is refused from now on."""
-        self._open.pop(sid, None)
+        if self._open.pop(_sid_digest(sid), None) is not None:
+            self._save()
 
     def close_officer(self, officer: str) -> int:
         """End every session of `officer` (a token changed or taken away); how many ended."""
-        ended = [sid for sid, opened in self._open.items() if opened.officer == officer]
-        for sid in ended:
-            del self._open[sid]
+        ended = [d for d, opened in self._open.items() if opened.officer == officer]
+        for digest in ended:
+            del self._open[digest]
+        if ended:
+            self._save()
         return len(ended)
 
     def session(self, request: web.Request) -> Session | None:
         """The officer whose open, unexpired session the request's cookie names."""
         sid = request.cookies.get(SESSION_COOKIE, "")
-        opened = self._open.get(sid)
+        opened = self._open.get(_sid_digest(sid))
         if opened is None:
             return None
         # A token changed since the login (or the officer removed) ends the session.
         if opened.expires < time.time() or \
                 self._officers.holder(opened.token_digest) != opened.officer:
-            del self._open[sid]
+            self.close(sid)
             return None
         return Session(opened.officer, sid, self._csrf(sid), self._officers.role(opened.officer))
 

@@ -35,6 +35,10 @@ STALLED_FAILURES = 5
 # daemon's own richer types fit.
 
 
+# Series per source-labelled metric; busier sources first, the rest summed as "other".
+_SERIES_PER_METRIC = 100
+
+
 class _Pending(Protocol):
     @property
     def target(self) -> str: ...
@@ -325,7 +329,14 @@ class DaemonMetrics(Collector):
 
 
 def _by_source(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:
+    # The busiest sources by name, the rest as one `other` series: a flood of junk topics must
+    # not become thousands of series in Prometheus.
     family = CounterMetricFamily(name, documentation, labels=["source"])
-    for source, count in sorted(counts.items()):
+    busiest = sorted(counts.items(), key=lambda item: -item[1])
+    rest = sum(count for _, count in busiest[_SERIES_PER_METRIC:])
+    shown = dict(busiest[:_SERIES_PER_METRIC])
+    if rest:
+        shown["other"] = shown.get("other", 0) + rest
+    for source, count in sorted(shown.items()):
         family.add_metric([source], count)
     return family

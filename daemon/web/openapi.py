@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from daemon.alerts.alarm import Alarm
 from daemon.alerts.silences import Silence
+from daemon.notifiers.base import NotifierFigures
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Route
 
 __all__ = ["openapi_document"]
@@ -19,6 +20,7 @@ def openapi_document() -> dict[str, Any]:
     adapters: list[tuple[str, Any, TypeAdapter[Any]]] = [
         ("Alarm", "serialization", TypeAdapter(Alarm)),
         ("Silence", "serialization", TypeAdapter(Silence)),
+        ("NotifierFigures", "serialization", TypeAdapter(NotifierFigures)),
         *((r.body.__name__, "validation", TypeAdapter(r.body)) for r in ROUTES if r.body),
     ]
     _, generated = TypeAdapter.json_schemas(adapters, ref_template=ref)
@@ -29,6 +31,8 @@ def openapi_document() -> dict[str, Any]:
     schemas |= {
         "AlarmList": _object({"alerts": {"type": "array", "items": {"$ref": ref.format(
             model="Alarm")}}}),
+        "NotifierList": _object({"notifiers": {"type": "array", "items": {"$ref": ref.format(
+            model="NotifierFigures")}}}),
         "SilenceList": _object({"silences": {"type": "array", "items": {"$ref": ref.format(
             model="Silence")}}}),
         "Error": {"type": "object", "required": ["error"], "properties": {

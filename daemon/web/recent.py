@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Reading
@@ -48,6 +49,7 @@ class RecentEvents:
 
     def __init__(self, depot: Depot, keep: int = 20) -> None:
         self._depot = depot
+        self._keep = keep
         # Which readings matter, decided once per sensor as `depot.sensors` has it: a door
         # contact's (the door) and a badge reader's; any other reading passes by with two
         # lookups instead of the sensor's and its kind's.
@@ -62,9 +64,24 @@ class RecentEvents:
         # Notices repeat (re-sends, escalation): an alarm's change is recorded once.
         self._alarm_seen: dict[str, tuple[str, bool]] = {}
 
+    def adopt(self, depot: Depot) -> None:
+        """Another depot register (a config reload); the events seen so far stay."""
+        saved, seen = self.snapshot(), self._alarm_seen
+        self.__init__(depot, self._keep)  # type: ignore[misc]
+        self.restore(saved)
+        self._alarm_seen = seen
+
     def storehouses(self) -> list[tuple[str, str]]:
         """(id, name) of every storehouse, in config order."""
         return [(s.id, s.name) for s in self._depot.storehouses.values()]
+
+    def zones(self) -> dict[str, ZoneInfo]:
+        """Each storehouse's time zone, in config order (the console's local times)."""
+        return {s.id: s.zone for s in self._depot.storehouses.values()}
+
+    def armed(self, storehouse: str, at_ns: int) -> bool:
+        """Whether the storehouse is armed at `at_ns` by its configured schedule."""
+        return self._depot.storehouses[storehouse].is_armed(at_ns)
 
     def doors(self, storehouse: str) -> list[DoorState]:
         """The storehouse's doors, in config order."""

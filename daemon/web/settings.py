@@ -34,6 +34,10 @@ class ApiConfig(Settings):
     # /metrics shows alarm states an intruder would like to read: an officer token (any role,
     # `Authorization: Bearer`) unless switched off for a scraper on a trusted network.
     metrics_token_required: bool = True
+    # Connections held at once (within what the open-file limit leaves) and how long a silent
+    # one stays: idle clients must not take the descriptors the spool and MQTT need.
+    max_connections: int = Field(default=256, ge=1, le=100_000)
+    idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("officers")
     @classmethod

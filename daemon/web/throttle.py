@@ -47,7 +47,8 @@ class GuessThrottle:
         entry = self._sources.get(source)
         if entry is None:
             return 0.0
-        left = entry.blocked_until - self._clock()
+        # Capped again: the clock's float sum can put blocked_until a hair past now + max_s.
+        left = min(self._max_s, entry.blocked_until - self._clock())
         return left if left > 0 else 0.0
 
     def refused_waiting(self, source: str, door: str) -> None:

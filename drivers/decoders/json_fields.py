@@ -14,6 +14,7 @@ from drivers.decoders.base import (
     known_fields,
     parse_json_object,
 )
+from drivers.decoders.device_time import DEVICE_TIME, TimeFormat, device_time_s
 
 __all__ = ["JsonFieldsDecoder", "JsonFieldsDecoderConfig"]
 
@@ -29,6 +30,10 @@ class JsonFieldsDecoderConfig(DecoderConfigBase):
     required: list[str] = Field(default_factory=list)
     # Fields whose boolean sense is reversed, e.g. a contact reporting "closed".
     invert: list[str] = Field(default_factory=list)
+    # Dotted path of the device's own timestamp, kept as `device_time_s` (readings are still
+    # timed by receipt), and how it is written.
+    time: str | None = None
+    time_format: TimeFormat = "iso8601"
 
     @field_validator("fields")
     @classmethod
@@ -62,6 +67,7 @@ class JsonFieldsDecoder:
             for name, path in config.fields.items() for parts in [tuple(path.split("."))])
         self._sensor_path = (None if config.sensor_path is None
                              else tuple(config.sensor_path.split(".")))
+        self._time_path = None if config.time is None else tuple(config.time.split("."))
 
     def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
         """One reading with the mapped fields."""
@@ -85,4 +91,9 @@ class JsonFieldsDecoder:
                 continue
             coerced = coerce_field(name, value)
             values[name] = (not coerced) if invert else coerced
+        if self._time_path is not None:
+            found, stamp = _lookup(body, self._time_path)
+            seen = device_time_s(stamp, self._config.time_format) if found else None
+            if seen is not None:
+                values[DEVICE_TIME] = seen
         return [Reading(sensor, raw.received_ns, values)]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
+from drivers.decoders.device_time import DEVICE_TIME, device_time_s
 
 __all__ = ["Zigbee2MqttDecoder", "Zigbee2MqttDecoderConfig"]
 
@@ -56,6 +57,13 @@ class Zigbee2MqttDecoder:
         action = body.get("action")
         if isinstance(action, str):
             _action_values(action, body.get("action_code"), values)
+        last_seen = body.get("last_seen")
+        if last_seen is not None:
+            # Zigbee2MQTT's `last_seen` setting: ISO-8601 (with a zone) or epoch milliseconds.
+            seen = device_time_s(last_seen, "epoch_ms" if isinstance(last_seen, int | float)
+                                 else "iso8601")
+            if seen is not None:
+                values[DEVICE_TIME] = seen
         return [Reading(sensor, raw.received_ns, values)]
 
 

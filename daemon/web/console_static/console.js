@@ -1,6 +1,6 @@
-// depotwatch console: keeps the alarm list, an alarm's lifecycle block and audit trail, the
-// storehouses and the silences current by polling
-// the console's JSON every few seconds (cookie session; read-only, so no CSRF token needed).
+// depotwatch console: keeps the alarm queue, an alarm's lifecycle block and audit trail, the
+// storehouses and the silences current by polling the console's JSON every few seconds
+// (cookie session; read-only, so no CSRF token needed), and every "4 min ago" counting.
 "use strict";
 (function () {
   var POLL_MS = 3000;
@@ -13,18 +13,39 @@
           if (response.status === 401) { window.location.assign("/console/login"); return null; }
           return response.ok ? response.json() : null;
         })
-        .then(function (body) { if (body) { apply(body); } })
+        .then(function (body) { if (body) { apply(body); tick(); } })
         .catch(function () { /* the gateway may be restarting: try again next round */ })
         .finally(function () { window.setTimeout(once, POLL_MS); });
     }
     window.setTimeout(once, POLL_MS);
   }
 
+  // The server wrote each "ago" for the moment it rendered; the page keeps it true.
+  function ago(ms) {
+    var minutes = Math.floor(Math.max(0, Date.now() - ms) / 60000);
+    if (minutes < 1) { return "just now"; }
+    if (minutes < 60) { return minutes + " min ago"; }
+    var hours = Math.floor(minutes / 60), rest = minutes % 60;
+    if (hours < 48) { return hours + " h" + (rest ? " " + rest + " min" : "") + " ago"; }
+    return Math.floor(hours / 24) + " days ago";
+  }
+  function tick() {
+    document.querySelectorAll("[data-since-ms]").forEach(function (span) {
+      span.textContent = ago(Number(span.getAttribute("data-since-ms")));
+    });
+  }
+
+  // Swap a server-rendered block in, but never under the officer's finger.
+  function swap(block, html) {
+    if (!block.contains(document.activeElement)) { block.innerHTML = html; }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    var list = document.querySelector("table.alarms[data-poll]");
+    window.setInterval(tick, 15000);
+    var list = document.querySelector("#alarm-rows[data-poll]");
     if (list) {
       poll(list, function (body) {
-        document.getElementById("alarm-rows").innerHTML = body.rows;
+        swap(list, body.rows);
         document.title = (body.open ? "(" + body.open + ") " : "") + "Alarms - depotwatch";
       });
     }
@@ -36,15 +57,9 @@
         if (audit && body.audit) { audit.innerHTML = body.audit; }
       });
     }
-    // Storehouse cards and the silence list: the server renders, the page swaps the block in
-    // (not while a silence button has focus, so a tap is never lost to a redraw).
     ["#storehouses[data-poll]", "#silences[data-poll]"].forEach(function (selector) {
       var block = document.querySelector(selector);
-      if (block) {
-        poll(block, function (body) {
-          if (!block.contains(document.activeElement)) { block.innerHTML = body.html; }
-        });
-      }
+      if (block) { poll(block, function (body) { swap(block, body.html); }); }
     });
   });
 })();

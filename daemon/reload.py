@@ -1,0 +1,115 @@
+"""SIGHUP: read the config file again and apply what can change while the daemon runs.
+
+The new file is validated whole first; an invalid one changes nothing (one log line and a
+`config_invalid` fault alert, cleared by the next good reload). A valid one swaps the depot
+register (roster, items, orders, doors, sensors), the routes and the rules' settings (their
+state carried over as across a restart), the alerting settings and the officers' tokens, without
+touching the MQTT connection, the spool or console sessions. What
+needs a new process (sockets, files, the broker) is named in one log line and stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.alerts.desk import AlarmDesk
+from daemon.alerts.officers import Officers
+from daemon.assembly import build_officers, rule_severities
+from daemon.config.loading import load_config
+from daemon.config.schema import Config
+from daemon.ingest.pipeline import Pipeline
+from daemon.vocabulary.clock import Clock
+from daemon.vocabulary.errors import ConfigError
+from daemon.web.recent import RecentEvents
+from rules.depot import Depot
+
+__all__ = ["RESTART_ONLY", "Reloader", "needs_restart"]
+
+log = logging.getLogger(__name__)
+
+# Settings only a restart applies: they name sockets, files, devices or the MQTT session.
+RESTART_ONLY = ("site", "state_dir", "mqtt", "serial", "modbus", "influxdb", "file_output",
+                "spool", "deadletters", "commands", "notifiers", "tick_interval_s",
+                "state_save_interval_s", "api.listen_host", "api.listen_port",
+                "api.max_connections", "api.idle_timeout_s", "api.metrics_token_required")
+
+
+def needs_restart(old: Config, new: Config) -> list[str]:
+    """The settings in RESTART_ONLY that differ between two configs."""
+    changed = []
+    for name in RESTART_ONLY:
+        section, _, key = name.partition(".")
+        a, b = getattr(old, section), getattr(new, section)
+        if key:
+            a, b = getattr(a, key), getattr(b, key)
+        if a != b:
+            changed.append(name)
+    return changed
+
+
+@dataclass(slots=True)
+class Reloader:
+    """Applies a config file to the running daemon's parts."""
+
+    path: Path | None
+    config: Config
+    pipeline: Pipeline
+    desk: AlarmDesk
+    recent: RecentEvents
+    officers: Officers
+    clock: Clock
+    # Builds a pipeline for a config and depot (the running one adopts its parts).
+    rebuild: Callable[[Config, Depot], Pipeline]
+    # Told of each config applied.
+    applied: Sequence[Callable[[Config], None]] = ()
+
+    async def reload(self) -> bool:
+        """Read, validate and apply the config file; whether it was applied."""
+        if self.path is None:
+            log.warning("reload asked for, but this daemon was started without a config file")
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, self.path)
+        except ConfigError as exc:
+            self._refused(f"{len(exc.problems)} problem(s), first: {exc.problems[0]}"
+                          if exc.problems else str(exc))
+            return False
+        except (OSError, UnicodeError) as exc:
+            self._refused(f"cannot read it: {exc}")
+            return False
+        try:
+            self.apply(new)
+        except Exception as exc:  # a config valid alone that does not fit the running state
+            self._refused(f"cannot apply it: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    def apply(self, new: Config) -> None:
+        """Swap in what can change at run time; raises, before changing anything, if the new
+        rules cannot take the running rules' state."""
+        depot = new.depot()
+        self.pipeline.adopt(self.rebuild(new, depot))
+        self.desk.reconfigure(new.alerting, rule_severities=rule_severities(new))
+        self.officers.replace(build_officers(new))
+        self.recent.adopt(depot)
+        for told in self.applied:
+            told(new)
+        later = needs_restart(self.config, new)
+        self.config = new
+        self.pipeline.fault("config_invalid", "config", False, "config reloaded",
+                            self.clock.now_ns())
+        log.info("config %s reloaded: %d storehouses, %d doors, %d sensors, %d officers%s",
+                 self.path, len(depot.storehouses), len(depot.doors), len(depot.sensors),
+                 len(new.api.officers),
+                 f"; changed but only applied at the next restart: {', '.join(later)}"
+                 if later else "")
+
+    def _refused(self, why: str) -> None:
+        log.error("config %s not reloaded, running on with the previous one: %s",
+                  self.path, why)
+        self.pipeline.fault("config_invalid", "config", True,
+                            f"config file not reloaded: {why}", self.clock.now_ns())
