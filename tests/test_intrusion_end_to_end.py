@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -102,6 +105,11 @@ def test_arm_from_the_api_then_an_entry_without_disarm_alarms_at_the_notifier(
         assert status == 409, body
         assert "door SH1-D1" in body["error"]
         assert body["detail"]["not_secured"] == ["door SH1-D1"]
+        # The same refusal from the officers' command line.
+        done = subprocess.run([sys.executable, "-m", "daemon.cli", "alerts", "arm", "SH1",
+                               "--url", daemon.url], capture_output=True, text=True,
+                              env={**os.environ, "DEPOTWATCH_TOKEN": TOKEN}, check=False)
+        assert done.returncode == 1 and "door SH1-D1" in done.stderr, done.stderr
         # A viewer may not arm at all.
         assert post(arm, {}, VIEWER_TOKEN)[0] == 403
         status, body = post(f"{daemon.url}/api/v1/storehouses/SH1/walk-test", {})
