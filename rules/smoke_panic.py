@@ -33,13 +33,16 @@ class SmokePanicRule:
     """Smoke fires once it outlasts the debounce and ends when the detector clears; a panic
     press fires and ends at once: the alarm stays open until the on-site check."""
 
-    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.SMOKE, SensorKind.PANIC})
+    kinds: ClassVar[frozenset[SensorKind]] = frozenset({SensorKind.SMOKE, SensorKind.PANIC,
+                                                        SensorKind.KEYPAD})
 
     def __init__(self, config: SmokePanicRuleConfig, depot: Depot) -> None:
         self._depot = depot
         self._debounce_ns = int(config.debounce_ms * 1_000_000)
         self._smoke = {s.id for s in depot.sensors_of(SensorKind.SMOKE)}
-        self._panic = {s.id for s in depot.sensors_of(SensorKind.PANIC)}
+        # A keypad's panic key (Zigbee2MQTT `action: panic`/`emergency`) is a panic input too.
+        self._panic = {s.id for s in depot.sensors_of(SensorKind.PANIC)} \
+            | {s.id for s in depot.sensors_of(SensorKind.KEYPAD)}
         self._since: dict[str, int] = {}
         self._firing: set[str] = set()
         self.wake_at: WakeAt = no_wake

@@ -22,6 +22,7 @@ from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoder
 from rules.base import Fact, Outcome
 from rules.depot import Depot
 from rules.door_armed import DoorArmedRule, DoorArmedRuleConfig
+from rules.smoke_panic import SmokePanicRuleConfig
 from rules.zone_arming import ZoneArmingRule, ZoneArmingRuleConfig
 from rules.zone_state import ZONE_PREFIX, zone_request
 
@@ -313,3 +314,10 @@ def test_walk_test_records_detectors_instead_of_alarming() -> None:
     assert result and result[0]["seen"] == ["pir3"] and result[0]["not_seen"] == []
     refused = facts(ask(rule, "walk_test", night, storehouse="VLT"))[-1]
     assert refused["result"] == "refused"
+
+
+def test_a_keypad_panic_key_alarms_in_every_state() -> None:
+    rule = SmokePanicRuleConfig().build(depot())
+    out = rule.observe(Reading("keypad3", NOON, {"panic": True}), NOON)
+    assert firing(out) == ["panic.keypad3"]
+    assert rule.observe(Reading("keypad3", NOON, {"action": "arm", "badge": "1001"}), NOON) == []
