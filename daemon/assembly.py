@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.book import AlertBook
 from daemon.alerts.commands import CommandDesk
 from daemon.alerts.desk import AlarmDesk, Audit
@@ -172,27 +173,30 @@ def token_redactor(config: Config) -> Callable[[str], str]:
 def build_command_desk(config: Config, desk: AlarmDesk, clock: Clock,
                        publish: Callable[[str, bytes], None],
                        reject: Callable[[str, str, bytes, int], None],
-                       officers: Officers | None = None) -> CommandDesk:
+                       officers: Officers | None = None,
+                       arming: ArmingDesk | None = None) -> CommandDesk:
     """Officers' actions over MQTT; replies are published on `<commands topic>/replies`."""
     topic = commands_topic(config)
     known = officers if officers is not None else build_officers(config)
     return CommandDesk(desk, known, clock,
                        functools.partial(publish, f"{topic}/replies"), reject=reject,
-                       source=topic, max_age_s=config.commands.max_age_s)
+                       source=topic, max_age_s=config.commands.max_age_s, arming=arming)
 
 
 def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentEvents,
                   audit_path: Path, *, ready: Callable[[], Awaitable[list[str]]],
                   metrics: Callable[[], Awaitable[bytes]],
                   officers: Officers | None = None,
-                  notifiers: NotifierFiguresSource | None = None) -> web.Application:
+                  notifiers: NotifierFiguresSource | None = None,
+                  arming: ArmingDesk | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
     known = officers if officers is not None else officer_tokens(config)
     return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
                      console=True, recent=recent, audit_path=audit_path,
                      sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
-                     metrics_token_required=config.api.metrics_token_required)
+                     metrics_token_required=config.api.metrics_token_required,
+                     arming=arming, storehouses=frozenset(s.id for s in config.storehouses))
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.audit import AuditError, AuditLog
 from daemon.assembly import (
     build_command_desk,
@@ -95,18 +96,8 @@ class Daemon:
                                self._audit, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
-        # One registry of tokens for the API, the console and MQTT commands: a reload swaps it.
-        self.officers = build_officers(config)
-        self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
-                                 ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 officers=self.officers,
-                                 notifiers=lambda: [o.figures() for o in self.outboxes])
-        self.api_url: str | None = None
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
                                            config.deadletters)
-        self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
-                                           reject=self.deadletters.keep, officers=self.officers)
-        self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
                                        listeners=[self.recent.reading], wake=self.ticking.wake_at)
@@ -130,6 +121,19 @@ class Daemon:
         self._restore()
 
     def _wire_inputs(self, config: Config) -> None:
+        # One registry of tokens for the API, the console and MQTT commands: a reload swaps it.
+        self.officers = build_officers(config)
+        self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
+        self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
+                                 ready=self.metrics.readiness, metrics=self.metrics.render,
+                                 officers=self.officers, arming=self.arming,
+                                 notifiers=lambda: [o.figures() for o in self.outboxes])
+        self.api_url: str | None = None
+        self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
+                                           reject=self.deadletters.keep, officers=self.officers,
+                                           arming=self.arming)
+        self.link.handle_topic(commands_topic(config), self.commands.handle)
+        self.arming.attach(self.pipeline)
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
         self.link.on_fault(self._on_link_fault)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "DETECTOR_FIELDS",
     "AccessVerdict",
     "ArmedMode",
     "ArmedSchedule",
@@ -64,6 +65,25 @@ class SensorKind(enum.StrEnum):
     BADGE_READER = "badge_reader"
     PORTAL_ANTENNA = "portal_antenna"
     INVENTORY_READER = "inventory_reader"
+    # Interior intrusion detection (PSSM.md "Intrusion detection and arming").
+    MOTION = "motion"
+    VIBRATION = "vibration"
+    GLASS_BREAK = "glass_break"
+    # Alarm in every state, armed or not.
+    SMOKE = "smoke"
+    PANIC = "panic"
+    # Where staff arm and disarm a zone with a badge or code.
+    KEYPAD = "keypad"
+
+
+# Each detector kind and the reading field that says it detects (true) or is quiet (false).
+DETECTOR_FIELDS: Mapping[SensorKind, str] = {
+    SensorKind.MOTION: "motion",
+    SensorKind.VIBRATION: "vibration",
+    SensorKind.GLASS_BREAK: "glass_break",
+    SensorKind.SMOKE: "smoke",
+    SensorKind.PANIC: "panic",
+}
 
 
 class ItemKind(enum.StrEnum):
@@ -82,6 +102,11 @@ class AccessVerdict(enum.StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     ZONE = "zone_not_allowed"
+
+
+# Door contacts count as one kind of intrusion detection (DoD AA&E IDS practice, PSSM.md).
+_INTRUSION_KINDS = frozenset({SensorKind.DOOR, SensorKind.MOTION, SensorKind.VIBRATION,
+                              SensorKind.GLASS_BREAK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +157,8 @@ class Storehouse:
     zone: ZoneInfo
     climate_class: ClimateClass = ClimateClass.STANDARD
     armed: ArmedSchedule = field(default_factory=ArmedSchedule)
+    # Armed and disarmed by staff (keypad, API, MQTT); the schedule is then what is expected.
+    staff_arming: bool = False
 
     def is_armed(self, at_ns: int) -> bool:
         """Armed state of this storehouse at an instant."""
@@ -242,10 +269,19 @@ class Depot:
     # Gateway input (`mqtt`, `serial:<id>`, `modbus:<id>`) -> the sensors it feeds, where the
     # config says so; an input not here may feed any sensor.
     input_sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Duress code -> roster name (kept like badge numbers: never logged or written).
+    duress: Mapping[str, str] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""
         return [s for s in self.sensors.values() if s.kind is kind]
+
+    def intrusion_detection(self, storehouse: str) -> frozenset[str]:
+        """The kinds of intrusion detection guarding a storehouse: `door` (contacts), `motion`,
+        `vibration`, `glass_break` (PSSM.md asks for two kinds in arms and ammunition stores)."""
+        kinds = {s.kind.value for s in self.sensors.values()
+                 if s.storehouse == storehouse and s.kind in _INTRUSION_KINDS}
+        return frozenset(kinds)
 
     def authorize(self, badge: str, door: Door, at_ns: int) -> tuple[AccessVerdict, Person | None]:
         """What the roster says about `badge` at `door` at an instant (DoD entry roster)."""

@@ -30,7 +30,8 @@ class DoorArmedRuleConfig(RuleConfigBase):
 class DoorArmedRule(DoorOpeningRule):
     """Fires when a contact stays open for the debounce time while the storehouse is armed.
 
-    A door already open when arming begins fires at the next tick.
+    A door already open when arming begins fires at the next tick. Doors of a storehouse armed
+    by staff are zone_arming's (entry delay), not this rule's.
     """
 
     rule_name: ClassVar[str] = "door_armed"
@@ -41,6 +42,9 @@ class DoorArmedRule(DoorOpeningRule):
 
     def _judge_opening(self, door: str, since: int, now_ns: int) -> str | None:
         storehouse = self._depot.storehouses[self._depot.doors[door].storehouse]
+        if storehouse.staff_arming:
+            # Staff set the zone: zone_arming judges its doors, with the entry delay.
+            return None
         return "opened while armed" if storehouse.is_armed(now_ns) else None
 
     def _closing_text(self, since: int | None, closed_ns: int) -> str:

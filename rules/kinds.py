@@ -21,9 +21,11 @@ from rules.item_unseen import ItemUnseenRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
 from rules.portal_movement import PortalMovementRuleConfig
 from rules.sensor_silent import SensorSilentRuleConfig
+from rules.smoke_panic import SmokePanicRuleConfig
 from rules.spool_quota import SpoolQuotaRuleConfig
 from rules.tamper import TamperRuleConfig
 from rules.two_person import TwoPersonRuleConfig
+from rules.zone_arming import ZoneArmingRuleConfig
 
 __all__ = ["RULE_KINDS", "RuleConfig", "default_rules", "rule_set"]
 
@@ -47,6 +49,8 @@ RULE_KINDS = (
     PortalMovementRuleConfig,
     MovementOrderCountRuleConfig,
     ItemUnseenRuleConfig,
+    ZoneArmingRuleConfig,
+    SmokePanicRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -67,7 +71,9 @@ RuleConfig = Annotated[
     | SensorSilentRuleConfig
     | PortalMovementRuleConfig
     | MovementOrderCountRuleConfig
-    | ItemUnseenRuleConfig,
+    | ItemUnseenRuleConfig
+    | ZoneArmingRuleConfig
+    | SmokePanicRuleConfig,
     Field(discriminator="type"),
 ]
 

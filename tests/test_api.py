@@ -383,6 +383,8 @@ ROUTES_BRIEF = {
     ("POST", "/api/v1/alerts/{key}/ack"), ("POST", "/api/v1/alerts/{key}/check"),
     ("GET", "/api/v1/silences"), ("POST", "/api/v1/silences"),
     ("POST", "/api/v1/silences/{id}/approve"), ("POST", "/api/v1/silences/{id}/expire"),
+    ("POST", "/api/v1/storehouses/{id}/arm"), ("POST", "/api/v1/storehouses/{id}/disarm"),
+    ("POST", "/api/v1/storehouses/{id}/walk-test"),
     ("GET", "/api/v1/notifiers"),
 }
 

@@ -89,7 +89,7 @@ def test_io_board_unknown_input_and_missing_sensor() -> None:
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({"fields": {"motion": "pir"}}, "unknown field"),
+    ({"fields": {"smell": "nose"}}, "unknown field"),
     ({"fields": {"open": "d"}, "invert": ["tamper"]}, "not one of the mapped fields"),
     ({"fields": {"temperature_c": "t"}, "invert": ["temperature_c"]}, "only true/false"),
     ({"fields": {"open": "d"}, "sensors": {"1": "x"}}, "needs a 'sensor_key'"),

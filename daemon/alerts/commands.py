@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from daemon.alerts.alarm import Finding, LifecycleError
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.alerts.replay_guard import ReplayGuard
@@ -40,7 +41,8 @@ class Command(BaseModel):
     # used once: a captured command cannot be played again (ReplayGuard).
     sent_at: AwareDatetime
     nonce: str = Field(min_length=8, max_length=128)
-    action: Literal["ack", "check", "silence", "approve", "expire"]
+    action: Literal["ack", "check", "silence", "approve", "expire", "arm", "disarm",
+                    "walk_test"]
     key: str | None = None
     note: str = Field(default="", max_length=2000)
     finding: Finding | None = None
@@ -48,6 +50,9 @@ class Command(BaseModel):
     reason: str = Field(default="", max_length=2000)
     for_s: float | None = Field(default=None, gt=0, le=30 * 86400)
     silence_id: str | None = None
+    # arm / disarm: the storehouse, and whether to arm over what is not secured (recorded).
+    storehouse: str | None = Field(default=None, max_length=200)
+    force: bool = False
 
 
 class CommandDesk:
@@ -56,8 +61,10 @@ class CommandDesk:
     def __init__(self, desk: AlarmDesk, officers: Officers, clock: Clock,
                  reply: Callable[[bytes], None],
                  reject: Callable[[str, str, bytes, int], None] | None = None,
-                 source: str = "commands", max_age_s: float = 60.0) -> None:
+                 source: str = "commands", max_age_s: float = 60.0,
+                 arming: ArmingDesk | None = None) -> None:
         self._desk = desk
+        self._arming = arming
         self._guard = ReplayGuard(max_age_s, clock.now_ns())
         self._refusals_logged_at = -60.0
         self._refusals_unlogged = 0
@@ -121,6 +128,11 @@ class CommandDesk:
 
     def _run(self, command: Command, officer: str) -> dict[str, Any]:
         now = self._clock.now_ns()
+        if command.action in ("arm", "disarm", "walk_test"):
+            if not command.storehouse or self._arming is None:
+                raise LifecycleError(f"{command.action} needs `storehouse`")
+            return self._arming.request(command.storehouse, command.action, officer, "mqtt",
+                                        force=command.force, note=command.note)
         if command.action in ("ack", "check"):
             if not command.key:
                 raise LifecycleError(f"{command.action} needs `key`")

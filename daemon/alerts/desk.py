@@ -19,6 +19,7 @@ from daemon.alerts.settings import AlertingConfig
 from daemon.alerts.silences import Silence, Silences
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Severity, TransitionKind
+from rules.zone_keypad import SILENT_RULES
 
 __all__ = ["AlarmDesk", "Audit"]
 
@@ -60,11 +61,13 @@ class AlarmDesk:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def alarms(self, include_cleared: bool = False) -> list[Alarm]:
-        """Open alarms, most severe and oldest first (then the recently cleared)."""
+    def alarms(self, include_cleared: bool = False, include_silent: bool = True) -> list[Alarm]:
+        """Open alarms, most severe and oldest first (then the recently cleared); the depot's
+        own console leaves out silent ones (duress)."""
         order = {Severity.CRITICAL: 0, Severity.ALARM: 1, Severity.WARNING: 2}
         open_ = sorted(self._alarms.values(), key=lambda a: (order[a.severity], a.started_ns))
-        return open_ + (list(reversed(self._cleared)) if include_cleared else [])
+        listed = open_ + (list(reversed(self._cleared)) if include_cleared else [])
+        return listed if include_silent else [a for a in listed if a.rule not in SILENT_RULES]
 
     def get(self, key: str) -> Alarm:
         """One alarm, open or recently cleared."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from daemon.alerts.alarm import Alarm
 from daemon.alerts.settings import EscalationStep, SeverityName
 from daemon.vocabulary.alert import Alert
+from rules.zone_keypad import SILENT_RULES
 
 __all__ = ["ALWAYS", "Escalation", "Notify", "routed"]
 
@@ -16,6 +17,8 @@ _NS = 1_000_000_000
 Notify = Callable[[Alert, frozenset[str] | None], None]
 # Told of every notice, whatever the escalation step.
 ALWAYS = frozenset({"mqtt", "log"})
+# Never told of a silent alarm (duress): the MQTT alerts topic and the console's listeners.
+LOCAL = frozenset({"mqtt", "*"})
 
 
 class Escalation:
@@ -54,7 +57,10 @@ def routed(notify_all: Sequence[tuple[str, Callable[[Alert], None]]],
     (MQTT state, the log, a console) get every notice, lifecycle updates included."""
 
     def notify(alert: Alert, targets: frozenset[str] | None) -> None:
+        silent = alert.rule in SILENT_RULES
         for name, put in notify_all:
+            if silent and name in LOCAL:
+                continue
             if targets is None or name in targets or name in always:
                 put(alert)
 

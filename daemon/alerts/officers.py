@@ -132,7 +132,9 @@ def _refusal(status: int, raw: bytes) -> str:
     if not isinstance(answer, dict):
         return f"refused (HTTP {status})"
     message = f"refused ({status}): {answer.get('error', '')}"
-    for problem in answer.get("detail") or []:
+    detail = answer.get("detail")
+    # pydantic's errors (422); a refused arming's detail is the zone's answer, its error says all.
+    for problem in detail if isinstance(detail, list) else []:
         where = ".".join(str(part) for part in problem.get("loc", ()))
         message += f"\n  {where or 'body'}: {problem.get('msg', '')}"
     return message

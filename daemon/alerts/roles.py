@@ -27,6 +27,10 @@ NEEDS: dict[str, Role] = {
     "silence": Role.OPERATOR,
     "approve": Role.OPERATOR,
     "expire": Role.OPERATOR,
+    # Setting and unsetting a zone, forced or not (the officer is recorded with what was open).
+    "arm": Role.OPERATOR,
+    "disarm": Role.OPERATOR,
+    "walk_test": Role.OPERATOR,
 }
 
 

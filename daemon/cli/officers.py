@@ -93,9 +93,19 @@ def _approve_or_expire(client: AlertClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _zone(client: AlertClient, args: argparse.Namespace) -> int:
+    body = {"note": args.note, **({} if args.action == "walk-test" else {"force": args.force})}
+    answer = client.call("POST", f"/storehouses/{_target(args)}/{args.action}", body)
+    forced = f", forced over: {', '.join(answer['not_secured'])}" if answer.get("forced") else ""
+    shown = answer.get("state") or answer.get("note", "")
+    print(f"{answer['storehouse']}: {answer['result']} ({shown}) by {answer['by']}{forced}")
+    return 0
+
+
 _ACTIONS: dict[str, Callable[[AlertClient, argparse.Namespace], int]] = {
     "list": _list, "ack": _ack, "check": _check, "silence": _silence, "silences": _silences,
-    "approve": _approve_or_expire, "expire": _approve_or_expire, "notifiers": _notifiers}
+    "approve": _approve_or_expire, "expire": _approve_or_expire, "notifiers": _notifiers,
+    "arm": _zone, "disarm": _zone, "walk-test": _zone}
 
 
 def _alerts(args: argparse.Namespace) -> int:
@@ -135,8 +145,8 @@ def add_officer_commands(commands: Commands) -> None:
                        "(default: api.listen_host/listen_port of -c CONFIG, else that address)")
     where.add_argument("-c", "--config", help="YAML config whose api section gives the address")
     alerts = commands.add_parser(
-        "alerts", help="list, acknowledge and check alarms, silence them (officer token: "
-        "$DEPOTWATCH_TOKEN)")
+        "alerts", help="list, acknowledge and check alarms, silence them; arm, disarm and "
+        "walk-test zones (officer token: $DEPOTWATCH_TOKEN)")
     actions = add_actions(alerts)
     listing = actions.add_parser("list", parents=[common], help="open alarms")
     listing.add_argument("--all", action="store_true", help="also the recently cleared")
@@ -169,6 +179,17 @@ def add_officer_commands(commands: Commands) -> None:
                        ("expire", "end a silence now")):
         action = actions.add_parser(name, parents=[common], help=text)
         action.add_argument("target", metavar="ID")
+    for name, text in (
+            ("arm", "arm a storehouse's zone (exit delay); refused with what is not secured "
+                    "unless --force"),
+            ("disarm", "disarm a storehouse's zone"),
+            ("walk-test", "start a walk test: the zone's detectors are recorded, not alarmed")):
+        zone = actions.add_parser(name, parents=[common], help=text)
+        zone.add_argument("target", metavar="STOREHOUSE")
+        zone.add_argument("--note", default="")
+        if name == "arm":
+            zone.add_argument("--force", action="store_true",
+                              help="arm over open doors and active detectors (recorded)")
     alerts.set_defaults(func=_alerts)
 
     officers = commands.add_parser("officers", help="officer tokens for the api section")

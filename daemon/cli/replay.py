@@ -25,6 +25,7 @@ from drivers.decoders.base import FIELD_TYPES, coerce_field
 from drivers.mqtt_topics import TopicRoute, TopicRouter
 from rules.engine import Engine
 from rules.kinds import RuleConfig
+from rules.zone_state import zone_request
 
 __all__ = ["ReplayResult", "Scenario", "check", "load_scenario", "replay"]
 
@@ -54,6 +55,15 @@ class InputEvent(Settings):
     up: bool
 
 
+class ZoneEvent(Settings):
+    """An officer arming or disarming a storehouse's zone (as from the API)."""
+
+    storehouse: str
+    action: Literal["arm", "disarm", "walk_test"]
+    by: str = "officer"
+    force: bool = False
+
+
 class Event(Settings):
     """One thing that happens `at` seconds after the scenario's start."""
 
@@ -61,14 +71,16 @@ class Event(Settings):
     reading: ReadingEvent | None = None
     mqtt: MqttEvent | None = None
     input: InputEvent | None = None
+    zone: ZoneEvent | None = None
     restart: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> Event:
         kinds = (self.reading is not None, self.mqtt is not None, self.input is not None,
-                 self.restart)
+                 self.zone is not None, self.restart)
         if sum(kinds) != 1:
-            raise ValueError("an event is exactly one of: reading, mqtt, input, restart: true")
+            raise ValueError("an event is exactly one of: reading, mqtt, input, zone, "
+                             "restart: true")
         return self
 
 
@@ -222,6 +234,10 @@ def replay(scenario: Scenario, config: Config) -> ReplayResult:
                 pipeline.restore(saved)
             elif event.input is not None:
                 pipeline.input_state(event.input.component, event.input.up, now_ns)
+            elif event.zone is not None:
+                zone = event.zone
+                pipeline.zone_request(zone.storehouse, zone_request(
+                    zone.action, zone.by, "scenario", force=zone.force), now_ns)
             elif event.mqtt is not None:
                 payload = event.mqtt.payload
                 body = payload.encode() if isinstance(payload, str) else json.dumps(

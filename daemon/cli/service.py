@@ -33,6 +33,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{path}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
+    for storehouse in depot.storehouses.values():
+        kinds = depot.intrusion_detection(storehouse.id)
+        if len(kinds) < 2:
+            # A warning, not an error: a depot may be putting its detectors in step by step.
+            named = ", ".join(sorted(kinds)) or "none"
+            print(f"{path}: warning: storehouse {storehouse.id} has {len(kinds)} kind(s) "
+                  f"of intrusion detection ({named}); arms and ammunition stores need two "
+                  "(door contacts count as one)", file=sys.stderr)
     return 0
 
 

@@ -34,6 +34,7 @@ from rules.depot import (
 __all__ = [
     "ClimateSensorConfig",
     "DepotRegister",
+    "DetectorConfig",
     "DoorConfig",
     "InventoryReaderConfig",
     "ItemConfig",
@@ -89,6 +90,9 @@ class StorehouseConfig(Settings):
     timezone: str = "UTC"
     climate_class: ClimateClass = ClimateClass.STANDARD
     armed: ArmedConfig = Field(default_factory=ArmedConfig)
+    # `staff`: armed and disarmed by staff (keypad, API, MQTT command), with exit and entry
+    # delays; the schedule is then what is expected ("not secured" when nobody armed it).
+    arming: Literal["schedule", "staff"] = "schedule"
 
     @field_validator("timezone")
     @classmethod
@@ -122,6 +126,20 @@ class PersonConfig(Settings):
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     escort_only: bool = False
+    # Typed at a keypad under threat: disarms as asked and raises a silent alarm (CP-01: a
+    # separate code per person, never derived from the usual one).
+    duress_code: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _duress_not_derived(self) -> PersonConfig:
+        if self.duress_code is None:
+            return self
+        duress, badge = self.duress_code.get_secret_value(), self.badge.get_secret_value()
+        derived = duress == badge or (duress.isdigit() and badge.isdigit()
+                                      and abs(int(duress) - int(badge)) <= 1)
+        if derived:
+            raise ValueError("duress_code must not be the badge or code, nor one off it")
+        return self
 
 
 class PortalConfig(Settings):
@@ -179,6 +197,15 @@ class ClimateSensorConfig(Settings):
     supervision: Literal["climate"] = "climate"
 
 
+class DetectorConfig(Settings):
+    """An interior detector, a smoke or panic input, or a keypad, in a storehouse's zone."""
+
+    id: Identifier
+    kind: Literal["motion", "vibration", "glass_break", "smoke", "panic", "keypad"]
+    storehouse: str
+    supervision: Literal["wired", "radio"] = "radio"
+
+
 class DepotRegister(Protocol):
     """The config sections the depot model is built from (the whole `Config` has them all)."""
 
@@ -188,6 +215,7 @@ class DepotRegister(Protocol):
     climate_sensors: list[ClimateSensorConfig]
     portals: list[PortalConfig]
     inventory_readers: list[InventoryReaderConfig]
+    detectors: list[DetectorConfig]
     roster: list[PersonConfig]
     badge_salt: SecretStr | None
     items: list[ItemConfig]
@@ -229,6 +257,8 @@ def build_depot(register: DepotRegister) -> Depot:
         badge_salt=(register.badge_salt.get_secret_value() if register.badge_salt
                     else f"depotwatch:{register.site.id}").encode(),
         input_sensors=_input_sensors(register, frozenset(sensors)),
+        duress={p.duress_code.get_secret_value(): p.name for p in register.roster
+                if p.duress_code is not None},
     )
 
 
@@ -236,6 +266,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
     return Storehouse(
         id=s.id, name=s.name or s.id, zone=ZoneInfo(s.timezone),
         climate_class=s.climate_class,
+        staff_arming=s.arming == "staff",
         armed=ArmedSchedule(
             mode=s.armed.mode,
             windows=tuple(
@@ -249,7 +280,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
 
 def _sensors(register: DepotRegister) -> dict[str, Sensor]:
     """Every sensor the register places: door contacts, badge readers, climate sensors,
-    portal antennas and inventory readers."""
+    portal antennas, inventory readers and detectors."""
     sensors: dict[str, Sensor] = {}
     for d in register.doors:
         sensors[d.contact_sensor] = Sensor(
@@ -270,6 +301,9 @@ def _sensors(register: DepotRegister) -> dict[str, Sensor]:
     for r in register.inventory_readers:
         sensors[r.id] = Sensor(r.id, SensorKind.INVENTORY_READER, r.storehouse,
                                Supervision(r.supervision))
+    for detector in register.detectors:
+        sensors[detector.id] = Sensor(detector.id, SensorKind(detector.kind),
+                                      detector.storehouse, Supervision(detector.supervision))
     return sensors
 
 

@@ -40,6 +40,7 @@ def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     placed += [("portals", i, p, "inner_antenna") for i, p in _items(data, "portals")]
     placed += [("portals", i, p, "outer_antenna") for i, p in _items(data, "portals")]
     placed += [("inventory_readers", i, r, "id") for i, r in _items(data, "inventory_readers")]
+    placed += [("detectors", i, d, "id") for i, d in _items(data, "detectors")]
     placed += [("items", i, item, "") for i, item in _items(data, "items")]
     sensor_owner: dict[Any, str] = {}
     checked: set[tuple[str, int]] = set()

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from daemon.alerts.settings import AlertingConfig, CommandsConfig
 from daemon.config.depot import (
     ClimateSensorConfig,
+    DetectorConfig,
     DoorConfig,
     InventoryReaderConfig,
     ItemConfig,
@@ -45,6 +46,8 @@ class Config(Settings):
     climate_sensors: list[ClimateSensorConfig] = Field(default_factory=list)
     portals: list[PortalConfig] = Field(default_factory=list)
     inventory_readers: list[InventoryReaderConfig] = Field(default_factory=list)
+    # Motion, vibration, glass-break, smoke and panic inputs and keypads, each in a storehouse.
+    detectors: list[DetectorConfig] = Field(default_factory=list)
     roster: list[PersonConfig] = Field(default_factory=list)
     # Key for the hash that stands in for unknown badge numbers in logs and InfluxDB.
     badge_salt: SecretStr | None = None

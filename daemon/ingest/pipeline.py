@@ -12,7 +12,7 @@ from daemon.tsdb.lineprotocol import line
 from daemon.tsdb.points import ReadingLines, alert_line
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import DecodeError, ImplausibleValue
-from daemon.vocabulary.readings import RawMessage, Reading
+from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 from daemon.vocabulary.sources import SourceCounts
 from drivers.routes import Router
 from rules.base import Fact, Outcome
@@ -20,6 +20,8 @@ from rules.depot import Depot
 from rules.engine import Engine
 from rules.gateway_fault import FAULT_SENSOR, fault_values
 from rules.input_lost import GATEWAY_PREFIX
+from rules.zone_keypad import SILENT_RULES
+from rules.zone_state import ZONE_PREFIX
 
 __all__ = ["Pipeline", "PointStore", "receipt_digest"]
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 PointStore = Callable[[list[str], list[tuple[bytes, int]]], Awaitable[None] | None]
 AlertSink = Callable[[Alert], None]
 ReadingListener = Callable[[Reading], None]
+FactListener = Callable[[Fact], None]
 # Told the earliest time the rules asked for a tick at (a debounce ending), in clock ns.
 WakeUp = Callable[[int], None]
 # Field -> (lowest, highest) plausible value.
@@ -71,6 +74,8 @@ class Pipeline:
         self.redeliveries_skipped = 0
         # Told every decoded reading of a known sensor (the console's recent-events view).
         self.listeners: list[ReadingListener] = []
+        # Told every fact the rules establish (zone changes go to the audit trail).
+        self.fact_listeners: list[FactListener] = []
         self.rule_errors = 0
         self._rule_errors_logged: set[tuple[str, str]] = set()
         self._wakes = engine.wakes
@@ -275,6 +280,19 @@ class Pipeline:
         self._take_wakes()
         self._flush()
 
+    def zone_request(self, storehouse: str, values: Mapping[str, FieldValue],
+                     now_ns: int) -> list[Fact]:
+        """An officer's request to arm or disarm a zone or walk-test it, through the rules like a
+        reading; the `zone` (`walk_test`) facts say what came of it (none when zone arming is
+        switched off)."""
+        reading = Reading(sensor=f"{ZONE_PREFIX}{storehouse}", at_ns=now_ns, values=values)
+        outcomes = self.engine.outcomes(reading, now_ns)
+        self._apply(outcomes)
+        self._take_wakes()
+        self._flush()
+        return [o for o in outcomes
+                if isinstance(o, Fact) and o.measurement in ("zone", "walk_test")]
+
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""
         return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot()}
@@ -322,14 +340,18 @@ class Pipeline:
                                       fact.fields, fact.at_ns + self._offset_ns))
             except ValueError as exc:
                 log.error("%s fact not writable to InfluxDB: %s", fact.measurement, exc)
+            for listener in self.fact_listeners:
+                listener(fact)
         for transition in outcomes:
             if isinstance(transition, Fact):
                 continue
             alert = self.alerts.apply(transition)
             if alert is None:
                 continue
+            # A silent alarm (duress) stays off the dashboards' `alert` points.
             try:
-                self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
+                if alert.rule not in SILENT_RULES:
+                    self._emit_point(alert_line(alert, self._depot.site, self._offset_ns))
             except ValueError as exc:
                 log.error("alert %s not writable to InfluxDB: %s", alert.key, exc,
                           extra={"alert_key": alert.key})

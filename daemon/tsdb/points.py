@@ -9,19 +9,23 @@ from daemon.tsdb.lineprotocol import check_unicode, escape_key, format_field_val
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import FieldValue, Reading
 from rules.climate import dew_point_c
-from rules.depot import Depot, SensorKind
+from rules.depot import DETECTOR_FIELDS, Depot, SensorKind
 
 __all__ = ["ReadingLines", "alert_line", "dew_point_c", "reading_lines"]
 
 # `device_time_s`: the device's own clock, kept beside the gateway's receipt time.
 _DOOR_FIELDS: tuple[str, ...] = ("open", "tamper", "battery_pct", "battery_low", "device_time_s")
+_DETECTOR_FIELDS: tuple[str, ...] = ("motion", "vibration", "glass_break", "smoke", "panic",
+                                     "tamper", "battery_pct", "battery_low", "device_time_s")
 _CLIMATE_FIELDS: tuple[str, ...] = ("temperature_c", "humidity_pct", "battery_pct", "battery_low",
                                     "tamper", "device_time_s")
 
 
 # Raw badge numbers must never reach InfluxDB, and a raw tag read means little alone: the
 # access and movement rules write `access` and `portal` facts instead.
-_NO_POINTS = (SensorKind.BADGE_READER, SensorKind.PORTAL_ANTENNA, SensorKind.INVENTORY_READER)
+# A keypad sends badge numbers and codes: its arming requests become `zone` facts.
+_NO_POINTS = (SensorKind.BADGE_READER, SensorKind.PORTAL_ANTENNA, SensorKind.INVENTORY_READER,
+              SensorKind.KEYPAD)
 _DOOR = SensorKind.DOOR
 _DEW_POINT_KEY = f"{escape_key('dew_point_c')}="
 
@@ -91,6 +95,8 @@ class ReadingLines:
             return None
         if sensor.kind is _DOOR:
             measurement, names, key, value = "door", _DOOR_FIELDS, "door", sensor.door
+        elif sensor.kind in DETECTOR_FIELDS:
+            measurement, names, key, value = "detector", _DETECTOR_FIELDS, "sensor", sensor.id
         else:
             measurement, names, key, value = "climate", _CLIMATE_FIELDS, "sensor", sensor.id
         # Raises ValueError for a name line protocol cannot carry: not kept, so every reading

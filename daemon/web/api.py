@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
@@ -31,6 +32,7 @@ from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
+from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
 from daemon.web.doorman import BoundedSite, Doorman
 from daemon.web.openapi import openapi_document
@@ -51,7 +53,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               metrics_token_required: bool = True,
               throttle: GuessThrottle | None = None,
               notifiers: NotifierFiguresSource | None = None,
-              sessions_path: Path | None = None) -> web.Application:
+              sessions_path: Path | None = None, arming: ArmingDesk | None = None,
+              storehouses: frozenset[str] = frozenset()) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -60,6 +63,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
+    `arming` arms and disarms the `storehouses`' zones.
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -67,6 +71,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
     alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
+    zones = ZoneCalls(arming, storehouses)
     operations: dict[str, Operation] = {
         "health": _health(health), "openapi": _openapi(),
         "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
@@ -74,7 +79,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
         "listSilences": silences.list_silences, "createSilence": silences.create,
         "approveSilence": silences.approve, "expireSilence": silences.expire,
         **AlertmanagerCalls(desk, clock).operations(),
-        "listNotifiers": NotifierCalls(notifiers).list_notifiers}
+        "listNotifiers": NotifierCalls(notifiers).list_notifiers,
+        "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     for route in (*ROUTES, *ALERTMANAGER_ROUTES):
         app.router.add_route(route.method, route.path,

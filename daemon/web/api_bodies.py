@@ -8,7 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from daemon.alerts.alarm import Finding
 
-__all__ = ["AckBody", "CheckBody", "RequestBody", "SilenceBody", "SilenceMatchers"]
+__all__ = ["AckBody", "ArmBody", "CheckBody", "RequestBody", "SilenceBody", "SilenceMatchers",
+           "WalkTestBody"]
 
 _NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -32,6 +33,19 @@ class CheckBody(RequestBody):
     """The on-site check; it clears the alarm once its condition has ended (PSSM.md response)."""
 
     finding: Finding
+    note: str = Field(default="", max_length=_NOTE_CHARS)
+
+
+class ArmBody(RequestBody):
+    """Arm or disarm a zone; `force` arms over open doors and active detectors (recorded)."""
+
+    force: bool = False
+    note: str = Field(default="", max_length=_NOTE_CHARS)
+
+
+class WalkTestBody(RequestBody):
+    """Start a zone's walk test: its detectors are recorded, not alarmed, for the window."""
+
     note: str = Field(default="", max_length=_NOTE_CHARS)
 
 

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from daemon.web.api_bodies import AckBody, CheckBody, RequestBody, SilenceBody
+from daemon.web.api_bodies import (
+    AckBody,
+    ArmBody,
+    CheckBody,
+    RequestBody,
+    SilenceBody,
+    WalkTestBody,
+)
 
 __all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ROUTES", "Operation", "Route"]
 
@@ -66,4 +73,14 @@ ROUTES = (
           refusals=(403, 404, 409), action="approve"),
     Route("POST", f"{API_PREFIX}/silences/{{id}}/expire", "expireSilence",
           "End a silence now", "Silence", refusals=(403, 404, 409), action="expire"),
+    Route("POST", f"{API_PREFIX}/storehouses/{{id}}/arm", "armZone",
+          "Arm a storehouse's zone (exit delay); refused with what is not secured unless forced",
+          "Zone", body=ArmBody, refusals=(403, 404, 409, 422), action="arm"),
+    Route("POST", f"{API_PREFIX}/storehouses/{{id}}/disarm", "disarmZone",
+          "Disarm a storehouse's zone", "Zone", body=ArmBody, refusals=(403, 404, 409, 422),
+          action="disarm"),
+    Route("POST", f"{API_PREFIX}/storehouses/{{id}}/walk-test", "startWalkTest",
+          "Start a walk test: the zone's detectors are recorded, not alarmed, until each was "
+          "seen or the window ends", "Zone", body=WalkTestBody, refusals=(403, 404, 409, 422),
+          action="walk_test"),
 )

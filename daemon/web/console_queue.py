@@ -68,7 +68,8 @@ class AlarmCard:
 def queue(desk: AlarmDesk) -> list[AlarmCard]:
     """Every alarm the desk holds (open and recently cleared), in the officer's order."""
     silences = {s.id: s for s in desk.silences()}
-    cards = [_card(desk, alarm, silences) for alarm in desk.alarms(include_cleared=True)]
+    cards = [_card(desk, alarm, silences) for alarm in desk.alarms(include_cleared=True,
+                                                                    include_silent=False)]
     return sorted(cards, key=_order)
 
 

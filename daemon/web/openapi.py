@@ -37,9 +37,14 @@ def openapi_document() -> dict[str, Any]:
             model="Silence")}}}),
         "Error": {"type": "object", "required": ["error"], "properties": {
             "error": {"type": "string"},
-            "detail": {"description": "pydantic's errors, with 422", "type": "array"}}},
+            "detail": {"description": "pydantic's errors, with 422; with a refused arming "
+                                      "(409), the zone's answer and its not_secured list"}}},
         "Health": {**_object({"status": {"type": "string"}}), "additionalProperties": True},
         "OpenApi": {"type": "object", "description": "An OpenAPI 3.1 document"},
+        "Zone": {**_object({"storehouse": {"type": "string"}, "state": {"type": "string"},
+                            "result": {"type": "string"},
+                            "not_secured": {"type": "array", "items": {"type": "string"}}}),
+                 "additionalProperties": True},
     }
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
@@ -61,7 +66,7 @@ def openapi_document() -> dict[str, Any]:
 
 _REASONS = {401: "No token, or not an officer's",
             403: "The officer's role does not allow this (viewer)",
-            404: "No such alarm or silence",
+            404: "No such alarm, silence or storehouse",
             409: "The lifecycle refuses this step (the message says why)",
             413: f"Body over {MAX_BODY_BYTES} bytes",
             422: "Invalid request body or query",

@@ -36,6 +36,14 @@ FIELD_TYPES: dict[str, type] = {
     "open": bool,
     "tamper": bool,
     "battery_low": bool,
+    # Interior detectors, smoke and panic inputs: true while detecting.
+    "motion": bool,
+    "vibration": bool,
+    "glass_break": bool,
+    "smoke": bool,
+    "panic": bool,
+    # A keypad's request: `arm` or `disarm` (with the `badge` or code that asked).
+    "action": str,
     # Badge number as read (kept in memory only; never logged or written in clear).
     "badge": str,
     # RFID tag EPC, hex; normalised to upper case.

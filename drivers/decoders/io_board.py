@@ -1,4 +1,5 @@
-"""Microcontroller I/O boards: one JSON object or `key=value` pairs per line (contacts, tamper)."""
+"""Microcontroller I/O boards: one JSON object or `key=value` pairs per line (contacts, tamper,
+detectors)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class IoBoardDecoderConfig(DecoderConfigBase):
 
     type: Literal["io_board"] = "io_board"
     format: Literal["kv", "json"] = "kv"
-    # depotwatch field -> the board's key, e.g. {open: door, tamper: tmp}. Other keys (a PIR's
-    # motion, uptime, ...) are ignored: the line still proves the board alive.
+    # depotwatch field -> the board's key, e.g. {open: door, tamper: tmp, motion: pir}. Other
+    # keys (uptime, ...) are ignored: the line still proves the board alive.
     fields: dict[str, str] = Field(min_length=1)
     # Fields whose sense is reversed, e.g. a normally-closed loop reporting 1 when closed.
     invert: list[str] = Field(default_factory=list)

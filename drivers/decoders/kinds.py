@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from drivers.decoders.esphome import EsphomeDecoderConfig
 from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.rfid_ascii import RfidAsciiDecoderConfig
@@ -17,10 +18,12 @@ __all__ = ["DECODER_KINDS", "DecoderConfig"]
 
 # One line per decoder: adding one is its module, this line and its test.
 DECODER_KINDS = (Zigbee2MqttDecoderConfig, TasmotaDecoderConfig, JsonFieldsDecoderConfig,
-                 IoBoardDecoderConfig, WiegandDecoderConfig, RfidAsciiDecoderConfig)
+                 IoBoardDecoderConfig, WiegandDecoderConfig, RfidAsciiDecoderConfig,
+                 EsphomeDecoderConfig)
 
 DecoderConfig = Annotated[
     Zigbee2MqttDecoderConfig | TasmotaDecoderConfig | JsonFieldsDecoderConfig
-    | IoBoardDecoderConfig | WiegandDecoderConfig | RfidAsciiDecoderConfig,
+    | IoBoardDecoderConfig | WiegandDecoderConfig | RfidAsciiDecoderConfig
+    | EsphomeDecoderConfig,
     Field(discriminator="type"),
 ]

@@ -1,4 +1,5 @@
-"""Zigbee2MQTT device state JSON: door contacts (`contact` true = closed) and climate sensors."""
+"""Zigbee2MQTT device state JSON: door contacts (`contact` true = closed), climate sensors,
+motion, vibration, smoke, panic buttons and keypads."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ _EXPOSES = {
     "battery": "battery_pct",
     "battery_low": "battery_low",
     "tamper": "tamper",
+    "occupancy": "motion",
+    "vibration": "vibration",
+    "smoke": "smoke",
 }
 _EXPOSE_ITEMS = tuple(_EXPOSES.items())
+# `action` of panic buttons (Heiman, Tuya SOS, frient) and of alarm keypads (frient KEPZB-110,
+# Xfinity XHK1: the code typed comes as `action_code`); other actions are heartbeats.
+_PANIC_ACTIONS = frozenset({"emergency", "panic", "sos"})
+_KEYPAD_ACTIONS = {"arm_all_zones": "arm", "arm_day_zones": "arm", "arm_night_zones": "arm",
+                   "disarm": "disarm"}
 
 
 class Zigbee2MqttDecoderConfig(DecoderConfigBase):
@@ -45,6 +54,9 @@ class Zigbee2MqttDecoder:
             value = body.get(expose)  # absent or null: not reported
             if value is not None:
                 values[name] = coerce_field(name, value)
+        action = body.get("action")
+        if isinstance(action, str):
+            _action_values(action, body.get("action_code"), values)
         last_seen = body.get("last_seen")
         if last_seen is not None:
             # Zigbee2MQTT's `last_seen` setting: ISO-8601 (with a zone) or epoch milliseconds.
@@ -53,3 +65,12 @@ class Zigbee2MqttDecoder:
             if seen is not None:
                 values[DEVICE_TIME] = seen
         return [Reading(sensor, raw.received_ns, values)]
+
+
+def _action_values(action: str, code: object, values: dict[str, FieldValue]) -> None:
+    if action in _PANIC_ACTIONS:
+        values["panic"] = True
+    elif action in _KEYPAD_ACTIONS:
+        values["action"] = _KEYPAD_ACTIONS[action]
+        if code is not None:
+            values["badge"] = coerce_field("badge", code)
