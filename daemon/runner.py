@@ -39,6 +39,7 @@ from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.reload import Reloader
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
+from daemon.selfwatch import SelfWatch
 from daemon.spool.quota import is_disk_full
 from daemon.statefile import StateFile
 from daemon.supervisor import Supervisor
@@ -57,10 +58,6 @@ from rules.depot import Depot
 __all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
-
-# A jump of the wall clock against the steady clock larger than this between two ticks is a
-# step (NTP slews by at most 0.5 ms per second).
-_CLOCK_STEP_NS = 1_000_000_000
 
 # The least time between two saves of the engine state after alert changes.
 _STATE_SAVE_SPACING_S = 0.5
@@ -112,11 +109,7 @@ class Daemon:
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
         self.ticks = 0
-        # Wall clock minus the daemon's steady clock, as last seen (see _watch_clock); whether
-        # storage was last reported degraded and the state file saved.
-        self._wall_offset_ns = 0
-        self._storage_problem: str | None = None
-        self._state_saved = True
+        self.selfwatch = SelfWatch(self.clock)
         self._state_changed = asyncio.Event()
         self._restore()
 
@@ -301,7 +294,7 @@ class Daemon:
                         self._startup_grace_s)
         while True:
             now = self.clock.now_ns()
-            self._watch_clock(now)
+            self.selfwatch.clock_step(self.pipeline, now)
             self.ticking.ticking()
             self.pipeline.tick(now)
             self.desk.tick(now)
@@ -309,23 +302,6 @@ class Daemon:
             self._last_tick_s = time.monotonic()
             self.ticks += 1
             await self.ticking.until_next(self._last_tick_s)
-
-    def _watch_clock(self, now_ns: int) -> None:
-        # The rules run on the steady clock; a step of the system clock is a fault to report,
-        # and moves only the time records are written with. Slewing (NTP's small corrections)
-        # is followed tick by tick without a fault.
-        wall_offset = getattr(self.clock, "wall_offset_ns", None)
-        if wall_offset is None:
-            return
-        offset = wall_offset()
-        step_ns = offset - self._wall_offset_ns
-        self._wall_offset_ns = offset
-        self.pipeline.set_record_offset(offset)
-        if abs(step_ns) > _CLOCK_STEP_NS:
-            log.warning("gateway clock stepped by %+.1f s; timers keep the steady clock",
-                        step_ns / 1e9)
-            self.pipeline.fault("clock_stepped", "gateway", True,
-                                f"gateway clock stepped by {step_ns / 1e9:+.0f} s", now_ns)
 
     async def _save_state(self) -> None:
         interval_s = self.config.state_save_interval_s
@@ -342,9 +318,9 @@ class Daemon:
             except OSError as exc:
                 if not is_disk_full(exc):
                     raise
-                self._state_unsaved(exc)
+                self.selfwatch.state_saved(self.pipeline, exc)
             else:
-                self._state_unsaved(None)
+                self.selfwatch.state_saved(self.pipeline, None)
             # "Soon after a change" is at most twice a second: under a stream of alarm changes
             # the saves ran back to back (a 2,000-sensor state: ~5 % of the CPU, bench/depot.py).
             await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
@@ -365,30 +341,8 @@ class Daemon:
                 "write_retries": float(sum(w.retries for w in self.writers)),
                 "shed_points": float(self.spool.shed_points),
             }, now)
-            self._report_storage(now)
+            self.selfwatch.storage(self.pipeline, self.spool.degraded, now)
             await asyncio.sleep(interval_s)
-
-    def _state_unsaved(self, error: OSError | None) -> None:
-        # A full disk must not end the daemon: the state stays in memory, and the next save
-        # that works clears the fault.
-        if (error is None) == self._state_saved:
-            return
-        self._state_saved = error is None
-        if error is not None:
-            log.error("engine state not saved: %s (kept in memory; retried)", error)
-        self.pipeline.fault("storage_degraded", "state_file", error is not None,
-                            f"state file not written: {error}" if error is not None
-                            else "state file written again", self.clock.now_ns())
-
-    def _report_storage(self, now_ns: int) -> None:
-        # One storage_degraded fault while the spool sheds points or the disk refuses writes.
-        problem = self.spool.degraded
-        if (problem is None) != (self._storage_problem is None):
-            if problem is not None:
-                log.error("storage degraded: %s", problem)
-            self.pipeline.fault("storage_degraded", "spool", problem is not None,
-                                problem or "spool storage back to normal", now_ns)
-        self._storage_problem = problem
 
     def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:
         tasks = [keep.start("spool", self.spool.run), keep.start("mqtt", self.link.run)]
