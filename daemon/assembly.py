@@ -208,6 +208,7 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         plausible=config.plausibility.ranges(),
         plausible_per_sensor=config.plausibility.sensor_ranges(),
         wake=wake,
+        replays=config.broker_replays.window(),
     )
     pipeline.listeners.extend(listeners)
     return pipeline
