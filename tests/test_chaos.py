@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 
 def test_chaos_loses_nothing_outside_the_documented_windows() -> None:
     done = subprocess.run([sys.executable, str(HERE / "chaos.py"), "--seconds", "75",
-                           "--period", "8"], capture_output=True, text=True, timeout=400,
+                           "--period", "6"], capture_output=True, text=True, timeout=400,
                           check=False)
     print(done.stdout[-3000:])
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
