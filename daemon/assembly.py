@@ -224,6 +224,7 @@ def build_pipeline(config: Config, depot: Depot, deadletters: DeadLetterStore,
         plausible_per_sensor=config.plausibility.sensor_ranges(),
         max_clock_skew_s=config.plausibility.device_clock_skew_s,
         wake=wake,
+        replays=config.broker_replays.window(),
     )
     pipeline.listeners.extend(listeners)
     return pipeline

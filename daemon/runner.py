@@ -247,6 +247,8 @@ class Daemon:
         digests = self._committing.pop(durable, [])
         if not durable.cancelled() and durable.exception() is None:
             self.pubacks.sent(digests)
+        elif digests:
+            self.pipeline.replays.forget()
 
     async def _sent_after(self, durable: Awaitable[None], digest: bytes) -> None:
         await durable
@@ -270,6 +272,7 @@ class Daemon:
     def _on_link_state(self, up: bool) -> None:
         self.pubacks.link_state(up)
         if up:
+            self.pipeline.replays.session_opened()
             # Alerts raised while the broker was away go out now, not after the backoff.
             for outbox in self.outboxes:
                 if isinstance(outbox.notifier, MqttAlertNotifier):

@@ -135,7 +135,7 @@ class MqttIntake:
             self._step(self.message(self.client, topic, payload, 1, {"dup": dup}), done)
             return
         raw = RawMessage(source=topic, payload=payload, received_ns=self._clock.now_ns(),
-                         redelivered=dup)
+                         redelivered=dup, packet_id=mid)
         try:
             waiting = self.on_message(raw)
         except Exception:

@@ -21,7 +21,7 @@ from daemon.config.depot import (
     WorkOrderConfig,
     build_depot,
 )
-from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig
+from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig, ReplayConfig
 from daemon.notifiers.kinds import NotifierList
 from daemon.spool.settings import SpoolConfig
 from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
@@ -69,6 +69,8 @@ class Config(Settings):
     deadletters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
     # Values no working sensor reports: a sensor fault and a dead letter, never an alarm.
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
+    # A broker restored from an older store sends messages again: remembered this long.
+    broker_replays: ReplayConfig = Field(default_factory=ReplayConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     # Officers' commands over MQTT: the replay window (timestamp and nonce).

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from daemon.alerts.book import AlertBook
 from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.replays import ReplayWindow
 from daemon.tsdb.lineprotocol import line
 from daemon.tsdb.points import ReadingLines, alert_line
 from daemon.vocabulary.alert import Alert
@@ -58,6 +59,7 @@ class Pipeline:
         plausible: Ranges | None = None,
         plausible_per_sensor: Mapping[str, Ranges] | None = None,
         wake: WakeUp | None = None, max_clock_skew_s: float = 60.0,
+        replays: ReplayWindow | None = None,
     ) -> None:
         self._depot = depot
         self._router = router
@@ -72,6 +74,8 @@ class Pipeline:
         self.readings = SourceCounts()
         self.points_out = 0
         self.redeliveries_skipped = 0
+        # QoS 1 messages lately taken: a broker restored from an older store sends them again.
+        self.replays = replays or ReplayWindow(600.0, 1 << 18)
         # Told every decoded reading of a known sensor (the console's recent-events view).
         self.listeners: list[ReadingListener] = []
         # Told every fact the rules establish (zone changes go to the audit trail).
@@ -100,7 +104,8 @@ class Pipeline:
 
         Bad input is dead-lettered and never raises. A message the broker redelivers after it
         was already spooled (the daemon died between commit and acknowledgement) is not taken
-        twice. `digest`: its `receipt_digest`, if the caller has it already. A source that never
+        twice, nor one a broker restored from an older store replays (`ReplayWindow`).
+        `digest`: its `receipt_digest`, if the caller has it already. A source that never
         sends a message again (a serial port) is not `redeliverable`: no receipt is kept.
         """
         # Runs per message: what `_ingest` and `_flush` were is written out here, two calls
@@ -113,6 +118,9 @@ class Pipeline:
                 digest = receipt_digest(raw)
             if raw.redelivered and digest in self._receipts:
                 self.redeliveries_skipped += 1
+                return None
+            if raw.packet_id is not None and self.replays.replayed(digest, raw.packet_id,
+                                                                   raw.received_ns):
                 return None
             receipts = [(digest, raw.received_ns)]
         try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from daemon.ingest.replays import ReplayWindow
 from daemon.vocabulary.settings import Settings
 
-__all__ = ["DeadLetterConfig", "PlausibilityConfig", "PlausibleRange"]
+__all__ = ["DeadLetterConfig", "PlausibilityConfig", "PlausibleRange", "ReplayConfig"]
 
 
 class DeadLetterConfig(Settings):
@@ -53,3 +54,17 @@ class PlausibilityConfig(Settings):
         default = self.ranges()
         return {sensor: {**default, **{f: (r.min, r.max) for f, r in own.items()}}
                 for sensor, own in self.sensors.items()}
+
+
+class ReplayConfig(Settings):
+    """How long QoS 1 messages are remembered to tell a broker's replay (a Mosquitto restored
+    from an older store sends them again, DUP clear) from a new message; see
+    daemon/ingest/replays.py. Covers a store at least `window_s / 2` old, and at most
+    `max_entries` messages (about 100 bytes each)."""
+
+    window_s: float = Field(default=600.0, gt=0)
+    max_entries: int = Field(default=1 << 18, gt=1)
+
+    def window(self) -> ReplayWindow:
+        """An empty window with these bounds."""
+        return ReplayWindow(self.window_s, self.max_entries)

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # The most a spool held in memory may take (the disk refused its file at start).
 _MEMORY_SPOOL_BYTES = 64 << 20
+# Pauses between attempts at a commit that failed (not for a full disk): 3.75 s in all.
+_COMMIT_RETRY_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,7 @@ class Spool:
                 continue
             released = self._receipt_book.release(acked)
             try:
-                group, receipt_group = await self._call(self._commit, batch, released)
+                group, receipt_group = await self._commit_retrying(batch, released)
             except BaseException as exc:
                 for item in batch:
                     _fail(item.future, exc)
@@ -232,15 +234,32 @@ class Spool:
                 self._generation += 1
                 self._new_data.set()
 
+    async def _commit_retrying(self, batch: list[_Pending], released: dict[int, list[bytes]]
+                               ) -> tuple[Group | None, ReceiptGroup | None]:
+        # Points that no broker sends again (tick alerts, facts, health) have only this
+        # commit: a passing fault (a locked or busy file, EIO) is tried again, within the alarm
+        # budget, before the spool task fails with it.
+        for delay_s in _COMMIT_RETRY_S:
+            try:
+                return await self._call(self._commit, batch, released)
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("spool commit failed (%s); trying again in %.2f s", exc, delay_s)
+                self.degraded = f"spool commit failing: {exc}"
+            await asyncio.sleep(delay_s)
+        return await self._call(self._commit, batch, released)
+
     def _commit(self, batch: list[_Pending], released: dict[int, list[bytes]]
                 ) -> tuple[Group | None, ReceiptGroup | None]:
         lines = [text for item in batch for text in item.lines]
-        if self._hold.lines:
-            lines = [*self._hold.take(), *lines]
+        held = self._hold.take() if self._hold.lines else []
+        if held:
+            lines = [*held, *lines]
         try:
             return self._commit_lines(lines, batch, released)
         except (OSError, sqlite3.Error) as exc:
             if not is_disk_full(exc):
+                # Held lines stay held, ahead of newer ones, for the next attempt.
+                self._hold.lines.extendleft(reversed(held))
                 raise
             # The disk refused: security lines wait in memory, the bulk is given up, and the
             # sources are acknowledged all the same (their alarms went out already).

@@ -20,6 +20,8 @@ class RawMessage:
     received_ns: int
     # The broker sent it again (MQTT DUP flag): it may already be in the spool.
     redelivered: bool = False
+    # The MQTT packet id of a QoS 1 message (None otherwise): a broker replay keeps it.
+    packet_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, init=False)
