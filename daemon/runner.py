@@ -97,7 +97,7 @@ class Daemon:
                                            config.deadletters)
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
-                                       listeners=[self.recent.reading], wake=self.ticking.wake_at)
+                                       listeners=[self.recent.reading], wake=self._timer_started)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self._wire_inputs(config)
@@ -111,6 +111,9 @@ class Daemon:
         self.ticks = 0
         self.selfwatch = SelfWatch(self.clock)
         self._state_changed = asyncio.Event()
+        # Whether the reading being taken changed an alarm, and readings waiting for the save.
+        self._alerting = False
+        self._save_waiters: list[asyncio.Future[None]] = []
         self._restore()
 
     def _wire_inputs(self, config: Config) -> None:
@@ -166,7 +169,7 @@ class Daemon:
 
     def _fresh_pipeline(self, config: Config, depot: Depot) -> Pipeline:
         return build_pipeline(config, depot, self.deadletters, self.spool.append,
-                              self.spool.receipts, notify=[], wake=self.ticking.wake_at)
+                              self.spool.receipts, notify=[], wake=self._timer_started)
 
     def request_reload(self) -> None:
         """Read the config file again soon (SIGHUP); safe to call from a signal handler."""
@@ -211,7 +214,23 @@ class Daemon:
 
     def _condition(self, change: Alert) -> None:
         self.desk.condition(change, change.changed_ns)
+        self._alerting = True
         self._state_changed.set()
+
+    def _timer_started(self, at_ns: int) -> None:
+        # A debounce began (a door opened): the rule's timer must be on disk before the reading
+        # is acknowledged too, or a crash before the alarm would forget the opening for good.
+        self._alerting = True
+        self.ticking.wake_at(at_ns)
+
+    def _state_saved(self) -> asyncio.Future[None]:
+        """Done once a state save that began after now has finished: a reading that changed an
+        alarm is acknowledged only then, or a crash between its PUBACK and the next save would
+        lose the alarm (the broker never sends an acknowledged reading again)."""
+        saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._save_waiters.append(saved)
+        self._state_changed.set()
+        return saved
 
     def _alert_changed(self, alert: Alert) -> None:
         # Alert state and the outboxes go to disk soon after every change, not only every 5 s.
@@ -228,7 +247,10 @@ class Daemon:
         # A future, not a coroutine per message (bench/depot.py): the link acknowledges when it
         # is done.
         digest = receipt_digest(raw)
+        self._alerting = False
         durable = self.pipeline.ingest(raw, self.clock.now_ns(), digest)
+        if self._alerting:  # rare: an alarm changed; its state must be on disk first
+            return self._sent_after(durable, digest, self._state_saved())
         if durable is None:
             return None
         if not isinstance(durable, asyncio.Future):
@@ -250,21 +272,31 @@ class Daemon:
         elif digests:
             self.pipeline.replays.forget()
 
-    async def _sent_after(self, durable: Awaitable[None], digest: bytes) -> None:
-        await durable
+    async def _sent_after(self, durable: Awaitable[None] | None, digest: bytes,
+                          saved: Awaitable[None] | None = None) -> None:
+        if durable is not None:
+            await durable
+        if saved is not None:
+            await saved
         self.pubacks.sent((digest,))
 
     async def _on_serial_message(self, raw: RawMessage) -> None:
         # A serial port never sends a frame twice: no receipt, so none waits on the MQTT
         # connection to be let go (a broker outage would have kept every frame's in memory).
+        self._alerting = False
         durable = self.pipeline.ingest(raw, self.clock.now_ns(), redeliverable=False)
         if durable is not None:
             await durable
+        if self._alerting:
+            await self._state_saved()
 
     async def _on_reading(self, source: str, reading: Reading) -> None:
+        self._alerting = False
         durable = self.pipeline.take(reading, self.clock.now_ns(), source)
         if durable is not None:
             await durable
+        if self._alerting:
+            await self._state_saved()
 
     def _on_input_state(self, component: str, up: bool) -> None:
         self.pipeline.input_state(component, up, self.clock.now_ns())
@@ -316,14 +348,21 @@ class Daemon:
                     await self._state_changed.wait()
             self._state_changed.clear()
             started = time.monotonic()
+            waiting, self._save_waiters = self._save_waiters, []
             try:
                 await asyncio.to_thread(self.state_file.save, self._state())
             except OSError as exc:
                 if not is_disk_full(exc):
+                    self._save_waiters[:0] = waiting  # the restarted task saves for them
                     raise
                 self.selfwatch.state_saved(self.pipeline, exc)
             else:
                 self.selfwatch.state_saved(self.pipeline, None)
+            # After a disk-full failure too: the state stays in memory, and a full disk must
+            # not hold every alarm-raising reading unacknowledged.
+            for saved in waiting:
+                if not saved.done():
+                    saved.set_result(None)
             # "Soon after a change" is at most twice a second: under a stream of alarm changes
             # the saves ran back to back (a 2,000-sensor state: ~5 % of the CPU, bench/depot.py).
             await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
