@@ -223,7 +223,10 @@ class TsdbWriter:
         batch_size: int,
         flush_interval_s: float,
         retry_min_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        # A probe every 2 s at most: a returning InfluxDB gets its backlog within 2 s (a 30 s
+        # cap left /readyz at 503 for up to 30 s after it was back); one small POST every 2 s
+        # costs a down server nothing.
+        retry_max_s: float = 2.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
