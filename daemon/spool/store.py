@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from daemon.spool.backlog import Backlog, SetAside, summarize_set_aside
-from daemon.spool.quota import DiskQuota, is_disk_full
+from daemon.spool.quota import DiskQuota, FillGauge, is_disk_full
 from daemon.spool.receipts import ReceiptBook, ReceiptGroup
 from daemon.spool.salvage import SpoolDamage, check_wal, salvage
 from daemon.spool.schema import SCHEMA, migrate
@@ -61,18 +61,25 @@ class _Pending:
     lines: list[str]
     receipts: list[tuple[bytes, int]]
     future: asyncio.Future[None]
+    messages: int = 1
 
 
 class Spool:
     """Durable queue of line-protocol points with one read cursor per InfluxDB target."""
 
     def __init__(self, path: Path, targets: Sequence[str], *, max_bytes: int,
-                 fsync: bool = True, reserve_bytes: int | None = None) -> None:
+                 fsync: bool = True, reserve_bytes: int | None = None,
+                 commit_window_s: float = 0.1, commit_messages: int = 500) -> None:
         self.path = path
         self.targets = tuple(targets)
         self.max_bytes = max_bytes
         self.fsync = fsync
-        self._quota = DiskQuota(path.parent, max_bytes, reserve_bytes)
+        self._fill = FillGauge(DiskQuota(path.parent, max_bytes, reserve_bytes))
+        # A commit waits for more until `commit_window_s` after the previous one began, or
+        # until `commit_messages` appends wait (below the link's 1,000 unacknowledged).
+        self.commit_window_s = commit_window_s
+        self.commit_messages = commit_messages
+        self._committed_at = -commit_window_s
         # Climate and health points given up because the spool was full or the disk refused.
         self.shed_points = 0
         # Security lines the disk would not take, committed again once it does.
@@ -188,6 +195,9 @@ class Spool:
             group = self._pending[-1]
             group.lines += lines
             group.receipts += receipts
+            group.messages += 1
+            if group.messages == self.commit_messages:
+                self._wakeup.set()
             return group.future
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(list(lines), list(receipts), future))
@@ -210,9 +220,12 @@ class Spool:
         Never waits for room: a full spool or a full disk sheds points by the policy of
         daemon/spool/shedding.py instead, so the broker's window never fills behind storage.
         """
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            await self._gather(loop)
+            self._committed_at = loop.time()
             batch, self._pending = self._pending, []
             acked, self._acked = self._acked, []
             if not batch and not acked:
@@ -231,6 +244,17 @@ class Spool:
             if group is not None:
                 self._generation += 1
                 self._new_data.set()
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A first message after a quiet spell is committed at once; at depot rates a commit
+        # takes what a window brings (per-commit work was most of the CPU, issue 29).
+        rest = self._committed_at + self.commit_window_s - loop.time()
+        if rest <= 0 or not self._pending or self._pending[0].messages >= self.commit_messages:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(rest):
+                await self._wakeup.wait()
+        self._wakeup.clear()
 
     def _commit(self, batch: list[_Pending], released: dict[int, list[bytes]]
                 ) -> tuple[Group | None, ReceiptGroup | None]:
@@ -271,7 +295,9 @@ class Spool:
             receipt_group = ReceiptBook.record(db, taken, released)
         self.commits += 1
         self.committed_points += len(lines)
-        self.fill_pct = self._fill_pct()
+        # Roughly what the rows take: text, receipts and a row's own overhead.
+        self.fill_pct = self._fill_pct(
+            (len(group.lines) if group is not None else 0) + 20 * len(taken) + 100)
         self.degraded = self._degradation()
         return group, receipt_group
 
@@ -285,16 +311,20 @@ class Spool:
                     f"reserve): {self.shed_points} climate and health points shed so far")
         return None
 
-    def _fill_pct(self) -> float:
+    def _fill_pct(self, added_bytes: int | None = None) -> float:
+        """The fill figure: measured, or the last one plus `added_bytes` (what a commit wrote)
+        while no measurement is due."""
+        now = time.monotonic()
+        if added_bytes is not None and not self._fill.due(now):
+            return self._fill.grew(added_bytes)
         db = self._db
         assert db is not None
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
         size = db.execute("PRAGMA page_size").fetchone()[0]
         used = (pages - free) * size
-        limit = (min(self.max_bytes, _MEMORY_SPOOL_BYTES) if self.in_memory
-                 else self._quota.effective(used))
-        return float(100.0 * used / limit) if limit > 0 else 100.0
+        limit = min(self.max_bytes, _MEMORY_SPOOL_BYTES) if self.in_memory else None
+        return self._fill.measured(used, limit, now)
 
     # -- draining -------------------------------------------------------------------------------
 
