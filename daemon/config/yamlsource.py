@@ -40,6 +40,15 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
+def _explain(problem: object) -> str:
+    # LibYAML names no reason where the pure-Python parser said "surrogate"; it refuses the
+    # same escapes (`\ud800`), and these only.
+    text = str(problem)
+    if text == "found invalid Unicode character escape code":
+        text += " (a surrogate, U+D800..U+DFFF, or beyond U+10FFFF)"
+    return text
+
+
 class YamlSource:
     """A parsed YAML document plus its node tree, for mapping a value path to a line number."""
 
@@ -53,7 +62,7 @@ class YamlSource:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 0
-            self.problems.append(f"{filename}:{line}: YAML syntax: {exc.problem or exc}")
+            self.problems.append(f"{filename}:{line}: YAML syntax: {_explain(exc.problem or exc)}")
             return
         except yaml.YAMLError as exc:
             self.problems.append(f"{filename}:0: YAML syntax: {exc}")
