@@ -310,8 +310,11 @@ class TsdbWriter:
             if self._failures:
                 await asyncio.sleep(self._backoff_s())
             elif sent < self._batch_size:
-                # Caught up: wait for the next commit (or the flush interval) before a new batch.
+                # Caught up: wait for the next commit (or the flush interval), then let half a
+                # flush interval's commits join it. A POST per commit and target cost as much
+                # CPU as the readings themselves at depot rates (issue 29).
                 await self._spool.wait_for_data(self._flush_interval_s)
+                await asyncio.sleep(self._flush_interval_s / 2)
 
     async def drain(self, timeout_s: float) -> bool:
         """Write until the target's backlog is empty or `timeout_s` passes; True when empty."""
