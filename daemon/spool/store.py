@@ -392,8 +392,11 @@ class Spool:
     # -- reporting ------------------------------------------------------------------------------
 
     async def backlog(self) -> list[Backlog]:
-        """Per target: points not yet written and when the oldest was spooled."""
-        return await self._call(self._backlog)
+        """Per target: points not yet written (those waiting for their commit too) and when
+        the oldest was spooled."""
+        waiting = sum(len(item.lines) for item in self._pending)
+        found = await self._call(self._backlog)
+        return [Backlog(b.target, b.points + waiting, b.oldest_ns) for b in found]
 
     def _backlog(self) -> list[Backlog]:
         assert self._db is not None
