@@ -97,7 +97,9 @@ def build_spool(config: Config, targets: Sequence[TsdbTarget]) -> Spool:
     """The durable queue of points, one cursor per target."""
     return Spool(config.state_dir / "spool.sqlite", [t.name for t in targets],
                  max_bytes=config.spool.max_bytes, fsync=config.spool.fsync,
-                 reserve_bytes=config.spool.disk_reserve_bytes)
+                 reserve_bytes=config.spool.disk_reserve_bytes,
+                 commit_window_s=config.spool.commit_window_s,
+                 commit_messages=config.spool.commit_messages)
 
 
 def build_writers(targets: Sequence[TsdbTarget], spool: Spool) -> list[TsdbWriter]:

@@ -242,6 +242,9 @@ class Mosquitto(_Server):
                     # QoS 1 messages for offline persistent sessions.
                     "max_queued_messages 0",
                     "max_queued_bytes 268435456",
+                    # As deploy/mosquitto/depotwatch.conf: no Nagle delay (up to 40 ms) on
+                    # small packets such as alarms.
+                    "set_tcp_nodelay true",
                     "",
                 ]
             )

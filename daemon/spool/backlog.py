@@ -4,12 +4,15 @@ look `depotwatch spool` takes at a spool file (safe while the daemon runs)."""
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.spool.receipts import unpack_digests
 
-__all__ = ["Backlog", "SetAside", "SpoolReport", "inspect_spool", "summarize_set_aside"]
+__all__ = ["Backlog", "SetAside", "SpoolReport", "advance_cursor", "count_backlog", "inspect_spool",
+           "summarize_set_aside"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +86,28 @@ def inspect_spool(path: Path) -> SpoolReport | None:
     damaged = sorted(p for p in path.parent.glob(f"{path.name}.damaged-*")
                      if not p.name.endswith(("-wal", "-shm")))
     return SpoolReport(path, size, backlog, aside, damaged, receipts)
+
+
+def count_backlog(db: sqlite3.Connection, targets: Sequence[str]) -> list[Backlog]:
+    """Per target: points committed and not yet written, and when the oldest was spooled."""
+    out: list[Backlog] = []
+    for target in targets:
+        count, oldest = db.execute(
+            "SELECT COALESCE(SUM(points), 0), MIN(spooled_ns) FROM point_groups WHERE id > "
+            "(SELECT last_id FROM cursors WHERE target = ?)", (target,)).fetchone()
+        out.append(Backlog(target, int(count), oldest))
+    return out
+
+
+def advance_cursor(db: sqlite3.Connection, targets: Sequence[str], target: str, last_id: int,
+                   reason: str | None, lines: list[str]) -> None:
+    """`target` wrote up to `last_id` (a refused batch kept aside with `reason`); groups every
+    target has passed are deleted. Runs inside the caller's transaction."""
+    if reason is not None:
+        now = time.time_ns()
+        db.executemany("INSERT INTO set_aside (target, at_ns, reason, line) "
+                       "VALUES (?, ?, ?, ?)", [(target, now, reason, t) for t in lines])
+    db.execute("UPDATE cursors SET last_id = ? WHERE target = ?", (last_id, target))
+    marks = ",".join("?" * len(targets))
+    db.execute("DELETE FROM point_groups WHERE id <= (SELECT MIN(last_id) FROM "
+               f"cursors WHERE target IN ({marks}))", tuple(targets))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DiskQuota", "is_disk_full"]
+__all__ = ["DiskQuota", "FillGauge", "is_disk_full"]
 
 # The reserve left free on the spool's filesystem when `spool.disk_reserve_bytes` is not set:
 # 5 % of the filesystem, at most 500 MiB (the state file, the audit trail and SQLite's own
@@ -44,3 +44,44 @@ def is_disk_full(exc: BaseException) -> bool:
     # SQLite says SQLITE_FULL as "database or disk is full"; a failed write of its journal as
     # "disk I/O error".
     return "full" in text or "disk i/o error" in text
+
+
+class FillGauge:
+    """How full the spool is, in % of its effective quota, without asking SQLite and the disk
+    at every commit.
+
+    `measure` takes the exact figure (page counts, and the disk's free space through
+    `DiskQuota.effective`); between measurements each commit adds what it wrote to the last
+    figure. Deletions are not subtracted, so the estimate only errs high, and the next
+    measurement corrects it: at most `every_s` later, or at the next commit once the estimate
+    nears the limit (a commit's exact figure cost more than its points at depot rates, issue 29).
+    """
+
+    def __init__(self, quota: DiskQuota, every_s: float = 1.0, near_pct: float = 75.0) -> None:
+        self._quota = quota
+        self._every_s = every_s
+        self._near_pct = near_pct
+        self._used = 0
+        self._limit = 0
+        self._measured_at = -every_s
+        self.pct = 0.0
+
+    def due(self, now_s: float) -> bool:
+        """Whether the next figure should be measured rather than estimated."""
+        return now_s - self._measured_at >= self._every_s or self.pct >= self._near_pct
+
+    def measured(self, used_bytes: int, limit_bytes: int | None, now_s: float) -> float:
+        """The exact figure: `used_bytes` of `limit_bytes` (None: the disk quota decides)."""
+        self._used = used_bytes
+        self._limit = self._quota.effective(used_bytes) if limit_bytes is None else limit_bytes
+        self._measured_at = now_s
+        return self._set()
+
+    def grew(self, added_bytes: int) -> float:
+        """A commit added about `added_bytes`."""
+        self._used += added_bytes
+        return self._set()
+
+    def _set(self) -> float:
+        self.pct = float(100.0 * self._used / self._limit) if self._limit > 0 else 100.0
+        return self.pct

@@ -52,10 +52,11 @@ class ReceiptBook:
     def __init__(self) -> None:
         # Digest -> how many taken messages with those bytes still await their PUBACK.
         self.counts: dict[bytes, int] = {}
-        # The receipt_groups rows, oldest first: an acknowledgement releases the oldest receipt
-        # of its digest, which is nearly always in the first row or two (PUBACKs go out in
-        # commit order), so the durable record costs a row per commit, not one per message.
-        self._groups: deque[ReceiptGroup] = deque()
+        # Per digest, the receipt_groups rows (oldest first) still holding a receipt of it: an
+        # acknowledgement releases the oldest, found in O(1), so the durable record costs a row
+        # per commit, not one per message, and a release never walks the unreleased rows (that
+        # walk took 962 ms per 2,000 acknowledgements with 5,000 rows, issue 29).
+        self._holding: dict[bytes, deque[ReceiptGroup]] = {}
 
     def load(self, db: sqlite3.Connection) -> None:
         """Read back the receipts a previous run left, inside the opening transaction."""
@@ -66,7 +67,7 @@ class ReceiptBook:
         # Receipts left by a crash between commit and PUBACK: the broker redelivers those.
         # Filled in place: the pipeline holds this mapping.
         self.counts.clear()
-        self._groups.clear()
+        self._holding.clear()
         for row_id, taken, released in db.execute(
                 "SELECT id, taken, released FROM receipt_groups ORDER BY id").fetchall():
             left: dict[bytes, int] = {}
@@ -80,7 +81,7 @@ class ReceiptBook:
             if not left:
                 db.execute("DELETE FROM receipt_groups WHERE id = ?", (row_id,))
                 continue
-            self._groups.append(ReceiptGroup(row_id, left, sum(left.values())))
+            self._hold(ReceiptGroup(row_id, left, sum(left.values())))
             for digest, n in left.items():
                 self.counts[digest] = self.counts.get(digest, 0) + n
 
@@ -89,25 +90,34 @@ class ReceiptBook:
         the row is done). One receipt per acknowledgement, the oldest of its digest: an
         identical message may still await its own."""
         released: dict[int, list[bytes]] = {}
-        groups = self._groups
+        holding = self._holding
         for digest in acked:
-            for group in groups:
-                n = group.left.get(digest)
-                if n is None:
-                    continue
-                if n > 1:
-                    group.left[digest] = n - 1
-                else:
-                    del group.left[digest]
-                group.count -= 1
-                released.setdefault(group.id, []).append(digest)
-                break
-        if any(group.count == 0 for group in groups):
-            for group in groups:
-                if group.count == 0:
-                    released[group.id] = []
-            self._groups = deque(group for group in groups if group.count)
+            queue = holding.get(digest)
+            if queue is None:
+                continue
+            group = queue[0]
+            n = group.left[digest]
+            if n > 1:
+                group.left[digest] = n - 1
+            else:
+                del group.left[digest]
+                queue.popleft()
+                if not queue:
+                    del holding[digest]
+            group.count -= 1
+            released.setdefault(group.id, []).append(digest)
+            if group.count == 0:
+                released[group.id] = []
         return released
+
+    def _hold(self, group: ReceiptGroup) -> None:
+        holding = self._holding
+        for digest in group.left:
+            queue = holding.get(digest)
+            if queue is None:
+                holding[digest] = deque((group,))
+            else:
+                queue.append(group)
 
     @staticmethod
     def record(db: sqlite3.Connection, taken: list[tuple[bytes, int]],
@@ -147,4 +157,4 @@ class ReceiptBook:
             else:
                 counts.pop(digest, None)
         if receipt_group is not None:
-            self._groups.append(receipt_group)
+            self._hold(receipt_group)

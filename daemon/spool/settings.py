@@ -24,3 +24,10 @@ class SpoolConfig(Settings):
     # false: commits are not fsynced (SQLite synchronous=NORMAL). A killed daemon loses
     # nothing, but a power cut can lose the last commits, already acknowledged to the broker.
     fsync: bool = True
+    # A commit gathers what arrives for up to this long after the previous one began (or until
+    # `commit_messages` wait): the cost goes per reading, not per message (issue 29). Alarms
+    # never wait for it (the rules run before the commit); only the PUBACK does. 0: commit at
+    # once. With MQTT 3.1.1 the broker's in-flight limit (Mosquitto: 20) bounds what one
+    # window can gather: set 0 there, or raise `max_inflight_messages`.
+    commit_window_s: float = Field(default=0.1, ge=0, le=1.0)
+    commit_messages: int = Field(default=500, gt=0, le=900)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections import deque
 
-__all__ = ["BULK_PREFIXES", "MemoryHold", "split_bulk", "thin_oldest"]
+__all__ = ["BULK_PREFIXES", "MemoryHold", "degradation", "split_bulk", "thin_oldest"]
 
 # Line-protocol lines that begin with these are the bulk: many, and each one worth little.
 BULK_PREFIXES = ("climate,", "climate ", "gateway,", "gateway ")
@@ -61,3 +61,15 @@ class MemoryHold:
         lines = list(self.lines)
         self.lines.clear()
         return lines
+
+
+def degradation(in_memory: bool, held: int, fill_pct: float, shed: int) -> str | None:
+    """Why storage is degraded now (the storage_degraded fault's text), or None."""
+    if in_memory:
+        return f"spool file unavailable: points kept in memory ({fill_pct:.0f} % full)"
+    if held:
+        return f"disk full: {held} security points held in memory"
+    if fill_pct >= 100.0:
+        return (f"spool full ({fill_pct:.0f} % of its quota, or of the disk less its "
+                f"reserve): {shed} climate and health points shed so far")
+    return None

@@ -232,7 +232,10 @@ class TsdbWriter:
         batch_size: int,
         flush_interval_s: float,
         retry_min_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        # A probe every 2 s at most: a returning InfluxDB gets its backlog within 2 s (a 30 s
+        # cap left /readyz at 503 for up to 30 s after it was back); one small POST every 2 s
+        # costs a down server nothing.
+        retry_max_s: float = 2.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
@@ -317,8 +320,11 @@ class TsdbWriter:
                 if self._failures:
                     await asyncio.sleep(self._backoff_s())
                 elif sent < self._batch_size:
-                    # Caught up: wait for the next commit (or the flush interval).
+                    # Caught up: wait for the next commit (or the flush interval), then let
+                    # half a flush interval's commits join it. A POST per commit and target
+                    # cost as much CPU as the readings themselves at depot rates (issue 29).
                     await self._spool.wait_for_data(self._flush_interval_s)
+                    await asyncio.sleep(self._flush_interval_s / 2)
         finally:
             # An HTTP session left open outlives the daemon's loop (an unclosed-session warning
             # at exit, and its connections to InfluxDB).

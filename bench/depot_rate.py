@@ -1,0 +1,272 @@
+"""Depot bench at fixed rates (issue 29): CPU at the rates a depot runs at, not at saturation.
+
+A paced publisher (``depot.py _pace``: the depot mix, QoS 1, pre-encoded packets on a raw socket,
+sent every 10 ms) sends 100, 500, 1,500 and 5,000 readings/s. In the same run, alternating
+(bare, depotwatch, bare, depotwatch, ...), two receivers take them from one Mosquitto:
+
+- ``bare``: gmqtt as its users write it (MQTT 5, persistent session, QoS 1, PUBACK after an
+  async ``on_message`` that counts and discards), in its own process;
+- ``depotwatch``: ``depotwatch run`` with the bench's depot config (``depot_mix.py``: every rule
+  kind, the durable spool with fsync, InfluxDB 1.6.7 and VictoriaMetrics writers, a webhook
+  notifier), started once and kept running across the phases.
+
+Per phase: CPU % of a core (user + system of the receiving process only, from /proc, over
+``--window-s`` after ``--warmup-s``), µs of CPU per reading, peak RSS, readings received (the
+bare client's own count; depotwatch's ``depotwatch_readings_total``) against sent, and the
+ratio to the bare client; medians over ``--alternations``. Idle: both receivers with nothing
+arriving. Results to ``bench/results/depot-rate-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from depot_daemon import DaemonTarget
+from depot_latency import WebhookReceiver
+from depot_load import child
+from harness import (
+    BENCH_DIR,
+    HOST,
+    last_json,
+    machine,
+    proc_cpu_s,
+    proc_hwm_mib,
+    readline,
+    results_path,
+    spawn,
+    stamp,
+    start_broker,
+)
+from mqtt_wire import SESSION_EXPIRY_S, gmqtt_ready
+from servers import InfluxDB1, VictoriaMetrics, free_port
+
+RATE_SCRIPT = BENCH_DIR / "depot_rate.py"
+
+
+def role_bare(args: argparse.Namespace) -> None:
+    """Bare gmqtt counting and discarding until SIGTERM; prints READY, then its count."""
+    import gmqtt
+
+    received = 0
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        client = gmqtt.Client(args.client_id, clean_session=False,
+                              optimistic_acknowledgement=False,
+                              session_expiry_interval=SESSION_EXPIRY_S)
+
+        async def on_message(client: Any, topic: str, payload: bytes, qos: int,
+                             properties: Any) -> int:
+            nonlocal received
+            received += 1
+            return 0
+
+        await gmqtt_ready(client, args.port, f"{args.prefix}/#", on_message)
+        print("READY", flush=True)
+        await stop.wait()
+        await client.disconnect()
+
+    asyncio.run(main())
+    print(json.dumps({"received": received}), flush=True)
+
+
+def readings_total(api_url: str) -> int:
+    """Messages the daemon has decoded so far (the sum of depotwatch_readings_total)."""
+    with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return int(sum(float(m.group(1)) for m in re.finditer(
+        r"^depotwatch_readings_total(?:\{[^}]*\})?\s+(\S+)$", text, re.MULTILINE)))
+
+
+class Receivers:
+    """The two receivers of a run: the bare client (a process per phase) and the daemon."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.broker = start_broker()
+        self.influx, self.vm = InfluxDB1(workdir / "influxdb1"), VictoriaMetrics(workdir / "vm")
+        self.influx.start()
+        self.vm.start()
+        self.webhook = WebhookReceiver()
+        self.daemon = DaemonTarget("rate", args.sensors, True, self.broker.port, self.influx,
+                                   self.vm, workdir, self.webhook.url)
+        config = yaml.safe_load(self.daemon.config_path.read_text())
+        api_port = free_port()
+        # /metrics without a token: loopback only, a bench daemon.
+        config["api"] = {"listen_host": HOST, "listen_port": api_port,
+                         "metrics_token_required": False}
+        self.daemon.config_path.write_text(yaml.safe_dump(config))
+        self.api_url = f"http://{HOST}:{api_port}"
+        self.phases = 0
+
+    def start(self) -> None:
+        """Start the daemon and wait for its API."""
+        self.daemon.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                readings_total(self.api_url)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        """Stop the daemon and the servers."""
+        self.daemon.stop()
+        self.webhook.close()
+        self.vm.close()
+        self.influx.close()
+        self.broker.close()
+
+
+def measure(pid: int, warmup_s: float, window_s: float) -> tuple[float, float]:
+    """CPU seconds of `pid` over the window after the warm-up; and its peak RSS, MiB."""
+    time.sleep(warmup_s)
+    cpu0 = proc_cpu_s(pid)
+    time.sleep(window_s)
+    return proc_cpu_s(pid) - cpu0, proc_hwm_mib(pid)
+
+
+def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
+    """One receiver at one rate (0: idle); CPU, µs per reading, RSS, received vs sent."""
+    args = rx.args
+    rx.phases += 1
+    bare = None
+    if who == "bare":
+        prefix = f"b/bare-{rx.phases}"
+        bare = spawn(RATE_SCRIPT, "_bare", ["--port", str(rx.broker.port), "--prefix", prefix,
+                                            "--client-id", f"bare-{rx.phases}"])
+        assert bare.stdout is not None
+        if (readline(bare.stdout, 30) or "").strip() != "READY":
+            bare.kill()
+            raise RuntimeError("bare subscriber not ready")
+        pid = bare.pid
+    else:
+        prefix, pid = rx.daemon.prefix, rx.daemon.pid
+        before = readings_total(rx.api_url)
+    pace = None
+    if rate:
+        pace = child("_pace", ["--port", str(rx.broker.port), "--prefix", prefix,
+                               "--sensors", str(args.sensors), "--messages", "20000",
+                               "--rate", str(rate),
+                               "--seconds", str(args.warmup_s + args.window_s + 0.5)])
+        assert pace.stdout is not None
+        readline(pace.stdout, 30)
+    cpu, rss = measure(pid, args.warmup_s, args.window_s)
+    sent = 0
+    if pace is not None:
+        out, _ = pace.communicate(timeout=120)
+        sent = int((last_json(out) or {}).get("sent", -1))
+    time.sleep(1.0)  # the last commits and PUBACKs
+    if bare is not None:
+        bare.terminate()
+        out, _ = bare.communicate(timeout=30)
+        received = int((last_json(out) or {}).get("received", -1))
+    else:
+        received = readings_total(rx.api_url) - before
+    return {"who": who, "rate": rate, "cpu_pct": 100.0 * cpu / args.window_s,
+            "us_per_reading": cpu / (rate * args.window_s) * 1e6 if rate else None,
+            "rss_peak_mib": rss, "sent": sent, "received": received}
+
+
+def summarize(phases: list[dict[str, Any]], rates: list[int]) -> list[dict[str, Any]]:
+    """Medians per rate and receiver, and depotwatch's CPU over the bare client's."""
+    rows = []
+    for rate in rates:
+        row: dict[str, Any] = {"rate": rate}
+        for who in ("bare", "depotwatch"):
+            mine = [p for p in phases if p["rate"] == rate and p["who"] == who]
+            row[who] = {
+                "cpu_pct": statistics.median(p["cpu_pct"] for p in mine),
+                "us_per_reading": (statistics.median(p["us_per_reading"] for p in mine)
+                                   if rate else None),
+                "rss_peak_mib": max(p["rss_peak_mib"] for p in mine),
+                "sent": sum(p["sent"] for p in mine),
+                "received": sum(p["received"] for p in mine),
+                "cpu_pct_each": [round(p["cpu_pct"], 2) for p in mine]}
+        row["ratio"] = row["depotwatch"]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The README's table."""
+    out = ["| rate/s | bare CPU % | depotwatch CPU % | ratio | µs/reading bare / depotwatch "
+           "| RSS MiB bare / depotwatch | received / sent (depotwatch) |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b, d = r["bare"], r["depotwatch"]
+        us = (f"{b['us_per_reading']:,.0f} / {d['us_per_reading']:,.0f}"
+              if r["rate"] else "-")
+        ratio = f"{r['ratio']:.2f}x" if r["rate"] else "-"
+        out.append(f"| {r['rate'] or 'idle'} | {b['cpu_pct']:.2f} | {d['cpu_pct']:.2f} | "
+                   f"{ratio} | {us} | {b['rss_peak_mib']:.0f} / "
+                   f"{d['rss_peak_mib']:.0f} | {d['received']:,} / {d['sent']:,} |")
+    return "\n".join(out)
+
+
+def main_rate(args: argparse.Namespace) -> None:
+    """Alternate the receivers over the rates; medians, JSON and the table."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    rates = [int(r) for r in args.rates.split(",")]
+    load = [os.getloadavg()]
+    rx = Receivers(args, Path(tempfile.mkdtemp(prefix="depotwatch-rate-")))
+    phases: list[dict[str, Any]] = []
+    try:
+        rx.start()
+        for round_ in range(args.alternations):
+            for rate in [0, *rates]:
+                for who in ("bare", "depotwatch"):
+                    phases.append(phase(rx, who, rate))
+                    print(json.dumps({"round": round_, **phases[-1]}), file=sys.stderr,
+                          flush=True)
+    finally:
+        rx.close()
+    load.append(os.getloadavg())
+    rows = summarize(phases, [0, *rates])
+    doc = {"date": stamp(), "machine": machine(load_average=load), "args": vars(args),
+           "rows": rows, "phases": phases}
+    path = results_path("depot-rate", args.output)
+    path.write_text(json.dumps(doc, indent=1))
+    print(table(rows))
+    print(f"load average {load[0][0]:.2f} -> {load[1][0]:.2f}; wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: the fixed-rate bench, or (internally) the bare subscriber."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_bare":
+        p = argparse.ArgumentParser(prog="depot_rate.py _bare")
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--prefix", required=True)
+        p.add_argument("--client-id", required=True)
+        role_bare(p.parse_args(argv[1:]))
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default="100,500,1500,5000", help="readings/s, comma-separated")
+    p.add_argument("--alternations", type=int, default=3, help="rounds; medians reported (3)")
+    p.add_argument("--window-s", type=float, default=10.0, help="measured window (10)")
+    p.add_argument("--warmup-s", type=float, default=3.0, help="before the window (3)")
+    p.add_argument("--sensors", type=int, default=100, help="sensors of the depot (100)")
+    p.add_argument("--output", help="JSON path (results/depot-rate-<date>.json)")
+    main_rate(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
