@@ -106,6 +106,9 @@ def run_latency(target: DaemonTarget, port: int, webhook: WebhookReceiver, rate:
                 seconds: float, alarms_per_s: float) -> dict[str, Any]:
     """Alarm latency under paced background load."""
     alarms = int(seconds * alarms_per_s * 0.8)
+    # Cleared before the probe starts, not after its READY: an alarm it raised at once, while
+    # the publisher's READY was still awaited, lost its webhook here (the "239 of 240").
+    webhook.arrivals.clear()
     pace = child("_pace", ["--port", str(port), "--prefix", target.prefix, "--sensors",
                            str(target.sensors), "--messages", "20000", "--rate", str(rate),
                            "--seconds", str(seconds)])
@@ -116,7 +119,6 @@ def run_latency(target: DaemonTarget, port: int, webhook: WebhookReceiver, rate:
     for proc in (pace, probe):
         if (readline(proc.stdout, 30) or "").strip() != "READY":  # type: ignore[arg-type]
             raise RuntimeError("latency publisher or probe not ready")
-    webhook.arrivals.clear()
     cpu0, t0 = proc_cpu_s(target.pid), time.monotonic()
     probe_out, _ = probe.communicate(timeout=seconds + 60)
     pace_out, _ = pace.communicate(timeout=seconds + 60)

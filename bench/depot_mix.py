@@ -213,8 +213,11 @@ def daemon_config(lay: Layout, *, site: str, prefix: str, state_dir: str, mqtt_p
         # Every rule kind at its defaults but one: the mix's sensors report only during runs,
         # where a depot's report all the time; with PSSM.md's silence limits (10 s wired) every
         # idle minute between runs would page "sensor silent" for the whole depot.
+        # The latency probe raises one unknown-tag alarm per probe (a new key each): past the
+        # flood cap of issue 25 (5 at once per portal) they would fold into one alarm.
         "rules": [{"type": "sensor_silent", "wired_s": 3600, "radio_s": 3600,
-                   "climate_s": 3600}],
+                   "climate_s": 3600},
+                  {"type": "portal_movement", "unknown_tag_cap": 1_000_000}],
         "influxdb": [
             {"api": "v1", "url": influx_url, "database": influx_db},
             {"api": "v2", "url": vm_url, "bucket": influx_db, "org": "bench", "token": "bench"},
