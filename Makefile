@@ -10,7 +10,7 @@ PYTHON ?= python3
 # poppler-utils lets the report tests read the PDF back as text and pictures.
 # libgammu-dev and pkg-config build python-gammu (the sms notifier, tested on Gammu's dummy driver).
 APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
-  systemd openssl chromium poppler-utils libgammu-dev pkg-config
+  systemd openssl chromium poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench chaos apt-base apt-test clean
