@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
-from rules.base import Outcome, RuleConfigBase, WakeAt, no_wake
+from rules.base import Outcome, RuleConfigBase
+from rules.debounce import DebouncedFlags, FlagRule
 from rules.depot import Depot, SensorKind
 
 __all__ = ["SmokePanicRule", "SmokePanicRuleConfig"]
@@ -29,7 +30,7 @@ class SmokePanicRuleConfig(RuleConfigBase):
         return SmokePanicRule(self, depot)
 
 
-class SmokePanicRule:
+class SmokePanicRule(FlagRule):
     """Smoke fires once it outlasts the debounce and ends when the detector clears; a panic
     press fires and ends at once: the alarm stays open until the on-site check."""
 
@@ -38,14 +39,11 @@ class SmokePanicRule:
 
     def __init__(self, config: SmokePanicRuleConfig, depot: Depot) -> None:
         self._depot = depot
-        self._debounce_ns = int(config.debounce_ms * 1_000_000)
+        self._flags = DebouncedFlags(int(config.debounce_ms * 1_000_000))
         self._smoke = {s.id for s in depot.sensors_of(SensorKind.SMOKE)}
         # A keypad's panic key (Zigbee2MQTT `action: panic`/`emergency`) is a panic input too.
         self._panic = {s.id for s in depot.sensors_of(SensorKind.PANIC)} \
             | {s.id for s in depot.sensors_of(SensorKind.KEYPAD)}
-        self._since: dict[str, int] = {}
-        self._firing: set[str] = set()
-        self.wake_at: WakeAt = no_wake
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow smoke flags and panic presses."""
@@ -60,30 +58,19 @@ class SmokePanicRule:
         if sensor not in self._smoke or not isinstance(smoke, bool):
             return []
         if smoke:
-            self._since.setdefault(sensor, reading.at_ns)
-            return self._check(sensor, now_ns)
-        self._since.pop(sensor, None)
-        if sensor not in self._firing:
+            if self._flags.raised(sensor, reading.at_ns, now_ns):
+                return [self._transition(TransitionKind.FIRING, "smoke", sensor, now_ns,
+                                         "detected")]
             return []
-        self._firing.discard(sensor)
-        return [self._transition(TransitionKind.RESOLVED, "smoke", sensor, now_ns, "cleared")]
+        if self._flags.lowered(sensor):
+            return [self._transition(TransitionKind.RESOLVED, "smoke", sensor, now_ns,
+                                     "cleared")]
+        return []
 
     def tick(self, now_ns: int) -> list[Outcome]:
         """Confirm smoke that outlasted the debounce."""
-        out: list[Outcome] = []
-        for sensor in list(self._since):
-            out.extend(self._check(sensor, now_ns))
-        return out
-
-    def _check(self, sensor: str, now_ns: int) -> list[Outcome]:
-        since = self._since.get(sensor)
-        if since is None or sensor in self._firing:
-            return []
-        if now_ns - since < self._debounce_ns:
-            self.wake_at(since + self._debounce_ns)
-            return []
-        self._firing.add(sensor)
-        return [self._transition(TransitionKind.FIRING, "smoke", sensor, now_ns, "detected")]
+        return [self._transition(TransitionKind.FIRING, "smoke", sensor, now_ns, "detected")
+                for sensor in self._flags.confirmed_by(now_ns)]
 
     def _transition(self, kind: TransitionKind, rule: str, sensor_id: str, now_ns: int,
                     text: str) -> Transition:
@@ -96,9 +83,8 @@ class SmokePanicRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Smoke-since times and firing detectors."""
-        return {"since": dict(self._since), "firing": sorted(self._firing)}
+        return self._flags.snapshot()
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back smoke-since times and firing detectors."""
-        self._since = {s: int(t) for s, t in state.get("since", {}).items() if s in self._smoke}
-        self._firing = {s for s in state.get("firing", []) if s in self._smoke}
+        self._flags.restore(state, self._smoke)

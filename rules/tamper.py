@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
-from rules.base import Outcome, RuleConfigBase, WakeAt, no_wake
+from rules.base import Outcome, RuleConfigBase
+from rules.debounce import DebouncedFlags, FlagRule
 from rules.depot import Depot
 
 __all__ = ["TamperRule", "TamperRuleConfig"]
@@ -27,15 +28,12 @@ class TamperRuleConfig(RuleConfigBase):
         return TamperRule(self, depot)
 
 
-class TamperRule:
+class TamperRule(FlagRule):
     """Fires when `tamper: true` from a known sensor outlasts the debounce time."""
 
     def __init__(self, config: TamperRuleConfig, depot: Depot) -> None:
         self._depot = depot
-        self._debounce_ns = int(config.debounce_ms * 1_000_000)
-        self._since: dict[str, int] = {}
-        self._firing: set[str] = set()
-        self.wake_at: WakeAt = no_wake
+        self._flags = DebouncedFlags(int(config.debounce_ms * 1_000_000))
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the sensor's tamper flag."""
@@ -44,32 +42,21 @@ class TamperRule:
         if not isinstance(tamper, bool) or reading.sensor not in self._depot.sensors:
             return []
         if tamper:
-            self._since.setdefault(reading.sensor, reading.at_ns)
-            return self._check(reading.sensor, now_ns)
-        self._since.pop(reading.sensor, None)
-        if reading.sensor in self._firing:
-            self._firing.discard(reading.sensor)
+            if self._flags.raised(reading.sensor, reading.at_ns, now_ns):
+                return [self._transition(TransitionKind.FIRING, reading.sensor, now_ns,
+                                         "tamper switch triggered")]
+            return []
+        flags = self._flags
+        # Nearly every reading says "no tamper" while none is up: no call for those.
+        if (flags.since or flags.firing) and flags.lowered(reading.sensor):
             return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,
                                      "tamper switch restored")]
         return []
 
     def tick(self, now_ns: int) -> list[Outcome]:
         """Confirm tamper flags that outlasted the debounce."""
-        out: list[Outcome] = []
-        for sensor in list(self._since):
-            out.extend(self._check(sensor, now_ns))
-        return out
-
-    def _check(self, sensor: str, now_ns: int) -> list[Outcome]:
-        since = self._since.get(sensor)
-        if since is None or sensor in self._firing:
-            return []
-        if now_ns - since < self._debounce_ns:
-            self.wake_at(since + self._debounce_ns)
-            return []
-        self._firing.add(sensor)
-        return [self._transition(TransitionKind.FIRING, sensor, now_ns,
-                                 "tamper switch triggered")]
+        return [self._transition(TransitionKind.FIRING, sensor, now_ns, "tamper switch triggered")
+                for sensor in self._flags.confirmed_by(now_ns)]
 
     def _transition(self, kind: TransitionKind, sensor_id: str, now_ns: int,
                     text: str) -> Transition:
@@ -84,10 +71,8 @@ class TamperRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Tamper-since times and firing sensors."""
-        return {"since": dict(self._since), "firing": sorted(self._firing)}
+        return self._flags.snapshot()
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back tamper-since times and firing sensors."""
-        sensors = self._depot.sensors
-        self._since = {s: int(t) for s, t in state.get("since", {}).items() if s in sensors}
-        self._firing = {s for s in state.get("firing", []) if s in sensors}
+        self._flags.restore(state, self._depot.sensors)
