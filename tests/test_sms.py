@@ -286,3 +286,30 @@ def test_armed_door_by_sms_when_hq_is_down_and_acknowledged_by_reply(
     assert getattr(dual, "delivered_by", {}) == {"duty-sms": 2}
     assert figures["hq"].delivered_by == {"duty-sms": 2}
     assert any(t.startswith("ACKNOWLEDGED by weber") for _, t in sent)
+
+
+def test_a_modem_gone_is_a_fault_and_delays_no_armed_door_alarm(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    # The modem's device does not exist (unplugged): every modem call fails. The armed door's
+    # alarm must still reach the desk and MQTT at once; the lost path is a gateway fault.
+    config: dict[str, Any] = depot(tmp_path / "state", broker.port)
+    config["rules"] = [{"type": "door_armed"}, {"type": "gateway_fault"}]
+    config["api"]["officers"].append({"name": "weber", "token_sha256": "cd" * 32})
+    config["notifiers"] = [
+        {"type": "sms", "name": "duty-sms", "device": str(tmp_path / "ttyUSB-gone"),
+         "poll_s": 0.3, "officers": [{"officer": "weber", "phone": PHONE}]}]
+    with running(config) as r:
+        eventually(lambda: any(a.rule == "sms_modem" for a in r.daemon.desk.alarms()),
+                   timeout_s=10)
+        fault = next(a for a in r.daemon.desk.alarms() if a.rule == "sms_modem")
+        r.publish("zigbee2mqtt/door1", {"contact": True})
+        time.sleep(0.3)
+        opened = time.monotonic()
+        r.publish("zigbee2mqtt/door1", {"contact": False})
+        eventually(lambda: any(a.rule == "door_armed" for a in r.daemon.desk.alarms()),
+                   timeout_s=10)
+        took = time.monotonic() - opened
+        mqtt = next(o for o in r.daemon.outboxes if o.notifier.name == "mqtt")
+        eventually(lambda: mqtt.delivered >= 2, timeout_s=10)
+    assert "duty-sms" in fault.summary and "modem cannot send" in fault.summary
+    assert took < 2.0

@@ -205,7 +205,8 @@ def add_officer_commands(commands: Commands) -> None:
 
 
 def _add_token_commands(commands: Commands) -> None:
-    officers = commands.add_parser("officers", help="officer tokens for the api section, SMS reply PINs")
+    officers = commands.add_parser(
+        "officers", help="officer tokens for the api section, SMS reply PINs")
     officer_actions = add_actions(officers)
     officer_actions.add_parser(
         "hash-token", help="read a token on stdin, print the token_sha256 the config keeps")
