@@ -30,6 +30,7 @@ from daemon.assembly import (
     tsdb_targets,
 )
 from daemon.config.schema import Config
+from daemon.gsm import modem_watches
 from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
@@ -48,8 +49,7 @@ from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Reading
-from daemon.web.api import serve
-from daemon.web.doorman import connection_budget, raise_file_limit
+from daemon.web.api import serve_officers
 from daemon.web.metrics import DaemonMetrics
 from daemon.web.recent import RecentEvents
 from drivers.mqtt import MqttLink
@@ -84,6 +84,7 @@ class Daemon:
         # Alertmanager forgets firing alerts not re-sent within its resolve_timeout.
         self.resenders = [n for n in configured if isinstance(n, Resender)]
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
+        self._configured = configured
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
         # Door states and the last events per storehouse, for the web console (memory only).
@@ -130,6 +131,9 @@ class Daemon:
                                            arming=self.arming)
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.arming.attach(self.pipeline)
+        # SMS notifiers' modems: officers' `ACK` replies, and the modem's own health.
+        self.modems = modem_watches(self._configured, self.desk, self.officers.role, self._audit,
+                                    self.clock, self.pipeline.gateway_reading, self.pipeline.fault)
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
         self.link.on_fault(self._on_link_fault)
@@ -200,17 +204,8 @@ class Daemon:
     async def _serve_api(self) -> None:
         # A busy port must not take the gateway down: the officers' API is reported as a lost
         # input (an alarm on every other channel) and the pipeline runs on.
-        try:
-            api = self.config.api
-            async with serve(self.api, api.listen_host, api.listen_port,
-                             max_connections=connection_budget(api.max_connections,
-                                                               raise_file_limit()),
-                             idle_s=api.idle_timeout_s) as server:
-                self.api_url = server.url
-                await asyncio.Event().wait()
-        except DepotwatchError as exc:
-            log.error("%s; running without the officers' API", exc)
-            self.pipeline.input_state("api", False, self.clock.now_ns())
+        await serve_officers(self.api, self.config.api, functools.partial(setattr, self, "api_url"),
+                             lambda: self.pipeline.input_state("api", False, self.clock.now_ns()))
 
     def _condition(self, change: Alert) -> None:
         self.desk.condition(change, change.changed_ns)
@@ -395,6 +390,7 @@ class Daemon:
         tasks += [keep.start(f"resend {r.name}",
                              functools.partial(r.keep_alive, self.desk.open_alerts))
                   for r in self.resenders]
+        tasks += [keep.start(f"modem {m.name}", m.run) for m in self.modems]
         tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api)]
         if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
             tasks.append(keep.start("systemd", functools.partial(

@@ -652,7 +652,7 @@ def test_notifier_counts_and_refusals_in_the_api_and_the_cli() -> None:
         assert status == 200
         assert {k: v for k, v in hook.items() if k != "refusals"} == {
             "name": "hq-hook", "delivered": 1, "failed": 1, "retried": 0, "refused": 1,
-            "given_up": 0, "backlog": 0}
+            "given_up": 0, "backlog": 0, "delivered_by": {}}
         assert [(r["key"], r["state"], r["reason"]) for r in hook["refusals"]] == [
             (DOOR, "firing", "422 unknown storehouse")]
         assert set(doc["components"]["schemas"]["NotifierFigures"]["properties"]) == set(hook)

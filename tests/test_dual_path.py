@@ -23,7 +23,7 @@ from daemon.notifiers.common import Site
 from daemon.notifiers.dual import DualPathNotifier
 from daemon.notifiers.kinds import build_notifiers
 from daemon.notifiers.webhook import WebhookConfig
-from daemon.vocabulary.errors import ConfigError
+from daemon.vocabulary.errors import ConfigError, NotifierError
 
 SECRET = "dual-path-secret-0123456789"
 SITE = Site(id="north", name="Depot North")
@@ -162,3 +162,42 @@ async def _serve(receiver: Receiver) -> Any:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
     return runner
+
+
+def test_uplink_down_sends_by_the_fallback_at_once() -> None:
+    # HQ's receiver and the probe beyond the uplink both unreachable: no 30 s wait.
+    async def scenario() -> tuple[DualPathNotifier, float]:
+        phones = Receiver()
+        async with phones.running():
+            dual = DualPathNotifier(
+                "hq", _webhook(free_port()).build(SITE, "hq-webhook"),
+                AppriseConfig(url=f"json://127.0.0.1:{phones.port}/x").build(  # type: ignore[arg-type]
+                    SITE, "phones"), fallback_after_s=30.0,
+                uplink_probe=f"127.0.0.1:{free_port()}")
+            started = time.monotonic()
+            await dual.send(door_alert("door_armed.SH1-D1"))
+            return dual, time.monotonic() - started
+
+    dual, took = asyncio.run(scenario())
+    assert dual.delivered_by == {"phones": 1} and took < 5.0
+
+
+def test_uplink_up_waits_for_the_primary() -> None:
+    # The probe answers: HQ's receiver alone is down, the outbox retries it first.
+    async def scenario() -> str:
+        probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        try:
+            dual = DualPathNotifier(
+                "hq", _webhook(free_port()).build(SITE, "hq-webhook"),
+                AppriseConfig(url="json://127.0.0.1:9/x").build(  # type: ignore[arg-type]
+                    SITE, "phones"), fallback_after_s=30.0, uplink_probe=f"127.0.0.1:{port}")
+            try:
+                await dual.send(door_alert("door_armed.SH1-D1"))
+            except NotifierError as exc:
+                return str(exc)
+            return "sent"
+        finally:
+            probe.close()
+
+    assert "fallback phones in 30 s" in asyncio.run(scenario())

@@ -223,7 +223,7 @@ def test_config_builds_notifiers_with_distinct_names(tmp_path: Path,
      ":5: notifiers[0].secret: secret must be at least 16 characters"),
     ("  - {type: pager, url: 'https://a.example/'}\n",
      ":5: notifiers[0]: unknown type 'pager' (known: 'webhook', 'alertmanager', 'email', "
-     "'apprise', 'dual_path')"),
+     "'apprise', 'sms', 'dual_path')"),
     ("  - {type: alertmanager, urls: ['http://am1:9093'], resend_every: 5}\n",
      ":5: notifiers[0].resend_every: unknown key"),
     ("  - {type: alertmanager, urls: ['http://am1:9093'], bearer_token: t,\n"

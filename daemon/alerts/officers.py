@@ -204,6 +204,9 @@ def format_notifier(figures: Mapping[str, Any]) -> list[str]:
     counts = "  ".join(f"{label} {figures.get(label, 0)}" for label in (
         "delivered", "failed", "retried", "refused", "given_up", "backlog"))
     lines = [f"{figures.get('name', '?'):<16}  {counts}"]
+    paths = figures.get("delivered_by") or {}
+    if paths:
+        lines.append("  by path: " + ", ".join(f"{name} {n}" for name, n in paths.items()))
     for refusal in figures.get("refusals", []):
         when = _when(int(refusal.get("at_s", 0) * 1e9))
         lines.append(f"  refused {refusal.get('key', '?')} ({refusal.get('state', '?')}) at "

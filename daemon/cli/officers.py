@@ -1,4 +1,5 @@
-"""`depotwatch alerts` (the officers' client of the alert API) and `officers hash-token`."""
+"""`depotwatch alerts` (the officers' client of the alert API) and `officers hash-token`,
+`officers hash-pin`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from daemon.alerts.officers import (
     hash_token,
     silence_end,
 )
+from daemon.alerts.sms_replies import hash_pin
 from daemon.cli.subcommand import Commands, add_actions, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 from daemon.web.settings import ApiConfig
@@ -128,6 +130,13 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _officers(args: argparse.Namespace) -> int:
+    if args.action == "hash-pin":
+        pin = sys.stdin.readline().strip()
+        if not (4 <= len(pin) <= 12 and pin.isdigit()):
+            print("give the SMS reply PIN on stdin: 4 to 12 digits", file=sys.stderr)
+            return 2
+        print(hash_pin(pin))
+        return 0
     token = sys.stdin.readline().strip()
     if len(token) < MIN_TOKEN_CHARS:
         print(f"give the token on stdin, at least {MIN_TOKEN_CHARS} random characters "
@@ -192,9 +201,16 @@ def add_officer_commands(commands: Commands) -> None:
                               help="arm over open doors and active detectors (recorded)")
     alerts.set_defaults(func=_alerts)
 
-    officers = commands.add_parser("officers", help="officer tokens for the api section")
+    _add_token_commands(commands)
+
+
+def _add_token_commands(commands: Commands) -> None:
+    officers = commands.add_parser(
+        "officers", help="officer tokens for the api section, SMS reply PINs")
     officer_actions = add_actions(officers)
     officer_actions.add_parser(
         "hash-token", help="read a token on stdin, print the token_sha256 the config keeps")
+    officer_actions.add_parser(
+        "hash-pin", help="read an SMS reply PIN on stdin, print the pin_hash an sms notifier's "
+        "officers keep")
     officers.set_defaults(func=_officers)
-

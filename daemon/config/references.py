@@ -13,7 +13,27 @@ __all__ = ["reference_problems"]
 
 def reference_problems(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Every cross-section mistake in the raw document, each as a `file:line: path: message`."""
-    return [*_cross_references(data, source), *_serial_references(data, source)]
+    return [*_cross_references(data, source), *_serial_references(data, source),
+            *_sms_officers(data, source)]
+
+
+def _sms_officers(data: dict[str, Any], source: YamlSource) -> list[str]:
+    # A reply acts with the officer's role: a phone of nobody the API knows would act as an
+    # operator by default, so it is a config error instead.
+    api = data.get("api")
+    known = sorted(str(o.get("name")) for _, o in _items(api if isinstance(api, dict) else {},
+                                                        "officers"))
+    problems: list[str] = []
+    for index, notifier in _items(data, "notifiers"):
+        if notifier.get("type") != "sms":
+            continue
+        for at, phone in _items(notifier, "officers"):
+            if str(phone.get("officer")) not in known:
+                problems.append(source.problem(
+                    ("notifiers", index, "officers", at, "officer"),
+                    f"no officer {phone.get('officer')!r} in api.officers (known: "
+                    f"{', '.join(known) or 'none'})"))
+    return problems
 
 
 def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:

@@ -64,6 +64,8 @@ class NotifierFigures:
     given_up: int
     backlog: int
     refusals: list[RefusalShown]
+    # A dual path's deliveries by the path that made them (primary or fallback name).
+    delivered_by: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -152,7 +154,8 @@ class Outbox:
             self.notifier.name, self.delivered, self.failed, self.retried, self.refused,
             self.given_up, self.backlog,
             [RefusalShown(r.alert.key, str(r.alert.state), r.reason, r.at_s)
-             for r in self.refusals])
+             for r in self.refusals],
+            dict(getattr(self.notifier, "delivered_by", {})))
 
     async def run(self) -> None:
         """Deliver forever; cancellation is the shutdown path."""

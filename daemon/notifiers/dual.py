@@ -8,6 +8,7 @@ other notifiers of the config, named here; they are told only through this one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, deque
@@ -46,6 +47,10 @@ class DualPathConfig(NotifierSettings):
     # How long the primary may fail before an alert goes by the fallback (EN 50136-1 leaves
     # it to the site; 30 s keeps a cut uplink well inside a critical alarm's 120 s repeat).
     fallback_after_s: float = Field(default=30.0, ge=0, le=3600)
+    # `host:port` beyond the depot's uplink (HQ's receiver, the provider's router): when the
+    # primary fails and this cannot be reached either, the uplink is down and the alert goes
+    # by the fallback at once instead of after `fallback_after_s`.
+    uplink_probe: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
 
     @model_validator(mode="after")
     def _two_paths(self) -> DualPathConfig:
@@ -62,7 +67,8 @@ class DualPathConfig(NotifierSettings):
               paths: Mapping[str, Notifier]) -> DualPathNotifier:
         """The notifier over the already built `paths` (by name); the site is theirs."""
         return DualPathNotifier(name, paths[self.primary], paths[self.fallback],
-                                fallback_after_s=self.fallback_after_s)
+                                fallback_after_s=self.fallback_after_s,
+                                uplink_probe=self.uplink_probe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +85,9 @@ class DualPathNotifier:
     """Sends by the primary; once it has failed for `fallback_after_s`, by the fallback."""
 
     def __init__(self, name: str, primary: Notifier, fallback: Notifier, *,
-                 fallback_after_s: float = 30.0) -> None:
+                 fallback_after_s: float = 30.0, uplink_probe: str | None = None) -> None:
         self.name = name
+        self.uplink_probe = uplink_probe
         self.primary = primary
         self.fallback = fallback
         self.fallback_after_s = fallback_after_s
@@ -109,13 +116,30 @@ class DualPathNotifier:
                 await self.primary.send(alert)
             except NotifierError as exc:
                 primary_error = str(exc)
-                if exc.retryable:  # a refusal of this one alert says nothing of the path
+                if exc.retryable and await self._uplink_down():
+                    # No need to wait out fallback_after_s: the path itself is cut.
+                    primary_error += "; uplink down"
+                    self._failing_since = min(self._failing_since or now,
+                                              now - self.fallback_after_s)
+                elif exc.retryable:  # a refusal of this one alert says nothing of the path
                     self._failing_from(now, exc)
             else:
                 self._failing_since = None
                 self._delivered(alert, self.primary.name)
                 return
         await self._by_fallback(alert, primary_error)
+
+    async def _uplink_down(self) -> bool:
+        if self.uplink_probe is None:
+            return False
+        host, _, port = self.uplink_probe.rpartition(":")
+        try:
+            async with asyncio.timeout(2.0):
+                _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except (OSError, TimeoutError):
+            return True
+        writer.close()
+        return False
 
     def _failing_from(self, now: float, exc: NotifierError) -> None:
         """Note the primary failing since `now` at the latest; raises until it is long enough."""

@@ -13,6 +13,7 @@ from daemon.notifiers.base import Notifier
 from daemon.notifiers.common import Site
 from daemon.notifiers.dual import DualPathConfig
 from daemon.notifiers.email import EmailConfig
+from daemon.notifiers.sms import SmsConfig
 from daemon.notifiers.webhook import WebhookConfig
 from daemon.vocabulary.alert import Alert
 
@@ -26,10 +27,12 @@ __all__ = [
 ]
 
 # One line per notifier: adding one is its module, this line and its test.
-NOTIFIER_KINDS = (WebhookConfig, AlertmanagerConfig, EmailConfig, AppriseConfig, DualPathConfig)
+NOTIFIER_KINDS = (WebhookConfig, AlertmanagerConfig, EmailConfig, AppriseConfig, SmsConfig,
+                  DualPathConfig)
 
 NotifierConfig = Annotated[
-    WebhookConfig | AlertmanagerConfig | EmailConfig | AppriseConfig | DualPathConfig,
+    WebhookConfig | AlertmanagerConfig | EmailConfig | AppriseConfig | SmsConfig
+    | DualPathConfig,
     Field(discriminator="type"),
 ]
 

@@ -34,9 +34,10 @@ from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
 from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
-from daemon.web.doorman import BoundedSite, Doorman
+from daemon.web.doorman import BoundedSite, Doorman, connection_budget, raise_file_limit
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
+from daemon.web.settings import ApiConfig
 from daemon.web.throttle import GuessThrottle
 
 __all__ = ["ApiServer", "build_api", "run_api", "serve"]
@@ -203,6 +204,22 @@ async def serve(app: web.Application, host: str, port: int, *, max_connections: 
         yield server
     finally:
         await runner.cleanup()
+
+
+async def serve_officers(app: web.Application, config: ApiConfig,
+                         listening: Callable[[str], None], lost: Callable[[], None]) -> None:
+    """Serve the officers' API until cancelled, within the open-file budget; a port that
+    cannot be had is logged and `lost()`, never a crash of the gateway."""
+    try:
+        async with serve(app, config.listen_host, config.listen_port,
+                         max_connections=connection_budget(config.max_connections,
+                                                           raise_file_limit()),
+                         idle_s=config.idle_timeout_s) as server:
+            listening(server.url)
+            await asyncio.Event().wait()
+    except DepotwatchError as exc:
+        log.error("%s; running without the officers' API", exc)
+        lost()
 
 
 async def run_api(app: web.Application, host: str, port: int) -> None:
