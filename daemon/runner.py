@@ -38,6 +38,7 @@ from daemon.ingest.pubacks import PubackReceipts
 from daemon.notifiers.base import Notifier
 from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
+from daemon.records.digests import AuditDigests
 from daemon.reload import Reloader
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.selfwatch import SelfWatch
@@ -401,6 +402,9 @@ class Daemon:
                 interval_s=watchdog_interval_s())))
         return [*tasks, keep.start("state", self._save_state),
                 keep.start("health", self._report_health), keep.start("reload", self._reloads),
+                keep.start("audit digest", AuditDigests(
+                    self.config.state_dir, self.config.site.id,
+                    functools.partial(self.link.publish, retain=True)).run),
                 keep.start("heartbeat", build_pulse(self.config, self.link, self.spool,
                                                     self.desk, self.pipeline).run)]
 

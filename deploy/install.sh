@@ -174,6 +174,12 @@ fi
 if [ "$DRY_RUN" = 0 ] && ! "$PREFIX/bin/depotwatch" check-config -c "$CONFIG"; then
   die "$CONFIG is rejected by this version (above: file, line, problem); fix it, then re-run"
 fi
+# The key that signs reports and the daily audit digests (kept if it exists).
+if [ "$DRY_RUN" = 0 ]; then
+  install -d -o depotwatch -g depotwatch -m 0750 /var/lib/depotwatch
+  runuser -u depotwatch -- "$PREFIX/bin/depotwatch" keys init -c "$CONFIG" >/dev/null \
+    || die "cannot make the signing key (depotwatch keys init)"
+fi
 if [ ! -d /run/systemd/system ]; then
   say "systemd is not running here: enable later with systemctl enable --now depotwatch"
   exit 0

@@ -380,6 +380,19 @@ def test_pdf(month: dict[str, Any]) -> None:
         assert len(pngs) == 2 and all(p.stat().st_size > 3000 for p in pngs)
 
 
+def test_reports_are_signed_by_the_gateway_key(month: dict[str, Any]) -> None:
+    # Before test_empty_month_and_broken_chain, which edits the audit log.
+    from daemon.records.signing import GatewayKey, key_path, verify_document
+
+    public = GatewayKey.load(key_path(month["state_dir"])).public_pem().encode()
+    for name in ("report.csv", "report.json", "report.pdf"):
+        report = month["workdir"] / name
+        signed = json.loads((month["workdir"] / f"{name}.sig").read_text())
+        assert signed["audit_head"]["hash"] == month["head"] and signed["site"] == "depot-x"
+        assert verify_document(report, report.with_name(f"{name}.sig"), public,
+                               audit_path(month["state_dir"])) == []
+
+
 def test_empty_month_and_broken_chain(month: dict[str, Any]) -> None:
     path = audit_path(month["state_dir"])
     lines = path.read_bytes().split(b"\n")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from daemon.cli.subcommand import Commands, add_config_option, read_config
+from daemon.config.schema import Config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_report_command"]
@@ -33,7 +34,34 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report failed: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {output} ({fmt}; audit trail {report.audit_status})", file=sys.stderr)
+    return 0 if args.no_sign else _sign(config, output, report.audit_head_hash)
+
+
+def _sign(config: Config, output: Path, head_hash: str) -> int:
+    from daemon.alerts.audit import audit_path
+    from daemon.records.signing import GatewayKey, SignatureError, key_path, sign_document
+
+    try:
+        key = GatewayKey.load_or_create(key_path(config.state_dir))
+        head = _audit_seq(audit_path(config.state_dir), head_hash) if head_hash else None
+        signature = sign_document(output, key, site=config.site.id, audit_head=head)
+    except (SignatureError, OSError) as exc:
+        print(f"report written but not signed: {exc}", file=sys.stderr)
+        return 1
+    print(f"signed: {signature} (check: depotwatch verify {output} --key PUBKEY)",
+          file=sys.stderr)
     return 0
+
+
+def _audit_seq(audit: Path, head_hash: str) -> tuple[int, str] | None:
+    # The report names its audit head by hash; the signature keeps its place in the chain too.
+    import json
+
+    for raw in audit.read_bytes().split(b"\n"):
+        if head_hash.encode() in raw:
+            entry = json.loads(raw)
+            return int(entry["seq"]), head_hash
+    return None
 
 
 def add_report_command(commands: Commands) -> None:
@@ -47,4 +75,6 @@ def add_report_command(commands: Commands) -> None:
     report.add_argument("-o", "--output", required=True, help="the file to write")
     report.add_argument("--format", choices=["pdf", "csv", "json"],
                         help="default: from the output's suffix (.csv, .json), else pdf")
+    report.add_argument("--no-sign", action="store_true",
+                        help="do not write REPORT.sig (by default the gateway key signs it)")
     report.set_defaults(func=_report)
