@@ -164,6 +164,12 @@ class Storehouse:
         """Armed state of this storehouse at an instant."""
         return self.armed.is_armed(at_ns, self.zone)
 
+    def past_closing(self, at_ns: int) -> bool:
+        """Whether staff should have armed it by now ("not secured" otherwise): its weekly
+        schedule says armed. Only a schedule has closing times; under `always` (the default,
+        which only decides the state at a fresh start) and `never`, staff decide alone."""
+        return self.armed.mode is ArmedMode.SCHEDULE and self.is_armed(at_ns)
+
 
 @dataclass(frozen=True, slots=True)
 class Door:

@@ -294,7 +294,7 @@ class ZoneArmingRule:
         return out
 
     def _not_secured(self, storehouse: str, zone: Zone, now_ns: int) -> list[Outcome]:
-        expected = self._depot.storehouses[storehouse].is_armed(now_ns)
+        expected = self._depot.storehouses[storehouse].past_closing(now_ns)
         if expected and zone.state is ZoneState.DISARMED:
             if zone.expected_since_ns is None:
                 zone.expected_since_ns = now_ns

@@ -321,3 +321,23 @@ def test_a_keypad_panic_key_alarms_in_every_state() -> None:
     out = rule.observe(Reading("keypad3", NOON, {"panic": True}), NOON)
     assert firing(out) == ["panic.keypad3"]
     assert rule.observe(Reading("keypad3", NOON, {"action": "arm", "badge": "1001"}), NOON) == []
+
+
+def test_a_staff_zone_on_the_default_schedule_is_never_not_secured() -> None:
+    # Found in the intrusion work: `always` (no schedule given) raised "not secured" 15 min
+    # after every disarm. It has no closing time: staff decide alone.
+    stores = [{"id": "SH3", "name": "Ammunition 3", "arming": "staff"}]
+    model = Config.model_validate({**DEPOT, "storehouses": stores,
+                                   "doors": DEPOT["doors"][:1],
+                                   "detectors": DEPOT["detectors"][:2],
+                                   "roster": DEPOT["roster"][:1]}).depot()
+    rule = ZoneArmingRule(ZoneArmingRuleConfig(), model)
+    assert facts(ask(rule, "disarm", NOON))[-1]["state"] == "disarmed"
+    out = [o for minute in range(1, 121) for o in rule.tick(NOON + minute * 60 * NS)]
+    assert not firing(out)
+    # A weekly schedule still expects it armed from its closing time (18:00).
+    scheduled = zone_rule()
+    ask(scheduled, "disarm", NOON)
+    evening = local_ns(2026, 11, 25, 18)
+    late = [o for minute in range(0, 20) for o in scheduled.tick(evening + minute * 60 * NS)]
+    assert firing(late) == ["not_secured.SH3"]
