@@ -159,6 +159,8 @@ class Storehouse:
     armed: ArmedSchedule = field(default_factory=ArmedSchedule)
     # Armed and disarmed by staff (keypad, API, MQTT); the schedule is then what is expected.
     staff_arming: bool = False
+    # Sequential confirmation (EN 50131-9): an intrusion is confirmed by a second detector.
+    sequential_confirmation: bool = False
 
     def is_armed(self, at_ns: int) -> bool:
         """Armed state of this storehouse at an instant."""

@@ -19,6 +19,7 @@ from drivers.decoders.esphome import EsphomeDecoderConfig
 from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.tasmota import TasmotaDecoderConfig
 from drivers.decoders.zigbee2mqtt import Zigbee2MqttDecoder
+from rules.anti_masking import AntiMaskingRuleConfig
 from rules.base import Fact, Outcome
 from rules.depot import Depot
 from rules.door_armed import DoorArmedRule, DoorArmedRuleConfig
@@ -341,3 +342,70 @@ def test_a_staff_zone_on_the_default_schedule_is_never_not_secured() -> None:
     evening = local_ns(2026, 11, 25, 18)
     late = [o for minute in range(0, 20) for o in scheduled.tick(evening + minute * 60 * NS)]
     assert firing(late) == ["not_secured.SH3"]
+
+
+def confirming_rule() -> ZoneArmingRule:
+    stores = [{**DEPOT["storehouses"][0], "confirmation": "sequential"}, DEPOT["storehouses"][1]]
+    detectors = [*DEPOT["detectors"], {"id": "vib3", "kind": "vibration", "storehouse": "SH3"}]
+    model = Config.model_validate({**DEPOT, "storehouses": stores,
+                                   "detectors": detectors}).depot()
+    return ZoneArmingRule(ZoneArmingRuleConfig(), model)
+
+
+def severities(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
+    return [(o.key, o.kind.value, o.severity.value) for o in outcomes
+            if isinstance(o, Transition)]
+
+
+def test_sequential_confirmation_needs_a_second_detector_within_the_window() -> None:
+    night = local_ns(2026, 11, 25, 22)
+    rule = confirming_rule()
+    rule.tick(night)  # armed by the schedule
+    out = rule.observe(Reading("pir3", night, {"motion": True}), night)
+    out += rule.tick(night + NS)
+    assert severities(out) == [("intrusion.pir3", "firing", "alarm")]
+    assert "unconfirmed" in next(o for o in out if isinstance(o, Transition)).summary
+    # The same detector again is no confirmation; a different one 20 min later is.
+    out = rule.observe(Reading("pir3", night + 5 * NS, {"motion": False}), night + 5 * NS)
+    assert severities(out) == [("intrusion.pir3", "resolved", "alarm")]
+    rule.observe(Reading("pir3", night + 9 * NS, {"motion": True}), night + 9 * NS)
+    assert severities(rule.tick(night + 10 * NS)) == [("intrusion.pir3", "firing", "alarm")]
+    later = night + 1200 * NS
+    rule.observe(Reading("vib3", later, {"vibration": True}), later)
+    out = rule.tick(later + NS)
+    assert severities(out) == [("intrusion.vib3", "firing", "critical"),
+                               ("intrusion_confirmed.SH3", "firing", "critical"),
+                               ("intrusion_confirmed.SH3", "resolved", "critical")]
+    # Outside the window (and after a disarm) a detector alone is unconfirmed again.
+    rule = confirming_rule()
+    rule.tick(night)
+    rule.observe(Reading("pir3", night, {"motion": True}), night)
+    rule.tick(night + NS)
+    much_later = night + 1900 * NS
+    rule.observe(Reading("vib3", much_later, {"vibration": True}), much_later)
+    assert severities(rule.tick(much_later + NS)) == [("intrusion.vib3", "firing", "alarm")]
+
+
+def test_a_zone_without_confirmation_alarms_critical_at_the_first_detector() -> None:
+    night = local_ns(2026, 11, 25, 22)
+    rule = zone_rule()
+    rule.tick(night)
+    rule.observe(Reading("pir3", night, {"motion": True}), night)
+    assert severities(rule.tick(night + NS)) == [("intrusion.pir3", "firing", "critical")]
+
+
+def test_anti_masking_is_a_fault_in_every_state_from_an_io_board_input() -> None:
+    board = IoBoardDecoderConfig(fields={"motion": "pir", "masked": "am"}).build()
+    reading = board.decode(RawMessage("serial:io", b"pir=0 am=1", NOON), "pir3")[0]
+    assert reading.values == {"motion": False, "masked": True}
+    rule = AntiMaskingRuleConfig().build(depot())
+    assert rule.observe(reading, NOON) == []  # the 10 s fault debounce
+    saved = json.loads(json.dumps(rule.snapshot()))
+    rule = AntiMaskingRuleConfig().build(depot())
+    rule.restore(saved)
+    assert severities(rule.tick(NOON + 10 * NS)) == [("anti_masking.pir3", "firing", "alarm")]
+    # A door contact's `masked` is not a detector's: ignored.
+    assert rule.observe(Reading("door3", NOON, {"masked": True}), NOON) == []
+    clear = Reading("pir3", NOON + 20 * NS, {"masked": False})
+    assert severities(rule.observe(clear, clear.at_ns)) == [
+        ("anti_masking.pir3", "resolved", "alarm")]

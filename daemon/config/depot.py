@@ -93,6 +93,9 @@ class StorehouseConfig(Settings):
     # `staff`: armed and disarmed by staff (keypad, API, MQTT command), with exit and entry
     # delays; the schedule is then what is expected ("not secured" when nobody armed it).
     arming: Literal["schedule", "staff"] = "schedule"
+    # `sequential`: one detector alone is an unconfirmed intrusion (a lower severity); a second,
+    # different one in the zone within 30 min confirms it (EN 50131-9 sequential confirmation).
+    confirmation: Literal["none", "sequential"] = "none"
 
     @field_validator("timezone")
     @classmethod
@@ -267,6 +270,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
         id=s.id, name=s.name or s.id, zone=ZoneInfo(s.timezone),
         climate_class=s.climate_class,
         staff_arming=s.arming == "staff",
+        sequential_confirmation=s.confirmation == "sequential",
         armed=ArmedSchedule(
             mode=s.armed.mode,
             windows=tuple(
