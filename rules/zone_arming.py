@@ -22,7 +22,7 @@ from rules.door_contacts import DoorContacts
 from rules.walk_test import WalkTests
 from rules.zone_confirmation import Confirmations
 from rules.zone_keypad import KeypadDesk
-from rules.zone_state import ZONE_PREFIX, Zone, ZoneState, zone_fact
+from rules.zone_state import ZONE_PREFIX, Zone, ZoneState, ZoneView, zone_fact
 
 __all__ = ["ZoneArmingRule", "ZoneArmingRuleConfig"]
 
@@ -319,6 +319,23 @@ class ZoneArmingRule:
         text = (f"{zone.state.value} by {zone.by}" if zone.state is not ZoneState.DISARMED
                 else "no longer expected armed")
         return [self._not_secured_transition(TransitionKind.RESOLVED, storehouse, now_ns, text)]
+
+    def views(self, now_ns: int) -> list[ZoneView]:
+        """Every storehouse's zone now, in config order; changes nothing (a zone not seen yet
+        is shown as its schedule would set it)."""
+        found = []
+        for storehouse in self._depot.storehouses.values():
+            walking = self._walks.walking(storehouse.id)
+            zone = self._zones.get(storehouse.id)
+            if storehouse.id in self._staff and zone is not None:
+                found.append(ZoneView(storehouse.id, zone.state, "staff", zone.since_ns,
+                                      zone.by, zone.how, zone.deadline_ns, walking))
+                continue
+            state = ZoneState.ARMED if storehouse.is_armed(now_ns) else ZoneState.DISARMED
+            found.append(ZoneView(storehouse.id, state,
+                                  "staff" if storehouse.id in self._staff else "schedule",
+                                  None, "", "schedule", None, walking))
+        return found
 
     # -- outcomes and state -------------------------------------------------------------------
 

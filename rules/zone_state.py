@@ -16,7 +16,7 @@ from typing import Any
 from daemon.vocabulary.readings import FieldValue
 from rules.base import Fact
 
-__all__ = ["ZONE_PREFIX", "Zone", "ZoneState", "zone_fact", "zone_request"]
+__all__ = ["ZONE_PREFIX", "Zone", "ZoneState", "ZoneView", "zone_fact", "zone_request"]
 
 # Readings of `zone:<storehouse>` are arming requests, not a sensor's.
 ZONE_PREFIX = "zone:"
@@ -70,6 +70,23 @@ class Zone:
                    str(saved.get("how", "")), None if deadline is None else int(deadline),
                    str(saved.get("entry_door", "")), {str(s) for s in saved.get("bypassed", [])},
                    None if expected is None else int(expected))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneView:
+    """One storehouse's zone at a glance (the console's panel, the API): its state, since when
+    and by whom, the end of a running exit or entry delay, and whether a walk test runs."""
+
+    storehouse: str
+    state: ZoneState
+    # `staff` zones keep their own state; `schedule` zones are as their schedule says.
+    arming: str
+    # None where nothing set it since the start (a schedule zone, a staff zone unseen yet).
+    since_ns: int | None
+    by: str
+    how: str
+    delay_ends_ns: int | None
+    walk_test: bool
 
 
 def zone_fact(storehouse: str, state: ZoneState, at_ns: int, *, result: str, by: str,
