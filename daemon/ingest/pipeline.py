@@ -21,8 +21,8 @@ from rules.depot import Depot
 from rules.engine import Engine
 from rules.gateway_fault import FAULT_SENSOR, fault_values
 from rules.input_lost import GATEWAY_PREFIX
-from rules.zone_keypad import SILENT_RULES
 from rules.zone_arming import ZoneArmingRule
+from rules.zone_keypad import SILENT_RULES
 from rules.zone_state import ZONE_PREFIX, ZoneView
 
 __all__ = ["Pipeline", "PointStore", "receipt_digest"]

@@ -3,8 +3,8 @@
 Every figure comes from InfluxQL over the daemon's own schema (README "InfluxDB schema") and from
 `state_dir/audit.jsonl`. `build_report` returns tables (the same ones in PDF, CSV and JSON) plus
 the climate series the PDF plots. Each section module reads the month through a
-`ReportBuilder`: `climate`, `alarms`, `access`, `movements`, `intrusion`, `supervision`, `integrity`, then
-`summary` over the storehouses' tables; `pdf` renders the finished report.
+`ReportBuilder`: `climate`, `alarms`, `access`, `movements`, `intrusion`, `supervision`,
+`integrity`, then `summary` over the storehouses' tables; `pdf` renders the finished report.
 """
 
 from __future__ import annotations
