@@ -326,15 +326,16 @@ class ZoneArmingRule:
         found = []
         for storehouse in self._depot.storehouses.values():
             walking = self._walks.walking(storehouse.id)
+            last = self._walks.last.get(storehouse.id)
             zone = self._zones.get(storehouse.id)
             if storehouse.id in self._staff and zone is not None:
                 found.append(ZoneView(storehouse.id, zone.state, "staff", zone.since_ns,
-                                      zone.by, zone.how, zone.deadline_ns, walking))
+                                      zone.by, zone.how, zone.deadline_ns, walking, last))
                 continue
             state = ZoneState.ARMED if storehouse.is_armed(now_ns) else ZoneState.DISARMED
             found.append(ZoneView(storehouse.id, state,
                                   "staff" if storehouse.id in self._staff else "schedule",
-                                  None, "", "schedule", None, walking))
+                                  None, "", "schedule", None, walking, last))
         return found
 
     # -- outcomes and state -------------------------------------------------------------------

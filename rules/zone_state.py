@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.vocabulary.readings import FieldValue
 from rules.base import Fact
+from rules.walk_test import WalkResult
 
 __all__ = ["ZONE_PREFIX", "Zone", "ZoneState", "ZoneView", "zone_fact", "zone_request"]
 
@@ -86,7 +87,9 @@ class ZoneView:
     by: str
     how: str
     delay_ends_ns: int | None
+    # A walk test running now, and how the last one ended (None: none since records began).
     walk_test: bool
+    last_walk_test: WalkResult | None
 
 
 def zone_fact(storehouse: str, state: ZoneState, at_ns: int, *, result: str, by: str,

@@ -409,3 +409,26 @@ def test_anti_masking_is_a_fault_in_every_state_from_an_io_board_input() -> None
     clear = Reading("pir3", NOON + 20 * NS, {"masked": False})
     assert severities(rule.observe(clear, clear.at_ns)) == [
         ("anti_masking.pir3", "resolved", "alarm")]
+
+
+def test_zone_views_show_each_zone_its_delay_and_the_last_walk_test() -> None:
+    rule = zone_rule()
+    night = local_ns(2026, 11, 25, 22)
+    views = {v.storehouse: v for v in rule.views(NOON)}
+    assert (views["SH3"].state, views["SH3"].since_ns, views["SH3"].how) == (
+        "disarmed", None, "schedule")
+    assert rule.snapshot()["zones"] == {}  # a view changes nothing
+    ask(rule, "arm", NOON)
+    (sh3, vlt) = rule.views(NOON + NS)
+    assert (sh3.state, sh3.by, sh3.how, sh3.delay_ends_ns) == (
+        "arming", "Sgt. Novak", "api", NOON + 60 * NS)
+    assert vlt.state == "disarmed" and vlt.last_walk_test is None
+    rule.tick(night)
+    ask(rule, "walk_test", night)
+    assert rule.views(night)[0].walk_test
+    rule.tick(night + 1801 * NS)  # nobody walked: failed
+    restored = zone_rule()
+    restored.restore(json.loads(json.dumps(rule.snapshot())))
+    last = restored.views(night + 1802 * NS)[0].last_walk_test
+    assert last is not None and (last.result, last.by, last.not_seen) == (
+        "failed", "Sgt. Novak", ("pir3",))

@@ -94,7 +94,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses, sessions_path=sessions_path)
+                      throttle=guesses, sessions_path=sessions_path,
+                      zone_states=arming.zone_states if arming is not None else None)
     return app
 
 
