@@ -11,6 +11,7 @@ from typing import Any
 from depot_fixtures import local_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from daemon.alerts.arming import ArmingDesk, ArmingRefused, as_answer
 from daemon.config.schema import Config
@@ -432,3 +433,23 @@ def test_zone_views_show_each_zone_its_delay_and_the_last_walk_test() -> None:
     last = restored.views(night + 1802 * NS)[0].last_walk_test
     assert last is not None and (last.result, last.by, last.not_seen) == (
         "failed", "Sgt. Novak", ("pir3",))
+
+
+def test_a_duress_code_is_nobody_elses_badge_and_nobody_shares_one() -> None:
+    for anna, ben, expected in (
+            ("2002", None, "the duress_code of Anna is the badge or code of Ben, or one off it"),
+            ("2003", None, "the duress_code of Anna is the badge or code of Ben, or one off it"),
+            ("4711", "4711", "Anna and Ben have the same duress_code")):
+        roster = [{"name": "Anna", "badge": "1001", "zones": ["SH3"], "duress_code": anna},
+                  {"name": "Ben", "badge": "2002", "zones": ["VLT"], "duress_code": ben}]
+        try:
+            Config.model_validate({**DEPOT, "roster": roster})
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            assert expected in message and anna not in message and "2002" not in message
+        else:
+            raise AssertionError(f"duress codes {anna}/{ben} accepted")
+    roster = [{"name": "Anna", "badge": "1001", "zones": ["SH3"], "duress_code": "4711"},
+              {"name": "Ben", "badge": "2002", "zones": ["VLT"], "duress_code": "5822"}]
+    assert Config.model_validate({**DEPOT, "roster": roster}).depot().duress == {
+        "4711": "Anna", "5822": "Ben"}
