@@ -21,8 +21,8 @@ __all__ = ["KeypadLinesDecoder", "KeypadLinesDecoderConfig"]
 _PATTERN = (r"^(?:(?P<keypad>[A-Za-z0-9_-]{1,32})\s+)?(?P<action>[A-Za-z]{1,16})"
             r"(?:\s+(?P<code>[0-9]{4,12}))?$")
 _Action = Literal["arm", "disarm", "panic"]
-_ACTIONS: dict[str, _Action] = {"arm": "arm", "away": "arm", "stay": "arm", "disarm": "disarm", "off": "disarm",
-            "panic": "panic", "sos": "panic"}
+_ACTIONS: dict[str, _Action] = {"arm": "arm", "away": "arm", "stay": "arm", "disarm": "disarm",
+                                "off": "disarm", "panic": "panic", "sos": "panic"}
 
 
 class KeypadLinesDecoderConfig(DecoderConfigBase):
