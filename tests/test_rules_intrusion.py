@@ -453,3 +453,29 @@ def test_a_duress_code_is_nobody_elses_badge_and_nobody_shares_one() -> None:
               {"name": "Ben", "badge": "2002", "zones": ["VLT"], "duress_code": "5822"}]
     assert Config.model_validate({**DEPOT, "roster": roster}).depot().duress == {
         "4711": "Anna", "5822": "Ben"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(EVENTS, EVENTS)
+def test_a_restart_anywhere_changes_nothing_with_confirmation(
+        first: list[tuple[str, int]], then: list[tuple[str, int]]) -> None:
+    whole, split = confirming_rule(), confirming_rule()
+    expected = play(whole, first + then, NOON)
+    said = play(split, first, NOON)
+    restarted = confirming_rule()
+    restarted.restore(json.loads(json.dumps(split.snapshot())))
+    offset = sum(step for _, step in first) * NS
+    assert said + play(restarted, then, NOON + offset) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(EVENTS)
+def test_a_confirmed_intrusion_always_follows_two_different_detectors(
+        events: list[tuple[str, int]]) -> None:
+    rule = confirming_rule()
+    said = play(rule, events, NOON)
+    for index, entry in enumerate(said):
+        if entry.startswith("intrusion_confirmed.SH3:firing"):
+            subjects = {s.split(":")[0] for s in said[:index]
+                        if s.startswith("intrusion.") and ":firing" in s}
+            assert len(subjects) >= 2, said[:index + 1]
