@@ -58,8 +58,12 @@ def zone_panels(y: int) -> list[Json]:
                                                   "placement": "bottom"}},
         defaults={"mappings": _state_map(), "color": {"mode": "thresholds"}},
     )
+    return [row("Intrusion zones", y - 1), now, timeline, *_zone_tables(y + 6)]
+
+
+def _zone_tables(y: int) -> list[Json]:
     changes = table(
-        "Zone changes", (0, y + 6, 12, 8),
+        "Zone changes", (0, y, 12, 8),
         'SELECT "storehouse", "state", "result", "by", "how", "forced", "not_secured", "note" '
         f'FROM "zone" WHERE {SITE} AND {STORE} AND {TIME} ORDER BY time DESC LIMIT 200',
         description="Who armed or disarmed which zone and how (api, mqtt, keypad, schedule), "
@@ -69,7 +73,7 @@ def zone_panels(y: int) -> list[Json]:
         transformations=[organize({"Time": "time"})],
     )
     detectors = table(
-        "Detectors, last triggered", (12, y + 6, 12, 8),
+        "Detectors, last triggered", (12, y, 12, 8),
         'SELECT "storehouse", "sensor", "motion", "vibration", "glass_break" FROM "detector" '
         f'WHERE {SITE} AND {STORE} AND ("motion" = true OR "vibration" = true OR '
         f'"glass_break" = true) AND {TIME}',
@@ -86,7 +90,7 @@ def zone_panels(y: int) -> list[Json]:
         ],
     )
     walks = table(
-        "Walk tests", (0, y + 14, 24, 6),
+        "Walk tests", (0, y + 8, 24, 6),
         'SELECT "storehouse", "result", "by", "how", "seen", "not_seen", "note" FROM '
         f'"walk_test" WHERE {SITE} AND {STORE} AND {TIME} ORDER BY time DESC LIMIT 100',
         description="Walk tests started, passed (every detector seen) and failed (the "
@@ -95,4 +99,4 @@ def zone_panels(y: int) -> list[Json]:
                                              "refused": "orange"})],
         transformations=[organize({"Time": "time"})],
     )
-    return [row("Intrusion zones", y - 1), now, timeline, changes, detectors, walks]
+    return [changes, detectors, walks]
