@@ -198,7 +198,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                      sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required,
-                     arming=arming, storehouses=frozenset(s.id for s in config.storehouses))
+                     arming=arming,
+                     storehouses=lambda: [s for s, _ in recent.storehouses()])
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

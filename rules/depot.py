@@ -159,10 +159,18 @@ class Storehouse:
     armed: ArmedSchedule = field(default_factory=ArmedSchedule)
     # Armed and disarmed by staff (keypad, API, MQTT); the schedule is then what is expected.
     staff_arming: bool = False
+    # Sequential confirmation (EN 50131-9): an intrusion is confirmed by a second detector.
+    sequential_confirmation: bool = False
 
     def is_armed(self, at_ns: int) -> bool:
         """Armed state of this storehouse at an instant."""
         return self.armed.is_armed(at_ns, self.zone)
+
+    def past_closing(self, at_ns: int) -> bool:
+        """Whether staff should have armed it by now ("not secured" otherwise): its weekly
+        schedule says armed. Only a schedule has closing times; under `always` (the default,
+        which only decides the state at a fresh start) and `never`, staff decide alone."""
+        return self.armed.mode is ArmedMode.SCHEDULE and self.is_armed(at_ns)
 
 
 @dataclass(frozen=True, slots=True)

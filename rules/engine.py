@@ -95,6 +95,10 @@ class Engine:
             verdict.add(rule.tick(now_ns))
         return verdict
 
+    def rule(self, name: str) -> Rule | None:
+        """The rule running under `name` (its kind), if it runs."""
+        return next((rule for each, rule in self._rules if each == name), None)
+
     def snapshot(self) -> dict[str, Any]:
         """Every rule's state, JSON-ready, for a restart."""
         return {

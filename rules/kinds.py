@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from rules.anti_masking import AntiMaskingRuleConfig
 from rules.badge_access import BadgeAccessRuleConfig
 from rules.battery_low import BatteryLowRuleConfig
 from rules.climate import ClimateRuleConfig
@@ -51,6 +52,7 @@ RULE_KINDS = (
     ItemUnseenRuleConfig,
     ZoneArmingRuleConfig,
     SmokePanicRuleConfig,
+    AntiMaskingRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -73,7 +75,8 @@ RuleConfig = Annotated[
     | MovementOrderCountRuleConfig
     | ItemUnseenRuleConfig
     | ZoneArmingRuleConfig
-    | SmokePanicRuleConfig,
+    | SmokePanicRuleConfig
+    | AntiMaskingRuleConfig,
     Field(discriminator="type"),
 ]
 

@@ -13,11 +13,22 @@ from daemon.vocabulary.readings import Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, format_duration
 from rules.depot import Depot, SensorKind
 
-__all__ = ["WalkTests"]
+__all__ = ["WalkResult", "WalkTests"]
 
 _NS = 1_000_000_000
 # The detectors a walk test proves (smoke and panic have their own tests; doors stay live).
 _WALKED = frozenset({SensorKind.MOTION, SensorKind.VIBRATION, SensorKind.GLASS_BREAK})
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    """How a zone's last walk test ended: `passed` or `failed`, when, who walked it, and the
+    detectors not seen."""
+
+    result: str
+    at_ns: int
+    by: str
+    not_seen: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -42,6 +53,7 @@ class WalkTests:
         # Last passed test per storehouse; a zone never tested counts from the first tick.
         self._passed_ns: dict[str, int] = {}
         self._due: set[str] = set()
+        self.last: dict[str, WalkResult] = {}
 
     def start(self, storehouse: str, by: str, how: str, now_ns: int) -> list[Outcome]:
         """Start (or restart) a zone's walk test; refused where there is nothing to walk."""
@@ -83,6 +95,8 @@ class WalkTests:
     def _finish(self, storehouse: str, now_ns: int) -> list[Outcome]:
         walk = self._walks.pop(storehouse)
         missing = [d for d in self.detectors[storehouse] if d not in walk.seen]
+        self.last[storehouse] = WalkResult("failed" if missing else "passed", now_ns, walk.by,
+                                           tuple(missing))
         out: list[Outcome] = [self._fact(storehouse, "failed" if missing else "passed",
                                          walk.by, walk.how, now_ns, seen=sorted(walk.seen),
                                          not_seen=missing)]
@@ -112,7 +126,9 @@ class WalkTests:
         """Running tests, last passes, overdue zones."""
         return {"walks": {s: {"until_ns": w.until_ns, "by": w.by, "how": w.how,
                               "seen": sorted(w.seen)} for s, w in self._walks.items()},
-                "passed_ns": dict(self._passed_ns), "due": sorted(self._due)}
+                "passed_ns": dict(self._passed_ns), "due": sorted(self._due),
+                "last": {s: {"result": r.result, "at_ns": r.at_ns, "by": r.by,
+                             "not_seen": list(r.not_seen)} for s, r in self.last.items()}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot (zones no longer with detectors are dropped)."""
@@ -123,3 +139,6 @@ class WalkTests:
         self._passed_ns = {s: int(t) for s, t in state.get("passed_ns", {}).items()
                            if s in known}
         self._due = {s for s in state.get("due", []) if s in known}
+        self.last = {s: WalkResult(str(r["result"]), int(r["at_ns"]), str(r["by"]),
+                                   tuple(str(d) for d in r.get("not_seen", [])))
+                     for s, r in state.get("last", {}).items() if s in known}

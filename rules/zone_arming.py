@@ -4,7 +4,8 @@ A detector (motion, vibration, glass-break) active for the debounce time in an a
 at once; in a zone armed by staff, a door opened starts the entry delay (default 30 s, ANSI/SIA
 CP-01) and alarms unless the zone is disarmed in time; arming with a door open or a detector
 active is refused with what is not secured, unless forced (EN 50131-1 prevention of setting); a
-zone still disarmed 15 min after its schedule says armed is "not secured" (PSSM.md).
+zone still disarmed 15 min after its schedule's closing time is "not secured" (PSSM.md). A zone
+with sequential confirmation alarms at a lower severity until a second detector confirms it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from rules.base import Outcome, RuleConfigBase, WakeAt, format_duration, no_wake
 from rules.depot import Depot, Sensor, SensorKind
 from rules.door_contacts import DoorContacts
 from rules.walk_test import WalkTests
+from rules.zone_confirmation import Confirmations
 from rules.zone_keypad import KeypadDesk
-from rules.zone_state import ZONE_PREFIX, Zone, ZoneState, zone_fact
+from rules.zone_state import ZONE_PREFIX, Zone, ZoneState, ZoneView, zone_fact
 
 __all__ = ["ZoneArmingRule", "ZoneArmingRuleConfig"]
 
@@ -48,12 +50,16 @@ class ZoneArmingRuleConfig(RuleConfigBase):
     # Walk test: how long one runs, and how old the last passed one may be (quarterly, DoD AA&E).
     walk_test_window_s: float = Field(default=1800.0, gt=0)
     walk_test_max_age_s: float = Field(default=90 * 86400.0, gt=0)
+    # Zones with `confirmation: sequential`: one detector alone is an unconfirmed intrusion at
+    # this severity; a second within the window confirms it (EN 50131-9: 30-60 min).
+    unconfirmed_severity: Literal["warning", "alarm", "critical"] = "alarm"
+    confirmation_window_s: float = Field(default=1800.0, ge=1800, le=3600)
 
     def alarm_severities(self) -> dict[str, Severity]:
         """The rule names this kind raises, each at its configured severity."""
         return {"intrusion": Severity(self.severity),
                 "not_secured": Severity(self.not_secured_severity), "duress": Severity.CRITICAL,
-                "walk_test_due": Severity.WARNING}
+                "walk_test_due": Severity.WARNING, "intrusion_confirmed": Severity.CRITICAL}
 
     def build(self, depot: Depot) -> ZoneArmingRule:
         """The rule for every storehouse of the depot."""
@@ -77,10 +83,13 @@ class ZoneArmingRule:
         self._walks = WalkTests(depot, int(config.walk_test_window_s * _NS),
                                 int(config.walk_test_max_age_s * _NS))
         self._zones: dict[str, Zone] = {}
+        self._confirm = Confirmations(depot, int(config.confirmation_window_s * _NS))
         # Detector -> active since; subjects (detectors, doors) with an intrusion firing;
         # zones with "not secured" firing.
         self._active: dict[str, int] = {}
         self._firing: set[str] = set()
+        # Of those, the ones firing as unconfirmed (they resolve at that severity).
+        self._unconfirmed: set[str] = set()
         self._unsecured: set[str] = set()
         # Detectors triggered by a walk test: not alarmed until they go quiet again.
         self._walked: set[str] = set()
@@ -191,6 +200,7 @@ class ZoneArmingRule:
                               how=how, action="disarm", note="already disarmed")]
         zone.state, zone.since_ns, zone.by, zone.how = ZoneState.DISARMED, now_ns, by, how
         zone.deadline_ns, zone.entry_door, zone.bypassed = None, "", set()
+        self._confirm.forget(storehouse)
         return [zone_fact(storehouse, zone.state, now_ns, result="disarmed", by=by, how=how,
                           action="disarm", note=note),
                 *self._not_secured(storehouse, zone, now_ns)]
@@ -241,10 +251,8 @@ class ZoneArmingRule:
         if sensor_id in self._walked or self._walks.walking(sensor.storehouse) \
                 or not self._guarded(sensor, now_ns):
             return []
-        self._firing.add(sensor_id)
-        out: list[Outcome] = [self._intrusion(TransitionKind.FIRING, sensor_id,
-                                              sensor.storehouse, now_ns,
-                                              f"{sensor.kind.value} detected while armed")]
+        out = self._trip(sensor_id, sensor.storehouse, now_ns,
+                         f"{sensor.kind.value} detected while armed")
         zone = self._zones.get(sensor.storehouse)
         if zone is not None and zone.state is ZoneState.ARMED:
             zone.state, zone.deadline_ns = ZoneState.ALARM, None
@@ -283,10 +291,9 @@ class ZoneArmingRule:
         zone.state = ZoneState.ALARM
         text = (f"opened while armed, not disarmed within "
                 f"{format_duration(self._config.entry_delay_s)}")
-        self._firing.add(door)
         out = [zone_fact(storehouse, zone.state, now_ns, result="alarm", by=zone.by,
                          how=zone.how, note=f"door {door} {text}"),
-               self._intrusion(TransitionKind.FIRING, door, storehouse, now_ns, text)]
+               *self._trip(door, storehouse, now_ns, text)]
         if door not in self._contacts.open_since:
             self._firing.discard(door)
             out.append(self._intrusion(TransitionKind.RESOLVED, door, storehouse, now_ns,
@@ -294,7 +301,7 @@ class ZoneArmingRule:
         return out
 
     def _not_secured(self, storehouse: str, zone: Zone, now_ns: int) -> list[Outcome]:
-        expected = self._depot.storehouses[storehouse].is_armed(now_ns)
+        expected = self._depot.storehouses[storehouse].past_closing(now_ns)
         if expected and zone.state is ZoneState.DISARMED:
             if zone.expected_since_ns is None:
                 zone.expected_since_ns = now_ns
@@ -313,6 +320,24 @@ class ZoneArmingRule:
                 else "no longer expected armed")
         return [self._not_secured_transition(TransitionKind.RESOLVED, storehouse, now_ns, text)]
 
+    def views(self, now_ns: int) -> list[ZoneView]:
+        """Every storehouse's zone now, in config order; changes nothing (a zone not seen yet
+        is shown as its schedule would set it)."""
+        found = []
+        for storehouse in self._depot.storehouses.values():
+            walking = self._walks.walking(storehouse.id)
+            last = self._walks.last.get(storehouse.id)
+            zone = self._zones.get(storehouse.id)
+            if storehouse.id in self._staff and zone is not None:
+                found.append(ZoneView(storehouse.id, zone.state, "staff", zone.since_ns,
+                                      zone.by, zone.how, zone.deadline_ns, walking, last))
+                continue
+            state = ZoneState.ARMED if storehouse.is_armed(now_ns) else ZoneState.DISARMED
+            found.append(ZoneView(storehouse.id, state,
+                                  "staff" if storehouse.id in self._staff else "schedule",
+                                  None, "", "schedule", None, walking, last))
+        return found
+
     # -- outcomes and state -------------------------------------------------------------------
 
     def _zone(self, storehouse: str, now_ns: int) -> Zone:
@@ -324,11 +349,25 @@ class ZoneArmingRule:
                 ZoneState.ARMED if armed else ZoneState.DISARMED, now_ns, how="schedule")
         return zone
 
+    def _trip(self, subject: str, storehouse: str, now_ns: int, text: str) -> list[Outcome]:
+        # An intrusion fires; in a confirmation zone, unconfirmed until a second detector.
+        self._firing.add(subject)
+        confirmed = self._confirm.trip(storehouse, subject, now_ns)
+        if not self._confirm.confirmed(storehouse):
+            self._unconfirmed.add(subject)
+            text += " (unconfirmed)"
+        return [self._intrusion(TransitionKind.FIRING, subject, storehouse, now_ns, text),
+                *confirmed]
+
     def _intrusion(self, kind: TransitionKind, subject: str, storehouse: str, now_ns: int,
                    text: str) -> Transition:
         name = self._depot.storehouses[storehouse].name
         what = f"door {subject}" if subject in self._depot.doors else subject
-        return Transition(kind=kind, rule="intrusion", subject=subject, severity=self._severity,
+        severity = (Severity(self._config.unconfirmed_severity) if subject in self._unconfirmed
+                    else self._severity)
+        if kind is TransitionKind.RESOLVED:
+            self._unconfirmed.discard(subject)
+        return Transition(kind=kind, rule="intrusion", subject=subject, severity=severity,
                           at_ns=now_ns, storehouse=storehouse, summary=f"{name}: {what} {text}",
                           facts={"sensor": subject, "active": kind is TransitionKind.FIRING})
 
@@ -345,7 +384,8 @@ class ZoneArmingRule:
         return {"zones": {s: z.snapshot() for s, z in self._zones.items()},
                 "open_since": self._contacts.snapshot(), "active": dict(self._active),
                 "walks": self._walks.snapshot(), "walked": sorted(self._walked),
-                "firing": sorted(self._firing), "unsecured": sorted(self._unsecured)}
+                "firing": sorted(self._firing), "unsecured": sorted(self._unsecured),
+                "unconfirmed": sorted(self._unconfirmed), "confirm": self._confirm.snapshot()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot: a restart keeps each zone's state and its running delay."""
@@ -359,3 +399,5 @@ class ZoneArmingRule:
         self._unsecured = {s for s in state.get("unsecured", []) if s in self._staff}
         self._walks.restore(state.get("walks", {}))
         self._walked = {s for s in state.get("walked", []) if s in self._active}
+        self._unconfirmed = {s for s in state.get("unconfirmed", []) if s in self._firing}
+        self._confirm.restore(state.get("confirm", {}))

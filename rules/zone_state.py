@@ -15,8 +15,9 @@ from typing import Any
 
 from daemon.vocabulary.readings import FieldValue
 from rules.base import Fact
+from rules.walk_test import WalkResult
 
-__all__ = ["ZONE_PREFIX", "Zone", "ZoneState", "zone_fact", "zone_request"]
+__all__ = ["ZONE_PREFIX", "Zone", "ZoneState", "ZoneView", "zone_fact", "zone_request"]
 
 # Readings of `zone:<storehouse>` are arming requests, not a sensor's.
 ZONE_PREFIX = "zone:"
@@ -70,6 +71,25 @@ class Zone:
                    str(saved.get("how", "")), None if deadline is None else int(deadline),
                    str(saved.get("entry_door", "")), {str(s) for s in saved.get("bypassed", [])},
                    None if expected is None else int(expected))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneView:
+    """One storehouse's zone at a glance (the console's panel, the API): its state, since when
+    and by whom, the end of a running exit or entry delay, and whether a walk test runs."""
+
+    storehouse: str
+    state: ZoneState
+    # `staff` zones keep their own state; `schedule` zones are as their schedule says.
+    arming: str
+    # None where nothing set it since the start (a schedule zone, a staff zone unseen yet).
+    since_ns: int | None
+    by: str
+    how: str
+    delay_ends_ns: int | None
+    # A walk test running now, and how the last one ended (None: none since records began).
+    walk_test: bool
+    last_walk_test: WalkResult | None
 
 
 def zone_fact(storehouse: str, state: ZoneState, at_ns: int, *, result: str, by: str,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +40,7 @@ DB = "dashboards"
 SITE = "depot-north"
 # The demo night at 3000x (about 14 s) instead of `make demo`'s 1200x: the same messages.
 DEMO_SPEED = "3000"
+TOKEN = "dashboard-engineer-token-0123456789"
 RIFLE_1, RIFLE_2 = "E28011700000020A1B2C3D01", "E28011700000020A1B2C3D02"
 
 
@@ -147,10 +150,15 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
     for door in config["doors"]:
         if door["id"] in ("SH1-D1", "SH2-D1"):
             door["badge_reader"] = door["id"].lower().replace("-d", "-reader")
+    # An ammunition store armed by staff: a keypad, a motion detector, a walk test.
+    config["storehouses"].append({"id": "SH3", "name": "Ammunition store 3", "arming": "staff",
+                                  "armed": {"mode": "never"}})
+    config["detectors"] = [{"id": "sh3-pir1", "kind": "motion", "storehouse": "SH3"},
+                           {"id": "sh3-keypad1", "kind": "keypad", "storehouse": "SH3"}]
     config.update({
         "state_dir": str(state_dir),
         "badge_salt": "dashboard-test-salt",
-        "roster": [{"name": "Sgt. Anna Berger", "badge": "1001", "zones": ["SH1", "SH2"]}],
+        "roster": [{"name": "Sgt. Anna Berger", "badge": "1001", "zones": ["SH1", "SH2", "SH3"]}],
         "portals": [{"id": "P1", "storehouse": "SH1", "inner_antenna": "p1-inner",
                      "outer_antenna": "p1-outer"}],
         "items": [{"epc": RIFLE_1, "name": "Rifle G3 #10231", "storehouse": "SH1"},
@@ -172,13 +180,29 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
         "rules": [{"type": "climate_record", "read_at": read_at.isoformat()},
                   {"type": "sensor_silent", "enabled": False}],
         "tick_interval_s": 0.2,
+        "api": {"listen_port": 0, "officers": [
+            {"name": "Eng. Huber", "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}]},
     })
     config.pop("file_output", None)
     return config
 
 
-async def _morning_traffic(port: int, order_ends: float) -> None:
+def _walk_test(api: str) -> None:
+    request = urllib.request.Request(f"{api}/api/v1/storehouses/SH3/walk-test", data=b"{}",
+                                     method="POST", headers={
+                                         "Authorization": f"Bearer {TOKEN}",
+                                         "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert json.loads(answer.read())["result"] == "started"
+
+
+async def _morning_traffic(port: int, order_ends: float, api: str) -> None:
     async with MqttProbe(port) as devices:
+        # Staff arm store 3 at its keypad; an engineer walk-tests it; the detector is seen.
+        devices.publish("dash/z2m/sh3-keypad1", {"action": "arm_all_zones", "action_code": "1001"})
+        await asyncio.to_thread(_walk_test, api)
+        devices.publish("dash/z2m/sh3-pir1", {"occupancy": True})
+        devices.publish("dash/z2m/sh3-pir1", {"occupancy": False})
         for sensor, temperature in (("sh1-climate1", 19.0), ("sh2-climate1", 22.5)):
             devices.publish(f"dash/z2m/{sensor}", {"temperature": temperature, "humidity": 50})
         devices.publish("dash/badge/sh1-reader1", {"card": "1001"})   # on the roster
@@ -200,7 +224,9 @@ def _play_morning(mosquitto: Mosquitto, influxdb1: InfluxDB1, workdir: Path) -> 
     daemon.start()
     try:
         daemon.wait_log("MQTT connected")
-        asyncio.run(_morning_traffic(mosquitto.port, closes.timestamp()))
+        found = re.search(r"alert API listening on (http://\S+)", daemon.log())
+        assert found, daemon.log()
+        asyncio.run(_morning_traffic(mosquitto.port, closes.timestamp(), found.group(1)))
     finally:
         assert daemon.stop() == 0, daemon.log()[-4000:]
 
@@ -284,7 +310,7 @@ def variables(loaded: Loaded) -> dict[str, list[str]]:
             loaded, _interpolate(variable["query"], chosen, loaded))})
         assert options, f"variable {variable['name']} has no options"
         chosen[variable["name"]] = [SITE] if variable["name"] == "site" else options
-    assert SITE in chosen["site"] and chosen["storehouse"] == ["SH1", "SH2"]
+    assert SITE in chosen["site"] and chosen["storehouse"] == ["SH1", "SH2", "SH3"]
     assert chosen["door"] == ["SH1-D1", "SH1-D2", "SH2-D1", "SH2-D2"]
     return chosen
 
@@ -328,3 +354,10 @@ def test_panels_show_what_the_night_and_morning_did(loaded: Loaded,
     doors = {r["door"]: r["last"] for r in rows("Doors now/A")}
     assert doors == {"SH1-D1": False, "SH1-D2": False, "SH2-D1": False, "SH2-D2": False}
     assert {r["component"]: r["last"] for r in rows("Gateway inputs/A")}["mqtt"] is True
+    zones = {r["storehouse"]: r["last"] for r in rows("Zones now/A")}
+    assert zones == {"SH3": "arming"}
+    changes = [(r["storehouse"], r["result"], r["by"], r["how"]) for r in rows("Zone changes/A")]
+    assert ("SH3", "arming", "Sgt. Anna Berger", "keypad") in changes
+    walks = [(r["result"], r["by"], r["seen"]) for r in rows("Walk tests/A")]
+    assert walks == [("passed", "Eng. Huber", "sh3-pir1"), ("started", "Eng. Huber", "")]
+    assert {r["sensor"] for r in rows("Detectors, last triggered/A")} == {"sh3-pir1"}

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import http.cookiejar
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -185,3 +188,34 @@ def test_duress_code_disarms_and_only_the_on_call_notifier_hears(
     points = (tmp_path / "points.lp").read_text()
     assert "rule=duress" not in points and "4711" not in points
     assert 'result="disarmed"' in points
+
+
+def console_page(url: str, path: str, token: str = TOKEN) -> str:
+    """A console page as an officer sees it: the login form, its CSRF nonce, then `path`."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"{url}/console/login", timeout=10) as form:
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', form.read().decode())
+    assert found
+    body = urllib.parse.urlencode({"token": token, "csrf": found.group(1)}).encode()
+    opener.open(f"{url}/console/login", data=body, timeout=10).close()
+    with opener.open(f"{url}{path}", timeout=10) as page:
+        return str(page.read().decode())
+
+
+def test_a_walk_test_result_is_in_the_zone_states_and_on_the_console(
+        mosquitto: Mosquitto, tmp_path: Path, hook: str) -> None:
+    with running(config(tmp_path, mosquitto.port, hook)) as daemon:
+        walk = f"{daemon.url}/api/v1/storehouses/SH1/walk-test"
+        assert post(walk, {"note": "quarterly"})[1]["result"] == "started"
+        (zone,) = daemon.daemon.arming.zone_states()
+        assert (zone.storehouse, zone.state, zone.walk_test) == ("SH1", "disarmed", True)
+        daemon.publish("zigbee2mqtt/pir1", {"occupancy": True})
+        eventually(lambda: daemon.daemon.arming.zone_states()[0].last_walk_test is not None)
+        (zone,) = daemon.daemon.arming.zone_states()
+        assert zone.last_walk_test is not None and not zone.walk_test
+        assert (zone.last_walk_test.result, zone.last_walk_test.by) == ("passed", "Sgt. Novak")
+        page = console_page(daemon.url, "/storehouses")
+        assert "Walk test:" in page and "walk-passed" in page and "by Sgt. Novak" in page
+    assert not [n for n in Hook.received if n.get("key", "").startswith("intrusion")]

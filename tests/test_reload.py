@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -118,3 +119,45 @@ def test_settings_that_need_a_restart_are_named() -> None:
                                  "alerting": {"repeat_s": {"critical": 60}}})
     assert needs_restart(old, new) == ["state_dir", "mqtt"]
     assert needs_restart(old, Config.model_validate(base)) == []
+
+
+def _zone(url: str, token: str, storehouse: str,
+          action: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(f"{url}/api/v1/storehouses/{storehouse}/{action}",
+                                     data=b'{"force": false}', method="POST",
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_sighup_adds_a_new_storehouse_to_the_zone_routes(mosquitto: Mosquitto,
+                                                         tmp_path: Path) -> None:
+    # Found in the intrusion work: the API's zone calls kept the storehouses of the start.
+    config = _config(tmp_path, mosquitto, 1, OLD_TOKEN)
+    daemon = DaemonProcess(tmp_path, config)
+    daemon.start()
+    try:
+        daemon.wait_log("MQTT connected")
+        found = re.search(r"alert API listening on (http://\S+)", daemon.log())
+        assert found, daemon.log()
+        url = found.group(1)
+        assert _zone(url, OLD_TOKEN, "SH2", "disarm")[0] == 404
+        config["storehouses"].append({"id": "SH2", "name": "Store 2", "arming": "staff"})
+        config["doors"].append({"id": "SH2-D1", "storehouse": "SH2", "contact_sensor": "d21"})
+        daemon.config_path.write_text(yaml.safe_dump(config))
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log("reloaded: 2 storehouses, 2 doors")
+        # A fresh zone is as its schedule says (always: armed); staff disarm and arm it.
+        status, answer = _zone(url, OLD_TOKEN, "SH2", "disarm")
+        assert status == 200, answer
+        assert answer["state"] == "disarmed" and answer["by"] == "duty", answer
+        status, answer = _zone(url, OLD_TOKEN, "SH2", "arm")
+        assert (status, answer["state"]) == (200, "arming"), answer
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()

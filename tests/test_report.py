@@ -128,6 +128,21 @@ def _other_lines() -> list[str]:
                  f'key="tamper.sh1-t1",summary="sh1-t1 case opened" {_ns(14, 2)}')
     lines.append(f'alert,site=depot-x,rule=door_forced,severity=critical,state=firing,'
                  f'storehouse=SH1 key="door_forced.SH1-D1",summary="forced" {_ns(3, 10)}')
+    walk = "walk_test,site=depot-x,storehouse=SH1"
+    for at, result, seen, not_seen in ((_ns(5, 9), "started", "", ""),
+                                       (_ns(5, 9, 20), "passed", "sh1-pir1, sh1-vib1", ""),
+                                       (_ns(20, 9, 30), "failed", "sh1-pir1", "sh1-vib1")):
+        lines.append(f'{walk} result="{result}",by="Eng. Huber",how="api",seen="{seen}",'
+                     f'not_seen="{not_seen}",note="" {at}')
+    zone = "zone,site=depot-x,storehouse=SH1"
+    for at, state, result, forced, open_ in ((_ns(6, 18), "disarmed", "refused", "false",
+                                              "door SH1-D1"),
+                                             (_ns(6, 18, 1), "arming", "arming", "true",
+                                              "door SH1-D1"),
+                                             (_ns(6, 18, 2), "arming", "unchanged", "false",
+                                              "")):
+        lines.append(f'{zone} state="{state}",result="{result}",action="arm",by="Sgt. Novak",'
+                     f'how="api",forced={forced},not_secured="{open_}",note="" {at}')
     return lines
 
 
@@ -274,6 +289,17 @@ def test_access_movements_supervision(month: dict[str, Any]) -> None:
            for r in _table(month, "availability", "SH2")}
     assert sh2 == {"sh2-t1": ("456", "744", "61.3")}
     assert [r["key"] for r in _table(month, "tamper", "SH1")] == ["tamper.sh1-t1"]
+
+
+def test_walk_tests_and_zone_changes(month: dict[str, Any]) -> None:
+    walks = [(r["time"], r["result"], r["seen"], r["not_seen"])
+             for r in _table(month, "walk_tests", "SH1")]
+    assert walks == [("2026-10-05 09:20", "passed", "sh1-pir1, sh1-vib1", ""),
+                     ("2026-10-20 09:30", "failed", "sh1-pir1", "sh1-vib1")]
+    changes = [(r["result"], r["forced"], r["not_secured"])
+               for r in _table(month, "zone_changes", "SH1")]
+    assert changes == [("refused", "", "door SH1-D1"), ("arming", "yes", "door SH1-D1")]
+    assert _table(month, "walk_tests", "SH2") == []
 
 
 def test_climate_events(month: dict[str, Any]) -> None:

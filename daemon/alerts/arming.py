@@ -15,7 +15,7 @@ from daemon.alerts.alarm import LifecycleError
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.readings import FieldValue
 from rules.base import Fact
-from rules.zone_state import zone_request
+from rules.zone_state import ZoneView, zone_request
 
 __all__ = ["ArmingDesk", "ArmingRefused", "ZonePipeline"]
 
@@ -30,6 +30,10 @@ class ZonePipeline(Protocol):
     def zone_request(self, storehouse: str, values: Mapping[str, FieldValue],
                      now_ns: int) -> list[Fact]:
         """The `zone` facts a request led to."""
+        ...
+
+    def zone_views(self, now_ns: int) -> list[ZoneView]:
+        """Every storehouse's zone now."""
         ...
 
 
@@ -70,6 +74,15 @@ class ArmingDesk:
         if answer["result"] == "refused":
             raise ArmingRefused(answer)
         return answer
+
+    def zone_states(self) -> list[ZoneView]:
+        """Every storehouse's zone now, in config order: state (disarmed, arming, armed,
+        entry, alarm), since when, by whom and how, the end of a running delay, a walk test.
+        A duress disarm shows as the disarm it looks like. Empty before the pipeline is
+        attached or with zone arming switched off."""
+        if self._pipeline is None:
+            return []
+        return self._pipeline.zone_views(self._clock.now_ns())
 
     def record(self, fact: Fact) -> None:
         """Audit a zone change or a walk test step (a pipeline fact listener; other facts

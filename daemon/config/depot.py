@@ -93,6 +93,9 @@ class StorehouseConfig(Settings):
     # `staff`: armed and disarmed by staff (keypad, API, MQTT command), with exit and entry
     # delays; the schedule is then what is expected ("not secured" when nobody armed it).
     arming: Literal["schedule", "staff"] = "schedule"
+    # `sequential`: one detector alone is an unconfirmed intrusion (a lower severity); a second,
+    # different one in the zone within 30 min confirms it (EN 50131-9 sequential confirmation).
+    confirmation: Literal["none", "sequential"] = "none"
 
     @field_validator("timezone")
     @classmethod
@@ -135,11 +138,32 @@ class PersonConfig(Settings):
         if self.duress_code is None:
             return self
         duress, badge = self.duress_code.get_secret_value(), self.badge.get_secret_value()
-        derived = duress == badge or (duress.isdigit() and badge.isdigit()
-                                      and abs(int(duress) - int(badge)) <= 1)
-        if derived:
+        if _near(duress, badge):
             raise ValueError("duress_code must not be the badge or code, nor one off it")
         return self
+
+
+def _near(a: str, b: str) -> bool:
+    # The same code, or one off it ("PIN + 1", CP-01's example of a derived duress code).
+    return a == b or (a.isdigit() and b.isdigit() and abs(int(a) - int(b)) <= 1)
+
+
+def duress_apart(roster: list[PersonConfig]) -> list[PersonConfig]:
+    """Validator for the roster: a duress code is nobody's badge or code (nor one off it), and
+    no two people share one. A keypad checks duress codes first: a colleague's usual code as
+    someone's duress code would raise a silent alarm at every disarm of theirs, and a shared
+    one would name the wrong person. The error names people, never codes."""
+    codes = [(p.name, p.duress_code.get_secret_value()) for p in roster
+             if p.duress_code is not None]
+    for index, (name, code) in enumerate(codes):
+        for other in roster:
+            if other.name != name and _near(code, other.badge.get_secret_value()):
+                raise ValueError(f"the duress_code of {name} is the badge or code of "
+                                 f"{other.name}, or one off it")
+        for other_name, other_code in codes[index + 1:]:
+            if code == other_code:
+                raise ValueError(f"{name} and {other_name} have the same duress_code")
+    return roster
 
 
 class PortalConfig(Settings):
@@ -267,6 +291,7 @@ def _storehouse(s: StorehouseConfig) -> Storehouse:
         id=s.id, name=s.name or s.id, zone=ZoneInfo(s.timezone),
         climate_class=s.climate_class,
         staff_arming=s.arming == "staff",
+        sequential_confirmation=s.confirmation == "sequential",
         armed=ArmedSchedule(
             mode=s.armed.mode,
             windows=tuple(

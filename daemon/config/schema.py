@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from daemon.alerts.settings import AlertingConfig, CommandsConfig
 from daemon.config.depot import (
@@ -20,6 +20,7 @@ from daemon.config.depot import (
     StorehouseConfig,
     WorkOrderConfig,
     build_depot,
+    duress_apart,
 )
 from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig, ReplayConfig
 from daemon.notifiers.kinds import NotifierList
@@ -82,6 +83,8 @@ class Config(Settings):
     heartbeat_s: float = Field(default=30.0, gt=0)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)
+
+    _duress_apart = field_validator("roster")(duress_apart)
 
     def rule_set(self) -> list[RuleConfig]:
         """Every enabled rule kind with its settings."""

@@ -20,6 +20,7 @@ from daemon.dashboards.panels import (
     table,
     target,
 )
+from daemon.dashboards.zones import zone_panels
 
 __all__ = [
     "DATASOURCE_UID",
@@ -237,13 +238,13 @@ _DEFAULT_BANDS = ClimateBands()
 def depot_overview(bands: ClimateBands | None = _DEFAULT_BANDS, site: str | None = None) -> Json:
     """The depot overview dashboard; `bands` None draws no climate limits."""
     panels = [*_now_panels(1), *climate_panels(16, bands), *_access_panels(31),
-              *_gateway_panels(46)]
+              *_gateway_panels(46), *zone_panels(57)]
     for number, each in enumerate(panels, start=1):
         each["id"] = number
     return {
         "uid": OVERVIEW_UID, "title": "Depot overview",
         "description": "depotwatch: doors, alarms, badges, portal movements, storehouse "
-        "climate and gateway health of one depot (InfluxQL).",
+        "climate, gateway health and intrusion zones of one depot (InfluxQL).",
         "tags": ["depotwatch"], "timezone": "browser", "editable": True, "graphTooltip": 1,
         "time": {"from": "now-24h", "to": "now"}, "refresh": "30s", "schemaVersion": 39,
         "fiscalYearStartMonth": 0, "liveNow": False, "weekStart": "", "links": [],

@@ -21,8 +21,9 @@ from rules.depot import Depot
 from rules.engine import Engine
 from rules.gateway_fault import FAULT_SENSOR, fault_values
 from rules.input_lost import GATEWAY_PREFIX
+from rules.zone_arming import ZoneArmingRule
 from rules.zone_keypad import SILENT_RULES
-from rules.zone_state import ZONE_PREFIX
+from rules.zone_state import ZONE_PREFIX, ZoneView
 
 __all__ = ["Pipeline", "PointStore", "receipt_digest"]
 
@@ -300,6 +301,11 @@ class Pipeline:
         self._flush()
         return [o for o in outcomes
                 if isinstance(o, Fact) and o.measurement in ("zone", "walk_test")]
+
+    def zone_views(self, now_ns: int) -> list[ZoneView]:
+        """Every storehouse's zone now (none when zone arming is switched off)."""
+        rule = self.engine.rule("zone_arming")
+        return rule.views(now_ns) if isinstance(rule, ZoneArmingRule) else []
 
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""

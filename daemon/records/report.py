@@ -3,8 +3,8 @@
 Every figure comes from InfluxQL over the daemon's own schema (README "InfluxDB schema") and from
 `state_dir/audit.jsonl`. `build_report` returns tables (the same ones in PDF, CSV and JSON) plus
 the climate series the PDF plots. Each section module reads the month through a
-`ReportBuilder`: `climate`, `alarms`, `access`, `movements`, `supervision`, `integrity`, then
-`summary` over the storehouses' tables; `pdf` renders the finished report.
+`ReportBuilder`: `climate`, `alarms`, `access`, `movements`, `intrusion`, `supervision`,
+`integrity`, then `summary` over the storehouses' tables; `pdf` renders the finished report.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from daemon.config.depot import StorehouseConfig
 from daemon.config.schema import Config
-from daemon.records import access, alarms, climate, movements, supervision
+from daemon.records import access, alarms, climate, intrusion, movements, supervision
 from daemon.records.builder import Progress, ReportBuilder
 from daemon.records.document import Format, Report, StorehouseReport
 from daemon.records.integrity import integrity
@@ -46,6 +46,7 @@ def _storehouse_section(b: ReportBuilder, sh: StorehouseConfig,
     tables += [*access.access(b, sh.id), access.armed_entries(b, sh.id)]
     tables += access.vault_tables(b, sh.id)
     tables += [*movements.movements(b, sh.id), movements.items_unseen(b, sh.id)]
+    tables += [intrusion.walk_tests(b, sh.id), intrusion.zone_changes(b, sh.id)]
     tables += supervision.supervision(b, sh.id, series)
     tables.append(supervision.silent_periods(b, sh.id, series))
     notes = []

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               throttle: GuessThrottle | None = None,
               notifiers: NotifierFiguresSource | None = None,
               sessions_path: Path | None = None, arming: ArmingDesk | None = None,
-              storehouses: frozenset[str] = frozenset()) -> web.Application:
+              storehouses: Callable[[], Collection[str]] = frozenset) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -64,7 +64,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
-    `arming` arms and disarms the `storehouses`' zones.
+    `arming` arms and disarms the zones of the storehouses `storehouses()` names (asked at
+    each call, so a reload's new storehouses are served).
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -94,7 +95,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses, sessions_path=sessions_path)
+                      throttle=guesses, sessions_path=sessions_path,
+                      zone_states=arming.zone_states if arming is not None else None)
     return app
 
 

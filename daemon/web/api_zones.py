@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 
 from aiohttp import web
 
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 class ZoneCalls:
     """The route table's zone operations, over one ArmingDesk."""
 
-    def __init__(self, arming: ArmingDesk | None, storehouses: frozenset[str]) -> None:
+    def __init__(self, arming: ArmingDesk | None,
+                 storehouses: Callable[[], Collection[str]]) -> None:
+        # Asked at each call: a config reload may add storehouses (or take them away).
         self._arming, self._storehouses = arming, storehouses
 
     async def arm(self, request: web.Request, officer: str) -> web.Response:
@@ -41,7 +44,7 @@ class ZoneCalls:
             body = await read_body(request, ArmBody)
             force, note = body.force, body.note
         storehouse = request.match_info["id"]
-        if storehouse not in self._storehouses:
+        if storehouse not in self._storehouses():
             raise Refusal(404, f"no storehouse {storehouse!r}")
         if self._arming is None:
             raise Refusal(409, "zone arming is not offered by this daemon")

@@ -8,6 +8,7 @@ the audit trail. This module puts the pages on their routes and serves the stati
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from daemon.web.console_silences import SilencePages
 from daemon.web.console_storehouses import StorehousePages
 from daemon.web.recent import RecentEvents
 from daemon.web.throttle import GuessThrottle
+from rules.zone_state import ZoneView
 
 __all__ = ["mount_console"]
 
@@ -32,10 +34,12 @@ _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clock: Clock, *,
                   recent: RecentEvents | None = None, audit_path: Path | None = None,
                   key: bytes | None = None, throttle: GuessThrottle | None = None,
-                  sessions_path: Path | None = None) -> None:
+                  sessions_path: Path | None = None,
+                  zone_states: Callable[[], Sequence[ZoneView]] | None = None) -> None:
     """Add the console's pages, forms and static files to the API's application; wrong tokens
     at its login count in `throttle` (shared with the API's); sessions are kept in
-    `sessions_path` across restarts when given."""
+    `sessions_path` across restarts when given; `zone_states` gives the storehouse page its
+    walk tests."""
     sessions = Sessions(officers, key, sessions_path)
     app.router.add_route("GET", "/", _index)
     Login(sessions, officers, throttle or GuessThrottle()).mount(app)
@@ -43,7 +47,7 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
     # Pages read times in each storehouse's zone (the config's `timezone`).
     zones = recent.zones() if recent is not None else {}
     AlarmPages(desk, clock, sessions, audit_path, zones).mount(app)
-    StorehousePages(recent, sessions, clock).mount(app)
+    StorehousePages(recent, sessions, clock, zone_states).mount(app)
     SilencePages(desk, clock, sessions, zones).mount(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import DepotTime, page, render
 from daemon.web.console_session import Sessions, not_logged_in
 from daemon.web.recent import DoorState, Event, RecentEvents
+from rules.walk_test import WalkResult
+from rules.zone_state import ZoneView
 
 __all__ = ["StorehousePages"]
 
@@ -22,13 +25,18 @@ class _Storehouse:
     armed: bool
     doors: list[DoorState]
     events: list[Event]
+    # A walk test running now; how the last one ended (None: none since the records began).
+    walk_test: bool = False
+    last_walk_test: WalkResult | None = None
 
 
 class StorehousePages:
     """The storehouses page, read from the daemon's recent door states and events."""
 
-    def __init__(self, recent: RecentEvents | None, sessions: Sessions, clock: Clock) -> None:
+    def __init__(self, recent: RecentEvents | None, sessions: Sessions, clock: Clock,
+                 zone_states: Callable[[], Sequence[ZoneView]] | None = None) -> None:
         self._recent, self._sessions, self._clock = recent, sessions, clock
+        self._zone_states = zone_states
 
     def mount(self, app: web.Application) -> None:
         """Add the storehouses page and its polling."""
@@ -50,6 +58,11 @@ class StorehousePages:
         recent, now = self._recent, self._clock.now_ns()
         if recent is None:
             return {"recent": False, "storehouses": [], "time": DepotTime({}, now)}
-        stores = [_Storehouse(store, name, recent.armed(store, now), recent.doors(store),
-                              recent.events(store)) for store, name in recent.storehouses()]
+        zones = {z.storehouse: z for z in (self._zone_states() if self._zone_states else [])}
+        stores = []
+        for store, name in recent.storehouses():
+            zone = zones.get(store)
+            stores.append(_Storehouse(store, name, recent.armed(store, now), recent.doors(store),
+                                      recent.events(store), zone is not None and zone.walk_test,
+                                      zone.last_walk_test if zone is not None else None))
         return {"recent": True, "storehouses": stores, "time": DepotTime(recent.zones(), now)}

@@ -42,6 +42,8 @@ FIELD_TYPES: dict[str, type] = {
     "glass_break": bool,
     "smoke": bool,
     "panic": bool,
+    # A grade 3 detector's anti-mask output: true while it is covered or sprayed (cannot see).
+    "masked": bool,
     # A keypad's request: `arm` or `disarm` (with the `badge` or code that asked).
     "action": str,
     # Badge number as read (kept in memory only; never logged or written in clear).

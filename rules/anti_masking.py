@@ -1,0 +1,86 @@
+"""A detector reporting that it is masked (sprayed, covered, blocked) is a fault in every state,
+armed or not (EN 50131-2-2/-2-4 grade 3 anti-masking; PSSM.md "Intrusion detection and arming").
+
+Grade 3 detectors signal masking on an output of its own (an anti-mask relay wired to an I/O
+board input, a Tasmota switch, an ESPHome binary sensor): the reading field `masked`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
+from rules.base import Outcome, RuleConfigBase
+from rules.debounce import DebouncedFlags, FlagRule
+from rules.depot import Depot, SensorKind
+
+__all__ = ["AntiMaskingRule", "AntiMaskingRuleConfig"]
+
+# The detectors that can be masked; a masked flag from any other sensor is not theirs to judge.
+_DETECTORS = frozenset({SensorKind.MOTION, SensorKind.VIBRATION, SensorKind.GLASS_BREAK})
+
+
+class AntiMaskingRuleConfig(RuleConfigBase):
+    """`anti_masking.<detector>` while a detector reports itself masked."""
+
+    type: Literal["anti_masking"] = "anti_masking"
+    # A blind detector in an arms store needs someone on site: an alarm, not a warning.
+    severity: Literal["warning", "alarm", "critical"] = "alarm"
+    # EN 50131-1 §8.9.1: fault signals shorter than 10 s are not processed.
+    debounce_s: float = Field(default=10.0, ge=0)
+
+    def build(self, depot: Depot) -> AntiMaskingRule:
+        """The rule for every motion, vibration and glass-break detector."""
+        return AntiMaskingRule(self, depot)
+
+
+class AntiMaskingRule(FlagRule):
+    """Fires when `masked: true` outlasts the debounce; resolves when the detector sees again."""
+
+    kinds: ClassVar[frozenset[SensorKind]] = _DETECTORS
+
+    def __init__(self, config: AntiMaskingRuleConfig, depot: Depot) -> None:
+        self._depot = depot
+        self._severity = Severity(config.severity)
+        self._flags = DebouncedFlags(int(config.debounce_s * 1_000_000_000))
+        self._detectors = {s.id for s in depot.sensors.values() if s.kind in _DETECTORS}
+
+    def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
+        """Follow a detector's masked flag."""
+        masked = reading.values.get("masked")
+        if not isinstance(masked, bool) or reading.sensor not in self._detectors:
+            return []
+        if masked:
+            if self._flags.raised(reading.sensor, reading.at_ns, now_ns):
+                return [self._transition(TransitionKind.FIRING, reading.sensor, now_ns,
+                                         "masked: it cannot see")]
+            return []
+        if self._flags.lowered(reading.sensor):
+            return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,
+                                     "no longer masked")]
+        return []
+
+    def tick(self, now_ns: int) -> list[Outcome]:
+        """Confirm masked flags that outlasted the debounce."""
+        return [self._transition(TransitionKind.FIRING, sensor, now_ns, "masked: it cannot see")
+                for sensor in self._flags.confirmed_by(now_ns)]
+
+    def _transition(self, kind: TransitionKind, sensor_id: str, now_ns: int,
+                    text: str) -> Transition:
+        sensor = self._depot.sensors[sensor_id]
+        name = self._depot.storehouses[sensor.storehouse].name
+        return Transition(kind=kind, rule="anti_masking", subject=sensor_id,
+                          severity=self._severity, at_ns=now_ns, storehouse=sensor.storehouse,
+                          summary=f"{name}: {sensor.kind.value} {sensor_id} {text}",
+                          facts={"sensor": sensor_id, "masked": kind is TransitionKind.FIRING})
+
+    def snapshot(self) -> dict[str, Any]:
+        """Masked-since times and firing detectors."""
+        return self._flags.snapshot()
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back masked-since times and firing detectors."""
+        self._flags.restore(state, self._detectors)
