@@ -35,6 +35,7 @@ from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
 from drivers.mqtt_topics import TopicRoute, TopicRouter
+from drivers.readers import ReaderDriver, ReaderLinks
 from drivers.routes import Routers
 from drivers.serial import SerialPort, SerialRouter
 from rules.depot import Depot
@@ -45,6 +46,7 @@ __all__ = [
     "alerts_topic",
     "build_command_desk",
     "build_desk",
+    "build_inputs",
     "build_modbus_buses",
     "build_notifiers",
     "build_officers",
@@ -255,3 +257,14 @@ def build_modbus_buses(config: Config, clock: Clock,
         bus.on_reading(functools.partial(on_reading, bus.component))
         bus.on_state(functools.partial(on_state, bus.component))
     return buses
+
+
+def build_inputs(config: Config, clock: Clock, links: tuple[
+    Callable[[str, Reading], Awaitable[None]], Callable[[str, bool], None],
+    Callable[[str, str, bytes, int], None], Callable[[str, str, bool, str], None],
+]) -> tuple[list[ModbusBus], list[ReaderDriver]]:
+    """The Modbus buses and the reader and panel drivers (LLRP, OSDP, SIA) the config names;
+    `links`: readings, input up/down, dead letters and device faults (see `ReaderLinks`)."""
+    to = ReaderLinks(*links)
+    return (build_modbus_buses(config, clock, to.reading, to.state),
+            [reader.build(clock, to) for reader in config.readers])

@@ -1,0 +1,16 @@
+"""The registry of reader and panel drivers: one line per driver in `ReaderConfig`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from drivers.llrp import LlrpReaderConfig
+
+__all__ = ["ReaderConfig"]
+
+ReaderConfig = Annotated[
+    LlrpReaderConfig,
+    Field(discriminator="type"),
+]
