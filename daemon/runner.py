@@ -141,7 +141,7 @@ class Daemon:
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
                                                self._on_input_state, self.deadletters.keep)
-        self.modbus_buses, self.readers = build_inputs(config, self.clock, links=(
+        self.modbus_buses, self.readers = build_inputs(config, self.clock, self.arming, links=(
             self._on_reading, self._on_input_state, self.deadletters.keep, self._task_fault))
 
     def _restore(self) -> None:

@@ -7,10 +7,12 @@ from typing import Annotated
 from pydantic import Field
 
 from drivers.llrp import LlrpReaderConfig
+from drivers.sia import SiaReceiverConfig
 
 __all__ = ["ReaderConfig"]
 
 ReaderConfig = Annotated[
-    LlrpReaderConfig,
+    LlrpReaderConfig
+    | SiaReceiverConfig,
     Field(discriminator="type"),
 ]

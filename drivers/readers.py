@@ -34,6 +34,9 @@ class ReaderLinks:
     reject: Callable[[str, str, bytes, int], None]
     # A fault the device reports (a panel's mains lost): (fault, subject, active, summary).
     fault: Callable[[str, str, bool, str], None]
+    # A panel armed or disarmed: (storehouse, "arm" | "disarm", by whom) -> None when the
+    # storehouse's zone followed, else why not.
+    arm: Callable[[str, str, str], str | None]
 
 
 class ReaderDriver(Protocol):

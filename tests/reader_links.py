@@ -18,12 +18,18 @@ class Taken:
         self.states: list[bool] = []
         self.rejects: list[tuple[str, str, bytes]] = []
         self.faults: list[tuple[str, str, bool, str]] = []
+        self.arming: list[tuple[str, str, str]] = []
 
     def links(self) -> ReaderLinks:
         """Links that keep everything here."""
         return ReaderLinks(reading=self._reading, state=lambda _c, up: self.states.append(up),
                            reject=lambda s, r, p, _at: self.rejects.append((s, r, p)),
-                           fault=lambda f, s, a, m: self.faults.append((f, s, a, m)))
+                           fault=lambda f, s, a, m: self.faults.append((f, s, a, m)),
+                           arm=self._arm)
+
+    def _arm(self, storehouse: str, action: str, by: str) -> str | None:
+        self.arming.append((storehouse, action, by))
+        return None
 
     async def _reading(self, _component: str, reading: Reading) -> None:
         self.readings.append(reading)
