@@ -7,12 +7,14 @@ from typing import Annotated
 from pydantic import Field
 
 from drivers.llrp import LlrpReaderConfig
+from drivers.osdp import OsdpPanelConfig
 from drivers.sia import SiaReceiverConfig
 
 __all__ = ["ReaderConfig"]
 
 ReaderConfig = Annotated[
     LlrpReaderConfig
+    | OsdpPanelConfig
     | SiaReceiverConfig,
     Field(discriminator="type"),
 ]

@@ -221,8 +221,8 @@ def _named_sensors(reader: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
     antennas = reader.get("antennas")
     named += [(("antennas", k), v) for k, v in (antennas.items()
                                                 if isinstance(antennas, dict) else [])]
-    for at, pd in _items(reader, "peripherals"):
-        named += [(("peripherals", at, k), pd[k]) for k in ("sensor", "keypad") if pd.get(k)]
+    for at, pd in _items(reader, "readers"):  # OSDP
+        named += [(("readers", at, k), pd[k]) for k in ("sensor", "keypad") if pd.get(k)]
     for at, account in _items(reader, "accounts"):
         if account.get("panel_sensor"):
             named.append((("accounts", at, "panel_sensor"), account["panel_sensor"]))
