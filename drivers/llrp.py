@@ -167,7 +167,7 @@ class LlrpReader:
         self._clock = clock
         self._links = links
         self._ids = itertools.count(1)
-        self.connected = asyncio.Event()
+        self.up = asyncio.Event()
         self.reports = 0
 
     async def run(self) -> None:
@@ -196,7 +196,7 @@ class LlrpReader:
                 self._links.state(self.component, False)
                 reported = False
             finally:
-                self.connected.clear()
+                self.up.clear()
                 writer.close()
             if time.monotonic() - opened >= _STABLE_S:
                 backoff.reset()
@@ -219,7 +219,7 @@ class LlrpReader:
         log.info("LLRP reader %s at %s:%d inventorying on antenna(s) %s", self.config.id,
                  self.config.host, self.config.port, sorted(self.config.antennas))
         self._links.state(self.component, True)
-        self.connected.set()
+        self.up.set()
         silence = 3 * self.config.keepalive_s
         while True:
             await self._take(reader, writer, await self._next(reader, silence))

@@ -8,6 +8,7 @@ with the command that installs it.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import random
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,8 @@ class ReaderDriver(Protocol):
     """A running reader or panel: `run()` until cancelled, reconnecting on its own."""
 
     component: str
+    # Set while the device is connected (a receiver: listening).
+    up: asyncio.Event
 
     async def run(self) -> None:
         """Talk to the device until cancelled."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -24,7 +25,7 @@ from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import Reading
 from daemon.vocabulary.settings import Settings
-from drivers.readers import ReaderLinks, ReaderSettings, needs_extra
+from drivers.readers import Backoff, ReaderLinks, ReaderSettings, needs_extra
 
 if TYPE_CHECKING:
     from pysiaalarm.account import SIAAccount
@@ -43,6 +44,7 @@ _ZONE_EVENTS: dict[str, tuple[str, bool]] = {"TA": ("tamper", True), "TR": ("tam
                                             "HA": ("panic", True), "HR": ("panic", False)}
 _PANEL_EVENTS: dict[str, tuple[str, bool]] = {"YT": ("battery_low", True),
                                              "YR": ("battery_low", False)}
+_DIGITS = re.compile(r"[0-9]{1,6}")
 _ARMING = {"CL": "arm", "CG": "arm", "CA": "arm", "OP": "disarm", "OG": "disarm",
            "OA": "disarm"}
 
@@ -169,10 +171,9 @@ def message_problem(event: SIAEvent, account: SiaAccountConfig | None) -> str | 
 def panel_effects(code: str, area: str | None, number: str | None,
                   account: SiaAccountConfig, now_ns: int) -> list[Reading | Arm | Fault]:
     """What one event means for the depot; DecodeError for an event the config cannot place."""
-    digits = number.strip() if number else ""
-    zone_no = int(digits) if digits.isdigit() and len(digits) <= 6 else None
+    zone_no = _number(number)
     if code in _ARMING:
-        area_no = int(area) if area and area.isdigit() and len(area) <= 6 else 1
+        area_no = _number(area) or 1
         storehouse = account.areas.get(area_no)
         if storehouse is None:
             raise DecodeError(f"{code}: area {area_no} not in account {account.account}'s areas")
@@ -198,6 +199,12 @@ def panel_effects(code: str, area: str | None, number: str | None,
     return []  # tests, polls and events depotwatch has no rule for
 
 
+def _number(text: str | None) -> int | None:
+    """A zone, user or area number: ASCII digits only (`str.isdigit` takes "²")."""
+    digits = text.strip() if text else ""
+    return int(digits) if _DIGITS.fullmatch(digits) else None
+
+
 class SiaReceiver:
     """Listens for panels; each message is parsed, taken and answered."""
 
@@ -208,23 +215,37 @@ class SiaReceiver:
         self._links = links
         self._accounts = _accounts(config)
         self._settings = {a.account.upper(): a for a in config.accounts}
-        self.listening = asyncio.Event()
+        self.up = asyncio.Event()
         self.port = config.listen_port
         self.events = 0
 
     async def run(self) -> None:
-        """Listen until cancelled."""
-        server = await asyncio.start_server(self._panel, self.config.listen_host,
-                                            self.config.listen_port, limit=_MAX_MESSAGE)
+        """Listen until cancelled; a port that cannot be bound is reported down and retried."""
+        backoff = Backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
+        reported: bool | None = None
+        while True:
+            try:
+                server = await asyncio.start_server(self._panel, self.config.listen_host,
+                                                    self.config.listen_port, limit=_MAX_MESSAGE)
+            except OSError as exc:
+                if reported is not False:
+                    log.warning("SIA receiver %s: cannot listen on %s:%d: %s; retrying",
+                                self.config.id, self.config.listen_host,
+                                self.config.listen_port, exc)
+                    self._links.state(self.component, False)
+                    reported = False
+                await asyncio.sleep(backoff.delay())
+                continue
+            break
         self.port = server.sockets[0].getsockname()[1]
         log.info("SIA DC-09 receiver %s listening on %s:%d for %d account(s)", self.config.id,
                  self.config.listen_host, self.port, len(self.config.accounts))
         self._links.state(self.component, True)
-        self.listening.set()
+        self.up.set()
         try:
             await asyncio.Event().wait()
         finally:
-            self.listening.clear()
+            self.up.clear()
             server.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 2)

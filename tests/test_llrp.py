@@ -51,7 +51,7 @@ def _with_reader(scenario: Callable[[LlrpReaderSim, LlrpReader, Taken], Awaitabl
         task = asyncio.create_task(reader.run())
         try:
             await asyncio.wait_for(sim.inventorying.wait(), 5)
-            await asyncio.wait_for(reader.connected.wait(), 5)
+            await asyncio.wait_for(reader.up.wait(), 5)
             await scenario(sim, reader, taken)
         finally:
             task.cancel()

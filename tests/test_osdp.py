@@ -9,6 +9,7 @@ import os
 import time
 import tty
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,6 +166,45 @@ def test_a_reader_that_goes_silent_takes_the_line_down_until_it_is_back() -> Non
             await asyncio.to_thread(again.stop)
 
     _with_line(scenario)
+
+
+def test_a_pulled_adapter_is_reported_and_the_line_reopened(tmp_path: Path) -> None:
+    link = tmp_path / "ttyOSDP"  # the adapter's stable name, as udev gives it
+
+    def plug() -> tuple[int, int, Any]:
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        os.symlink(os.ttyname(slave), link)
+        return master, slave, _peripheral(master)
+
+    def unplug(master: int, slave: int, pd: Any) -> None:
+        pd.stop()
+        link.unlink()
+        os.close(master)
+        os.close(slave)
+
+    async def run() -> None:
+        taken = Taken()
+        panel = _config(str(link)).build(SteadyClock(), taken.links())
+        adapter = plug()
+        task = asyncio.create_task(panel.run())
+        try:
+            await asyncio.wait_for(panel.up.wait(), 15)
+            await asyncio.to_thread(unplug, *adapter)
+            await taken.until(lambda: taken.states == [True, False], 10)
+            adapter = plug()
+            await taken.until(lambda: taken.states == [True, False, True], 15)
+            adapter[2].submit_event(_card(_w26_bytes(W26), 26))
+            await taken.until(lambda: len(taken.readings) == 1, 10)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(unplug, *adapter)
+
+    asyncio.run(asyncio.wait_for(run(), 45))
 
 
 def test_config_errors_are_clear() -> None:

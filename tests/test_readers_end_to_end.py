@@ -80,7 +80,7 @@ def test_portal_reader_and_panel_raise_alarms_and_arm_zones(
                 moved = await probe.wait_alert(f"portal_movement.{EPC}", "firing")
                 assert moved["severity"] in ("alarm", "critical")
 
-                await until(lambda: receiver.listening.is_set())
+                await until(lambda: receiver.up.is_set())
                 panel = await Panel.connect(receiver.port)
                 try:
                     # The zone starts armed (fail-secure); the panel disarms, then sets it.

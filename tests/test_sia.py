@@ -44,7 +44,7 @@ def _with_receiver(scenario: Callable[[SiaReceiver, Panel, Taken], Awaitable[Non
         receiver = config.build(SteadyClock(), taken.links())
         task = asyncio.create_task(receiver.run())
         try:
-            await asyncio.wait_for(receiver.listening.wait(), 5)
+            await asyncio.wait_for(receiver.up.wait(), 5)
             panel = await Panel.connect(receiver.port)
             try:
                 await scenario(receiver, panel, taken)
