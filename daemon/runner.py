@@ -364,24 +364,6 @@ class Daemon:
             await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
                                 - (time.monotonic() - started))
 
-    async def _report_health(self) -> None:
-        # The gateway's own health as points, and the spool's fill for the spool_quota rule.
-        interval_s = self.config.spool.health_interval_s
-        while True:
-            backlog = await self.spool.backlog()
-            now = self.clock.now_ns()
-            oldest = min((b.oldest_ns for b in backlog if b.oldest_ns), default=None)
-            self.pipeline.gateway_reading("spool", {
-                "fill_pct": round(self.spool.fill_pct, 2),
-                "spool_points": float(max((b.points for b in backlog), default=0)),
-                "lag_s": round((time.time_ns() - oldest) / 1e9, 3) if oldest else 0.0,
-                "rejected_points": float(sum(w.rejected for w in self.writers)),
-                "write_retries": float(sum(w.retries for w in self.writers)),
-                "shed_points": float(self.spool.shed_points),
-            }, now)
-            self.selfwatch.storage(self.pipeline, self.spool.degraded, now)
-            await asyncio.sleep(interval_s)
-
     def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:
         tasks = [keep.start("spool", self.spool.run), keep.start("mqtt", self.link.run)]
         tasks += [keep.start(p.source, p.run) for p in self.serial_ports]
@@ -401,7 +383,9 @@ class Daemon:
                                     max(20.0, 10 * self.ticking.interval_s), "rule tick"),
                 interval_s=watchdog_interval_s())))
         return [*tasks, keep.start("state", self._save_state),
-                keep.start("health", self._report_health), keep.start("reload", self._reloads),
+                keep.start("health", functools.partial(
+                    self.selfwatch.report_storage, self.pipeline, self.spool, self.writers,
+                    self.config.spool.health_interval_s)), keep.start("reload", self._reloads),
                 keep.start("audit digest", AuditDigests(
                     self.config.state_dir, self.config.site.id,
                     functools.partial(self.link.publish, retain=True)).run),
