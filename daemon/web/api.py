@@ -35,6 +35,8 @@ from daemon.web.api_silences import SilenceCalls
 from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
 from daemon.web.doorman import BoundedSite, Doorman
+from daemon.web.dusk import DarkHours
+from daemon.web.glance import GatewayGlance
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
 from daemon.web.throttle import GuessThrottle
@@ -54,7 +56,9 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               throttle: GuessThrottle | None = None,
               notifiers: NotifierFiguresSource | None = None,
               sessions_path: Path | None = None, arming: ArmingDesk | None = None,
-              storehouses: frozenset[str] = frozenset()) -> web.Application:
+              storehouses: frozenset[str] = frozenset(),
+              gateway: GatewayGlance | None = None,
+              dark: DarkHours | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -63,7 +67,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
-    `arming` arms and disarms the `storehouses`' zones.
+    `arming` arms and disarms the `storehouses`' zones. The console shows `gateway`'s links
+    and dead letters and turns dark in `dark`'s hours.
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -93,7 +98,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses, sessions_path=sessions_path)
+                      throttle=guesses, sessions_path=sessions_path, gateway=gateway,
+                      dark=dark)
     return app
 
 
