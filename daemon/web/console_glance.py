@@ -115,11 +115,13 @@ def _line(recent: RecentEvents, sensor: str, name: str, limits: ClimateLimits | 
           now_ns: int) -> ClimateLine:
     label, unit = _FIELD_WORDS[name]
     warning, alarm = limits.of(name) if limits is not None else (None, None)
+    if warning is not None and alarm is not None and warning >= alarm:
+        warning = None  # a propellant store's humidity alarm comes before the warning would
     latest = recent.climate.latest(sensor, name)
-    shown = f"warning {_number(warning)} {unit}, alarm {_number(alarm)} {unit}" if (
-        warning is not None and alarm is not None) else ""
+    shown = ", ".join(f"{word} {_number(limit)} {unit}" for word, limit in
+                      (("warning", warning), ("alarm", alarm)) if limit is not None)
     day = recent.climate.day(sensor, name, now_ns)
-    spark = sparkline(day, now_ns - DAY_NS, now_ns, warning,
+    spark = sparkline(day, now_ns - DAY_NS, now_ns, warning if warning is not None else alarm,
                       f"{label} of {sensor}, last 24 h")
     if latest is None:
         return ClimateLine(sensor, label, "no reading yet", "none", shown, None, spark)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from daemon.alerts.roles import Forbidden, require
 from daemon.vocabulary.clock import Clock
@@ -28,6 +28,8 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 # A path segment: alarm keys and silence ids quoted whole, "/" too.
 _TEMPLATES.filters["quoted"] = lambda value: urllib.parse.quote(str(value), safe="")
+# A topic or path may break after each "/" on a phone, never inside a word.
+_TEMPLATES.filters["breakable"] = lambda value: Markup(str(escape(value)).replace("/", "/<wbr>"))
 
 
 # The depot's dark hours and clock for the request being answered: set by the console's

@@ -60,6 +60,7 @@ class ZoneView:
 # Zone results that leave the zone as it was.
 _NO_CHANGE = frozenset({"refused", "unchanged"})
 _LIFECYCLE_WORDS = {"firing": "raised", "acknowledged": "acknowledged", "cleared": "cleared"}
+_SEVERITY_WORDS = {"critical": "Critical alarm", "alarm": "Alarm", "warning": "Warning"}
 
 
 class RecentEvents:
@@ -179,7 +180,7 @@ class RecentEvents:
         # The officer's words: the alarm's summary and what happened to it; the rule key stays
         # in the event's subject (the link to the alarm's page, where engineers find it).
         happened = _LIFECYCLE_WORDS.get(lifecycle, lifecycle)
-        text = f"{alert.severity.value.capitalize()} alarm {happened}"
+        text = f"{_SEVERITY_WORDS.get(alert.severity.value, 'Alarm')} {happened}"
         acked_by = alert.facts.get("acked_by")
         if lifecycle == "acknowledged" and acked_by:
             text += f" by {acked_by}"
