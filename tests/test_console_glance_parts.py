@@ -76,15 +76,15 @@ def test_the_climate_day_keeps_one_value_a_quarter_hour_and_survives_a_restart()
                                 {"temperature_c": float(minute), "humidity_pct": True}))
     now = start + 30 * 3600 * NS
     day = history.day("clim1", "temperature_c", now)
-    assert len(day) == 96 and day[-1][1] == 30 * 60 - 5.0  # the slot's last value
+    assert len(day) == 96 and day[-1][1] == 30 * 60 - 15.0  # the slot's first value
     assert all(b[0] - a[0] == SLOT_NS for a, b in itertools.pairwise(day))
     assert history.latest("clim1", "humidity_pct") is None  # not a number: not kept
     # A replayed old reading does not move what the officer reads.
     history.reading(Reading("clim1", start, {"temperature_c": -40.0}))
     assert history.latest("clim1", "temperature_c").value == 30 * 60 - 5.0  # type: ignore[union-attr]
     saved = json.loads(json.dumps(history.snapshot()))
-    saved["gone/temperature_c"] = {"slots": [[1, 2.0]], "latest": [1, 2.0]}
-    saved["clim1/humidity_pct"] = {"slots": [["x", 1]], "latest": "bad"}
+    saved["gone/temperature_c"] = {"first": 1, "values": [2.0], "latest": [1, 2.0]}
+    saved["clim1/humidity_pct"] = {"first": "x", "values": [1.0], "latest": "bad"}
     again = ClimateHistory(["clim1"])
     again.restore(saved)
     assert again.day("clim1", "temperature_c", now) == day

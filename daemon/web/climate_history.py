@@ -2,8 +2,9 @@
 glance (issue 30): kept in memory from the readings themselves, so the sparklines stay drawn
 while InfluxDB is down (storage may degrade, the officer's view may not).
 
-One value per quarter hour (the last one heard in it) and the latest reading, per sensor and
-field; 96 pairs per field at most. Saved with the recent events in the daemon's state file.
+One value per quarter hour (the first one heard in it) and the latest reading, per sensor and
+field; 97 pairs per field at most. Saved with the recent events in the daemon's state file,
+every few seconds: a field's slots are turned into JSON again only when a new slot began.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class ClimateHistory:
         # (sensor, field) -> (slot start, value), oldest first.
         self._slots: dict[tuple[str, str], deque[tuple[int, float]]] = {}
         self._latest: dict[tuple[str, str], Latest] = {}
+        # Each field's slots as last saved, rebuilt only once a new slot has begun.
+        self._saved: dict[tuple[str, str], tuple[int, list[float | None]]] = {}
 
     def __contains__(self, sensor: object) -> bool:
         return sensor in self._sensors
@@ -58,10 +61,9 @@ class ClimateHistory:
         self._latest[key] = Latest(value, at_ns)
         slots = self._slots.setdefault(key, deque(maxlen=DAY_NS // SLOT_NS + 1))
         slot = at_ns - at_ns % SLOT_NS
-        if slots and slots[-1][0] == slot:
-            slots[-1] = (slot, value)
-        else:
+        if not slots or slots[-1][0] < slot:
             slots.append((slot, value))
+            self._saved.pop(key, None)
 
     def latest(self, sensor: str, name: str) -> Latest | None:
         """The last value of a sensor's field, if it ever reported one."""
@@ -73,11 +75,22 @@ class ClimateHistory:
         return [(at, v) for at, v in self._slots.get((sensor, name), ()) if at >= since]
 
     def snapshot(self) -> dict[str, object]:
-        """JSON-ready, for the state file: "sensor/field" -> slots [[at, value] ...]
-        and latest [at, value]."""
-        return {f"{s}/{f}": {"slots": [list(p) for p in slots],
-                             "latest": [self._latest[(s, f)].at_ns, self._latest[(s, f)].value]}
-                for (s, f), slots in self._slots.items()}
+        """JSON-ready, for the state file (saved every few seconds, so compact): per
+        "sensor/field" the first slot, the slots' values in order (None for a slot with no
+        reading) and the latest [at, value]."""
+        saved: dict[str, object] = {}
+        for key, slots in self._slots.items():
+            cached = self._saved.get(key)
+            if cached is None:
+                first = slots[0][0]
+                values: list[float | None] = [None] * ((slots[-1][0] - first) // SLOT_NS + 1)
+                for at, value in slots:
+                    values[(at - first) // SLOT_NS] = round(value, 2)
+                cached = self._saved[key] = (first, values)
+            latest = self._latest[key]
+            saved[f"{key[0]}/{key[1]}"] = {"first": cached[0], "values": cached[1],
+                                           "latest": [latest.at_ns, latest.value]}
+        return saved
 
     def restore(self, saved: Mapping[str, object]) -> None:
         """Take back `snapshot()`; sensors no longer configured and malformed entries are
@@ -87,14 +100,15 @@ class ClimateHistory:
             if sensor not in self._sensors or name not in CLIMATE_FIELDS or not isinstance(
                     entry, dict):
                 continue
-            for pair in entry.get("slots", []):
-                if _is_pair(pair):
-                    self._note(sensor, name, float(pair[1]), int(pair[0]))
+            first, values = entry.get("first"), entry.get("values")
+            if isinstance(first, int) and isinstance(values, list):
+                for index, value in enumerate(values):
+                    if _is_number(value):
+                        self._note(sensor, name, float(value), first + index * SLOT_NS)
             latest = entry.get("latest")
-            if isinstance(latest, list) and _is_pair(latest):
+            if isinstance(latest, list) and len(latest) == 2 and all(map(_is_number, latest)):
                 self._note(sensor, name, float(latest[1]), int(latest[0]))
 
 
-def _is_pair(value: object) -> bool:
-    return (isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
