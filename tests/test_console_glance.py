@@ -214,7 +214,7 @@ def test_the_depot_at_a_glance(browser: Browser, night: Running, size: dict[str,
     assert_fits(page, f"/storehouses ({device})")
     page.screenshot(path=str(DOCS / f"console-storehouses-{device}-{scheme}.png"),
                     full_page=True)
-    for path in ("/alerts", "/deadletters", "/silences"):
+    for path in ("/alerts", "/alerts/sensor_silent.clim3", "/deadletters", "/silences"):
         page.goto(night.url + path)
         assert_fits(page, f"{path} ({device})")
     expect(page.locator("header")).to_be_visible()

@@ -46,7 +46,8 @@
     if (!button || !window.depotwatchTheme) { return; }
     function label() {
       var dark = document.documentElement.getAttribute("data-theme") === "dark";
-      button.textContent = dark ? "Light theme" : "Dark theme";
+      button.textContent = dark ? "Light" : "Dark";
+      button.setAttribute("aria-label", dark ? "Switch to the light theme" : "Switch to the dark theme");
     }
     button.addEventListener("click", function () { window.depotwatchTheme.toggle(); label(); });
     window.setInterval(function () { window.depotwatchTheme.apply(); label(); }, 60000);
