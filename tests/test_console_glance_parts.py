@@ -3,21 +3,31 @@ kept in memory, the sparkline, zone states and event lines in the officer's word
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.config.schema import Config
+from daemon.ingest.deadletters import DeadLetterStore
+from daemon.spool.store import Spool
+from daemon.tsdb.writer import FileSink, TsdbWriter
 from daemon.vocabulary.alert import Alert
+from daemon.vocabulary.clock import SteadyClock
 from daemon.vocabulary.readings import Reading, Severity, TransitionKind
 from daemon.web.climate_history import SLOT_NS, ClimateHistory
 from daemon.web.dusk import DarkHours, sun_times
+from daemon.web.glance import GatewayGlance
 from daemon.web.recent import RecentEvents
 from daemon.web.sparkline import sparkline
+from drivers.mqtt import MqttLink
+from rules.depot import ClimateClass
 from rules.zone_state import ZoneState, zone_fact
 
 NS = 1_000_000_000
@@ -131,3 +141,32 @@ def test_zone_states_and_alarm_lines_in_the_officers_words() -> None:
     again.restore(json.loads(json.dumps(recent.snapshot())))
     assert again.zone("SH1") == zone
     assert again.climate.latest("clim1", "temperature_c") is not None
+
+
+@dataclass
+class _Parts:
+    """The daemon's real parts the glance reads, built but not running."""
+
+    link: MqttLink
+    spool: Spool
+    writers: list[TsdbWriter]
+    deadletters: DeadLetterStore
+
+
+def test_a_broken_spool_and_dead_letter_store_leave_the_glance_standing(
+        tmp_path: Path) -> None:
+    # Fault: the spool never opened (its backlog raises) and the dead letter store closed under
+    # the page: the links still show, the count reads "unknown" (-1), nothing raises.
+    config = small_depot()
+    spool = Spool(tmp_path / "spool.sqlite", ["influxdb-0-v1"], max_bytes=1 << 20)
+    letters = DeadLetterStore(tmp_path / "dl.sqlite", config.deadletters)
+    letters.close()
+    parts = _Parts(MqttLink(config.mqtt, SteadyClock(), site="parts"), spool,
+                   [TsdbWriter("influxdb-0-v1", FileSink(tmp_path / "x.lp"), spool,
+                               batch_size=10, flush_interval_s=1.0)], letters)
+    glance = GatewayGlance(parts, None)
+    links = asyncio.run(glance.links(0))
+    assert [(link.name, link.up) for link in links] == [("MQTT broker", False),
+                                                         ("InfluxDB", True)]
+    assert glance.dead_letters_kept() == -1
+    assert glance.limits(ClimateClass.PROPELLANT).of("humidity_pct") == (65.0, 60.0)
