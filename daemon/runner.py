@@ -124,7 +124,7 @@ class Daemon:
         self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 officers=self.officers, arming=self.arming,
+                                 officers=self.officers, arming=self.arming, gateway=self,
                                  notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
@@ -132,6 +132,7 @@ class Daemon:
                                            arming=self.arming)
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.arming.attach(self.pipeline)
+        self.pipeline.fact_listeners.append(self.recent.fact)  # zone states for the console
         # SMS notifiers' modems: officers' `ACK` replies, and the modem's own health.
         self.modems = modem_watches(self._configured, self.desk, self.officers.role, self._audit,
                                     self.clock, self.pipeline.gateway_reading, self.pipeline.fault)
