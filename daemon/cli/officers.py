@@ -73,8 +73,11 @@ def _silence(client: AlertClient, args: argparse.Namespace) -> int:
 
 
 def _silences(client: AlertClient, args: argparse.Namespace) -> int:
-    for silence in client.call("GET", "/silences")["silences"]:
-        print(format_silence(silence))
+    silences = client.call("GET", "/silences")["silences"]
+    if args.json:
+        print(json.dumps(silences, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(format_silence(s) for s in silences) or "no silences")
     return 0
 
 
@@ -169,7 +172,8 @@ def add_officer_commands(commands: Commands) -> None:
     silence.add_argument("--reason", required=True)
     silence.add_argument("--until", required=True,
                          help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
-    actions.add_parser("silences", parents=[common], help="list silences")
+    silences = actions.add_parser("silences", parents=[common], help="list silences")
+    silences.add_argument("--json", action="store_true", help="print the API's JSON")
     notifiers = actions.add_parser(
         "notifiers", parents=[common],
         help="each notifier's delivered, failed, retried, refused, given-up alert changes, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -11,7 +12,8 @@ from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option", "read_config"]
+__all__ = ["DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option", "add_json_option",
+           "print_json", "read_config"]
 
 # Where packages put a daemon's config (FHS /etc/<name>/), so `-c` may be left out on a gateway.
 DEFAULT_CONFIG = "/etc/depotwatch/depotwatch.yaml"
@@ -45,3 +47,14 @@ def read_config(path: str) -> Config | None:
         print("\n".join(exc.problems), file=sys.stderr)
         print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
         return None
+
+
+def add_json_option(command: argparse.ArgumentParser) -> None:
+    """`--json`: the state as one JSON document on stdout (shapes in README "JSON output")."""
+    command.add_argument("--json", action="store_true",
+                         help="print one JSON document (shape in README, \"JSON output\")")
+
+
+def print_json(document: object) -> None:
+    """One JSON document on stdout: UTF-8 as is, indented for a reader, keys in a fixed order."""
+    print(json.dumps(document, indent=2, ensure_ascii=False))
