@@ -85,7 +85,7 @@ class Daemon:
         self.resenders = [n for n in configured if isinstance(n, Resender)]
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
-        self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.

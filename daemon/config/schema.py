@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from daemon.alerts.settings import AlertingConfig, CommandsConfig
+from daemon.alerts.settings import AlertingConfig, AuditConfig, CommandsConfig
 from daemon.config.depot import (
     ClimateSensorConfig,
     DetectorConfig,
@@ -73,6 +73,8 @@ class Config(Settings):
     broker_replays: ReplayConfig = Field(default_factory=ReplayConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    # The hash-chained audit log's rotation (state_dir/audit.jsonl, then audit.jsonl.<seq>).
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     # Officers' commands over MQTT: the replay window (timestamp and nonce).
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     # The officers' HTTP API (bearer token per officer).
