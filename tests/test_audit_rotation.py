@@ -4,6 +4,7 @@ streams a large log in bounded memory; `audit verify --json` and its progress ba
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pty
@@ -35,7 +36,7 @@ def test_size_rotation_carries_the_chain(tmp_path: Path) -> None:
     assert len(files) >= 4 and files[-1] == path
     assert [f.name for f in files[:2]] == ["audit.jsonl.0000000001",
                                            f"audit.jsonl.{_lines(files[1])[0]['seq']:010d}"]
-    for before, after in zip(files, files[1:], strict=False):
+    for before, after in itertools.pairwise(files):
         assert before.stat().st_size <= 4096
         last, first = _lines(before)[-1], _lines(after)[0]
         # Each new file begins with the previous file's last hash, in an entry saying so.

@@ -269,7 +269,12 @@ def test_install_script_plan_on_a_new_gateway(tmp_path: Path) -> None:
                  "state_dir: /var/lib/depotwatch",
                  f"{tmp_path}/etc/mosquitto/conf.d/depotwatch.conf",
                  f"install -m 0644 {REPO}/deploy/depotwatch.service "
-                 f"{tmp_path}/etc/systemd/system/depotwatch.service"):
+                 f"{tmp_path}/etc/systemd/system/depotwatch.service",
+                 f"depotwatch completion bash > {tmp_path}/usr/local/share/bash-completion/"
+                 "completions/depotwatch",
+                 f"depotwatch completion zsh > {tmp_path}/usr/local/share/zsh/site-functions/"
+                 "_depotwatch",
+                 f"depotwatch manpage > {tmp_path}/usr/local/share/man/man1/depotwatch.1"):
         assert step in out, step
     assert list(tmp_path.iterdir()) == []  # a dry run changes nothing
 
@@ -297,6 +302,10 @@ def test_install_script_installs_then_upgrades_in_place(tmp_path: Path) -> None:
     checked = subprocess.run([str(depotwatch), "check-config", str(config)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
+    share = tmp_path / "usr" / "local" / "share"
+    assert (share / "man" / "man1" / "depotwatch.1").read_text().startswith(".TH DEPOTWATCH 1")
+    assert "#compdef depotwatch" in (share / "zsh" / "site-functions" / "_depotwatch").read_text()
+    assert "complete " in (share / "bash-completion" / "completions" / "depotwatch").read_text()
     assert "state_dir: /var/lib/depotwatch" in config.read_text()
     assert "file_output" not in config.read_text()
     salt = env_file.read_text()

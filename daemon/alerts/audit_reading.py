@@ -176,7 +176,8 @@ def _lines(files: Sequence[Path], named: bool, progress: Progress | None
                     reason = "an unfinished line with later files after it"
                 else:
                     parsed, reason = parse_line(raw[:-1])
-                    entry = parsed and _Link(parsed.seq, parsed.hash, parsed.prev_hash)
+                    entry = (_Link(parsed.seq, parsed.hash, parsed.prev_hash) if parsed
+                             else None)
                 yield _Line(path.name if named else "", number, entry, reason), None
     if progress is not None:
         progress(total, total)

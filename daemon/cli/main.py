@@ -15,6 +15,7 @@ from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
 from daemon.cli.record import add_report_command
 from daemon.cli.service import add_service_commands
+from daemon.cli.shell import add_shell_commands
 from daemon.cli.state_dir import add_state_dir_commands
 from daemon.cli.subcommand import Commands
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                          add_audit_command, add_playback_commands, add_dashboards_command,
                          add_report_command, add_officer_commands):
         add_commands(commands)
+    add_shell_commands(commands, parser)
     return parser
 
 

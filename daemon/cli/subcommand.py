@@ -12,11 +12,13 @@ from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option", "add_json_option",
-           "print_json", "read_config"]
+__all__ = ["COMPLETE_FILE", "DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option",
+           "add_json_option", "print_json", "read_config"]
 
 # Where packages put a daemon's config (FHS /etc/<name>/), so `-c` may be left out on a gateway.
 DEFAULT_CONFIG = "/etc/depotwatch/depotwatch.yaml"
+# shtab's file completion (its shtab.FILE), set on an option so TAB offers file names.
+COMPLETE_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
 
 
 class Commands(Protocol):
@@ -35,8 +37,9 @@ def add_actions(command: argparse.ArgumentParser) -> Commands:
 
 def add_config_option(command: argparse.ArgumentParser) -> None:
     """`-c/--config FILE`, the installed config by default."""
-    command.add_argument("-c", "--config", default=DEFAULT_CONFIG,
-                         help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    option = command.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                                  help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    option.complete = COMPLETE_FILE  # type: ignore[attr-defined]
 
 
 def read_config(path: str) -> Config | None:
