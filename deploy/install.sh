@@ -2,7 +2,7 @@
 # Install or upgrade depotwatch on a Debian 12 / Raspberry Pi OS (bookworm) gateway, amd64 or
 # arm64. Run from a checkout (or an unpacked release) as root:
 #
-#   sudo deploy/install.sh [--with-mosquitto] [--dry-run] [--root DIR] [--source DIR]
+#   sudo deploy/install.sh [--with-mosquitto] [--ip-allow] [--dry-run] [--root DIR] [--source DIR]
 #
 # - a virtual environment in /opt/depotwatch with depotwatch installed into it (re-running
 #   upgrades it in place);
@@ -13,6 +13,8 @@
 # - deploy/depotwatch.service enabled and (re)started.
 # --with-mosquitto also sets up the gateway broker (deploy/mosquitto/: TLS listener, password
 # file with a `depotwatch` user, per-device ACL); its certificates must be in place first.
+# --ip-allow writes the unit's drop-in letting it reach only the configured servers
+# (`depotwatch ip-allow`); shell completion and the man page go to /usr/local/share.
 # --dry-run prints every step and changes nothing; --root DIR installs under DIR (staging).
 set -euo pipefail
 
@@ -20,13 +22,15 @@ SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=""
 DRY_RUN=0
 WITH_MOSQUITTO=0
+IP_ALLOW=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
     --with-mosquitto) WITH_MOSQUITTO=1 ;;
+    --ip-allow) IP_ALLOW=1 ;;
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --source) SOURCE=${2:?--source needs a directory}; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -176,6 +180,16 @@ fi
 # -- the unit ---------------------------------------------------------------------------------
 run install -d "$UNIT_DIR"
 run install -m 0644 "$SOURCE/deploy/depotwatch.service" "$UNIT_DIR/depotwatch.service"
+if [ "$IP_ALLOW" = 1 ]; then
+  # Only the configured servers' addresses (IPAddressDeny=any); written again on every install.
+  run install -d "$UNIT_DIR/depotwatch.service.d"
+  printf '+ %s\n' "$PREFIX/bin/depotwatch ip-allow -c $CONFIG > $UNIT_DIR/depotwatch.service.d/ip-allow.conf"
+  if [ "$DRY_RUN" = 0 ]; then
+    "$PREFIX/bin/depotwatch" ip-allow -c "$CONFIG" > "$UNIT_DIR/depotwatch.service.d/ip-allow.conf.new" \
+      || die "depotwatch ip-allow failed (above); the unit is installed without it"
+    mv "$UNIT_DIR/depotwatch.service.d/ip-allow.conf.new" "$UNIT_DIR/depotwatch.service.d/ip-allow.conf"
+  fi
+fi
 if [ -n "$ROOT" ]; then
   say "staged under $ROOT; not touching systemd"
   exit 0
