@@ -128,7 +128,8 @@ def test_ip_allow_refuses_a_host_that_does_not_resolve(tmp_path: Path) -> None:
     ("SupplementaryGroups", "dialout"), ("StateDirectory", "depotwatch"),
     ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("DevicePolicy", "closed"),
     ("PrivateMounts", "yes"), ("ProtectHome", "yes"), ("CapabilityBoundingSet", ""),
-    ("SystemCallFilter", "@system-service"), ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+    ("SystemCallFilter", "@system-service"),
+    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ("ExecStart", "/opt/depotwatch/bin/depotwatch run -c /etc/depotwatch/depotwatch.yaml"),
 ])
 def test_unit_settings(key: str, value: str) -> None:
