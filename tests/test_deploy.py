@@ -110,6 +110,25 @@ def test_ip_allow_drop_in_names_every_configured_server(tmp_path: Path) -> None:
     assert _exposure(unit) <= 1.4
 
 
+def test_check_config_warns_of_a_server_the_drop_in_cuts_off(tmp_path: Path) -> None:
+    config = tmp_path / "depotwatch.yaml"
+    config.write_text(_EGRESS_CONFIG + f"state_dir: {tmp_path}\n")
+    drop_in = tmp_path / "ip-allow.conf"
+    cli = [sys.executable, "-m", "daemon.cli", "check-config", "-c", str(config),
+           "--ip-allow-file", str(drop_in)]
+    drop_in.write_text(subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "ip-allow", "-c", str(config)], cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=True).stdout)
+    done = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "not allowed" not in done.stderr, done.stderr
+    # A new InfluxDB server in the config, the drop-in not written again: warned, by path.
+    config.write_text(config.read_text().replace("192.0.2.7", "192.0.2.99"))
+    done = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert (f"warning: influxdb[0].url: 192.0.2.99 (192.0.2.99) is not allowed by {drop_in}"
+            in done.stderr), done.stderr
+
+
 def test_ip_allow_refuses_a_host_that_does_not_resolve(tmp_path: Path) -> None:
     config = tmp_path / "depotwatch.yaml"
     config.write_text(f"site: {{id: x}}\nstorehouses: [{{id: S}}]\nstate_dir: {tmp_path}\n"

@@ -5,6 +5,7 @@ control(5)), so a compromised daemon cannot open connections anywhere else."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import socket
@@ -17,7 +18,7 @@ from typing import Any
 from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
-__all__ = ["add_ip_allow_command", "configured_hosts", "ip_allow"]
+__all__ = ["DROP_IN", "add_ip_allow_command", "configured_hosts", "ip_allow", "not_allowed"]
 
 DROP_IN = "/etc/systemd/system/depotwatch.service.d/ip-allow.conf"
 _URL_KEYS = ("url", "urls")
@@ -88,6 +89,43 @@ def ip_allow(config: Any, extra: list[str], resolv_conf: Path = Path("/etc/resol
         warnings.append("an apprise notifier's services are not hosts in the config: give their "
                         "addresses with --allow, or leave this drop-in out")
     return "\n".join(lines) + "\n", warnings
+
+
+def _allowed(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks a drop-in's IPAddressAllow= lines name (systemd's words included)."""
+    words = {"any": ["0.0.0.0/0", "::/0"], "localhost": ["127.0.0.0/8", "::1/128"],
+             "link-local": ["169.254.0.0/16", "fe80::/64"], "multicast": ["224.0.0.0/4",
+                                                                         "ff00::/8"]}
+    networks = []
+    for line in text.splitlines():
+        if line.startswith("IPAddressAllow="):
+            for item in line.split("=", 1)[1].split():
+                for network in words.get(item, [item]):
+                    with contextlib.suppress(ValueError):
+                        networks.append(ipaddress.ip_network(network, strict=False))
+    return networks
+
+
+def not_allowed(config: Any, drop_in: Path) -> list[str]:
+    """Servers of the config that an installed ip-allow drop-in would cut off (none if there
+    is no drop-in): `check-config` warns of each, since the notifiers may be among them."""
+    try:
+        networks = _allowed(drop_in.read_text(encoding="utf-8"))
+    except OSError:
+        return []
+    problems = []
+    for where, host in configured_hosts(config.model_dump(mode="json")):
+        try:
+            addresses = _addresses(host)
+        except OSError as exc:
+            problems.append(f"{where}: {host} does not resolve ({exc})")
+            continue
+        cut_off = [a for a in addresses
+                   if not any(ipaddress.ip_address(a) in n for n in networks)]
+        if cut_off:
+            problems.append(f"{where}: {host} ({', '.join(cut_off)}) is not allowed by "
+                            f"{drop_in}: run `depotwatch ip-allow` again")
+    return problems
 
 
 def _loopback_or(host: str) -> str:
