@@ -22,11 +22,22 @@ apt-base:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
 	    --no-install-recommends python3 python3-venv python3-pip; }
 
+# Packages whose install enables and starts a system service on Debian; the tests run their own
+# servers, so a service this step installed is disabled and stopped again (one installed before
+# is left as it was).
+APT_SERVICES := mosquitto:mosquitto influxdb:influxdb victoria-metrics:victoria-metrics \
+  prometheus-alertmanager:prometheus-alertmanager
+
 apt-test: apt-base
 	@dpkg -s $(APT_TEST) >/dev/null 2>&1 || { \
+	  new=""; for ps in $(APT_SERVICES); do \
+	    dpkg -s $${ps%%:*} >/dev/null 2>&1 || new="$$new $${ps#*:}"; done; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-	    --no-install-recommends $(APT_TEST); }
+	    --no-install-recommends $(APT_TEST) && \
+	  if [ -n "$$new" ] && [ -d /run/systemd/system ]; then \
+	    echo "disabling the services apt enabled (the tests start their own):$$new"; \
+	    $(SUDO) systemctl disable --now $$new || true; fi; }
 
 $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PYTHON) -m venv $(VENV)
