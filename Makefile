@@ -14,7 +14,7 @@ APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-ale
   systemd openssl chromium poppler-utils bash zsh man-db groff-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench chaos apt-base apt-test clean
+.PHONY: demo demo-console test lint bench chaos apt-base apt-test clean
 
 apt-base:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -47,6 +47,10 @@ $(VENV)/.stamp-install: pyproject.toml | apt-base
 
 demo: $(VENV)/.stamp-install
 	$(VENV)/bin/depotwatch demo
+
+# The same night, then the web console stays up with a demo officer's login until Ctrl-C.
+demo-console: $(VENV)/.stamp-install
+	$(VENV)/bin/depotwatch demo --console
 
 lint: $(VENV)/.stamp-install
 	$(VENV)/bin/ruff check .
