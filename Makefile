@@ -45,11 +45,18 @@ $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.stamp-install
+# The demo needs depotwatch and its embedded broker only (the `demo` extra), not the test tools.
+$(VENV)/.stamp-demo: pyproject.toml | apt-base
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/depotwatch demo
 
 # The same night, then the web console stays up with a demo officer's login until Ctrl-C.
-demo-console: $(VENV)/.stamp-install
+demo-console: $(VENV)/.stamp-demo
 	$(VENV)/bin/depotwatch demo --console
 
 lint: $(VENV)/.stamp-install
