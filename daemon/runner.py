@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.alerts.arming import ArmingDesk
-from daemon.alerts.audit import AuditError, AuditLog
+from daemon.alerts.audit import AuditLog
 from daemon.assembly import (
     build_command_desk,
     build_desk,
@@ -31,6 +30,7 @@ from daemon.assembly import (
 )
 from daemon.config.schema import Config
 from daemon.gsm import modem_watches
+from daemon.homeassistant.publisher import build_home_assistant
 from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
@@ -87,12 +87,12 @@ class Daemon:
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         self._configured = configured
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
-        self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
         self.desk = build_desk(config, self.outboxes, [self._alert_changed, self.recent.alarm],
-                               self._audit, watchers=[n.name for n in notifiers])
+                               self.audit.record, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
@@ -100,6 +100,9 @@ class Daemon:
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
                                        listeners=[self.recent.reading], wake=self._timer_started)
+        # Home Assistant's view of the storehouses (MQTT discovery), if `home_assistant:` is set.
+        self.home_assistant = build_home_assistant(config, self.link, self.desk, self.recent,
+                                                   self.clock, self.pipeline)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self._wire_inputs(config)
@@ -121,7 +124,7 @@ class Daemon:
     def _wire_inputs(self, config: Config) -> None:
         # One registry of tokens for the API, the console and MQTT commands: a reload swaps it.
         self.officers = build_officers(config)
-        self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
+        self.arming = ArmingDesk(self.clock, self.audit.record)  # zones, through the rules
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
                                  officers=self.officers, arming=self.arming, gateway=self,
@@ -134,8 +137,9 @@ class Daemon:
         self.arming.attach(self.pipeline)
         self.pipeline.fact_listeners.append(self.recent.fact)  # zone states for the console
         # SMS notifiers' modems: officers' `ACK` replies, and the modem's own health.
-        self.modems = modem_watches(self._configured, self.desk, self.officers.role, self._audit,
-                                    self.clock, self.pipeline.gateway_reading, self.pipeline.fault)
+        self.modems = modem_watches(self._configured, self.desk, self.officers.role,
+                                    self.audit.record, self.clock, self.pipeline.gateway_reading,
+                                    self.pipeline.fault)
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
         self.link.on_fault(self._on_link_fault)
@@ -188,14 +192,6 @@ class Daemon:
             if await self.reloader.reload():
                 self.config = self.reloader.config
                 self._state_changed.set()
-
-    def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
-               at_ns: int) -> None:
-        # Alarm actions are rare; the fsync (~0.2 ms here) is cheaper than a thread hop.
-        try:
-            self.audit.append(actor, action, subject, json.loads(json.dumps(details)), at_ns)
-        except AuditError as exc:
-            log.error("audit entry %s %s not written: %s", action, subject, exc)
 
     def _publish_reply(self, topic: str, body: bytes) -> None:
         try:
@@ -376,6 +372,7 @@ class Daemon:
                   for r in self.resenders]
         tasks += [keep.start(f"modem {m.name}", m.run) for m in self.modems]
         tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api)]
+        tasks += [keep.start("home assistant", h.run) for h in self.home_assistant]
         if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
             tasks.append(keep.start("systemd", functools.partial(
                 supervise, self.systemd, self.link.connected,

@@ -127,6 +127,11 @@ class RecentEvents:
         """The storehouse's doors, in config order."""
         return [d for d in self._doors.values() if d.storehouse == storehouse]
 
+    def climate_sensors(self, storehouse: str) -> list[str]:
+        """The storehouse's climate sensors, in config order."""
+        return [s.id for s in self._depot.sensors.values()
+                if s.storehouse == storehouse and s.kind is SensorKind.CLIMATE]
+
     def events(self, storehouse: str) -> list[Event]:
         """The storehouse's recent events, newest first."""
         return list(reversed(self._events.get(storehouse, ())))
