@@ -61,3 +61,19 @@ def _audit_seq(audit: Path, head_hash: str) -> tuple[int, str] | None:
         if entry.get("hash") == head_hash:
             return int(entry["seq"]), head_hash
     return None
+
+
+def add_report_command(commands: Commands) -> None:
+    """`depotwatch report --month YYYY-MM -c CONFIG -o FILE`."""
+    report = commands.add_parser(
+        "report", help="the monthly PSSM record per storehouse: PDF with plots, CSV or JSON "
+        "(PDF needs the 'report' extra)")
+    report.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
+    report.add_argument("--storehouse", help="only this storehouse (default: all)")
+    add_config_option(report)
+    report.add_argument("-o", "--output", required=True, help="the file to write")
+    report.add_argument("--format", choices=["pdf", "csv", "json"],
+                        help="default: from the output's suffix (.csv, .json), else pdf")
+    report.add_argument("--no-sign", action="store_true",
+                        help="do not write REPORT.sig (by default the gateway key signs it)")
+    report.set_defaults(func=_report)
