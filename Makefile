@@ -8,11 +8,12 @@ PYTHON ?= python3
 # systemd for `systemd-analyze verify` of the unit, openssl for the TLS test certificates,
 # chromium for the web console's browser tests (Playwright drives /usr/bin/chromium).
 # poppler-utils lets the report tests read the PDF back as text and pictures.
+# bash, zsh, man-db and groff-base: the completion scripts are loaded and the man page rendered.
 APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
-  systemd openssl chromium poppler-utils
+  systemd openssl chromium poppler-utils bash zsh man-db groff-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench chaos apt-base apt-test clean
+.PHONY: demo demo-console test lint bench chaos apt-base apt-test clean
 
 apt-base:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -20,11 +21,22 @@ apt-base:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
 	    --no-install-recommends python3 python3-venv python3-pip; }
 
+# Packages whose install enables and starts a system service on Debian; the tests run their own
+# servers, so a service this step installed is disabled and stopped again (one installed before
+# is left as it was).
+APT_SERVICES := mosquitto:mosquitto influxdb:influxdb victoria-metrics:victoria-metrics \
+  prometheus-alertmanager:prometheus-alertmanager
+
 apt-test: apt-base
 	@dpkg -s $(APT_TEST) >/dev/null 2>&1 || { \
+	  new=""; for ps in $(APT_SERVICES); do \
+	    dpkg -s $${ps%%:*} >/dev/null 2>&1 || new="$$new $${ps#*:}"; done; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-	    --no-install-recommends $(APT_TEST); }
+	    --no-install-recommends $(APT_TEST) && \
+	  if [ -n "$$new" ] && [ -d /run/systemd/system ]; then \
+	    echo "disabling the services apt enabled (the tests start their own):$$new"; \
+	    $(SUDO) systemctl disable --now $$new || true; fi; }
 
 $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +44,19 @@ $(VENV)/.stamp-install: pyproject.toml | apt-base
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.stamp-install
+# The demo needs depotwatch and its embedded broker only (the `demo` extra), not the test tools.
+$(VENV)/.stamp-demo: pyproject.toml | apt-base
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/depotwatch demo
+
+# The same night, then the web console stays up with a demo officer's login until Ctrl-C.
+demo-console: $(VENV)/.stamp-demo
+	$(VENV)/bin/depotwatch demo --console
 
 lint: $(VENV)/.stamp-install
 	$(VENV)/bin/ruff check .

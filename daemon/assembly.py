@@ -32,6 +32,8 @@ from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.readings import RawMessage, Reading, Severity
 from daemon.web.api import build_api
 from daemon.web.api_notifiers import NotifierFiguresSource
+from daemon.web.dusk import DarkHours
+from daemon.web.glance import Gateway, GatewayGlance
 from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
@@ -39,6 +41,7 @@ from drivers.mqtt_topics import TopicRoute, TopicRouter
 from drivers.readers import ReaderDriver, ReaderLinks
 from drivers.routes import Routers
 from drivers.serial import SerialPort, SerialRouter
+from rules.climate import ClimateRuleConfig
 from rules.depot import Depot
 from rules.engine import Engine
 
@@ -193,16 +196,24 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                   metrics: Callable[[], Awaitable[bytes]],
                   officers: Officers | None = None,
                   notifiers: NotifierFiguresSource | None = None,
-                  arming: ArmingDesk | None = None) -> web.Application:
-    """The officers' API and console, with /readyz and /metrics."""
+                  arming: ArmingDesk | None = None,
+                  gateway: Gateway | None = None) -> web.Application:
+    """The officers' API and console, with /readyz and /metrics; the console's depot page
+    shows the `gateway`'s links and dead letters."""
     known = officers if officers is not None else officer_tokens(config)
+    climate = next((r for r in config.rule_set() if isinstance(r, ClimateRuleConfig)), None)
+    console, site = config.api.console, config.site
+    zone = next(iter(recent.zones().values()), ZoneInfo("UTC"))
     return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
                      console=True, recent=recent, audit_path=audit_path,
                      sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required,
                      arming=arming,
-                     storehouses=lambda: [s for s, _ in recent.storehouses()])
+                     storehouses=lambda: [s for s, _ in recent.storehouses()],
+                     gateway=GatewayGlance(gateway, climate) if gateway is not None else None,
+                     dark=DarkHours(zone, site.latitude, site.longitude, console.evening,
+                                    console.morning) if console.dark_at_night else None)
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

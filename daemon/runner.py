@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.alerts.arming import ArmingDesk
-from daemon.alerts.audit import AuditError, AuditLog
+from daemon.alerts.audit import AuditLog
 from daemon.assembly import (
     build_command_desk,
     build_desk,
@@ -31,6 +30,7 @@ from daemon.assembly import (
 )
 from daemon.config.schema import Config
 from daemon.gsm import modem_watches
+from daemon.homeassistant.publisher import build_home_assistant
 from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, receipt_digest
@@ -87,12 +87,12 @@ class Daemon:
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         self._configured = configured
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
-        self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
         self.desk = build_desk(config, self.outboxes, [self._alert_changed, self.recent.alarm],
-                               self._audit, watchers=[n.name for n in notifiers])
+                               self.audit.record, watchers=[n.name for n in notifiers])
         # /metrics and /readyz read this daemon's objects lazily, at scrape time.
         self.metrics = DaemonMetrics(self)
         self.deadletters = DeadLetterStore(config.state_dir / "deadletters.sqlite",
@@ -100,6 +100,9 @@ class Daemon:
         self.pipeline = build_pipeline(config, depot, self.deadletters, self.spool.append,
                                        self.spool.receipts, notify=[self._condition],
                                        listeners=[self.recent.reading], wake=self._timer_started)
+        # Home Assistant's view of the storehouses (MQTT discovery), if `home_assistant:` is set.
+        self.home_assistant = build_home_assistant(config, self.link, self.desk, self.recent,
+                                                   self.clock, self.pipeline)
         self.pubacks = PubackReceipts(self.spool)
         self._committing: dict[asyncio.Future[None], list[bytes]] = {}
         self._wire_inputs(config)
@@ -121,10 +124,10 @@ class Daemon:
     def _wire_inputs(self, config: Config) -> None:
         # One registry of tokens for the API, the console and MQTT commands: a reload swaps it.
         self.officers = build_officers(config)
-        self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
+        self.arming = ArmingDesk(self.clock, self.audit.record)  # zones, through the rules
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 officers=self.officers, arming=self.arming,
+                                 officers=self.officers, arming=self.arming, gateway=self,
                                  notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
@@ -132,9 +135,11 @@ class Daemon:
                                            arming=self.arming)
         self.link.handle_topic(commands_topic(config), self.commands.handle)
         self.arming.attach(self.pipeline)
+        self.pipeline.fact_listeners.append(self.recent.fact)  # zone states for the console
         # SMS notifiers' modems: officers' `ACK` replies, and the modem's own health.
-        self.modems = modem_watches(self._configured, self.desk, self.officers.role, self._audit,
-                                    self.clock, self.pipeline.gateway_reading, self.pipeline.fault)
+        self.modems = modem_watches(self._configured, self.desk, self.officers.role,
+                                    self.audit.record, self.clock, self.pipeline.gateway_reading,
+                                    self.pipeline.fault)
         self.link.on_message(self._on_message)
         self.link.on_state(self._on_link_state)
         self.link.on_fault(self._on_link_fault)
@@ -187,14 +192,6 @@ class Daemon:
             if await self.reloader.reload():
                 self.config = self.reloader.config
                 self._state_changed.set()
-
-    def _audit(self, actor: str, action: str, subject: str, details: Mapping[str, Any],
-               at_ns: int) -> None:
-        # Alarm actions are rare; the fsync (~0.2 ms here) is cheaper than a thread hop.
-        try:
-            self.audit.append(actor, action, subject, json.loads(json.dumps(details)), at_ns)
-        except AuditError as exc:
-            log.error("audit entry %s %s not written: %s", action, subject, exc)
 
     def _publish_reply(self, topic: str, body: bytes) -> None:
         try:
@@ -364,24 +361,6 @@ class Daemon:
             await asyncio.sleep(min(interval_s, _STATE_SAVE_SPACING_S)
                                 - (time.monotonic() - started))
 
-    async def _report_health(self) -> None:
-        # The gateway's own health as points, and the spool's fill for the spool_quota rule.
-        interval_s = self.config.spool.health_interval_s
-        while True:
-            backlog = await self.spool.backlog()
-            now = self.clock.now_ns()
-            oldest = min((b.oldest_ns for b in backlog if b.oldest_ns), default=None)
-            self.pipeline.gateway_reading("spool", {
-                "fill_pct": round(self.spool.fill_pct, 2),
-                "spool_points": float(max((b.points for b in backlog), default=0)),
-                "lag_s": round((time.time_ns() - oldest) / 1e9, 3) if oldest else 0.0,
-                "rejected_points": float(sum(w.rejected for w in self.writers)),
-                "write_retries": float(sum(w.retries for w in self.writers)),
-                "shed_points": float(self.spool.shed_points),
-            }, now)
-            self.selfwatch.storage(self.pipeline, self.spool.degraded, now)
-            await asyncio.sleep(interval_s)
-
     def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:
         tasks = [keep.start("spool", self.spool.run), keep.start("mqtt", self.link.run)]
         tasks += [keep.start(p.source, p.run) for p in self.serial_ports]
@@ -393,6 +372,7 @@ class Daemon:
                   for r in self.resenders]
         tasks += [keep.start(f"modem {m.name}", m.run) for m in self.modems]
         tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api)]
+        tasks += [keep.start("home assistant", h.run) for h in self.home_assistant]
         if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
             tasks.append(keep.start("systemd", functools.partial(
                 supervise, self.systemd, self.link.connected,
@@ -401,7 +381,9 @@ class Daemon:
                                     max(20.0, 10 * self.ticking.interval_s), "rule tick"),
                 interval_s=watchdog_interval_s())))
         return [*tasks, keep.start("state", self._save_state),
-                keep.start("health", self._report_health), keep.start("reload", self._reloads),
+                keep.start("health", functools.partial(
+                    self.selfwatch.report_storage, self.pipeline, self.spool, self.writers,
+                    self.config.spool.health_interval_s)), keep.start("reload", self._reloads),
                 keep.start("audit digest", AuditDigests(
                     self.config.state_dir, self.config.site.id,
                     functools.partial(self.link.publish, retain=True)).run),

@@ -1,10 +1,17 @@
-"""Faults the gateway finds in itself: its clock stepped, its disk refusing the state or spool."""
+"""Faults the gateway finds in itself: its clock stepped, its disk refusing the state or spool;
+and the spool's health as `gateway` points."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Sequence
+from typing import NoReturn
 
 from daemon.ingest.pipeline import Pipeline
+from daemon.spool.store import Spool
+from daemon.tsdb.writer import TsdbWriter
 from daemon.vocabulary.clock import Clock
 
 __all__ = ["SelfWatch"]
@@ -66,3 +73,22 @@ class SelfWatch:
             pipeline.fault("storage_degraded", "spool", problem is not None,
                            problem or "spool storage back to normal", now_ns)
         self._storage_problem = problem
+
+    async def report_storage(self, pipeline: Pipeline, spool: Spool,
+                             writers: Sequence[TsdbWriter], interval_s: float) -> NoReturn:
+        """Forever: the spool's fill, backlog and lag as a `spool` point (the spool_quota rule
+        reads it), and a storage fault while the spool sheds points or the disk refuses."""
+        while True:
+            backlog = await spool.backlog()
+            now = self._clock.now_ns()
+            oldest = min((b.oldest_ns for b in backlog if b.oldest_ns), default=None)
+            pipeline.gateway_reading("spool", {
+                "fill_pct": round(spool.fill_pct, 2),
+                "spool_points": float(max((b.points for b in backlog), default=0)),
+                "lag_s": round((time.time_ns() - oldest) / 1e9, 3) if oldest else 0.0,
+                "rejected_points": float(sum(w.rejected for w in writers)),
+                "write_retries": float(sum(w.retries for w in writers)),
+                "shed_points": float(spool.shed_points),
+            }, now)
+            self.storage(pipeline, spool.degraded, now)
+            await asyncio.sleep(interval_s)

@@ -46,7 +46,8 @@ class _BackoffClient(gmqtt.Client):  # type: ignore[misc]
         mid, package = self._connection.publish(message)
         if message.qos > 0:
             self._persistent_storage.push_message(mid, package)
-        return int(mid)
+        # A QoS 0 message has no packet id (gmqtt gives None): 0 is never a QoS 1 one's.
+        return int(mid) if mid is not None else 0
 
     def _remove_message_from_queue(self, mid: int) -> None:
         # gmqtt's hook for a PUBACK (or PUBCOMP): a packet id is free again.

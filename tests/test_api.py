@@ -609,6 +609,8 @@ def test_cli_checks_and_silences(tmp_path: Path) -> None:
         assert (code, out.endswith("(expired 2024-03-02 22:14:05Z)\n")) == (0, True)
         code, out, _ = await cli("alerts", "silences", *where)
         assert (code, out.count("\n")) == (0, 1)
+        code, out, _ = await cli("alerts", "silences", "--json", *where)
+        assert (code, json.loads(out)) == (0, [s.to_dict() for s in api.desk.silences()])
         code, _, err = await cli("alerts", "silence", "--reason", "x", "--until", "2h", *where)
         assert (code, err) == (1, "refused (422): invalid request body\n  matchers: Value "
                                   "error, give at least one of rule, storehouse, door, "

@@ -95,7 +95,7 @@ def assert_inert(page: Page) -> None:
     """No hostile element made it into the DOM and nothing of it ran."""
     assert page.evaluate("window.__xss") is None
     assert page.locator("img").count() == 0
-    assert page.locator("script").count() == 1  # the console's own console.js
+    assert page.locator("script").count() == 3  # the console's own theme, console, alerting
 
 
 def raise_alarm(live: Running, key: str, rule: str, severity: Severity, summary: str, *,
@@ -122,6 +122,8 @@ def night(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Running]:
     """A night at the depot, Vienna time: alarms at every stage of their lifecycle."""
     config = depot(tmp_path / "state", mosquitto.port)
     config["storehouses"][0].update(name="Small-arms store 1", timezone=ZONE)
+    # The browser's scheme alone decides here (the dark hours have their own test).
+    config["api"]["console"] = {"dark_at_night": False}
     config["storehouses"].append({"id": "SH2", "name": "Propellant magazine", "timezone": ZONE})
     config["api"]["officers"].append(
         {"name": "Cpl. Vogel", "role": "viewer",
@@ -276,8 +278,8 @@ def test_pages_fit_phone_and_desk_and_are_pictured(browser: Browser, night: Runn
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow} px ({device})"
-        if name in ("alerts", "storehouses") and (device, scheme) in (("phone", "dark"),
-                                                                     ("desk", "light")):
+        # The storehouses' pictures come from test_console_glance's fuller depot.
+        if name == "alerts" and (device, scheme) in (("phone", "dark"), ("desk", "light")):
             page.screenshot(path=str(DOCS / f"console-{name}-{device}-{scheme}.png"),
                             full_page=name != "alerts")
     context.close()

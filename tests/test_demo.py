@@ -35,3 +35,44 @@ def test_demo_plays_the_night_and_every_incident_fires_and_resolves(tmp_path: Pa
     assert len(points) > 5000
     assert any(p.startswith("alert,") for p in points)
     assert (tmp_path / "deadletters.sqlite").exists()
+
+
+def test_demo_console_stays_up_with_a_demo_officer_until_ctrl_c(tmp_path: Path) -> None:
+    """`make demo-console`: after the night, the console answers the printed officer token;
+    Ctrl-C ends it cleanly. The demo config has its officer, so no "no officers" warning."""
+    import json
+    import re
+    import signal
+    import urllib.request
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "demo", "--speed", "4000", "--console",
+         "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if "log in as the demo duty officer" in line:
+                break
+        out = "".join(seen)
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/console/login", out)
+        token = re.search(r"with the token (\S+)", out)
+        assert url and token and "demo OK" in out, out
+        assert "no officers configured" not in out
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url.group(1) + "/console/login", timeout=10) as page:
+            assert page.status == 200
+        request = urllib.request.Request(url.group(1) + "/api/v1/alerts?all=1",
+                                         headers={"Authorization": f"Bearer {token.group(1)}"})
+        with opener.open(request, timeout=10) as answer:
+            alerts = json.load(answer)["alerts"]
+        assert any(a["key"] == "door_armed.SH1-D2" for a in alerts)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -62,12 +63,80 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stderr
 
 
-def test_unit_hardening_scores_ok(tmp_path: Path) -> None:
+def _exposure(unit: Path) -> float:
     done = subprocess.run([_systemd_analyze(), "security", "--offline=yes", "--threshold=20",
-                           "--no-pager", str(_unit_for_verify(tmp_path))],
-                          capture_output=True, text=True, timeout=30)
+                           "--no-pager", str(unit)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    assert "Overall exposure level for depotwatch.service: 1." in done.stdout
+    found = re.search(r"Overall exposure level for depotwatch.service: (\d+\.\d) OK", done.stdout)
+    assert found, done.stdout[-3000:]
+    return float(found.group(1))
+
+
+def test_unit_hardening_scores_ok(tmp_path: Path) -> None:
+    """The score README "Deployment" states: 1.6 as shipped (systemd 252 --offline)."""
+    assert _exposure(_unit_for_verify(tmp_path)) <= 1.6
+
+
+_EGRESS_CONFIG = """\
+site: {id: x}
+storehouses: [{id: S}]
+mqtt: {host: 127.0.0.1}
+influxdb: [{url: "http://192.0.2.7:8086", database: d, api: v1}]
+notifiers:
+  - {type: webhook, url: "https://198.51.100.3/hook", secret: 0123456789abcdef0123456789abcdef}
+  - {type: alertmanager, urls: ["http://[2001:db8::5]:9093", "http://203.0.113.9:9093"]}
+"""
+
+
+def test_ip_allow_drop_in_names_every_configured_server(tmp_path: Path) -> None:
+    config = tmp_path / "depotwatch.yaml"
+    config.write_text(_EGRESS_CONFIG + f"state_dir: {tmp_path}\n")
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "ip-allow", "-c", str(config),
+                           "--allow", "10.20.0.0/16"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    allowed = [line.split("=", 1)[1] for line in done.stdout.splitlines()
+               if line.startswith("IPAddressAllow=")]
+    assert {"localhost", "127.0.0.1", "192.0.2.7", "198.51.100.3", "2001:db8::5", "203.0.113.9",
+            "10.20.0.0/16"} <= set(allowed)
+    assert "IPAddressDeny=any" in done.stdout.splitlines()
+    # The drop-in's keys added to the unit: systemd takes them, and the score drops to 1.4.
+    unit = _unit_for_verify(tmp_path)
+    unit.write_text(unit.read_text().replace(
+        "[Install]", "\n".join(done.stdout.splitlines()[3:]) + "\n\n[Install]"))
+    verified = subprocess.run([_systemd_analyze(), "verify", "--man=no", str(unit)],
+                              capture_output=True, text=True, timeout=30)
+    assert verified.returncode == 0 and verified.stdout + verified.stderr == "", verified.stderr
+    assert _exposure(unit) <= 1.4
+
+
+def test_check_config_warns_of_a_server_the_drop_in_cuts_off(tmp_path: Path) -> None:
+    config = tmp_path / "depotwatch.yaml"
+    config.write_text(_EGRESS_CONFIG + f"state_dir: {tmp_path}\n")
+    drop_in = tmp_path / "ip-allow.conf"
+    cli = [sys.executable, "-m", "daemon.cli", "check-config", "-c", str(config),
+           "--ip-allow-file", str(drop_in)]
+    drop_in.write_text(subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "ip-allow", "-c", str(config)], cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=True).stdout)
+    done = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "not allowed" not in done.stderr, done.stderr
+    # A new InfluxDB server in the config, the drop-in not written again: warned, by path.
+    config.write_text(config.read_text().replace("192.0.2.7", "192.0.2.99"))
+    done = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert (f"warning: influxdb[0].url: 192.0.2.99 (192.0.2.99) is not allowed by {drop_in}"
+            in done.stderr), done.stderr
+
+
+def test_ip_allow_refuses_a_host_that_does_not_resolve(tmp_path: Path) -> None:
+    config = tmp_path / "depotwatch.yaml"
+    config.write_text(f"site: {{id: x}}\nstorehouses: [{{id: S}}]\nstate_dir: {tmp_path}\n"
+                      "mqtt: {host: broker.invalid}\n")
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "ip-allow", "-c", str(config)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "does not resolve" in done.stderr
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -77,6 +146,9 @@ def test_unit_hardening_scores_ok(tmp_path: Path) -> None:
     ("RestartPreventExitStatus", "78"), ("User", "depotwatch"),
     ("SupplementaryGroups", "dialout"), ("StateDirectory", "depotwatch"),
     ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("DevicePolicy", "closed"),
+    ("PrivateMounts", "yes"), ("ProtectHome", "yes"), ("CapabilityBoundingSet", ""),
+    ("SystemCallFilter", "@system-service"),
+    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ("ExecStart", "/opt/depotwatch/bin/depotwatch run -c /etc/depotwatch/depotwatch.yaml"),
 ])
 def test_unit_settings(key: str, value: str) -> None:
@@ -260,7 +332,7 @@ def _install(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_install_script_plan_on_a_new_gateway(tmp_path: Path) -> None:
-    done = _install("--dry-run", "--root", str(tmp_path), "--with-mosquitto")
+    done = _install("--dry-run", "--root", str(tmp_path), "--with-mosquitto", "--ip-allow")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for step in (f"python3 -m venv {tmp_path}/opt/depotwatch",
@@ -269,7 +341,14 @@ def test_install_script_plan_on_a_new_gateway(tmp_path: Path) -> None:
                  "state_dir: /var/lib/depotwatch",
                  f"{tmp_path}/etc/mosquitto/conf.d/depotwatch.conf",
                  f"install -m 0644 {REPO}/deploy/depotwatch.service "
-                 f"{tmp_path}/etc/systemd/system/depotwatch.service"):
+                 f"{tmp_path}/etc/systemd/system/depotwatch.service",
+                 f"depotwatch completion bash > {tmp_path}/usr/local/share/bash-completion/"
+                 "completions/depotwatch",
+                 f"depotwatch completion zsh > {tmp_path}/usr/local/share/zsh/site-functions/"
+                 "_depotwatch",
+                 f"depotwatch manpage > {tmp_path}/usr/local/share/man/man1/depotwatch.1",
+                 f"depotwatch ip-allow -c {tmp_path}/etc/depotwatch/depotwatch.yaml > "
+                 f"{tmp_path}/etc/systemd/system/depotwatch.service.d/ip-allow.conf"):
         assert step in out, step
     assert list(tmp_path.iterdir()) == []  # a dry run changes nothing
 
@@ -297,6 +376,10 @@ def test_install_script_installs_then_upgrades_in_place(tmp_path: Path) -> None:
     checked = subprocess.run([str(depotwatch), "check-config", str(config)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
+    share = tmp_path / "usr" / "local" / "share"
+    assert (share / "man" / "man1" / "depotwatch.1").read_text().startswith(".TH DEPOTWATCH 1")
+    assert "#compdef depotwatch" in (share / "zsh" / "site-functions" / "_depotwatch").read_text()
+    assert "complete " in (share / "bash-completion" / "completions" / "depotwatch").read_text()
     assert "state_dir: /var/lib/depotwatch" in config.read_text()
     assert "file_output" not in config.read_text()
     salt = env_file.read_text()

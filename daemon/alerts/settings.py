@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.vocabulary.settings import Settings
 from rules.input_lost import NOT_SENSOR_INPUTS
 
-__all__ = ["AlertingConfig", "CommandsConfig", "EscalationStep", "InhibitRule", "SeverityName",
-           "SilenceLimits"]
+__all__ = ["AlertingConfig", "AuditConfig", "CommandsConfig", "EscalationStep", "InhibitRule",
+           "SeverityName", "SilenceLimits"]
 
 
 class EscalationStep(BaseModel):
@@ -101,3 +101,14 @@ class CommandsConfig(Settings):
     # A command sent longer ago than this (or this far ahead: a wrong clock) is refused, and
     # its nonce is remembered this long, so a captured command cannot be played again.
     max_age_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class AuditConfig(Settings):
+    """When the audit log starts a new file (the chain goes on across files)."""
+
+    # A file past this size is rotated before the next entry (64 MiB: about 6 months at a busy
+    # depot's 10 MB a month, so `verify` of one file stays quick on an SD card).
+    rotate_bytes: int = Field(default=64 << 20, ge=4096)
+    # `month`: also a new file with the first entry of each UTC month (one file per reporting
+    # period, the way the monthly PSSM report and the central archive take it).
+    rotate_every: Literal["never", "month"] = "never"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import secrets
+import signal
 import socket
 import sys
 import time
@@ -21,6 +24,7 @@ from daemon.notifiers.console import ConsoleNotifier
 from daemon.tsdb.settings import FileOutputConfig
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import ScaledClock
+from daemon.web.settings import OfficerConfig
 
 __all__ = ["run_demo"]
 
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEMO_OFFICER = "demo-duty"
 _NS = 1_000_000_000
 
 
@@ -50,13 +55,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_config(port: int, state_dir: Path) -> Config:
-    """The packaged demo depot, pointed at the embedded broker and a local state dir."""
+def demo_config(port: int, state_dir: Path, officer_token: str = "") -> Config:
+    """The packaged demo depot, pointed at the embedded broker and a local state dir, with the
+    demo duty officer holding `officer_token` (made per run: it is printed on screen)."""
     text = resources.files("daemon.cli").joinpath("demo_depot.yaml").read_text(encoding="utf-8")
     config = Config.model_validate(yaml.safe_load(text))
     mqtt = config.mqtt.model_copy(update={"port": port, "protocol": "3.1.1"})
+    officers = [OfficerConfig(name=DEMO_OFFICER, role="operator",
+                              token_sha256=hashlib.sha256(officer_token.encode()).hexdigest())]
     # A free port for the API: a gateway's real daemon may hold 8470 while the demo runs.
-    api = config.api.model_copy(update={"listen_port": 0})
+    api = config.api.model_copy(update={"listen_port": 0,
+                                        "officers": officers if officer_token else []})
     return config.model_copy(update={
         "mqtt": mqtt, "api": api, "state_dir": state_dir,
         "file_output": FileOutputConfig(path=state_dir / "points.lp"),
@@ -83,7 +92,20 @@ async def _play(clock: ScaledClock, port: int) -> int:
     return sent
 
 
-async def _demo(speed: float, state_dir: Path) -> int:
+async def _console_until_stopped(daemon: Daemon, token: str) -> None:
+    """Keep the daemon (clock frozen at the night's end) and its console up until Ctrl-C."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"\nThe console stays up until Ctrl-C: {daemon.api_url}/console/login\n"
+          f"  log in as the demo duty officer {DEMO_OFFICER!r} with the token {token}\n"
+          "  (alarms, their audit trail, storehouses, silences; the depot clock is stopped at "
+          f"{END:%a %H:%M})", flush=True)
+    await stop.wait()
+
+
+async def _demo(speed: float, state_dir: Path, console: bool) -> int:
     from amqtt.broker import Broker
 
     from daemon.runner import Daemon
@@ -96,7 +118,8 @@ async def _demo(speed: float, state_dir: Path) -> int:
     await broker.start()
     clock = ScaledClock(int(START.timestamp() * 1e9), speed)
     recorder = _Recorder()
-    daemon = Daemon(demo_config(port, state_dir), clock=clock,
+    token = secrets.token_urlsafe(18)
+    daemon = Daemon(demo_config(port, state_dir, token), clock=clock,
                     notifiers=[ConsoleNotifier(ZONE), recorder],
                     tick_interval_s=max(0.01, 30.0 / speed))
     stop = asyncio.Event()
@@ -109,11 +132,14 @@ async def _demo(speed: float, state_dir: Path) -> int:
     officer = asyncio.create_task(_duty_officer(daemon, clock))
     sent = await _play(clock, port)
     officer.cancel()
+    code = _summary(daemon, recorder, sent, time.monotonic() - started, state_dir)
+    if console:
+        await _console_until_stopped(daemon, token)
     stop.set()
     await runner
     with contextlib.suppress(Exception):
         await broker.shutdown()
-    return _summary(daemon, recorder, sent, time.monotonic() - started, state_dir)
+    return code
 
 
 # What the duty officer finds on site, per rule, in this night's story.
@@ -156,7 +182,7 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
           f"points written to {points_file}: {points}")
     print(f"  dead letters: {sum(pipeline.deadletters.counts.values())} "
           f"({dict(pipeline.deadletters.counts)}), kept in {state_dir}/deadletters.sqlite"
-          + (" (list them: depotwatch deadletters -c examples/demo-depot.yaml)"
+          + (" (list them: .venv/bin/depotwatch deadletters -c examples/demo-depot.yaml)"
              if state_dir == Path("demo-state") else ""))
     print(f"  alarms raised: {len(fired)}, cleared: {len(resolved)}, "
           f"still open: {sorted(fired - resolved)}")
@@ -170,8 +196,10 @@ def _summary(daemon: object, recorder: _Recorder, sent: int, real_s: float,
     return 0
 
 
-def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state")) -> int:
-    """Play the night; exit status 0 when every expected alert fired."""
+def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state"),
+             console: bool = False) -> int:
+    """Play the night; exit status 0 when every expected alert fired. With `console`, the
+    daemon and its web console stay up afterwards until Ctrl-C."""
     logging.getLogger("amqtt").setLevel(logging.ERROR)
     logging.getLogger("transitions").setLevel(logging.ERROR)
     # The console prints alerts; keep the log to problems (dead letters, lost connections).
@@ -183,4 +211,4 @@ def run_demo(speed: float = 1200.0, state_dir: Path = Path("demo-state")) -> int
                 "audit.jsonl"):
         for suffix in ("", "-wal", "-shm"):
             (state_dir / f"{old}{suffix}").unlink(missing_ok=True)
-    return asyncio.run(_demo(speed, state_dir))
+    return asyncio.run(_demo(speed, state_dir, console))

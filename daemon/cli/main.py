@@ -9,12 +9,14 @@ from typing import Any, cast
 from daemon import __version__
 from daemon.cli.audit_trail import add_audit_command
 from daemon.cli.dashboards import add_dashboards_command
+from daemon.cli.egress import add_ip_allow_command
 from daemon.cli.hq import add_hq_command
 from daemon.cli.logformat import LOG_FORMATS, LOG_LEVELS, setup_logging
 from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
 from daemon.cli.record import add_report_command
 from daemon.cli.service import add_service_commands
+from daemon.cli.shell import add_shell_commands
 from daemon.cli.signing import add_signing_commands
 from daemon.cli.state_dir import add_state_dir_commands
 from daemon.cli.subcommand import Commands
@@ -56,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     # The order here is the order of `depotwatch --help`.
     for add_commands in (add_service_commands, add_hq_command, add_state_dir_commands,
                          add_audit_command, add_playback_commands, add_dashboards_command,
-                         add_report_command, add_officer_commands, add_signing_commands):
+                         add_report_command, add_officer_commands, add_ip_allow_command,
+                         add_signing_commands):
         add_commands(commands)
+    add_shell_commands(commands, parser)
     return parser
 
 

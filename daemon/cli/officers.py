@@ -75,8 +75,11 @@ def _silence(client: AlertClient, args: argparse.Namespace) -> int:
 
 
 def _silences(client: AlertClient, args: argparse.Namespace) -> int:
-    for silence in client.call("GET", "/silences")["silences"]:
-        print(format_silence(silence))
+    silences = client.call("GET", "/silences")["silences"]
+    if args.json:
+        print(json.dumps(silences, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(format_silence(s) for s in silences) or "no silences")
     return 0
 
 
@@ -146,6 +149,20 @@ def _officers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_zone_actions(actions: Commands, common: argparse.ArgumentParser) -> None:
+    for name, text in (
+            ("arm", "arm a storehouse's zone (exit delay); refused with what is not secured "
+                    "unless --force"),
+            ("disarm", "disarm a storehouse's zone"),
+            ("walk-test", "start a walk test: the zone's detectors are recorded, not alarmed")):
+        zone = actions.add_parser(name, parents=[common], help=text)
+        zone.add_argument("target", metavar="STOREHOUSE")
+        zone.add_argument("--note", default="")
+        if name == "arm":
+            zone.add_argument("--force", action="store_true",
+                              help="arm over open doors and active detectors (recorded)")
+
+
 def add_officer_commands(commands: Commands) -> None:
     """`depotwatch alerts ...` (the officers' API client) and `depotwatch officers hash-token`."""
     common = argparse.ArgumentParser(add_help=False)
@@ -178,7 +195,8 @@ def add_officer_commands(commands: Commands) -> None:
     silence.add_argument("--reason", required=True)
     silence.add_argument("--until", required=True,
                          help="a duration (90m, 2h, 1d) or a time with zone (2024-03-03T06:00Z)")
-    actions.add_parser("silences", parents=[common], help="list silences")
+    actions.add_parser("silences", parents=[common], help="list silences").add_argument(
+        "--json", action="store_true", help="print the API's JSON")
     notifiers = actions.add_parser(
         "notifiers", parents=[common],
         help="each notifier's delivered, failed, retried, refused, given-up alert changes, "
@@ -188,17 +206,7 @@ def add_officer_commands(commands: Commands) -> None:
                        ("expire", "end a silence now")):
         action = actions.add_parser(name, parents=[common], help=text)
         action.add_argument("target", metavar="ID")
-    for name, text in (
-            ("arm", "arm a storehouse's zone (exit delay); refused with what is not secured "
-                    "unless --force"),
-            ("disarm", "disarm a storehouse's zone"),
-            ("walk-test", "start a walk test: the zone's detectors are recorded, not alarmed")):
-        zone = actions.add_parser(name, parents=[common], help=text)
-        zone.add_argument("target", metavar="STOREHOUSE")
-        zone.add_argument("--note", default="")
-        if name == "arm":
-            zone.add_argument("--force", action="store_true",
-                              help="arm over open doors and active detectors (recorded)")
+    _add_zone_actions(actions, common)
     alerts.set_defaults(func=_alerts)
 
     _add_token_commands(commands)

@@ -40,7 +40,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from daemon.cli.demo import run_demo
 
-    return run_demo(speed=args.speed, state_dir=Path(args.state_dir))
+    return run_demo(speed=args.speed, state_dir=Path(args.state_dir), console=args.console)
 
 
 def add_playback_commands(commands: Commands) -> None:
@@ -58,4 +58,7 @@ def add_playback_commands(commands: Commands) -> None:
                       help="simulated seconds per real second (default 1200)")
     demo.add_argument("--state-dir", default="demo-state",
                       help="where the demo keeps dead letters and points.lp")
+    demo.add_argument("--console", action="store_true",
+                      help="after the night, keep the daemon and its web console up (a demo "
+                      "officer's login token printed) until Ctrl-C")
     demo.set_defaults(func=_demo)

@@ -55,11 +55,10 @@ def _sign(config: Config, output: Path, head_hash: str) -> int:
 
 def _audit_seq(audit: Path, head_hash: str) -> tuple[int, str] | None:
     # The report names its audit head by hash; the signature keeps its place in the chain too.
-    import json
+    from daemon.alerts.audit import export
 
-    for raw in audit.read_bytes().split(b"\n"):
-        if head_hash.encode() in raw:
-            entry = json.loads(raw)
+    for entry in export(audit, 0):
+        if entry.get("hash") == head_hash:
             return int(entry["seq"]), head_hash
     return None
 

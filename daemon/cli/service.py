@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from daemon.cli.egress import DROP_IN, not_allowed
 from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
@@ -41,6 +42,8 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"{path}: warning: storehouse {storehouse.id} has {len(kinds)} kind(s) "
                   f"of intrusion detection ({named}); arms and ammunition stores need two "
                   "(door contacts count as one)", file=sys.stderr)
+    for problem in not_allowed(config, Path(args.ip_allow_file)):
+        print(f"{path}: warning: {problem}", file=sys.stderr)
     return 0
 
 
@@ -120,4 +123,7 @@ def add_service_commands(commands: Commands) -> None:
         "check-config", help="validate a config file; every error with its line (exit 78)")
     add_config_option(check)
     check.add_argument("file", nargs="?", help="deprecated: the same as -c FILE")
+    check.add_argument("--ip-allow-file", default=DROP_IN, metavar="FILE",
+                       help="warn of configured servers this `depotwatch ip-allow` drop-in "
+                       f"would cut off, if it exists (default: {DROP_IN})")
     check.set_defaults(func=_check_config)

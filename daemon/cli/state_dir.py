@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.cli.subcommand import Commands, add_config_option, read_config
+from daemon.cli.subcommand import (
+    Commands,
+    add_config_option,
+    add_json_option,
+    print_json,
+    read_config,
+)
 from daemon.ingest.settings import DeadLetterConfig
 from daemon.vocabulary.errors import EXIT_CONFIG
 
+if TYPE_CHECKING:
+    from daemon.ingest.deadletters import DeadLetter
+    from daemon.spool.backlog import SpoolReport
+
 __all__ = ["add_state_dir_commands"]
+
+
+def _iso(at_ns: int) -> str:
+    return f"{dt.datetime.fromtimestamp(at_ns / 1e9, tz=dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _letter_json(entry: DeadLetter) -> dict[str, object]:
+    try:
+        text: str | None = entry.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {"id": entry.id, "at": _iso(entry.at_ns), "at_ns": entry.at_ns,
+            "source": entry.source, "reason": entry.reason, "size": entry.size,
+            "payload_text": text,
+            "payload_base64": base64.b64encode(entry.payload).decode("ascii")}
 
 
 def _deadletters(args: argparse.Namespace) -> int:
@@ -21,22 +49,49 @@ def _deadletters(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     path = config.state_dir / "deadletters.sqlite"
     if not path.exists():
-        print(f"no dead letters ({path} does not exist)")
+        if args.json:
+            print_json({"path": str(path), "total": 0, "entries": []})
+        else:
+            print(f"no dead letters ({path} does not exist)")
         return 0
     try:
         store = DeadLetterStore(path, DeadLetterConfig(), repair=False)
     except sqlite3.DatabaseError as exc:
-        print(f"{path}: damaged ({exc}); the daemon sets it aside at its next start")
+        problem = f"damaged ({exc}); the daemon sets it aside at its next start"
+        if args.json:
+            print_json({"path": str(path), "error": problem})
+        else:
+            print(f"{path}: {problem}")
         return 1
     entries = store.entries(args.limit)
-    print(f"{store.total()} dead letter(s) kept in {path}; newest {len(entries)}:")
-    for entry in entries:
-        at = dt.datetime.fromtimestamp(entry.at_ns / 1e9, tz=dt.UTC)
-        preview = entry.payload[:80].decode("utf-8", errors="backslashreplace")
-        print(f"#{entry.id} {at:%Y-%m-%dT%H:%M:%SZ} {entry.source}  {entry.reason}  "
-              f"[{entry.size} bytes] {preview!r}")
+    total = store.total()
     store.close()
+    if args.json:
+        print_json({"path": str(path), "total": total,
+                    "entries": [_letter_json(e) for e in entries]})
+        return 0
+    print(f"{total} dead letter(s) kept in {path}; newest {len(entries)}:")
+    for entry in entries:
+        preview = entry.payload[:80].decode("utf-8", errors="backslashreplace")
+        print(f"#{entry.id} {_iso(entry.at_ns)} {entry.source}  {entry.reason}  "
+              f"[{entry.size} bytes] {preview!r}")
     return 0
+
+
+def _spool_json(report: SpoolReport | None, path: Path, quota: int) -> dict[str, object]:
+    if report is None:
+        return {"path": str(path), "exists": False, "bytes": 0, "quota_bytes": quota,
+                "targets": [], "unacknowledged_messages": 0, "set_aside": [],
+                "damaged_files": []}
+    return {"path": str(report.path), "exists": True, "bytes": report.bytes,
+            "quota_bytes": quota,
+            "targets": [{"target": b.target, "points": b.points, "oldest_ns": b.oldest_ns}
+                        for b in report.backlog],
+            "unacknowledged_messages": report.receipts,
+            "set_aside": [{"target": a.target, "reason": a.reason, "points": a.points,
+                           "last": _iso(a.last_ns), "last_ns": a.last_ns}
+                          for a in report.set_aside],
+            "damaged_files": [str(f) for f in report.damaged_files]}
 
 
 def _spool(args: argparse.Namespace) -> int:
@@ -47,7 +102,11 @@ def _spool(args: argparse.Namespace) -> int:
     config = read_config(args.config)
     if config is None:
         return EXIT_CONFIG
-    report = inspect_spool(config.state_dir / "spool.sqlite")
+    path = config.state_dir / "spool.sqlite"
+    report = inspect_spool(path)
+    if args.json:
+        print_json(_spool_json(report, path, config.spool.max_bytes))
+        return 0
     if report is None:
         print(f"no spool yet in {config.state_dir}")
         return 0
@@ -60,9 +119,8 @@ def _spool(args: argparse.Namespace) -> int:
     if report.receipts:
         print(f"  {report.receipts} message(s) committed but not yet acknowledged to the broker")
     for aside in report.set_aside:
-        at = dt.datetime.fromtimestamp(aside.last_ns / 1e9, tz=dt.UTC)
         print(f"  set aside for {aside.target}: {aside.points} point(s), last "
-              f"{at:%Y-%m-%dT%H:%M:%SZ}: {aside.reason[:200]}")
+              f"{_iso(aside.last_ns)}: {aside.reason[:200]}")
     for damaged in report.damaged_files:
         print(f"  damaged spool moved aside at start: {damaged}")
     return 0
@@ -73,9 +131,11 @@ def add_state_dir_commands(commands: Commands) -> None:
     dead = commands.add_parser("deadletters", help="list rejected payloads kept for inspection")
     add_config_option(dead)
     dead.add_argument("-n", "--limit", type=int, default=50, help="how many, newest first")
+    add_json_option(dead)
     dead.set_defaults(func=_deadletters)
 
     spool = commands.add_parser(
         "spool", help="show the spool: backlog per InfluxDB target, what was set aside")
     add_config_option(spool)
+    add_json_option(spool)
     spool.set_defaults(func=_spool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -11,10 +12,13 @@ from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option", "read_config"]
+__all__ = ["COMPLETE_FILE", "DEFAULT_CONFIG", "Commands", "add_actions", "add_config_option",
+           "add_json_option", "print_json", "read_config"]
 
 # Where packages put a daemon's config (FHS /etc/<name>/), so `-c` may be left out on a gateway.
 DEFAULT_CONFIG = "/etc/depotwatch/depotwatch.yaml"
+# shtab's file completion (its shtab.FILE), set on an option so TAB offers file names.
+COMPLETE_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
 
 
 class Commands(Protocol):
@@ -33,8 +37,9 @@ def add_actions(command: argparse.ArgumentParser) -> Commands:
 
 def add_config_option(command: argparse.ArgumentParser) -> None:
     """`-c/--config FILE`, the installed config by default."""
-    command.add_argument("-c", "--config", default=DEFAULT_CONFIG,
-                         help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    option = command.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                                  help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    option.complete = COMPLETE_FILE  # type: ignore[attr-defined]
 
 
 def read_config(path: str) -> Config | None:
@@ -45,3 +50,14 @@ def read_config(path: str) -> Config | None:
         print("\n".join(exc.problems), file=sys.stderr)
         print(f"{exc.path}: {len(exc.problems)} problem(s); not starting", file=sys.stderr)
         return None
+
+
+def add_json_option(command: argparse.ArgumentParser) -> None:
+    """`--json`: the state as one JSON document on stdout (shapes in README "JSON output")."""
+    command.add_argument("--json", action="store_true",
+                         help="print one JSON document (shape in README, \"JSON output\")")
+
+
+def print_json(document: object) -> None:
+    """One JSON document on stdout: UTF-8 as is, indented for a reader, keys in a fixed order."""
+    print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -57,6 +57,10 @@ class SiteConfig(Settings):
 
     id: Identifier
     name: str = ""
+    # Where the depot stands (decimal degrees, north and east positive): the console turns
+    # dark at its sunset (issue 30). Optional; without them, `api.console.evening`.
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
 
 
 class ArmedWindowConfig(Settings):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from daemon.alerts.settings import AlertingConfig, CommandsConfig
+from daemon.alerts.settings import AlertingConfig, AuditConfig, CommandsConfig
 from daemon.config.depot import (
     ClimateSensorConfig,
     DetectorConfig,
@@ -22,6 +22,7 @@ from daemon.config.depot import (
     build_depot,
     duress_apart,
 )
+from daemon.homeassistant.discovery import HomeAssistantConfig
 from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig, ReplayConfig
 from daemon.notifiers.kinds import NotifierList
 from daemon.spool.settings import SpoolConfig
@@ -77,6 +78,11 @@ class Config(Settings):
     broker_replays: ReplayConfig = Field(default_factory=ReplayConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    # Home Assistant MQTT discovery of storehouses, doors, climate and alarm counts (off unless
+    # this section is present).
+    home_assistant: HomeAssistantConfig | None = None
+    # The hash-chained audit log's rotation (state_dir/audit.jsonl, then audit.jsonl.<seq>).
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     # Officers' commands over MQTT: the replay window (timestamp and nonce).
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     # The officers' HTTP API (bearer token per officer).

@@ -220,17 +220,14 @@ def _content_problems(content: bytes, signed: Mapping[str, Any]) -> list[str]:
 
 
 def _audit_problems(audit: Path, head: Mapping[str, Any]) -> list[str]:
-    from daemon.alerts.audit import verify
+    # `verify` and `export` read across the rotated files (audit.jsonl.<seq>) too.
+    from daemon.alerts.audit import export, verify
 
     result = verify(audit)
     problems = [f"audit log: {p}" for p in result.problems[:5]]
     wanted_seq, wanted_hash = int(head["seq"]), str(head["hash"])
-    for raw in audit.read_bytes().split(b"\n"):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("seq") == wanted_seq:
+    for entry in export(audit, 0):
+        if entry.get("seq") == wanted_seq:
             if entry.get("hash") != wanted_hash:
                 problems.append(f"audit log: entry {wanted_seq} is not the one the report was "
                                 "made from (history rewritten)")

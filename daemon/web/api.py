@@ -35,6 +35,8 @@ from daemon.web.api_silences import SilenceCalls
 from daemon.web.api_zones import ZoneCalls
 from daemon.web.console import mount_console
 from daemon.web.doorman import BoundedSite, Doorman, connection_budget, raise_file_limit
+from daemon.web.dusk import DarkHours
+from daemon.web.glance import GatewayGlance
 from daemon.web.openapi import openapi_document
 from daemon.web.recent import RecentEvents
 from daemon.web.settings import ApiConfig
@@ -55,7 +57,9 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               throttle: GuessThrottle | None = None,
               notifiers: NotifierFiguresSource | None = None,
               sessions_path: Path | None = None, arming: ArmingDesk | None = None,
-              storehouses: Callable[[], Collection[str]] = frozenset) -> web.Application:
+              storehouses: Callable[[], Collection[str]] = frozenset,
+              gateway: GatewayGlance | None = None,
+              dark: DarkHours | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -65,7 +69,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
     `arming` arms and disarms the zones of the storehouses `storehouses()` names (asked at
-    each call, so a reload's new storehouses are served).
+    each call, so a reload's new storehouses are served). The console shows `gateway`'s links
+    and dead letters and turns dark in `dark`'s hours.
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -95,8 +100,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses, sessions_path=sessions_path,
-                      zone_states=arming.zone_states if arming is not None else None)
+                      throttle=guesses, sessions_path=sessions_path, gateway=gateway,
+                      dark=dark, zone_states=arming.zone_states if arming is not None else None)
     return app
 
 

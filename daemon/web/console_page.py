@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from daemon.alerts.roles import Forbidden, require
+from daemon.vocabulary.clock import Clock
 from daemon.web.console_session import Refused, Session
+from daemon.web.dusk import DarkHours
 
-__all__ = ["DepotTime", "ago", "may", "page", "refused_page", "render"]
+__all__ = ["NIGHTS", "DepotTime", "ago", "may", "page", "refused_page", "render"]
 
 _NS = 1_000_000_000
 
@@ -25,6 +28,13 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 # A path segment: alarm keys and silence ids quoted whole, "/" too.
 _TEMPLATES.filters["quoted"] = lambda value: urllib.parse.quote(str(value), safe="")
+# A topic or path may break after each "/" on a phone, never inside a word.
+_TEMPLATES.filters["breakable"] = lambda value: Markup(str(escape(value)).replace("/", "/<wbr>"))
+
+
+# The depot's dark hours and clock for the request being answered: set by the console's
+# middleware, read by every page's frame (the theme turns dark by itself at night).
+NIGHTS: ContextVar[tuple[DarkHours, Clock] | None] = ContextVar("console_nights", default=None)
 
 
 def may(session: Session | None, action: str) -> bool:
@@ -95,11 +105,24 @@ def render(template: str, **context: Any) -> str:
 def page(template: str, session: Session | None, status: int = 200,
          **context: Any) -> web.Response:
     """A whole console page from `template`, with the frame's header for a session."""
-    text = render(template, session=session, **context)
+    text = render(template, session=session, night=_night(), **context)
     # The console is never framed (clickjacking) and loads only its own files.
     return web.Response(text=text, content_type="text/html", status=status, headers={
         "X-Frame-Options": "DENY", "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"})
+
+
+def _night() -> dict[str, Any]:
+    # The dark spells around now, in ms for the page's script, and whether it is dark now (the
+    # page is sent dark at night, so no white flash before the script runs).
+    hours = NIGHTS.get()
+    if hours is None:
+        return {"spells": "", "dark": False}
+    dark, clock = hours
+    now = clock.now_ns()
+    spells = dark.nights(now)
+    return {"spells": " ".join(f"{a // 1_000_000}-{b // 1_000_000}" for a, b in spells),
+            "dark": any(a <= now < b for a, b in spells)}
 
 
 def refused_page(refused: Refused, back: str = "") -> web.Response:

@@ -1,5 +1,6 @@
-"""What happened lately, per storehouse, for the web console (issue 8): each door's state and
-the last few events (door changes, badge reads, alarm changes).
+"""What happened lately, per storehouse, for the web console (issue 8): each door's state, the
+staff-armed zone's state and who set it, the climate of the last day, and the last few events
+(door changes, badge reads, alarm changes) in the officer's words (issue 30).
 
 A small bounded view in memory, fed from the pipeline (readings) and the alarm desk (notices),
 saved with the daemon's state file so a restart keeps door states and history. Badge reads are
@@ -16,10 +17,12 @@ from zoneinfo import ZoneInfo
 
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Reading
+from daemon.web.climate_history import ClimateHistory
 from rules.badge_access import badge_read
+from rules.base import Fact
 from rules.depot import AccessVerdict, Depot, Door, SensorKind
 
-__all__ = ["DoorState", "Event", "RecentEvents"]
+__all__ = ["DoorState", "Event", "RecentEvents", "ZoneView"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,22 @@ class Event:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneView:
+    """A staff-armed zone as its last change left it: state, who or what set it, since when."""
+
+    state: str  # disarmed, arming (exit delay), armed, entry (entry delay), alarm
+    by: str
+    how: str
+    since_ns: int
+
+
+# Zone results that leave the zone as it was.
+_NO_CHANGE = frozenset({"refused", "unchanged"})
+_LIFECYCLE_WORDS = {"firing": "raised", "acknowledged": "acknowledged", "cleared": "cleared"}
+_SEVERITY_WORDS = {"critical": "Critical alarm", "alarm": "Alarm", "warning": "Warning"}
+
+
 class RecentEvents:
     """Door states and the last `keep` events of each storehouse."""
 
@@ -63,6 +82,8 @@ class RecentEvents:
             s: deque(maxlen=keep) for s in depot.storehouses}
         # Notices repeat (re-sends, escalation): an alarm's change is recorded once.
         self._alarm_seen: dict[str, tuple[str, bool]] = {}
+        self.climate = ClimateHistory(s for s, k in kind.items() if k is SensorKind.CLIMATE)
+        self._zones: dict[str, ZoneView] = {}
 
     def adopt(self, depot: Depot) -> None:
         """Another depot register (a config reload); the events seen so far stay."""
@@ -70,6 +91,25 @@ class RecentEvents:
         self.__init__(depot, self._keep)  # type: ignore[misc]
         self.restore(saved)
         self._alarm_seen = seen
+
+    @property
+    def depot(self) -> Depot:
+        """The depot register these events are of."""
+        return self._depot
+
+    def zone(self, storehouse: str) -> ZoneView | None:
+        """The staff-armed zone's state since its last change heard (None: none heard yet)."""
+        return self._zones.get(storehouse)
+
+    def fact(self, fact: Fact) -> None:
+        """A rule's fact (a pipeline fact listener): zone changes are kept, others pass."""
+        if fact.measurement != "zone" or fact.fields.get("result") in _NO_CHANGE:
+            return
+        storehouse = fact.tags.get("storehouse", "")
+        if storehouse in self._events:
+            self._zones[storehouse] = ZoneView(str(fact.fields.get("state", "")),
+                                               str(fact.fields.get("by", "")),
+                                               str(fact.fields.get("how", "")), fact.at_ns)
 
     def storehouses(self) -> list[tuple[str, str]]:
         """(id, name) of every storehouse, in config order."""
@@ -87,6 +127,11 @@ class RecentEvents:
         """The storehouse's doors, in config order."""
         return [d for d in self._doors.values() if d.storehouse == storehouse]
 
+    def climate_sensors(self, storehouse: str) -> list[str]:
+        """The storehouse's climate sensors, in config order."""
+        return [s.id for s in self._depot.sensors.values()
+                if s.storehouse == storehouse and s.kind is SensorKind.CLIMATE]
+
     def events(self, storehouse: str) -> list[Event]:
         """The storehouse's recent events, newest first."""
         return list(reversed(self._events.get(storehouse, ())))
@@ -96,6 +141,8 @@ class RecentEvents:
         door = self._contacts.get(reading.sensor)
         if door is not None:
             self._door(door, reading)
+        elif reading.sensor in self.climate:
+            self.climate.reading(reading)
         elif reading.sensor in self._readers:
             read = badge_read(self._depot, reading)
             if read is None:
@@ -135,9 +182,16 @@ class RecentEvents:
         storehouse = alert.storehouse or self._storehouse_of(alert.subject)
         if storehouse not in self._events:
             return
-        text = f"{alert.severity.value} alarm {alert.key}: {lifecycle}"
+        # The officer's words: the alarm's summary and what happened to it; the rule key stays
+        # in the event's subject (the link to the alarm's page, where engineers find it).
+        happened = _LIFECYCLE_WORDS.get(lifecycle, lifecycle)
+        text = f"{_SEVERITY_WORDS.get(alert.severity.value, 'Alarm')} {happened}"
+        acked_by = alert.facts.get("acked_by")
+        if lifecycle == "acknowledged" and acked_by:
+            text += f" by {acked_by}"
+        text += f": {alert.summary}"
         if lifecycle != "cleared" and not active:
-            text += " (condition ended)"
+            text += " (over)"
         self._add(storehouse, Event(alert.changed_ns, "alarm", alert.key, text))
 
     def _storehouse_of(self, subject: str) -> str:
@@ -153,12 +207,22 @@ class RecentEvents:
         return {"doors": {d.door: [d.open, d.since_ns] for d in self._doors.values()
                           if d.open is not None},
                 "events": {s: [[e.at_ns, e.kind, e.subject, e.text] for e in events]
-                           for s, events in self._events.items() if events}}
+                           for s, events in self._events.items() if events},
+                "zones": {s: [z.state, z.by, z.how, z.since_ns] for s, z in self._zones.items()},
+                "climate": self.climate.snapshot()}
 
     def restore(self, saved: Mapping[str, object]) -> None:
         """Take back what `snapshot()` gave; doors and storehouses no longer configured are
         dropped, and a malformed entry is skipped rather than stopping the start."""
         doors, events = saved.get("doors"), saved.get("events")
+        climate, zones = saved.get("climate"), saved.get("zones")
+        if isinstance(climate, dict):
+            self.climate.restore(climate)
+        for storehouse, zone in (zones.items() if isinstance(zones, dict) else []):
+            if (storehouse in self._events and isinstance(zone, list) and len(zone) == 4
+                    and isinstance(zone[3], int)):
+                self._zones[storehouse] = ZoneView(str(zone[0]), str(zone[1]), str(zone[2]),
+                                                   zone[3])
         for door_id, value in (doors.items() if isinstance(doors, dict) else []):
             state = self._doors.get(door_id)
             if state is None or not isinstance(value, list) or len(value) != 2:

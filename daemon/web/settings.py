@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -9,7 +10,7 @@ from pydantic import Field, field_validator
 from daemon.alerts.roles import Role
 from daemon.vocabulary.settings import Settings
 
-__all__ = ["ApiConfig", "OfficerConfig"]
+__all__ = ["ApiConfig", "ConsoleConfig", "OfficerConfig"]
 
 
 class OfficerConfig(Settings):
@@ -21,6 +22,16 @@ class OfficerConfig(Settings):
     # viewer reads; operator also acknowledges, checks, silences and approves; administrator
     # also manages officers, tokens and settings. Operator keeps configs from before roles.
     role: Literal["viewer", "operator", "administrator"] = "operator"
+
+
+class ConsoleConfig(Settings):
+    """The officers' web console: when its theme turns dark by itself."""
+
+    # Dark from dusk to dawn at the site (`site.latitude`/`longitude`), else from `evening`
+    # to `morning` depot time; false: the browser's light or dark preference alone decides.
+    dark_at_night: bool = True
+    evening: dt.time = dt.time(19, 0)
+    morning: dt.time = dt.time(7, 0)
 
 
 class ApiConfig(Settings):
@@ -38,6 +49,7 @@ class ApiConfig(Settings):
     # one stays: idle clients must not take the descriptors the spool and MQTT need.
     max_connections: int = Field(default=256, ge=1, le=100_000)
     idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @field_validator("officers")
     @classmethod

@@ -40,12 +40,28 @@
     if (!block.contains(document.activeElement)) { block.innerHTML = html; }
   }
 
+  // The header's theme button names the theme it turns to (theme.js keeps the choice).
+  function themeButton() {
+    var button = document.getElementById("theme-toggle");
+    if (!button || !window.depotwatchTheme) { return; }
+    function label() {
+      var dark = document.documentElement.getAttribute("data-theme") === "dark";
+      button.textContent = dark ? "Light" : "Dark";
+      button.setAttribute("aria-label", dark ? "Switch to the light theme" : "Switch to the dark theme");
+    }
+    button.addEventListener("click", function () { window.depotwatchTheme.toggle(); label(); });
+    window.setInterval(function () { window.depotwatchTheme.apply(); label(); }, 60000);
+    label();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    themeButton();
     window.setInterval(tick, 15000);
     var list = document.querySelector("#alarm-rows[data-poll]");
     if (list) {
       poll(list, function (body) {
         swap(list, body.rows);
+        document.dispatchEvent(new CustomEvent("depotwatch:queue", { detail: body.rows }));
         document.title = (body.open ? "(" + body.open + ") " : "") + "Alarms - depotwatch";
       });
     }
