@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from daemon.alerts.alarm import LifecycleError
 from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.book import AlertBook
 from daemon.alerts.commands import CommandDesk
@@ -37,6 +38,7 @@ from daemon.web.recent import RecentEvents
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
 from drivers.mqtt_topics import TopicRoute, TopicRouter
+from drivers.readers import ReaderDriver, ReaderLinks
 from drivers.routes import Routers
 from drivers.serial import SerialPort, SerialRouter
 from rules.climate import ClimateRuleConfig
@@ -48,6 +50,7 @@ __all__ = [
     "alerts_topic",
     "build_command_desk",
     "build_desk",
+    "build_inputs",
     "build_modbus_buses",
     "build_notifiers",
     "build_officers",
@@ -266,3 +269,24 @@ def build_modbus_buses(config: Config, clock: Clock,
         bus.on_reading(functools.partial(on_reading, bus.component))
         bus.on_state(functools.partial(on_state, bus.component))
     return buses
+
+
+def build_inputs(config: Config, clock: Clock, arming: ArmingDesk, links: tuple[
+    Callable[[str, Reading], Awaitable[None]], Callable[[str, bool], None],
+    Callable[[str, str, bytes, int], None], Callable[[str, str, bool, str], None],
+]) -> tuple[list[ModbusBus], list[ReaderDriver]]:
+    """The Modbus buses and the reader and panel drivers (LLRP, OSDP, SIA) the config names;
+    `links`: readings, input up/down, dead letters and device faults (see `ReaderLinks`)."""
+    to = ReaderLinks(*links, arm=functools.partial(panel_arming, arming))
+    return (build_modbus_buses(config, clock, to.reading, to.state),
+            [reader.build(clock, to) for reader in config.readers])
+
+
+def panel_arming(arming: ArmingDesk, storehouse: str, action: str, by: str) -> str | None:
+    """An alarm panel set or unset an area: its storehouse's zone follows, forced (the panel
+    has already armed; refusing would only make the two disagree); None, or why not."""
+    try:
+        arming.request(storehouse, action, by, "panel", force=True)
+    except LifecycleError as exc:
+        return str(exc)
+    return None

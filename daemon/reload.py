@@ -32,8 +32,8 @@ __all__ = ["RESTART_ONLY", "Reloader", "needs_restart"]
 log = logging.getLogger(__name__)
 
 # Settings only a restart applies: they name sockets, files, devices or the MQTT session.
-RESTART_ONLY = ("site", "state_dir", "mqtt", "serial", "modbus", "influxdb", "file_output",
-                "spool", "deadletters", "commands", "notifiers", "tick_interval_s",
+RESTART_ONLY = ("site", "state_dir", "mqtt", "serial", "modbus", "readers", "influxdb",
+                "file_output", "spool", "deadletters", "commands", "notifiers", "tick_interval_s",
                 "state_save_interval_s", "audit", "home_assistant", "api.listen_host",
                 "api.listen_port", "api.max_connections", "api.idle_timeout_s",
                 "api.metrics_token_required", "api.console")

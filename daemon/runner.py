@@ -16,7 +16,7 @@ from daemon.alerts.audit import AuditLog
 from daemon.assembly import (
     build_command_desk,
     build_desk,
-    build_modbus_buses,
+    build_inputs,
     build_notifiers,
     build_officers,
     build_outboxes,
@@ -146,8 +146,8 @@ class Daemon:
         # Serial frames take the MQTT messages' path; each port and bus is a gateway input.
         self.serial_ports = build_serial_ports(config, self.clock, self._on_serial_message,
                                                self._on_input_state, self.deadletters.keep)
-        self.modbus_buses = build_modbus_buses(config, self.clock, self._on_reading,
-                                               self._on_input_state)
+        self.modbus_buses, self.readers = build_inputs(config, self.clock, self.arming, links=(
+            self._on_reading, self._on_input_state, self.deadletters.keep, self._task_fault))
 
     def _restore(self) -> None:
         # Alarms, their timers and undelivered notices survive a restart.
@@ -364,7 +364,7 @@ class Daemon:
     def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:
         tasks = [keep.start("spool", self.spool.run), keep.start("mqtt", self.link.run)]
         tasks += [keep.start(p.source, p.run) for p in self.serial_ports]
-        tasks += [keep.start(b.component, b.run) for b in self.modbus_buses]
+        tasks += [keep.start(b.component, b.run) for b in [*self.modbus_buses, *self.readers]]
         tasks += [keep.start(w.name, w.run) for w in self.writers]
         tasks += [keep.start(f"notify {o.notifier.name}", o.run) for o in self.outboxes]
         tasks += [keep.start(f"resend {r.name}",

@@ -201,6 +201,7 @@ class ModbusBus:
         self.answering: dict[str, bool] = {}
         self.stats: Counter[str] = Counter()
         self.is_open = asyncio.Event()
+        self.up = self.is_open  # as every reader driver says it (drivers/readers.py)
         self._crc_logged = -_CRC_LOG_INTERVAL_S
 
     def on_reading(self, callback: OnReading) -> None:

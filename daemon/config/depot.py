@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_val
 
 from daemon.vocabulary.settings import Identifier, Settings
 from drivers.modbus import ModbusBusConfig, modbus_source
+from drivers.reader_kinds import ReaderConfig
 from drivers.serial import SerialPortConfig, serial_source
 from rules.depot import (
     ArmedMode,
@@ -251,6 +252,7 @@ class DepotRegister(Protocol):
     work_orders: list[WorkOrderConfig]
     serial: list[SerialPortConfig]
     modbus: list[ModbusBusConfig]
+    readers: list[ReaderConfig]
 
 
 def build_depot(register: DepotRegister) -> Depot:
@@ -342,6 +344,7 @@ def _input_sensors(register: DepotRegister,
     fed: dict[str, frozenset[str]] = {
         modbus_source(bus.id): frozenset(s.sensor for s in bus.sensors)
         for bus in register.modbus}
+    fed |= {reader.component: reader.sensors() for reader in register.readers}
     for port in register.serial:
         decoder = port.decoder
         # A decoder that names the sensor from a fixed map reads only those; one that takes
@@ -353,7 +356,7 @@ def _input_sensors(register: DepotRegister,
                 and not getattr(decoder, "sensor_path", None):
             fed[serial_source(port.id)] = frozenset({port.sensor})
     # MQTT feeds the rest, unless a port's sensors are unknown (then any may be on MQTT).
-    if len(fed) == len(register.modbus) + len(register.serial):
+    if len(fed) == len(register.modbus) + len(register.serial) + len(register.readers):
         fed["mqtt"] = sensors.difference(*fed.values())
     return fed
 

@@ -14,7 +14,7 @@ __all__ = ["reference_problems"]
 def reference_problems(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Every cross-section mistake in the raw document, each as a `file:line: path: message`."""
     return [*_cross_references(data, source), *_serial_references(data, source),
-            *_sms_officers(data, source)]
+            *_reader_references(data, source), *_sms_officers(data, source)]
 
 
 def _sms_officers(data: dict[str, Any], source: YamlSource) -> list[str]:
@@ -182,3 +182,52 @@ def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
         for s_index, slave in _items(bus, "sensors"):
             check_sensor(("modbus", index, "sensors", s_index, "sensor"), slave.get("sensor"))
     return problems
+
+
+def _reader_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    """Reader and panel drivers: unique ids, and the sensors and storehouses they name."""
+    problems: list[str] = []
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    known |= {str(x.get("id")) for section in ("inventory_readers", "detectors", "climate_sensors")
+              for _, x in _items(data, section)}
+    storehouses = {str(s.get("id")) for _, s in _items(data, "storehouses")}
+    ids: set[str] = set()
+    for index, reader in _items(data, "readers"):
+        if str(reader.get("id")) in ids:
+            problems.append(source.problem(("readers", index, "id"),
+                                           f"duplicate id {reader.get('id')!r}"))
+        ids.add(str(reader.get("id")))
+        for path, sensor in _named_sensors(reader):
+            if str(sensor) not in known:
+                problems.append(source.problem(("readers", index, *path), f"unknown sensor "
+                                               f"{sensor!r} (not a door's contact or badge "
+                                               "reader, portal antenna, reader or detector)"))
+        for at, account in _items(reader, "accounts"):
+            areas = account.get("areas")
+            for area, storehouse in (areas.items() if isinstance(areas, dict) else []):
+                if str(storehouse) not in storehouses:
+                    problems.append(source.problem(
+                        ("readers", index, "accounts", at, "areas", area),
+                        f"unknown storehouse {storehouse!r}"))
+    return problems
+
+
+def _named_sensors(reader: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
+    """(path, sensor) for each sensor a reader's settings name."""
+    named: list[tuple[tuple[Any, ...], Any]] = []
+    antennas = reader.get("antennas")
+    named += [(("antennas", k), v) for k, v in (antennas.items()
+                                                if isinstance(antennas, dict) else [])]
+    for at, pd in _items(reader, "readers"):  # OSDP
+        named += [(("readers", at, k), pd[k]) for k in ("sensor", "keypad") if pd.get(k)]
+    for at, account in _items(reader, "accounts"):
+        if account.get("panel_sensor"):
+            named.append((("accounts", at, "panel_sensor"), account["panel_sensor"]))
+        zones = account.get("zones")
+        for zone, target in (zones.items() if isinstance(zones, dict) else []):
+            sensor = target.get("sensor") if isinstance(target, dict) else target
+            named.append((("accounts", at, "zones", zone), sensor))
+    return named

@@ -31,6 +31,7 @@ from daemon.vocabulary.settings import Settings
 from daemon.web.settings import ApiConfig
 from drivers.modbus import ModbusBusConfig
 from drivers.mqtt_settings import MqttConfig
+from drivers.reader_kinds import ReaderConfig
 from drivers.serial import SerialPortConfig
 from rules.depot import Depot
 from rules.kinds import RuleConfig, rule_set
@@ -60,6 +61,8 @@ class Config(Settings):
     # Serial ports (line devices: I/O boards, badge readers, RFID readers) and Modbus RTU buses.
     serial: list[SerialPortConfig] = Field(default_factory=list)
     modbus: list[ModbusBusConfig] = Field(default_factory=list)
+    # Readers and panels with a protocol of their own: LLRP, OSDP, SIA DC-09 (drivers/reader_kinds).
+    readers: list[ReaderConfig] = Field(default_factory=list)
     influxdb: list[InfluxConfig] = Field(default_factory=list)
     file_output: FileOutputConfig | None = None
     # Webhook, Alertmanager and e-mail notifiers (MQTT and the log always run).

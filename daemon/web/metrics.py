@@ -84,6 +84,13 @@ class _ModbusBus(Protocol):
     def is_open(self) -> asyncio.Event: ...
 
 
+class _Reader(Protocol):
+    @property
+    def component(self) -> str: ...
+    @property
+    def up(self) -> asyncio.Event: ...
+
+
 class _Writer(Protocol):
     @property
     def name(self) -> str: ...
@@ -161,6 +168,8 @@ class Watched(Protocol):
     @property
     def modbus_buses(self) -> Sequence[_ModbusBus]: ...
     @property
+    def readers(self) -> Sequence[_Reader]: ...
+    @property
     def writers(self) -> Sequence[_Writer]: ...
     @property
     def pipeline(self) -> _Pipeline: ...
@@ -208,6 +217,8 @@ class DaemonMetrics(Collector):
                     if not p.is_open.is_set()]
         reasons += [f"modbus bus {b.component} not open" for b in daemon.modbus_buses
                     if not b.is_open.is_set()]
+        reasons += [f"reader {r.component} not connected" for r in daemon.readers
+                    if not r.up.is_set()]
         broken = await self._refresh()
         if broken:
             reasons.append(broken)
@@ -325,6 +336,8 @@ class DaemonMetrics(Collector):
             up.add_metric([port.source], float(port.is_open.is_set()))
         for bus in daemon.modbus_buses:
             up.add_metric([bus.component], float(bus.is_open.is_set()))
+        for reader in daemon.readers:
+            up.add_metric([reader.component], float(reader.up.is_set()))
         return up
 
 
