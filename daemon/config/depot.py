@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
+from daemon.config.devices import DeviceBinding, bridge_sensors, silence_limits
 from daemon.vocabulary.settings import Identifier, Settings
 from drivers.modbus import ModbusBusConfig, modbus_source
 from drivers.serial import SerialPortConfig, serial_source
@@ -223,6 +224,7 @@ class DepotRegister(Protocol):
     work_orders: list[WorkOrderConfig]
     serial: list[SerialPortConfig]
     modbus: list[ModbusBusConfig]
+    devices: list[DeviceBinding]
 
 
 def build_depot(register: DepotRegister) -> Depot:
@@ -259,6 +261,8 @@ def build_depot(register: DepotRegister) -> Depot:
         input_sensors=_input_sensors(register, frozenset(sensors)),
         duress={p.duress_code.get_secret_value(): p.name for p in register.roster
                 if p.duress_code is not None},
+        silent_after_s=silence_limits(register.devices),
+        bridges=bridge_sensors(register.devices),
     )
 
 

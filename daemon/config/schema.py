@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from daemon.alerts.settings import AlertingConfig, CommandsConfig
 from daemon.config.depot import (
@@ -21,6 +21,7 @@ from daemon.config.depot import (
     WorkOrderConfig,
     build_depot,
 )
+from daemon.config.devices import BridgeBinding, DeviceBinding, device_subscriptions
 from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig, ReplayConfig
 from daemon.notifiers.kinds import NotifierList
 from daemon.spool.settings import SpoolConfig
@@ -55,6 +56,10 @@ class Config(Settings):
     movement_orders: list[MovementOrderConfig] = Field(default_factory=list)
     work_orders: list[WorkOrderConfig] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    # Sensors read through the shipped device profiles, and the bridges they sit behind: their
+    # topics join mqtt.subscriptions (before the config's own), README "Device profiles".
+    devices: list[DeviceBinding] = Field(default_factory=list)
+    bridges: list[BridgeBinding] = Field(default_factory=list)
     # Serial ports (line devices: I/O boards, badge readers, RFID readers) and Modbus RTU buses.
     serial: list[SerialPortConfig] = Field(default_factory=list)
     modbus: list[ModbusBusConfig] = Field(default_factory=list)
@@ -82,6 +87,22 @@ class Config(Settings):
     heartbeat_s: float = Field(default=30.0, gt=0)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _device_topics(self) -> Config:
+        known = {b.id for b in self.bridges}
+        for binding in self.devices:
+            if binding.bridge is not None and binding.bridge not in known:
+                raise ValueError(f"devices: sensor {binding.sensor}: unknown bridge "
+                                 f"{binding.bridge!r} (known: {', '.join(sorted(known))})")
+        if self.devices or self.bridges:
+            # A validator's one way to complete a frozen model: the bindings' subscriptions
+            # are part of the MQTT settings every reader of the config sees.
+            subscriptions = [*device_subscriptions(self.devices, self.bridges),
+                             *self.mqtt.subscriptions]
+            object.__setattr__(self, "mqtt", self.mqtt.model_copy(
+                update={"subscriptions": subscriptions}))
+        return self
 
     def rule_set(self) -> list[RuleConfig]:
         """Every enabled rule kind with its settings."""

@@ -13,11 +13,13 @@ from daemon.vocabulary.readings import RawMessage, Reading
 from drivers.decoders.base import DecoderConfigBase, parse_json_object
 from drivers.decoders.text import line_text
 
-__all__ = ["AVAILABLE", "AvailabilityDecoder", "AvailabilityDecoderConfig"]
+__all__ = ["AVAILABLE", "BRIDGE_PREFIX", "AvailabilityDecoder", "AvailabilityDecoderConfig"]
 
 # The one value of an availability reading; the ingest takes such readings aside, before
 # the rules, so they never count as a sensor reporting.
 AVAILABLE = "available"
+# The sensor id of a bridge's availability readings: `bridge.<bridge id>`.
+BRIDGE_PREFIX = "bridge."
 
 
 class AvailabilityDecoderConfig(DecoderConfigBase):
