@@ -33,6 +33,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{path}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
+    if config.devices:
+        print(f"{path}: {len(config.devices)} device(s) bound to profiles, every profile's "
+              f"samples decoded; {len(config.bridges)} bridge(s)")
+    for binding in config.devices:
+        kind = depot.sensors[binding.sensor].kind.value
+        if kind not in binding.spec.kinds:
+            print(f"{path}: warning: sensor {binding.sensor} is a {kind}; profile "
+                  f"{binding.profile} is for {', '.join(binding.spec.kinds)}", file=sys.stderr)
     for storehouse in depot.storehouses.values():
         kinds = depot.intrusion_detection(storehouse.id)
         if len(kinds) < 2:
