@@ -85,3 +85,18 @@ def test_an_unknown_bridge_is_refused(tmp_path: Path) -> None:
         load_config(_config(tmp_path, [{"sensor": "door1", "bridge": "zz",
                                         "profile": "zigbee2mqtt/aqara-mccgq11lm"}]))
     assert "unknown bridge 'zz'" in "\n".join(caught.value.problems)
+
+
+def test_the_example_devices_config_loads_and_lists(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    from daemon.cli.main import main
+
+    example = Path(__file__).parent.parent / "examples" / "devices-depot.yaml"
+    config = load_config(example)
+    assert len(config.devices) == 9
+    text = example.read_text().replace("./devices-state", str(tmp_path))
+    (tmp_path / "c.yaml").write_text(text)
+    assert main(["devices", "-c", str(tmp_path / "c.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "sh2-probe3" in out and "tasmota/ds18b20-multi" in out and "last heard never" in out
+    assert "bridge z2m" in out and "sensors behind it: sh1-climate1, sh1-door1" in out

@@ -330,7 +330,7 @@ class Pipeline:
         self._take_wakes()
         self._flush()
 
-    def _decode(self, raw: RawMessage, now_ns: int) -> list[Reading]:
+    def _decode(self, raw: RawMessage, now_ns: int | None = None) -> list[Reading]:
         route = self._router.route(raw.source)
         if route is None:
             raise DecodeError("no subscription matches this topic")
@@ -344,7 +344,7 @@ class Pipeline:
             exc.sensor = exc.sensor or route.sensor
             raise
         # Unknown sensors are refused, availability and notes taken aside.
-        return self.devices.sort(readings, now_ns)
+        return self.devices.sort(readings, raw.received_ns if now_ns is None else now_ns)
 
     def _apply(self, outcomes: Sequence[Outcome]) -> None:
         # Facts before transitions, as a `Verdict` sorts them, each kind in the rules' order.
