@@ -84,7 +84,18 @@ def test_an_unknown_bridge_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(_config(tmp_path, [{"sensor": "door1", "bridge": "zz",
                                         "profile": "zigbee2mqtt/aqara-mccgq11lm"}]))
-    assert "unknown bridge 'zz'" in "\n".join(caught.value.problems)
+    assert "devices[0].bridge: unknown bridge 'zz'" in "\n".join(caught.value.problems)
+
+
+def test_a_binding_of_a_sensor_the_config_does_not_place_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, [
+            {"sensor": "c1", "profile": "tasmota/ds18b20-multi",
+             "decoder": {"probes": {"DS18B20-1": "c1", "DS18B20-2": "c9"}}},
+            {"sensor": "c1", "profile": "zigbee2mqtt/sonoff-snzb-02"}]))
+    text = "\n".join(caught.value.problems)
+    assert "devices[0].decoder.probes.DS18B20-2: unknown sensor 'c9'" in text
+    assert "devices[1].sensor: sensor 'c1' is already bound by devices[0]" in text
 
 
 def test_the_example_devices_config_loads_and_lists(capsys: pytest.CaptureFixture[str],

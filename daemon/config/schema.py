@@ -90,17 +90,8 @@ class Config(Settings):
 
     @model_validator(mode="after")
     def _device_topics(self) -> Config:
-        known = {b.id for b in self.bridges}
-        placed = self.depot().sensors if self.devices else {}
-        for binding in self.devices:
-            if binding.bridge is not None and binding.bridge not in known:
-                raise ValueError(f"devices: sensor {binding.sensor}: unknown bridge "
-                                 f"{binding.bridge!r} (known: {', '.join(sorted(known))})")
-            unplaced = sorted(binding.sensors() - set(placed))
-            if unplaced:
-                raise ValueError(f"devices: sensor(s) {', '.join(unplaced)} of profile "
-                                 f"{binding.profile} are no door contact, badge reader, "
-                                 "climate sensor, antenna, reader or detector of this config")
+        # Bindings' sensors and bridges are checked with the other cross-references (with
+        # their lines): daemon/config/references.py.
         if self.devices or self.bridges:
             # A validator's one way to complete a frozen model: the bindings' subscriptions
             # are part of the MQTT settings every reader of the config sees.
