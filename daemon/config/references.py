@@ -194,10 +194,10 @@ def _device_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     for index, device in _items(data, "devices"):
         if device.get("sensor") is not None:
             check_sensor(("devices", index, "sensor"), device.get("sensor"))
-        bridge = device.get("bridge")
-        if bridge is not None and str(bridge) not in bridges:
+        bridge_id = device.get("bridge")
+        if bridge_id is not None and str(bridge_id) not in bridges:
             problems.append(source.problem(("devices", index, "bridge"), f"unknown bridge "
-                                           f"{bridge!r} (known: {', '.join(sorted(bridges))})"))
+                                           f"{bridge_id!r} (known: {', '.join(sorted(bridges))})"))
         settings = device.get("decoder")
         for key in ("probes", "antennas"):
             mapping = settings.get(key) if isinstance(settings, dict) else None
