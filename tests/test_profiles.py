@@ -3,6 +3,7 @@ binding brings topics, silence limits and bridges, and is refused when it cannot
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,18 @@ def test_the_example_devices_config_loads_and_lists(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "sh2-probe3" in out and "tasmota/ds18b20-multi" in out and "last heard never" in out
     assert "bridge z2m" in out and "sensors behind it: sh1-climate1, sh1-door1" in out
+
+
+def test_replay_prints_each_dead_letter_with_its_reason(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli.main import main
+
+    scenario = Path(__file__).parent / "scenarios" / "bad-input-odd-values.yaml"
+    assert main(["replay", str(scenario)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    dead = [line for line in lines if "deadletter" in line]
+    assert dead == [{"t": 0.0, "deadletter": "badge/sh1-reader1", "reason": "a string holds a "
+                     "lone UTF-16 surrogate: not valid Unicode text",
+                     "payload": '{"card": "\\ud800"}'}]
+    assert main(["replay", "--check", str(scenario)]) == 0
+    assert "dead letter at 0 s from badge/sh1-reader1: a string holds" in capsys.readouterr().out
