@@ -128,8 +128,11 @@ class DeviceWatch:
                     " (their silence alarms wait for the bridge)", now_ns)
 
     def decode_failed(self, route: Route | None, source: str, reason: str) -> None:
-        """A payload for this sensor (or topic) was dead-lettered."""
-        key = route.sensor if route is not None and route.sensor else source
+        """A payload for a configured sensor was dead-lettered (the dead letters count the
+        rest per topic, bounded: a flood of unknown topics must not grow this)."""
+        key = route.sensor if route is not None else ""
+        if key not in self._watch:
+            return
         self.decode_errors[key] = self.decode_errors.get(key, 0) + 1
         self.last_error[key] = reason[:200]
 

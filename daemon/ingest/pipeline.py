@@ -162,6 +162,7 @@ class Pipeline:
                                   reading.at_ns)
             self._sensor_fault(exc, now_ns)
             return self._flush()
+        self.devices.last_heard[reading.sensor] = reading.at_ns
         self._take(reading, now_ns, source)
         return self._flush()
 
