@@ -151,3 +151,24 @@ def test_decoder_errors_are_counted_per_sensor(site: Depot) -> None:
     site.publish("zigbee2mqtt/door1/availability", "maybe", 1)
     assert site.pipeline.devices.decode_errors == {"door1": 2}
     assert site.deadletters.total() == 2
+
+
+def test_device_counts_survive_a_restart_and_damage_costs_only_them(
+        site: Depot, tmp_path: Path) -> None:
+    site.publish("zigbee2mqtt/door1", {"contact": True, "smoke": True}, 0)
+    site.publish("zigbee2mqtt/bridge/state", "offline", 1)
+    saved = json.loads(json.dumps(site.pipeline.snapshot()))
+    fresh = Depot(depot_config(tmp_path), tmp_path / "x")
+    fresh.pipeline.restore(saved)
+    assert fresh.pipeline.devices.snapshot() == saved["devices"]
+    # The bridge, offline before the restart, stays one fault: no second one on its retained
+    # `offline` after the reconnect.
+    fresh.publish("zigbee2mqtt/bridge/state", "offline", 2)
+    assert not [c for c in fresh.changes if c.rule == "bridge_offline"]
+    saved["devices"]["availability"] = {"door1": "broken"}
+    damaged = Depot(depot_config(tmp_path), tmp_path / "y")
+    damaged.pipeline.restore(saved)
+    assert damaged.pipeline.devices.snapshot()["last_heard"] == {}
+    assert damaged.pipeline.engine.snapshot() == fresh.pipeline.engine.snapshot()
+    fresh.deadletters.close()
+    damaged.deadletters.close()

@@ -44,6 +44,9 @@ class DeviceWatch:
         # Per sensor: the value names that send a reading down the slow path.
         self._watch = {s.id: (SECURITY_FIELDS - handled_fields(s.kind)) | _NOTES
                        for s in depot.sensors.values()}
+        self._reset()
+
+    def _reset(self) -> None:
         self.last_heard: dict[str, int] = {}
         # Sensor or `bridge.<id>` -> [available, since (ns)].
         self.availability: dict[str, list[Any]] = {}
@@ -148,7 +151,16 @@ class DeviceWatch:
                 "skipped": dict(self.skipped)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back what was counted before a restart."""
+        """Take back what was counted before a restart; a damaged section is dropped, never
+        the engine and alert state saved beside it."""
+        try:
+            self._restore(state)
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            log.warning("device counts in the state file unreadable (%s): starting them afresh",
+                        exc)
+            self._reset()
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
         self.last_heard = {str(k): int(v) for k, v in state.get("last_heard", {}).items()}
         self.availability = {str(k): [bool(v[0]), int(v[1])]
                              for k, v in state.get("availability", {}).items()}
