@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import RawMessage
 from drivers.decoders.availability import AvailabilityDecoderConfig
-from drivers.decoders.badges import data_badge, frame_fields, uid_badge
+from drivers.decoders.badges import data_badge, frame_fields, read_badge, roster_badge, uid_badge
 from drivers.decoders.base import SKIPPED, UNHANDLED, Decoder
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.plain import PlainDecoderConfig
@@ -188,3 +188,29 @@ def test_badge_functions_raise_only_decode_errors(value: int, bits: int) -> None
                  lambda: uid_badge(value), lambda: uid_badge(str(value), 10)):
         with contextlib.suppress(DecodeError):
             call()
+
+
+@pytest.mark.parametrize(("value", "form", "badge"), [
+    ("012/03456", "facility_card", "12/3456"), ("12:3456", "facility_card", "12/3456"),
+    ("3456789", "uid_decimal", "uid:34BF15"), ("04:a2:b3:c4", "uid_hex", "uid:04A2B3C4"),
+    ("789888", "wiegand26_data", "12/3456"), ("65540242", "wiegand34_data", "1000/4242"),
+    ("7", "as_read", "7")])
+def test_badge_forms_are_made_canonical(value: str, form: str, badge: str) -> None:
+    assert read_badge(value, form) == badge  # type: ignore[arg-type]
+    decoder = JsonFieldsDecoderConfig(fields={"badge": "card"}, badge_form=form).build()
+    assert values(decoder, {"card": value}) == [{"badge": badge}]
+    plain = PlainDecoderConfig(field="badge", badge_form=form).build()
+    assert values(plain, value) == [{"badge": badge}]
+
+
+def test_roster_entries_are_made_canonical_where_they_are_badges() -> None:
+    assert roster_badge("012/03456") == "12/3456"
+    assert roster_badge("uid:04a2") == "uid:04A2"
+    assert roster_badge("1001") == "1001" and roster_badge("12:34") == "12:34"
+
+
+@given(st.text(max_size=30), st.sampled_from(["facility_card", "uid_decimal", "uid_hex",
+                                               "wiegand26_data", "wiegand37_data"]))
+def test_read_badge_raises_only_decode_errors(text: str, form: str) -> None:
+    with contextlib.suppress(DecodeError):
+        read_badge(text, form)  # type: ignore[arg-type]

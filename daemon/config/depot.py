@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_val
 
 from daemon.config.devices import DeviceBinding, bridge_sensors, silence_limits
 from daemon.vocabulary.settings import Identifier, Settings
+from drivers.decoders.badges import roster_badge
 from drivers.modbus import ModbusBusConfig, modbus_source
 from drivers.serial import SerialPortConfig, serial_source
 from rules.depot import (
@@ -237,7 +238,7 @@ def build_depot(register: DepotRegister) -> Depot:
                           d.two_person) for d in register.doors},
         sensors=sensors,
         roster={
-            p.badge.get_secret_value(): Person(
+            roster_badge(p.badge.get_secret_value()): Person(
                 p.name, frozenset(p.zones), _ns(p.valid_from), _ns(p.valid_until),
                 p.escort_only,
             )

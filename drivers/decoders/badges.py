@@ -12,9 +12,20 @@ Two forms, so that a roster entry matches every reader that reads the same crede
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 from daemon.vocabulary.errors import DecodeError
 
-__all__ = ["FACILITY_BITS", "data_badge", "facility_card", "frame_fields", "uid_badge"]
+# How a reader writes the badge number it read: `as_read` leaves it (keypad codes, roster
+# entries written the reader's way); the others make the canonical form.
+BadgeForm = Literal["as_read", "facility_card", "uid_decimal", "uid_hex", "wiegand26_data",
+                    "wiegand34_data", "wiegand37_data"]
+# "12/3456", "12:3456", "012-03456", "12,3456": a facility and a card number.
+_FACILITY_CARD = re.compile(r"^\s*(\d{1,5})\s*[/:,-]\s*(\d{1,8})\s*$", re.ASCII)
+
+__all__ = ["FACILITY_BITS", "BadgeForm", "data_badge", "facility_card", "frame_fields",
+           "read_badge", "roster_badge", "uid_badge"]
 
 # Data bits of the facility code per frame length; the card number takes the rest between
 # the two parity bits (HID "Understanding Card Data Formats", 2006: H10301, H10306, H10304).
@@ -81,3 +92,35 @@ def uid_badge(uid: int | str, base: int = 16) -> str:
         raise DecodeError("badge UID out of range")
     hex_digits = f"{uid:X}"
     return "uid:" + hex_digits.zfill(len(hex_digits) + len(hex_digits) % 2)
+
+
+def read_badge(value: str | int, form: BadgeForm) -> str:
+    """A badge number as a reader wrote it, in the canonical form `form` says it is in."""
+    if form == "as_read":
+        return str(value)
+    if form == "facility_card":
+        match = _FACILITY_CARD.match(str(value))
+        if match is None:
+            raise DecodeError("badge is not a facility and card number (12/3456)")
+        return facility_card(int(match.group(1)), int(match.group(2)))
+    if form in ("uid_decimal", "uid_hex"):
+        return uid_badge(value, 10 if form == "uid_decimal" else 16)
+    bits = int(form.removeprefix("wiegand")[:2])
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise DecodeError(f"badge is not the decimal data bits of a {bits}-bit frame")
+    return data_badge(int(text), bits)
+
+
+def roster_badge(text: str) -> str:
+    """A roster entry in the canonical form where it is one of the two (`012/03456` is
+    `12/3456`, `uid:04a2` is `uid:04A2`); any other entry (a code, a card number) as written."""
+    match = _FACILITY_CARD.match(text)
+    if match is not None and "/" in text:
+        return f"{int(match.group(1))}/{int(match.group(2))}"
+    if text.strip().lower().startswith("uid:"):
+        try:
+            return uid_badge(text.strip()[4:])
+        except DecodeError:
+            return text
+    return text

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
+from drivers.decoders.badges import BadgeForm, read_badge
 from drivers.decoders.base import (
     FIELD_TYPES,
     DecoderConfigBase,
@@ -66,6 +67,8 @@ class JsonFieldsDecoderConfig(DecoderConfigBase):
     # antennas on one reader); a read from an antenna not listed is a dead letter.
     antenna_path: str | None = None
     antennas: dict[int, str] = Field(default_factory=dict)
+    # The form the `badge` field comes in, made canonical (README "Badge numbers").
+    badge_form: BadgeForm = "as_read"
 
     @field_validator("fields")
     @classmethod
@@ -144,6 +147,7 @@ class JsonFieldsDecoder:
         self._time_path = _parts(config.time)
         self._items = _parts(config.items) if config.items != _WHOLE else ()
         self._antenna_path = _parts(config.antenna_path)
+        self._badge_form = config.badge_form
 
     def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
         """One reading with the mapped fields, or one per read of an array."""
@@ -188,6 +192,8 @@ class JsonFieldsDecoder:
                 continue
             coerced = coerce_field(name, value) if extras is None else extras.apply(name, value)
             values[name] = (not coerced) if invert else coerced
+        if self._badge_form != "as_read" and "badge" in values:
+            values["badge"] = read_badge(str(values["badge"]), self._badge_form)
         if self._time_path is not None:
             found, stamp = _lookup(body, self._time_path)
             seen = device_time_s(stamp, self._config.time_format) if found else None

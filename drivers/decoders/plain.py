@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.errors import DecodeError, ImplausibleValue
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
+from drivers.decoders.badges import BadgeForm, read_badge
 from drivers.decoders.base import FIELD_TYPES, DecoderConfigBase, coerce_field, known_fields
 from drivers.decoders.text import field_value, line_text
 
@@ -31,6 +32,8 @@ class PlainDecoderConfig(DecoderConfigBase):
     # A number read is `value * scale + offset` (a sensor that reports tenths of a degree).
     scale: float = 1.0
     offset: float = 0.0
+    # The form a `badge` value comes in, made canonical (README "Badge numbers").
+    badge_form: BadgeForm = "as_read"
 
     @field_validator("field")
     @classmethod
@@ -66,6 +69,7 @@ class PlainDecoder:
         self._invert = config.invert and kind is bool
         self._scaled = kind is float and (config.scale != 1.0 or config.offset != 0.0)
         self._scale, self._offset = config.scale, config.offset
+        self._badge_form = config.badge_form if config.field == "badge" else "as_read"
 
     def decode(self, raw: RawMessage, sensor: str) -> list[Reading]:
         """One reading with the configured field."""
@@ -79,4 +83,6 @@ class PlainDecoder:
                     raise ImplausibleValue(f"field {self._field!r}: not a finite number")
         if self._invert:
             value = not value
+        if self._badge_form != "as_read":
+            value = read_badge(str(value), self._badge_form)
         return [Reading(sensor, raw.received_ns, {self._field: value})]
