@@ -130,7 +130,7 @@ class DeviceWatch:
                     f"bridge {bridge} offline; sensors behind it: {', '.join(behind) or 'none'}"
                     " (their silence alarms wait for the bridge)", now_ns)
 
-    def decode_failed(self, route: Route | None, source: str, reason: str) -> None:
+    def decode_failed(self, route: Route | None, reason: str) -> None:
         """A payload for a configured sensor was dead-lettered (the dead letters count the
         rest per topic, bounded: a flood of unknown topics must not grow this)."""
         key = route.sensor if route is not None else ""

@@ -136,13 +136,13 @@ class Pipeline:
             return self._flush(receipts)
         except DecodeError as exc:
             self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
-            self.devices.decode_failed(self._router.route(raw.source), raw.source, str(exc))
+            self.devices.decode_failed(self._router.route(raw.source), str(exc))
             return self._flush()
         except Exception as exc:  # a decoder bug must not stop the gateway
             log.exception("decoder failed on a payload from %s", raw.source)
             self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
                                   raw.received_ns)
-            self.devices.decode_failed(self._router.route(raw.source), raw.source, repr(exc))
+            self.devices.decode_failed(self._router.route(raw.source), repr(exc))
             return self._flush()
         self.readings.count(raw.source)
         for reading in readings:
