@@ -127,3 +127,12 @@ def test_replay_prints_each_dead_letter_with_its_reason(
                      "payload": '{"card": "\\ud800"}'}]
     assert main(["replay", "--check", str(scenario)]) == 0
     assert "dead letter at 0 s from badge/sh1-reader1: a string holds" in capsys.readouterr().out
+
+
+def test_a_config_validated_from_its_dump_keeps_one_set_of_device_topics(
+        tmp_path: Path) -> None:
+    from daemon.config.schema import Config
+
+    config = load_config(Path(__file__).parent.parent / "examples" / "devices-depot.yaml")
+    again = Config.model_validate(config.model_dump(by_alias=True, mode="json"))
+    assert again.mqtt.subscriptions == config.mqtt.subscriptions

@@ -95,8 +95,9 @@ class Config(Settings):
         if self.devices or self.bridges:
             # A validator's one way to complete a frozen model: the bindings' subscriptions
             # are part of the MQTT settings every reader of the config sees.
-            subscriptions = [*device_subscriptions(self.devices, self.bridges),
-                             *self.mqtt.subscriptions]
+            brought = device_subscriptions(self.devices, self.bridges)
+            # A config validated again from its own dump has them already.
+            subscriptions = [*brought, *(s for s in self.mqtt.subscriptions if s not in brought)]
             object.__setattr__(self, "mqtt", self.mqtt.model_copy(
                 update={"subscriptions": subscriptions}))
         return self
