@@ -125,7 +125,8 @@ def add_service_commands(commands: Commands) -> None:
     reload.set_defaults(func=_reload)
 
     check = commands.add_parser(
-        "check-config", help="validate a config file; every error with its line (exit 78)")
+        "check-config", help="validate a config file; every error with its line (exit 78); "
+        "decodes each bound device profile's samples with the binding's decoder")
     add_config_option(check)
     check.add_argument("file", nargs="?", help="deprecated: the same as -c FILE")
     check.set_defaults(func=_check_config)
