@@ -172,3 +172,17 @@ def test_device_counts_survive_a_restart_and_damage_costs_only_them(
     assert damaged.pipeline.engine.snapshot() == fresh.pipeline.engine.snapshot()
     fresh.deadletters.close()
     damaged.deadletters.close()
+
+
+def test_a_bug_in_the_device_watch_costs_no_alarm(site: Depot,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(site.pipeline.devices, "_unhandled", broken)
+    site.tick(0)
+    # An armed door opens in a message that also carries a field no door rule reads.
+    site.publish("zigbee2mqtt/door1", {"contact": False, "smoke": True}, 1)
+    site.tick(2)
+    assert "door_armed.D1" in site.firing()
+    assert site.deadletters.total() == 0

@@ -44,6 +44,7 @@ class DeviceWatch:
         # Per sensor: the value names that send a reading down the slow path.
         self._watch = {s.id: (SECURITY_FIELDS - handled_fields(s.kind)) | _NOTES
                        for s in depot.sensors.values()}
+        self._failed: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
@@ -62,7 +63,19 @@ class DeviceWatch:
         for reading in readings:
             watch = watch_of.get(reading.sensor)
             if watch is None or not watch.isdisjoint(reading.values):
-                return self._sort_slowly(readings, now_ns)
+                try:
+                    return self._sort_slowly(readings, now_ns)
+                except DecodeError:
+                    raise
+                except Exception:
+                    # A bug in the counting must not cost a door's reading its alarm: the
+                    # readings go on as they came, availability alone held back.
+                    if reading.sensor not in self._failed:
+                        self._failed.add(reading.sensor)
+                        log.exception("device watch failed on a reading of %s; passed on as "
+                                      "decoded (logged once per sensor)", reading.sensor)
+                    return [r for r in readings
+                            if r.sensor in watch_of and AVAILABLE not in r.values]
             last_heard[reading.sensor] = reading.at_ns
         return readings
 
