@@ -5,8 +5,9 @@ events, the alert book) is built from `bench/depot_mix.py`'s config and fed the 
 a loop, with the receipt digest computed as the runner does. Stores: `spool` (a real `Spool` with
 fsync off, its commits awaited every 1,000 messages as the MQTT link's backlog bound would) and
 `none` (a store that keeps nothing). The baseline, in the same run, is the decode alone (route,
-decoder, known-sensor check); the parts (digest, decode, line protocol, rules, recent events) are
-timed alone on the same decoded readings, so they show where `ingest`'s time goes.
+decoder, known-sensor check and the device watch's sorting); the parts (digest, decode, line
+protocol, rules, recent events) are timed alone on the same decoded readings, so they show where
+`ingest`'s time goes; `device_watch_us` is the share of the decode the device watch takes.
 
 Timing is process CPU time per message, the best of `--repeat` passes over the whole mix (rules
 keep state between passes, as they would in a daemon; the mix's bursts leave every tag where it
@@ -135,6 +136,11 @@ def _parts(config: Config, unstored: Pipeline, clock: _Clock, mix: Mix,
     results["decode_us"] = _cpu_per_message(
         lambda: [decode(raw) for raw in raws_once], n, repeat)
     readings: list[Reading] = [r for raw in raws_once for r in decode(raw)]
+    # Part of the decode above: the device watch's sorting (known sensor, availability, fields
+    # no rule reads), on readings already decoded.
+    sort = unstored.devices.sort
+    results["device_watch_us"] = _cpu_per_message(
+        lambda: [sort([r], 0) for r in readings], n, repeat)
     depot = config.depot()
     reading_lines = ReadingLines(depot)  # as the pipeline holds one
     results["line_protocol_us"] = _cpu_per_message(

@@ -28,6 +28,8 @@ class SubscriptionConfig(Settings):
     topic: str = Field(min_length=1)
     decoder: DecoderConfig
     max_payload_bytes: int = Field(default=65536, gt=0)
+    # The sensor a topic without `{sensor}` is about (a device bound to a profile).
+    sensor: str | None = None
 
     @field_validator("topic")
     @classmethod

@@ -21,6 +21,7 @@ class TopicRoute:
     pattern: re.Pattern[str]
     decoder: Decoder
     max_payload_bytes: int
+    sensor: str = ""
 
     @classmethod
     def from_config(cls, config: SubscriptionConfig) -> TopicRoute:
@@ -43,6 +44,7 @@ class TopicRoute:
             template=config.topic, filter=topic_filter,
             pattern=re.compile("^" + "/".join(regex) + "$"),
             decoder=config.decoder.build(), max_payload_bytes=config.max_payload_bytes,
+            sensor=config.sensor or "",
         )
 
 
@@ -73,6 +75,6 @@ class TopicRouter:
         for route in self.routes:
             match = route.pattern.match(topic)
             if match is not None:
-                return Route(route.decoder, match.groupdict().get("sensor") or "",
+                return Route(route.decoder, match.groupdict().get("sensor") or route.sensor,
                              route.max_payload_bytes)
         return None

@@ -279,6 +279,10 @@ class Depot:
     input_sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Duress code -> roster name (kept like badge numbers: never logged or written).
     duress: Mapping[str, str] = field(default_factory=dict)
+    # Sensor -> its own silence limit (s), from its device profile's check-in interval.
+    silent_after_s: Mapping[str, float] = field(default_factory=dict)
+    # Bridge id -> the sensors that report through it (Zigbee2MQTT, a Zigbee gateway).
+    bridges: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""

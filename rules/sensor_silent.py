@@ -43,7 +43,14 @@ class SensorSilentRule:
             Supervision.RADIO: config.radio_s,
             Supervision.CLIMATE: config.climate_s,
         }
-        self._limit_ns = {s.id: int(limits[s.supervision] * _NS) for s in depot.sensors.values()}
+        # A sensor bound to a device profile has its own limit (its check-in interval x 2.5).
+        own = depot.silent_after_s
+        self._limit_ns = {s.id: int(own.get(s.id, limits[s.supervision]) * _NS)
+                          for s in depot.sensors.values()}
+        # The bridge each sensor reports through: its silence alarm carries it, so that a
+        # bridge_offline fault mutes it (README "Availability").
+        self._bridge_of = {s: bridge for bridge, sensors in depot.bridges.items()
+                           for s in sensors}
         # Unknown until first heard: the clock starts at the engine's first event, so a sensor
         # that never reports after a restart is reported silent (fail secure).
         self._last_seen: dict[str, int] = {}
@@ -148,5 +155,6 @@ class SensorSilentRule:
             kind=kind, rule="sensor_silent", subject=sensor, severity=Severity.ALARM,
             at_ns=now_ns, storehouse=info.storehouse, summary=f"{name}: {sensor} {text}",
             facts={"supervision": info.supervision.value,
-                   **({"input": self._input_of[sensor]} if sensor in self._input_of else {})},
+                   **({"input": self._input_of[sensor]} if sensor in self._input_of else {}),
+                   **({"bridge": self._bridge_of[sensor]} if sensor in self._bridge_of else {})},
         )

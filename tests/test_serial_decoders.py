@@ -130,7 +130,7 @@ def test_wiegand_hex_and_binary_frames() -> None:
     (wiegand_bits(12, 3456, spoil="even"), "even parity bit wrong"),
     (wiegand_bits(12, 3456, spoil="odd"), "odd parity bit wrong"),
     (wiegand_bits(1, 2, bits=34, spoil="odd"), "odd parity bit wrong"),
-    ("1" * 30, "not Wiegand 26 or 34"),
+    ("1" * 30, "not Wiegand 26, 34 or 37"),
     ("10201", "only '0' and '1'"),
     ("", "empty line"),
 ])

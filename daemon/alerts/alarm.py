@@ -80,9 +80,11 @@ class Alarm:
         """What silences and inhibitions match on."""
         door = self.facts.get("door")
         gateway_input = self.subject if self.rule == "input_lost" else self.facts.get("input")
+        bridge = self.subject if self.rule == "bridge_offline" else self.facts.get("bridge")
         return {"rule": self.rule, "storehouse": self.storehouse, "subject": self.subject,
                 "door": str(door) if door is not None else self.subject,
-                "input": str(gateway_input) if gateway_input is not None else ""}
+                "input": str(gateway_input) if gateway_input is not None else "",
+                "bridge": str(bridge) if bridge is not None else ""}
 
     def as_alert(self, now_ns: int) -> Alert:
         """The notice the notifiers get: the condition's alert with the lifecycle in its facts."""

@@ -31,7 +31,9 @@ class InhibitRule(BaseModel):
     target_rule: str
     # "input": the gateway input (`mqtt`, `serial:<id>`, ...) a sensor reports through, or the
     # lost input itself; an alarm whose input the config does not tell matches every input.
-    equal: list[Literal["storehouse", "subject", "door", "input"]] = Field(default_factory=list)
+    # "bridge": the bridge a sensor reports through, or the offline bridge itself.
+    equal: list[Literal["storehouse", "subject", "door", "input", "bridge"]] = Field(
+        default_factory=list)
     # Subjects of the source rule that do not mute anything (the officers' API is no input
     # that sensors report through).
     source_subject_not: list[str] = Field(default_factory=list)
@@ -51,8 +53,12 @@ def _default_check_required() -> list[SeverityName]:
 def _default_inhibit() -> list[InhibitRule]:
     # One cause, one page: a lost broker connection silences every sensor behind it, and only
     # those (a serial door contact going silent while MQTT is down is paged).
+    # A bridge offline likewise (Zigbee2MQTT, a Zigbee gateway): one fault names the bridge
+    # and its sensors; their silence is paged only if it outlasts the bridge's outage.
     return [InhibitRule(source_rule="input_lost", target_rule="sensor_silent", equal=["input"],
-                        source_subject_not=sorted(NOT_SENSOR_INPUTS))]
+                        source_subject_not=sorted(NOT_SENSOR_INPUTS)),
+            InhibitRule(source_rule="bridge_offline", target_rule="sensor_silent",
+                        equal=["bridge"])]
 
 
 def _default_silence_max() -> dict[SeverityName, float]:

@@ -25,7 +25,7 @@ def _replay(args: argparse.Namespace) -> int:
         result = replay(scenario, config)
         zone = next(iter(config.depot().storehouses.values())).zone
         if not args.check:
-            print("\n".join(result.json_lines(zone)))
+            print("\n".join([*result.json_lines(zone), *result.dead_letter_lines()]))
             continue
         problems = check(scenario, result)
         if problems:
@@ -34,6 +34,8 @@ def _replay(args: argparse.Namespace) -> int:
             print("\n".join(f"  {p}" for p in problems))
         else:
             print(f"ok   {name}: {len(result.alerts)} transitions as expected")
+        for t, source, reason, _ in result.dead_letters:
+            print(f"  dead letter at {t:g} s from {source}: {reason}")
     return 1 if failed else 0
 
 
@@ -46,7 +48,8 @@ def _demo(args: argparse.Namespace) -> int:
 def add_playback_commands(commands: Commands) -> None:
     """`depotwatch replay SCENARIO...` and `depotwatch demo`."""
     replay = commands.add_parser(
-        "replay", help="play scenario files through the decoders and rules on a virtual clock")
+        "replay", help="play scenario files through the decoders and rules on a virtual clock; "
+        "prints each alert change and each dead letter with its reason (JSON lines)")
     replay.add_argument("scenario", nargs="+", help="scenario YAML file(s)")
     replay.add_argument("--check", action="store_true",
                         help="compare with each scenario's expect: list; exit 1 on a difference")

@@ -178,6 +178,8 @@ class ReplayResult:
         self.start_ns = start_ns
         self.alerts: list[Alert] = []
         self.deadletters: list[str] = []
+        # (seconds from the start, source, reason, payload) of each dead letter, in order.
+        self.dead_letters: list[tuple[float, str, str, bytes]] = []
 
     def offset_s(self, alert: Alert) -> float:
         """Seconds from the scenario's start to the change."""
@@ -194,6 +196,13 @@ class ReplayResult:
             }, ensure_ascii=False)
             for a in self.alerts
         ]
+
+    def dead_letter_lines(self) -> list[str]:
+        """Each dead letter as one JSON line: when, where from, why, and the payload's start."""
+        return [json.dumps({"t": round(t, 3), "deadletter": source, "reason": reason,
+                            "payload": payload[:120].decode("utf-8", "backslashreplace")},
+                           ensure_ascii=False)
+                for t, source, reason, payload in self.dead_letters]
 
 
 def _engine(config: Config) -> Engine:
@@ -247,9 +256,15 @@ def replay(scenario: Scenario, config: Config) -> ReplayResult:
                 reading = _reading(event.reading, start_ns, now_ns)
                 if reading is None or reading.sensor not in depot.sensors:
                     result.deadletters.append(f"t={event.at}: {event.reading.sensor}")
+                    result.dead_letters.append((event.at, "scenario", "unknown sensor or bad "
+                                                f"values for {event.reading.sensor!r}", b""))
                     continue
                 pipeline.take(reading, now_ns, "scenario")
-        result.deadletters += [f"{d.source}: {d.reason}" for d in deadletters.entries(1000)]
+        kept = list(reversed(deadletters.entries(100_000)))
+        result.deadletters += [f"{d.source}: {d.reason}" for d in kept]
+        result.dead_letters += [((d.at_ns - start_ns) / _NS, d.source, d.reason, d.payload)
+                                for d in kept]
+        result.dead_letters.sort(key=lambda entry: entry[0])
         deadletters.close()
     return result
 

@@ -34,6 +34,14 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{path}: OK (site {config.site.id}: {len(depot.storehouses)} storehouses, "
           f"{len(depot.doors)} doors, {len(depot.sensors)} sensors, "
           f"{len(config.rule_set())} rule kinds)")
+    if config.devices:
+        print(f"{path}: {len(config.devices)} device(s) bound to profiles, every profile's "
+              f"samples decoded; {len(config.bridges)} bridge(s)")
+    for binding in config.devices:
+        kind = depot.sensors[binding.sensor].kind.value
+        if kind not in binding.spec.kinds:
+            print(f"{path}: warning: sensor {binding.sensor} is a {kind}; profile "
+                  f"{binding.profile} is for {', '.join(binding.spec.kinds)}", file=sys.stderr)
     for storehouse in depot.storehouses.values():
         kinds = depot.intrusion_detection(storehouse.id)
         if len(kinds) < 2:
@@ -120,7 +128,8 @@ def add_service_commands(commands: Commands) -> None:
     reload.set_defaults(func=_reload)
 
     check = commands.add_parser(
-        "check-config", help="validate a config file; every error with its line (exit 78)")
+        "check-config", help="validate a config file; every error with its line (exit 78); "
+        "decodes each bound device profile's samples with the binding's decoder")
     add_config_option(check)
     check.add_argument("file", nargs="?", help="deprecated: the same as -c FILE")
     check.add_argument("--ip-allow-file", default=DROP_IN, metavar="FILE",

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
+from daemon.config.devices import DeviceBinding, bridge_sensors, silence_limits
 from daemon.vocabulary.settings import Identifier, Settings
+from drivers.decoders.badges import roster_badge
 from drivers.modbus import ModbusBusConfig, modbus_source
 from drivers.reader_kinds import ReaderConfig
 from drivers.serial import SerialPortConfig, serial_source
@@ -253,6 +255,7 @@ class DepotRegister(Protocol):
     serial: list[SerialPortConfig]
     modbus: list[ModbusBusConfig]
     readers: list[ReaderConfig]
+    devices: list[DeviceBinding]
 
 
 def build_depot(register: DepotRegister) -> Depot:
@@ -265,7 +268,7 @@ def build_depot(register: DepotRegister) -> Depot:
                           d.two_person) for d in register.doors},
         sensors=sensors,
         roster={
-            p.badge.get_secret_value(): Person(
+            roster_badge(p.badge.get_secret_value()): Person(
                 p.name, frozenset(p.zones), _ns(p.valid_from), _ns(p.valid_until),
                 p.escort_only,
             )
@@ -289,6 +292,8 @@ def build_depot(register: DepotRegister) -> Depot:
         input_sensors=_input_sensors(register, frozenset(sensors)),
         duress={p.duress_code.get_secret_value(): p.name for p in register.roster
                 if p.duress_code is not None},
+        silent_after_s=silence_limits(register.devices),
+        bridges=bridge_sensors(register.devices),
     )
 
 

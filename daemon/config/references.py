@@ -14,7 +14,8 @@ __all__ = ["reference_problems"]
 def reference_problems(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Every cross-section mistake in the raw document, each as a `file:line: path: message`."""
     return [*_cross_references(data, source), *_serial_references(data, source),
-            *_reader_references(data, source), *_sms_officers(data, source)]
+            *_reader_references(data, source), *_sms_officers(data, source),
+            *_device_references(data, source)]
 
 
 def _sms_officers(data: dict[str, Any], source: YamlSource) -> list[str]:
@@ -231,3 +232,45 @@ def _named_sensors(reader: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
             sensor = target.get("sensor") if isinstance(target, dict) else target
             named.append((("accounts", at, "zones", zone), sensor))
     return named
+
+
+def _device_references(data: dict[str, Any], source: YamlSource) -> list[str]:
+    """Device bindings: sensors the depot places, each bound once, and bridges that exist."""
+    problems: list[str] = []
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    for section in ("climate_sensors", "inventory_readers", "detectors"):
+        known |= {str(item.get("id")) for _, item in _items(data, section)}
+    bridges: set[str] = set()
+    for index, bridge in _items(data, "bridges"):
+        if str(bridge.get("id")) in bridges:
+            problems.append(source.problem(("bridges", index, "id"),
+                                           f"duplicate id {bridge.get('id')!r}"))
+        bridges.add(str(bridge.get("id")))
+    bound: dict[str, str] = {}
+
+    def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
+        if str(sensor) not in known:
+            problems.append(source.problem(path, f"unknown sensor {sensor!r} (not a door, "
+                                                 "climate sensor, antenna, reader or detector)"))
+        elif str(sensor) in bound:
+            problems.append(source.problem(path, f"sensor {sensor!r} is already bound by "
+                                                 f"{bound[str(sensor)]}"))
+        bound.setdefault(str(sensor), f"devices[{path[1]}]")
+
+    for index, device in _items(data, "devices"):
+        if device.get("sensor") is not None:
+            check_sensor(("devices", index, "sensor"), device.get("sensor"))
+        bridge_id = device.get("bridge")
+        if bridge_id is not None and str(bridge_id) not in bridges:
+            problems.append(source.problem(("devices", index, "bridge"), f"unknown bridge "
+                                           f"{bridge_id!r} (known: {', '.join(sorted(bridges))})"))
+        settings = device.get("decoder")
+        for key in ("probes", "antennas"):
+            mapping = settings.get(key) if isinstance(settings, dict) else None
+            for name, sensor in (mapping.items() if isinstance(mapping, dict) else []):
+                if str(sensor) != str(device.get("sensor")):
+                    check_sensor(("devices", index, "decoder", key, name), sensor)
+    return problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from daemon.alerts.settings import AlertingConfig, AuditConfig, CommandsConfig
 from daemon.config.depot import (
@@ -22,6 +22,7 @@ from daemon.config.depot import (
     build_depot,
     duress_apart,
 )
+from daemon.config.devices import BridgeBinding, DeviceBinding, device_subscriptions
 from daemon.homeassistant.discovery import HomeAssistantConfig
 from daemon.ingest.settings import DeadLetterConfig, PlausibilityConfig, ReplayConfig
 from daemon.notifiers.kinds import NotifierList
@@ -58,6 +59,10 @@ class Config(Settings):
     movement_orders: list[MovementOrderConfig] = Field(default_factory=list)
     work_orders: list[WorkOrderConfig] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    # Sensors read through the shipped device profiles, and the bridges they sit behind: their
+    # topics join mqtt.subscriptions (before the config's own), README "Device profiles".
+    devices: list[DeviceBinding] = Field(default_factory=list)
+    bridges: list[BridgeBinding] = Field(default_factory=list)
     # Serial ports (line devices: I/O boards, badge readers, RFID readers) and Modbus RTU buses.
     serial: list[SerialPortConfig] = Field(default_factory=list)
     modbus: list[ModbusBusConfig] = Field(default_factory=list)
@@ -94,6 +99,20 @@ class Config(Settings):
     state_save_interval_s: float = Field(default=5.0, gt=0)
 
     _duress_apart = field_validator("roster")(duress_apart)
+
+    @model_validator(mode="after")
+    def _device_topics(self) -> Config:
+        # Bindings' sensors and bridges are checked with the other cross-references (with
+        # their lines): daemon/config/references.py.
+        if self.devices or self.bridges:
+            # A validator's one way to complete a frozen model: the bindings' subscriptions
+            # are part of the MQTT settings every reader of the config sees.
+            brought = device_subscriptions(self.devices, self.bridges)
+            # A config validated again from its own dump has them already.
+            subscriptions = [*brought, *(s for s in self.mqtt.subscriptions if s not in brought)]
+            object.__setattr__(self, "mqtt", self.mqtt.model_copy(
+                update={"subscriptions": subscriptions}))
+        return self
 
     def rule_set(self) -> list[RuleConfig]:
         """Every enabled rule kind with its settings."""

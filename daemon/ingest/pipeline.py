@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from daemon.alerts.book import AlertBook
 from daemon.ingest.deadletters import DeadLetterStore
+from daemon.ingest.devices import DeviceWatch
 from daemon.ingest.replays import ReplayWindow
 from daemon.tsdb.lineprotocol import line
 from daemon.tsdb.points import ReadingLines, alert_line
@@ -98,6 +99,8 @@ class Pipeline:
         # Wall clock minus the pipeline's clock, added to every point's time: a gateway clock
         # step moves the records, never the rules' timers (the runner sets it).
         self._offset_ns = 0
+        # Availability, unhandled fields, decoder errors per device (`depotwatch devices`).
+        self.devices = DeviceWatch(depot, self._fault)
 
     def ingest(self, raw: RawMessage, now_ns: int, digest: bytes | None = None, *,
                redeliverable: bool = True) -> Awaitable[None] | None:
@@ -125,7 +128,7 @@ class Pipeline:
                 return None
             receipts = [(digest, raw.received_ns)]
         try:
-            readings = self._decode(raw)
+            readings = self._decode(raw, now_ns)
             if self._plausible:
                 self._judge_plausible(readings, now_ns)
         except ImplausibleValue as exc:
@@ -134,12 +137,14 @@ class Pipeline:
             return self._flush(receipts)
         except DecodeError as exc:
             self.deadletters.keep(raw.source, str(exc), raw.payload, raw.received_ns)
-            return None
+            self.devices.decode_failed(self._router.route(raw.source), str(exc))
+            return self._flush()
         except Exception as exc:  # a decoder bug must not stop the gateway
             log.exception("decoder failed on a payload from %s", raw.source)
             self.deadletters.keep(raw.source, f"decoder error: {exc!r}", raw.payload,
                                   raw.received_ns)
-            return None
+            self.devices.decode_failed(self._router.route(raw.source), repr(exc))
+            return self._flush()
         self.readings.count(raw.source)
         for reading in readings:
             self._take(reading, now_ns, raw.source)
@@ -158,6 +163,7 @@ class Pipeline:
                                   reading.at_ns)
             self._sensor_fault(exc, now_ns)
             return self._flush()
+        self.devices.last_heard[reading.sensor] = reading.at_ns
         self._take(reading, now_ns, source)
         return self._flush()
 
@@ -221,6 +227,7 @@ class Pipeline:
         self._reading_lines.offset_ns = self._offset_ns
         self._wakes = fresh.engine.wakes
         self._plausible, self._plausible_per_sensor = fresh._plausible, fresh._plausible_per_sensor
+        self.devices.adopt(fresh.devices)
 
     def set_record_offset(self, offset_ns: int) -> None:
         """Wall clock minus the pipeline's clock: added to the time of every point written."""
@@ -309,7 +316,8 @@ class Pipeline:
 
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""
-        return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot()}
+        return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot(),
+                "devices": self.devices.snapshot()}
 
     def restore(self, state: Mapping[str, object]) -> None:
         """Take back engine and alert state after a restart (raises on a damaged state)."""
@@ -318,6 +326,9 @@ class Pipeline:
             raise TypeError("engine state: `engine` is not an object or `alerts` not a list")
         self.engine.restore(engine)
         self.alerts.restore(alerts)
+        devices = state.get("devices", {})
+        if isinstance(devices, dict):
+            self.devices.restore(devices)
 
     def tick(self, now_ns: int) -> None:
         """Let time-driven rules (sustain, silence) fire."""
@@ -326,7 +337,7 @@ class Pipeline:
         self._take_wakes()
         self._flush()
 
-    def _decode(self, raw: RawMessage) -> list[Reading]:
+    def _decode(self, raw: RawMessage, now_ns: int | None = None) -> list[Reading]:
         route = self._router.route(raw.source)
         if route is None:
             raise DecodeError("no subscription matches this topic")
@@ -339,10 +350,8 @@ class Pipeline:
         except ImplausibleValue as exc:
             exc.sensor = exc.sensor or route.sensor
             raise
-        for reading in readings:
-            if reading.sensor not in self._depot.sensors:
-                raise DecodeError(f"unknown sensor {reading.sensor!r} (not in the config)")
-        return readings
+        # Unknown sensors are refused, availability and notes taken aside.
+        return self.devices.sort(readings, raw.received_ns if now_ns is None else now_ns)
 
     def _apply(self, outcomes: Sequence[Outcome]) -> None:
         # Facts before transitions, as a `Verdict` sorts them, each kind in the rules' order.

@@ -17,12 +17,16 @@ from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
 __all__ = [
     "EPC",
     "FIELD_TYPES",
+    "SECURITY_FIELDS",
+    "SKIPPED",
+    "UNHANDLED",
     "Decoder",
     "DecoderConfigBase",
     "coerce_field",
     "field_text",
     "known_fields",
     "parse_json_object",
+    "parse_json_value",
 ]
 
 # EPC-96 is 24 hex digits; EPC memory holds up to 496 bits. Items in the register: 8 to 64.
@@ -44,6 +48,8 @@ FIELD_TYPES: dict[str, type] = {
     "panic": bool,
     # A grade 3 detector's anti-mask output: true while it is covered or sprayed (cannot see).
     "masked": bool,
+    # A water-leak probe: true while wet.
+    "water_leak": bool,
     # A keypad's request: `arm` or `disarm` (with the `badge` or code that asked).
     "action": str,
     # Badge number as read (kept in memory only; never logged or written in clear).
@@ -52,6 +58,17 @@ FIELD_TYPES: dict[str, type] = {
     "epc": str,
     "rssi_dbm": float,
 }
+
+
+# Fields that name a security state: never a mere heartbeat. A reading that carries one for a
+# sensor whose kind has no rule reading it is counted as an "unhandled field" (issue 26).
+SECURITY_FIELDS = frozenset({"open", "tamper", "smoke", "water_leak", "motion", "vibration",
+                             "glass_break", "panic", "action"})
+# Reading values that are notes for the gateway, never stored nor judged: what a decoder found
+# but could not use (`UNHANDLED`: "action=single"), and a value it skipped (`SKIPPED`: a probe
+# that reported null). A reading holding only `SKIPPED` is no sign of life.
+UNHANDLED = "unhandled_field"
+SKIPPED = "skipped_value"
 
 
 class Decoder(Protocol):
@@ -215,3 +232,20 @@ def _loads(payload: bytes) -> Any:
         raise DecodeError("JSON nested too deeply") from exc
     except ValueError as exc:  # an integer of more than 4,300 digits (int_max_str_digits)
         raise DecodeError(f"a number out of range ({str(exc)[:80]})") from exc
+
+
+def parse_json_value(payload: bytes) -> Any:
+    """A JSON object or array from a payload (tag-read batches are arrays), or a DecodeError."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        value = _loads(payload)
+        if _has_lone_surrogate(value):
+            raise DecodeError(
+                "a string holds a lone UTF-16 surrogate: not valid Unicode text") from None
+        return value
+    try:
+        exact = not _may_be_big_int([value])
+    except RecursionError:
+        exact = False
+    return value if exact else _loads(payload)

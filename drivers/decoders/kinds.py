@@ -6,10 +6,12 @@ from typing import Annotated
 
 from pydantic import Field
 
+from drivers.decoders.availability import AvailabilityDecoderConfig
 from drivers.decoders.esphome import EsphomeDecoderConfig
 from drivers.decoders.io_board import IoBoardDecoderConfig
 from drivers.decoders.json_fields import JsonFieldsDecoderConfig
 from drivers.decoders.keypad_lines import KeypadLinesDecoderConfig
+from drivers.decoders.plain import PlainDecoderConfig
 from drivers.decoders.rfid_ascii import RfidAsciiDecoderConfig
 from drivers.decoders.tasmota import TasmotaDecoderConfig
 from drivers.decoders.wiegand import WiegandDecoderConfig
@@ -20,11 +22,13 @@ __all__ = ["DECODER_KINDS", "DecoderConfig"]
 # One line per decoder: adding one is its module, this line and its test.
 DECODER_KINDS = (Zigbee2MqttDecoderConfig, TasmotaDecoderConfig, JsonFieldsDecoderConfig,
                  IoBoardDecoderConfig, WiegandDecoderConfig, RfidAsciiDecoderConfig,
-                 EsphomeDecoderConfig, KeypadLinesDecoderConfig)
+                 EsphomeDecoderConfig, KeypadLinesDecoderConfig, PlainDecoderConfig,
+                 AvailabilityDecoderConfig)
 
 DecoderConfig = Annotated[
     Zigbee2MqttDecoderConfig | TasmotaDecoderConfig | JsonFieldsDecoderConfig
     | IoBoardDecoderConfig | WiegandDecoderConfig | RfidAsciiDecoderConfig
-    | EsphomeDecoderConfig | KeypadLinesDecoderConfig,
+    | EsphomeDecoderConfig | KeypadLinesDecoderConfig | PlainDecoderConfig
+    | AvailabilityDecoderConfig,
     Field(discriminator="type"),
 ]

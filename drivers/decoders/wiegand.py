@@ -1,4 +1,4 @@
-"""Badge readers behind Wiegand-to-serial converters: 26- and 34-bit frames, parity checked."""
+"""Badge readers behind Wiegand-to-serial converters: 26-, 34- and 37-bit frames, parity checked."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ from pydantic import model_validator
 
 from daemon.vocabulary.errors import DecodeError
 from daemon.vocabulary.readings import RawMessage, Reading
+from drivers.decoders.badges import facility_card, frame_fields
 from drivers.decoders.base import DecoderConfigBase
 from drivers.decoders.text import line_text
 
 __all__ = ["WiegandDecoder", "WiegandDecoderConfig", "wiegand_fields"]
 
-# Layouts (first bit sent first): H10301 26-bit = even parity over bits 1-12, facility 8 bits,
-# card 16 bits, odd parity over bits 13-24 (HID "Understanding Card Data Formats", 2006);
-# 34-bit (H10306 family) = the same with a 16-bit facility code and a 16-bit card number.
-_FACILITY_BITS = {26: 8, 34: 16}
+# Frame layouts and the canonical badge form: drivers/decoders/badges.py.
 
 
 class WiegandDecoderConfig(DecoderConfigBase):
@@ -26,16 +24,17 @@ class WiegandDecoderConfig(DecoderConfigBase):
     # bits: "10001...", one character per bit (the length says 26 or 34); hex: the frame's value
     # in hex, parity bits included; binary: the value in big-endian bytes (fixed framing).
     format: Literal["bits", "hex", "binary"] = "bits"
-    bit_length: Literal[26, 34] | None = None
-    # facility_card: "12/3456"; card: "3456" (one facility only); number: the data bits between
-    # the parity bits as one decimal number (facility * 65536 + card for 26-bit), as keyboard-wedge
-    # readers print it.
+    bit_length: Literal[26, 34, 37] | None = None
+    # facility_card: "12/3456", the canonical form (badges.py); card: "3456" (one facility
+    # only); number: the data bits between the parity bits as one decimal number (facility *
+    # 65536 + card for 26-bit), as keyboard-wedge readers print it. Rosters written for one of
+    # the last two keep working; new ones use facility_card.
     badge_format: Literal["facility_card", "card", "number"] = "facility_card"
 
     @model_validator(mode="after")
     def _length_known(self) -> WiegandDecoderConfig:
         if self.format != "bits" and self.bit_length is None:
-            raise ValueError(f"format {self.format!r} needs bit_length (26 or 34)")
+            raise ValueError(f"format {self.format!r} needs bit_length (26, 34 or 37)")
         return self
 
     def build(self) -> WiegandDecoder:
@@ -43,26 +42,9 @@ class WiegandDecoderConfig(DecoderConfigBase):
         return WiegandDecoder(self)
 
 
-def _parity_ones(value: int) -> int:
-    return bin(value).count("1")
-
-
 def wiegand_fields(value: int, bits: int) -> tuple[int, int]:
     """(facility, card) of a frame; a DecodeError when either parity bit is wrong."""
-    if bits not in _FACILITY_BITS:
-        raise DecodeError(f"{bits}-bit frames are not Wiegand 26 or 34")
-    if value >> bits:
-        raise DecodeError(f"value does not fit in {bits} bits")
-    half = (bits - 2) // 2
-    data = (value >> 1) & ((1 << (bits - 2)) - 1)
-    leading, trailing = value >> (bits - 1), value & 1
-    first, second = data >> half, data & ((1 << half) - 1)
-    if (leading + _parity_ones(first)) % 2 != 0:
-        raise DecodeError(f"Wiegand {bits}: even parity bit wrong; not a badge")
-    if (trailing + _parity_ones(second)) % 2 != 1:
-        raise DecodeError(f"Wiegand {bits}: odd parity bit wrong; not a badge")
-    card_bits = bits - 2 - _FACILITY_BITS[bits]
-    return data >> card_bits, data & ((1 << card_bits) - 1)
+    return frame_fields(value, bits)
 
 
 class WiegandDecoder:
@@ -76,7 +58,7 @@ class WiegandDecoder:
         value, bits = self._frame(raw.payload)
         facility, card = wiegand_fields(value, bits)
         if self._config.badge_format == "facility_card":
-            badge = f"{facility}/{card}"
+            badge = facility_card(facility, card)
         elif self._config.badge_format == "card":
             badge = str(card)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from daemon.vocabulary.readings import FieldValue, RawMessage, Reading
-from drivers.decoders.base import DecoderConfigBase, coerce_field, parse_json_object
+from drivers.decoders.base import UNHANDLED, DecoderConfigBase, coerce_field, parse_json_object
 from drivers.decoders.device_time import DEVICE_TIME, device_time_s
 
 __all__ = ["Zigbee2MqttDecoder", "Zigbee2MqttDecoderConfig"]
@@ -21,6 +21,7 @@ _EXPOSES = {
     "occupancy": "motion",
     "vibration": "vibration",
     "smoke": "smoke",
+    "water_leak": "water_leak",
 }
 _EXPOSE_ITEMS = tuple(_EXPOSES.items())
 # `action` of panic buttons (Heiman, Tuya SOS, frient) and of alarm keypads (frient KEPZB-110,
@@ -28,6 +29,10 @@ _EXPOSE_ITEMS = tuple(_EXPOSES.items())
 _PANIC_ACTIONS = frozenset({"emergency", "panic", "sos"})
 _KEYPAD_ACTIONS = {"arm_all_zones": "arm", "arm_day_zones": "arm", "arm_night_zones": "arm",
                    "disarm": "disarm"}
+# Movement actions of vibration sensors (Aqara DJT11LM: `vibration` comes with
+# `vibration: true`, `tilt` and `drop` alone): the protected item moved. Any other action is a
+# security event no rule reads: noted as unhandled.
+_MOVEMENT_ACTIONS = frozenset({"vibration", "tilt", "drop"})
 
 
 class Zigbee2MqttDecoderConfig(DecoderConfigBase):
@@ -74,3 +79,7 @@ def _action_values(action: str, code: object, values: dict[str, FieldValue]) -> 
         values["action"] = _KEYPAD_ACTIONS[action]
         if code is not None:
             values["badge"] = coerce_field("badge", code)
+    elif action in _MOVEMENT_ACTIONS:
+        values.setdefault("vibration", True)
+    elif action:
+        values[UNHANDLED] = f"action={action[:40]}"
