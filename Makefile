@@ -9,7 +9,7 @@ PYTHON ?= python3
 # chromium for the web console's browser tests (Playwright drives /usr/bin/chromium).
 # poppler-utils lets the report tests read the PDF back as text and pictures.
 # libgammu-dev and pkg-config build python-gammu (the sms notifier, tested on Gammu's dummy driver).
-APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
+APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat nut-server \
   systemd openssl chromium poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,11 +1,16 @@
-"""Faults the gateway finds in itself: its clock stepped, its disk refusing the state or spool."""
+"""Faults the gateway finds in itself: its clock stepped, its disk refusing the state or spool;
+and its health sources (UPS, clock sync, disk, CPU temperature) read into the pipeline."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
+from daemon.config.schema import Config
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.clock import Clock
+from drivers.gateway_health import GatewayHealth, GatewayHealthConfig
 
 __all__ = ["SelfWatch"]
 
@@ -19,8 +24,14 @@ _CLOCK_STEP_NS = 1_000_000_000
 class SelfWatch:
     """Raises and clears the gateway's own faults through the pipeline, once per change."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, config: Config | None = None,
+                 pipeline: Callable[[], Pipeline] | None = None) -> None:
         self._clock = clock
+        self._pipeline = pipeline
+        # The health sources, read into the pipeline in use (a reload swaps it).
+        health = config.health if config is not None else GatewayHealthConfig(enabled=False)
+        self.health = GatewayHealth(health, config.state_dir if config else Path("."),
+                                    self._health_reading, self._health_fault)
         # Wall clock minus the steady clock, as last seen; the spool's last problem; whether
         # the last state save worked.
         self._wall_offset_ns = 0
@@ -66,3 +77,11 @@ class SelfWatch:
             pipeline.fault("storage_degraded", "spool", problem is not None,
                            problem or "spool storage back to normal", now_ns)
         self._storage_problem = problem
+
+    def _health_reading(self, component: str, values: Mapping[str, float | bool]) -> None:
+        if self._pipeline is not None:
+            self._pipeline().gateway_reading(component, values, self._clock.now_ns())
+
+    def _health_fault(self, fault: str, subject: str, active: bool, summary: str) -> None:
+        if self._pipeline is not None:
+            self._pipeline().fault(fault, subject, active, summary, self._clock.now_ns())
