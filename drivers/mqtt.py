@@ -106,6 +106,11 @@ class MqttLink:
         self._intake.own_topics[topic] = handler
         self._filters = sorted({*self._filters, topic})
 
+    def subscribe(self, topic_filter: str) -> None:
+        """Also subscribe to `topic_filter` (wildcards allowed); its messages go to
+        `on_message`, as the sensors' do."""
+        self._filters = sorted({*self._filters, topic_filter})
+
     def on_message(self, callback: OnMessage) -> None:
         """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
         self._intake.on_message = callback

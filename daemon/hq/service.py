@@ -7,9 +7,15 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Sequence
 
+from daemon.alerts.audit import AuditLog
+from daemon.alerts.officers import Officers
+from daemon.hq.console import HqConsole
+from daemon.hq.depots import AlarmBook, alert_from_message
 from daemon.hq.heartbeat import Heartbeat, heartbeat_topic
+from daemon.hq.relay import CommandRelay, replies_topic
 from daemon.hq.settings import HqConfig
 from daemon.hq.supervision import Supervision
 from daemon.notifiers.base import Notifier, Outbox
@@ -18,11 +24,12 @@ from daemon.notifiers.console import LogNotifier
 from daemon.notifiers.kinds import build_notifiers
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
-from daemon.vocabulary.readings import Severity, TransitionKind
+from daemon.vocabulary.readings import RawMessage, Severity, TransitionKind
+from daemon.web.api import serve
 from drivers.mqtt import MqttLink
 from drivers.mqtt_settings import MqttConfig
 
-__all__ = ["Headquarters", "bridge_topic", "status_topic"]
+__all__ = ["Headquarters", "alerts_prefix", "bridge_topic", "status_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,11 @@ _BRIDGE_TOPIC = "depotwatch/{site}/gateway/bridge"
 def bridge_topic(site: str) -> str:
     """The bridge notification topic of `site` at HQ."""
     return _BRIDGE_TOPIC.replace("{site}", site)
+
+
+def alerts_prefix(site: str) -> str:
+    """The gateway's retained alerts topic (its default `mqtt.alerts_topic`), without a key."""
+    return MqttConfig().alerts_topic.replace("{site}", site)
 
 
 def status_topic(site: str) -> str:
@@ -51,13 +63,31 @@ class Headquarters:
         self.supervision = Supervision(
             ((d.site, d.name or d.site) for d in config.depots),
             unreachable_after_s=config.unreachable_after_s, down_grace_s=config.down_grace_s,
-            started_ns=self.clock.now_ns(), wall_offset_ns=wall() if wall is not None else 0)
+            started_ns=self.clock.now_ns(), wall_offset_ns=wall() if wall is not None else 0,
+            settle_s=config.settle_s)
         site = Site(id="hq", name=config.name)
         built = build_notifiers(config.notifiers, site)
         self.outboxes = [Outbox(LogNotifier()), *(Outbox(n) for n in [*built, *notifiers])]
         self.link = MqttLink(config.mqtt, self.clock)
         self.link.on_state(self._link_state)
+        self.book = AlarmBook([d.site for d in config.depots], late_after_s=config.late_after_s,
+                              started_wall_ns=time.time_ns())
+        self.relay = CommandRelay(self.link, {d.site: d.command_token for d in config.depots},
+                                  config.command_timeout_s)
+        self.audit = AuditLog(config.state_dir / "hq-audit.jsonl")
+        self.console = HqConsole(
+            self.supervision, self.book, self.relay,
+            Officers(config.api.tokens(), config.api.roles()), self.audit,
+            can_ack=frozenset(d.site for d in config.depots if d.command_token is not None),
+            wall_ns=time.time_ns)
+        self.api_url: str | None = None
+        # Every depot's retained alerts (the bridge carries `alerts/#` out), wildcard-matched.
+        self._alerts_prefix = {f"{alerts_prefix(d.site)}/": d.site for d in config.depots}
+        self.link.on_message(self._alert_message)
         for depot in config.depots:
+            self.link.subscribe(f"{alerts_prefix(depot.site)}/+")
+            self.link.handle_topic(replies_topic(depot.site),
+                                   functools.partial(self.relay.reply, depot.site))
             self.link.handle_topic(heartbeat_topic(depot.site),
                                    functools.partial(self._heartbeat, depot.site))
             self.link.handle_topic(bridge_topic(depot.site),
@@ -65,6 +95,24 @@ class Headquarters:
             self.link.handle_topic(status_topic(depot.site),
                                    functools.partial(self._status, depot.site))
         self._blind_since_ns: int | None = None
+
+    def _alert_message(self, raw: RawMessage) -> None:
+        prefix, _, key = raw.source.rpartition("/")
+        site = self._alerts_prefix.get(prefix + "/")
+        if site is None:
+            return
+        if not raw.payload:  # a retained alert emptied at the depot
+            self.book.forget(site, key)
+            return
+        try:
+            alert = alert_from_message(raw.payload)
+        except ValueError as exc:
+            log.warning("depot %s: unreadable alert on %s (%s)", site, raw.source, exc)
+            return
+        if self.book.take(site, alert, time.time_ns()):
+            self.supervision.late_alarm(site)
+            log.warning("depot %s: alarm %s (%s) reached HQ %.0f s late", site, alert.key,
+                        alert.state.value, (time.time_ns() - alert.changed_ns) / 1e9)
 
     def _tell(self, changes: Sequence[Alert]) -> None:
         for change in changes:
@@ -115,10 +163,20 @@ class Headquarters:
                 self._tell(self.supervision.tick(self.clock.now_ns()))
             await asyncio.sleep(self.config.tick_interval_s)
 
+    async def _serve(self) -> None:
+        api = self.config.api
+        async with serve(self.console.app(), api.listen_host, api.listen_port,
+                         max_connections=api.max_connections, idle_s=api.idle_timeout_s) as at:
+            self.api_url = at.url
+            log.info("HQ console and API on %s", at.url)
+            await asyncio.Event().wait()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Supervise until `stop` is set, then deliver what is queued."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self.link.run()), group.create_task(self._ticks()),
+                     group.create_task(self._serve()),
                      *(group.create_task(o.run()) for o in self.outboxes)]
             log.info("depotwatch hq supervising %d depot(s): unreachable after %.0f s",
                      len(self.config.depots), self.config.unreachable_after_s)
@@ -128,3 +186,4 @@ class Headquarters:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.link.close()
+        self.audit.close()
