@@ -24,6 +24,7 @@ from daemon.notifiers.console import LogNotifier
 from daemon.notifiers.kinds import build_notifiers
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
+from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Severity, TransitionKind
 from daemon.web.api import serve
 from drivers.mqtt import MqttLink
@@ -165,10 +166,17 @@ class Headquarters:
 
     async def _serve(self) -> None:
         api = self.config.api
-        async with serve(self.console.app(), api.listen_host, api.listen_port,
-                         max_connections=api.max_connections, idle_s=api.idle_timeout_s) as at:
-            self.api_url = at.url
-            log.info("HQ console and API on %s", at.url)
+        try:
+            async with serve(self.console.app(), api.listen_host, api.listen_port,
+                             max_connections=api.max_connections,
+                             idle_s=api.idle_timeout_s) as at:
+                self.api_url = at.url
+                log.info("HQ console and API on %s", at.url)
+                await asyncio.Event().wait()
+        except DepotwatchError as exc:
+            # The console is HQ's window, the supervision its duty: a busy port stops only
+            # the window.
+            log.error("HQ console not served: %s; supervision goes on", exc)
             await asyncio.Event().wait()
 
     async def run(self, stop: asyncio.Event) -> None:
