@@ -1,6 +1,7 @@
 """Whether the gateway's clock is synchronised: chrony's own account (`chronyc -c tracking`),
 or, without chrony, the kernel's synchronisation state (adjtimex(2), which systemd-timesyncd
-and ntpd keep)."""
+and ntpd keep); where a sandbox refuses adjtimex (systemd's ProtectClock=yes filters it),
+systemd-timedated's `NTPSynchronized`, which reads the same state for us."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from daemon.vocabulary.errors import DriverError
 
 __all__ = ["ClockError", "ClockSync", "chrony_tracking", "kernel_sync", "parse_tracking",
-           "read_chrony"]
+           "read_chrony", "read_timedated"]
 
 
 class ClockError(DriverError):
@@ -57,12 +58,10 @@ def parse_tracking(line: str) -> ClockSync:
                      float(stratum))
 
 
-async def read_chrony(command: str = "chronyc", timeout_s: float = 5.0) -> ClockSync:
-    """Ask chronyd through its own client; raises `ClockError`."""
+async def _run(timeout_s: float, command: str, *args: str) -> str:
     try:
         proc = await asyncio.create_subprocess_exec(
-            command, "-c", "-n", "tracking", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            command, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     except OSError as exc:
         raise ClockError(f"{command} not runnable: {exc}") from exc
     try:
@@ -70,11 +69,24 @@ async def read_chrony(command: str = "chronyc", timeout_s: float = 5.0) -> Clock
     except TimeoutError as exc:
         proc.kill()
         await proc.wait()
-        raise ClockError(f"{command} tracking: no answer in {timeout_s:g} s") from exc
+        raise ClockError(f"{command}: no answer in {timeout_s:g} s") from exc
     if proc.returncode != 0:
         text = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
-        raise ClockError(f"{command} tracking: {text[:200]}")
-    return parse_tracking(out.decode(errors="replace"))
+        raise ClockError(f"{command} {' '.join(args)}: {text[:200]}")
+    return out.decode(errors="replace")
+
+
+async def read_chrony(command: str = "chronyc", timeout_s: float = 5.0) -> ClockSync:
+    """Ask chronyd through its own client; raises `ClockError`."""
+    return parse_tracking(await _run(timeout_s, command, "-c", "-n", "tracking"))
+
+
+async def read_timedated(timeout_s: float = 5.0) -> ClockSync:
+    """Ask systemd-timedated (over D-Bus, through timedatectl); raises `ClockError`."""
+    out = await _run(timeout_s, "timedatectl", "show", "--property=NTPSynchronized", "--value")
+    if out.strip() not in ("yes", "no"):
+        raise ClockError(f"timedatectl: unexpected answer {out.strip()[:40]!r}")
+    return ClockSync("timedated", out.strip() == "yes")
 
 
 def chrony_tracking(command: str = "chronyc") -> str | None:

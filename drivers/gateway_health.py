@@ -18,7 +18,14 @@ from pydantic import Field
 
 from daemon.vocabulary.errors import DriverError
 from daemon.vocabulary.settings import Settings
-from drivers.clock_sync import chrony_tracking, kernel_sync, read_chrony
+from drivers.clock_sync import (
+    ClockError,
+    ClockSync,
+    chrony_tracking,
+    kernel_sync,
+    read_chrony,
+    read_timedated,
+)
 from drivers.host_health import cpu_temperature, disk_free, thermal_zones
 from drivers.nut import UpsConfig, read_ups
 
@@ -142,12 +149,21 @@ class GatewayHealth:
     async def _clock(self, chrony: bool) -> None:
         try:
             sync = (await read_chrony(self.config.chronyc) if chrony
-                    else await asyncio.to_thread(kernel_sync))
+                    else await self._kernel_clock())
         except DriverError as exc:
             self._set_fault("clock_unreadable", "clock", f"clock state unreadable: {exc}")
             return
         self._set_fault("clock_unreadable", "clock", None)
         self._report("clock", sync.values())
+
+    async def _kernel_clock(self) -> ClockSync:
+        try:
+            return await asyncio.to_thread(kernel_sync)
+        except ClockError as kernel:
+            try:
+                return await read_timedated()
+            except ClockError as timedated:
+                raise ClockError(f"{kernel}; {timedated}") from timedated
 
     async def _disk(self) -> None:
         try:

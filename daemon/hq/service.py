@@ -22,6 +22,7 @@ from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site
 from daemon.notifiers.console import LogNotifier
 from daemon.notifiers.kinds import build_notifiers
+from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import Clock, SteadyClock
 from daemon.vocabulary.errors import DepotwatchError
@@ -96,6 +97,8 @@ class Headquarters:
             self.link.handle_topic(status_topic(depot.site),
                                    functools.partial(self._status, depot.site))
         self._blind_since_ns: int | None = None
+        self._last_tick_s = time.monotonic()  # the watchdog's sign that supervision runs
+        self.systemd = SystemdNotifier.from_environment()
 
     def _alert_message(self, raw: RawMessage) -> None:
         prefix, _, key = raw.source.rpartition("/")
@@ -160,6 +163,7 @@ class Headquarters:
 
     async def _ticks(self) -> None:
         while True:
+            self._last_tick_s = time.monotonic()
             if self._blind_since_ns is None:
                 self._tell(self.supervision.tick(self.clock.now_ns()))
             await asyncio.sleep(self.config.tick_interval_s)
@@ -186,12 +190,21 @@ class Headquarters:
             tasks = [group.create_task(self.link.run()), group.create_task(self._ticks()),
                      group.create_task(self._serve()),
                      *(group.create_task(o.run()) for o in self.outboxes)]
+            if self.systemd.enabled:  # READY=1 once HQ's broker is up; WATCHDOG=1 while ticking
+                tasks.append(group.create_task(supervise(
+                    self.systemd, self.link.connected, ready_timeout_s=10.0,
+                    healthy=stale_after(lambda: self._last_tick_s,
+                                        max(20.0, 10 * self.config.tick_interval_s),
+                                        "supervision tick"),
+                    interval_s=watchdog_interval_s())))
             log.info("depotwatch hq supervising %d depot(s): unreachable after %.0f s",
                      len(self.config.depots), self.config.unreachable_after_s)
             await stop.wait()
+            self.systemd.notify("STOPPING=1")
             await asyncio.gather(*(o.drain(3.0) for o in self.outboxes))
             for task in tasks:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.link.close()
         self.audit.close()
+        self.systemd.close()

@@ -24,6 +24,12 @@ class SupervisedDepot(Settings):
     # role operator): acknowledging at HQ sends it with the command. None: HQ only watches.
     command_token: SecretStr | None = None
 
+    @field_validator("command_token")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # `${VAR:-}` left empty: no token, rather than an empty one every depot refuses.
+        return value if value is not None and value.get_secret_value() else None
+
 
 class HqConfig(Settings):
     """HQ's whole configuration."""
