@@ -63,9 +63,9 @@ def _reach_panels(y: int) -> list[Json]:
 
 
 def _health_panels(y: int) -> list[Json]:
-    def stat(title: str, x: int, query: str, description: str, **rest: object) -> Json:
+    def stat(title: str, x: int, query: str, description: str, defaults: Json) -> Json:
         return panel("stat", title, (x, y, 6, 6), [target(query, alias="$tag_site")],
-                     description=description, options=_STAT, **rest)
+                     description=description, options=_STAT, defaults=defaults)
 
     thresholds = {"mode": "absolute", "steps": [
         {"color": "red", "value": None}, {"color": "yellow", "value": 10},
