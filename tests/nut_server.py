@@ -6,6 +6,7 @@ The driver reads the UPS's variables from `<ups>.dev` and reads it again when it
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ class NutServer:
         self.host = HOST
         self.port = free_port()
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._mtime_s = 0
 
     def set_state(self, status: str, charge_pct: float = 100.0, runtime_s: float = 1800) -> None:
         """What the dummy UPS reports from now on (`OL`, `OB`, `OB LB`, ...)."""
@@ -38,6 +40,10 @@ class NutServer:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(f"ups.status: {status}\nbattery.charge: {charge_pct:g}\n"
                        f"battery.runtime: {runtime_s:g}\n")
+        # dummy-ups notices a change by the file's mtime in whole seconds: two states written
+        # within one second would look like one.
+        self._mtime_s = max(int(time.time()), self._mtime_s + 1)
+        os.utime(tmp, (self._mtime_s, self._mtime_s))
         tmp.replace(path)
 
     def start(self) -> None:
