@@ -3,17 +3,20 @@ deploy/mosquitto/bridge-hq.conf does, `depotwatch hq` as a process, and a cuttab
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
-from servers import Mosquitto, free_port
+from servers import Mosquitto, free_port, http_request
 
-__all__ = ["DepotBroker", "HqProcess", "Uplink", "retained"]
+__all__ = ["DepotBroker", "Hq", "HqProcess", "Uplink", "retained", "until"]
 
 
 class DepotBroker(Mosquitto):
@@ -100,3 +103,41 @@ class Uplink:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+
+def until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """`check()` once it is true (fails after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+class Hq:
+    """HQ's API as a client sees it."""
+
+    def __init__(self, process: HqProcess, token: str) -> None:
+        self.token = token
+        line = until(lambda: next((x for x in process.log().splitlines()
+                                    if "HQ console and API on " in x), None), 20, "HQ API up")
+        self.url = line.rsplit(" ", 1)[-1]
+        self.process = process
+
+    def depots(self) -> dict[str, dict[str, Any]]:
+        """Every depot as HQ's API lists it, by site."""
+        status, body = http_request("GET", f"{self.url}/api/depots",
+                                    headers={"Authorization": f"Bearer {self.token}"})
+        assert status == 200, body
+        return {d["site"]: d for d in json.loads(body)["depots"]}
+
+    def ack(self, site: str, key: str, token: str) -> tuple[int, dict[str, Any]]:
+        """Acknowledge an alarm of `site` at HQ as the officer holding `token`."""
+        status, body = http_request(
+            "POST", f"{self.url}/api/depots/{site}/alarms/{key}/ack",
+            data=json.dumps({"note": "called the guard"}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=15)
+        return status, json.loads(body)

@@ -12,12 +12,11 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon_process import DaemonProcess
-from hq_parts import DepotBroker, HqProcess, Uplink
+from hq_parts import DepotBroker, Hq, HqProcess, Uplink, until
 from inprocess_daemon import depot
 from servers import Mosquitto, http_request
 
@@ -34,44 +33,10 @@ def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
-
-
 def _open_door(broker: DepotBroker) -> None:
     subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
                     "-t", "zigbee2mqtt/door1", "-m", json.dumps({"contact": False})],
                    check=True)
-
-
-class Hq:
-    """HQ's API as a client sees it."""
-
-    def __init__(self, process: HqProcess) -> None:
-        line = _until(lambda: next((x for x in process.log().splitlines()
-                                    if "HQ console and API on " in x), None), 20, "HQ API up")
-        self.url = line.rsplit(" ", 1)[-1]
-        self.process = process
-
-    def depots(self, token: str = VIEWER_TOKEN) -> dict[str, dict[str, Any]]:
-        status, body = http_request("GET", f"{self.url}/api/depots",
-                                    headers={"Authorization": f"Bearer {token}"})
-        assert status == 200, body
-        return {d["site"]: d for d in json.loads(body)["depots"]}
-
-    def ack(self, site: str, key: str, token: str) -> tuple[int, dict[str, Any]]:
-        status, body = http_request(
-            "POST", f"{self.url}/api/depots/{site}/alarms/{key}/ack",
-            data=json.dumps({"note": "called the guard"}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            timeout=15)
-        return status, json.loads(body)
 
 
 def _depot_config(site: str, broker: DepotBroker, state: Path) -> dict[str, Any]:
@@ -111,8 +76,8 @@ def test_two_depots_one_hq_console_ack_and_a_late_alarm(mosquitto: Mosquitto,
             {"name": MAJOR, "token_sha256": _sha(MAJOR_TOKEN), "role": "operator"},
             {"name": "Lt. Viewer", "token_sha256": _sha(VIEWER_TOKEN), "role": "viewer"}]}})
     try:
-        hq = Hq(process)
-        _until(lambda: all(d["last_heartbeat_s"] for d in hq.depots().values()), 30,
+        hq = Hq(process, VIEWER_TOKEN)
+        until(lambda: all(d["last_heartbeat_s"] for d in hq.depots().values()), 30,
                "both depots' heartbeats at HQ")
         status, page = http_request("GET", f"{hq.url}/")
         assert status == 200 and b"depotwatch HQ" in page
@@ -121,7 +86,7 @@ def test_two_depots_one_hq_console_ack_and_a_late_alarm(mosquitto: Mosquitto,
         # An alarm at North shows at HQ under North only; acknowledged at HQ, it is at North.
         _open_door(brokers[north])
         key = "door_armed.SH1-D1"
-        alarm = _until(lambda: next(iter(hq.depots()[north]["alarms"]), None), 15,
+        alarm = until(lambda: next(iter(hq.depots()[north]["alarms"]), None), 15,
                        "North's alarm at HQ")
         assert alarm["key"] == key and alarm["acked_by"] is None
         assert hq.depots()[south]["alarms"] == []
@@ -129,7 +94,7 @@ def test_two_depots_one_hq_console_ack_and_a_late_alarm(mosquitto: Mosquitto,
         status, answer = hq.ack(north, key, MAJOR_TOKEN)
         assert status == 200, answer
         assert answer["result"]["acked_by"] == "HQ duty desk"
-        _until(lambda: hq.depots()[north]["alarms"][0]["acked_by"] == "HQ duty desk", 10,
+        until(lambda: hq.depots()[north]["alarms"][0]["acked_by"] == "HQ duty desk", 10,
                "the acknowledgement back at HQ")
         assert f"at HQ by {MAJOR}: called the guard" in (
             tmp_path / north / "state" / "audit.jsonl").read_text()
