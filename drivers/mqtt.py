@@ -181,15 +181,14 @@ class MqttLink:
         self.connects += 1
         self._intake.read_publishes(client)
         client.reset_backoff()
-        known = {sub.topic for sub in client.subscriptions}
-        for topic_filter in self._filters:
-            # Resubscribe every time: a broker restarted without persistence lost the session.
-            if topic_filter in known:
-                for sub in client.subscriptions:
-                    if sub.topic == topic_filter:
-                        client.resubscribe(sub)
-            else:
-                client.subscribe(topic_filter, qos=1)
+        # Resubscribe every time (a broker restarted without persistence lost the session),
+        # every filter in one SUBSCRIBE: a packet holds a packet id until its SUBACK, and the
+        # broker's receive maximum (Mosquitto: 20) bounds them; one SUBSCRIBE per filter ran
+        # out of ids past about 19 filters (HQ with many depots).
+        if self._filters:
+            client.subscriptions = [s for s in client.subscriptions
+                                    if s.topic not in self._filters]
+            client.subscribe([gmqtt.Subscription(f, qos=1) for f in self._filters])
         log.info("MQTT connected to %s:%d (session present: %s), subscribed to %s",
                  self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
         if self.status_topic is not None:

@@ -21,6 +21,7 @@ from inprocess_daemon import depot
 from servers import Mosquitto, http_request
 
 from daemon.hq.depots import AlarmBook
+from daemon.hq.topics import DepotTopics, Kind, Topic
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.readings import Severity, TransitionKind
 
@@ -144,3 +145,17 @@ def test_the_alarm_book_counts_late_arrivals_once_and_keeps_the_newest() -> None
     book.take("n", _alert(500, TransitionKind.RESOLVED), int(501e9))
     assert book.depots["n"].open == {} and len(book.depots["n"].cleared) == 1
     assert book.depots["n"].late_alarms == 2  # 200 and the older 150 delivered late
+
+
+def test_five_wildcard_filters_serve_any_number_of_depots() -> None:
+    topics = DepotTopics(f"d{n}" for n in range(2000))
+    assert topics.filters() == sorted([
+        "depotwatch/+/gateway/heartbeat", "depotwatch/+/gateway/bridge", "depotwatch/+/status",
+        "depotwatch/+/alerts/+", "depotwatch/+/commands/replies"])
+    assert topics.match("depotwatch/d7/alerts/door_armed.SH1-D1") == Topic(
+        Kind.ALERT, "d7", "door_armed.SH1-D1")
+    assert topics.match("depotwatch/d1999/gateway/heartbeat") == Topic(Kind.HEARTBEAT, "d1999")
+    assert topics.match("depotwatch/d3/commands/replies") == Topic(Kind.REPLY, "d3")
+    assert topics.match("depotwatch/elsewhere/status") is None  # not supervised here
+    assert topics.match("depotwatch/d1/commands") is None
+    assert topics.match("depotwatch/d1/alerts/a/b") is None

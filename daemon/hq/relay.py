@@ -14,20 +14,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from daemon.hq.heartbeat import Publisher
+from daemon.hq.topics import commands_topic
 from daemon.vocabulary.errors import DepotwatchError
-from drivers.mqtt_settings import MqttConfig
 
-__all__ = ["CommandRelay", "RelayError", "commands_topic", "replies_topic"]
-
-
-def commands_topic(site: str) -> str:
-    """A depot's command topic (next to its alerts, as the gateway derives it)."""
-    return MqttConfig().alerts_topic.replace("{site}", site).rsplit("/", 1)[0] + "/commands"
-
-
-def replies_topic(site: str) -> str:
-    """Where the depot answers commands."""
-    return commands_topic(site) + "/replies"
+__all__ = ["CommandRelay", "RelayError"]
 
 
 class RelayError(DepotwatchError):

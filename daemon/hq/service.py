@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -14,10 +13,11 @@ from daemon.alerts.audit import AuditLog
 from daemon.alerts.officers import Officers
 from daemon.hq.console import HqConsole
 from daemon.hq.depots import AlarmBook, alert_from_message
-from daemon.hq.heartbeat import Heartbeat, heartbeat_topic
-from daemon.hq.relay import CommandRelay, replies_topic
+from daemon.hq.heartbeat import Heartbeat
+from daemon.hq.relay import CommandRelay
 from daemon.hq.settings import HqConfig
 from daemon.hq.supervision import Supervision
+from daemon.hq.topics import DepotTopics, Kind
 from daemon.notifiers.base import Notifier, Outbox
 from daemon.notifiers.common import Site
 from daemon.notifiers.console import LogNotifier
@@ -29,30 +29,10 @@ from daemon.vocabulary.errors import DepotwatchError
 from daemon.vocabulary.readings import RawMessage, Severity, TransitionKind
 from daemon.web.api import serve
 from drivers.mqtt import MqttLink
-from drivers.mqtt_settings import MqttConfig
 
-__all__ = ["Headquarters", "alerts_prefix", "bridge_topic", "status_topic"]
+__all__ = ["Headquarters"]
 
 log = logging.getLogger(__name__)
-
-# Where HQ's broker publishes a depot's bridge state (deploy/mosquitto/bridge-hq.conf).
-_BRIDGE_TOPIC = "depotwatch/{site}/gateway/bridge"
-
-
-def bridge_topic(site: str) -> str:
-    """The bridge notification topic of `site` at HQ."""
-    return _BRIDGE_TOPIC.replace("{site}", site)
-
-
-def alerts_prefix(site: str) -> str:
-    """The gateway's retained alerts topic (its default `mqtt.alerts_topic`), without a key."""
-    return MqttConfig().alerts_topic.replace("{site}", site)
-
-
-def status_topic(site: str) -> str:
-    """The gateway daemon's retained online/offline topic (its default `mqtt.status_topic`)."""
-    return MqttConfig().status_topic.replace("{site}", site)
-
 
 class Headquarters:
     """Supervises every configured depot over HQ's broker; alerts go to HQ's notifiers."""
@@ -83,28 +63,33 @@ class Headquarters:
             can_ack=frozenset(d.site for d in config.depots if d.command_token is not None),
             wall_ns=time.time_ns)
         self.api_url: str | None = None
-        # Every depot's retained alerts (the bridge carries `alerts/#` out), wildcard-matched.
-        self._alerts_prefix = {f"{alerts_prefix(d.site)}/": d.site for d in config.depots}
-        self.link.on_message(self._alert_message)
-        for depot in config.depots:
-            self.link.subscribe(f"{alerts_prefix(depot.site)}/+")
-            self.link.handle_topic(replies_topic(depot.site),
-                                   functools.partial(self.relay.reply, depot.site))
-            self.link.handle_topic(heartbeat_topic(depot.site),
-                                   functools.partial(self._heartbeat, depot.site))
-            self.link.handle_topic(bridge_topic(depot.site),
-                                   functools.partial(self._bridge, depot.site))
-            self.link.handle_topic(status_topic(depot.site),
-                                   functools.partial(self._status, depot.site))
+        # Five wildcard filters whatever the number of depots; topics of depots not
+        # supervised here are ignored.
+        self.topics = DepotTopics(d.site for d in config.depots)
+        for topic_filter in self.topics.filters():
+            self.link.subscribe(topic_filter)
+        self.link.on_message(self._message)
         self._blind_since_ns: int | None = None
         self._last_tick_s = time.monotonic()  # the watchdog's sign that supervision runs
         self.systemd = SystemdNotifier.from_environment()
 
-    def _alert_message(self, raw: RawMessage) -> None:
-        prefix, _, key = raw.source.rpartition("/")
-        site = self._alerts_prefix.get(prefix + "/")
-        if site is None:
+    def _message(self, raw: RawMessage) -> None:
+        topic = self.topics.match(raw.source)
+        if topic is None:
             return
+        body, site = raw.payload, topic.site
+        if topic.kind is Kind.HEARTBEAT:
+            self._heartbeat(site, body)
+        elif topic.kind is Kind.BRIDGE:
+            self._bridge(site, body)
+        elif topic.kind is Kind.STATUS:
+            self._status(site, body)
+        elif topic.kind is Kind.REPLY:
+            self.relay.reply(site, body)
+        else:
+            self._alert_message(site, topic.key, raw)
+
+    def _alert_message(self, site: str, key: str, raw: RawMessage) -> None:
         if not raw.payload:  # a retained alert emptied at the depot
             self.book.forget(site, key)
             return
