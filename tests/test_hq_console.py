@@ -102,6 +102,10 @@ def test_two_depots_one_hq_console_ack_and_a_late_alarm(mosquitto: Mosquitto,
         hq_audit = (tmp_path / "hq-state" / "hq-audit.jsonl").read_text()
         assert '"hq_ack"' in hq_audit and MAJOR in hq_audit
         assert hq.ack(north, "door_armed.nope", MAJOR_TOKEN)[0] == 404
+        # Acknowledged already: the depot refuses, HQ says so and its trail records it.
+        status, answer = hq.ack(north, key, MAJOR_TOKEN)
+        assert status == 409 and "refused" in answer["error"], answer
+        assert '"hq_ack_failed"' in (tmp_path / "hq-state" / "hq-audit.jsonl").read_text()
 
         # South's uplink cut: unreachable; an alarm raised meanwhile arrives once, late.
         unreachable = f"depot_unreachable.{south}"

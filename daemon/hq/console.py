@@ -5,6 +5,7 @@ the depot). Officers authenticate with a bearer token and their role, as at a de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -148,6 +149,11 @@ class HqConsole:
             result = await self._relay.acknowledge(site, key, officer, body.note)
         except RelayError as exc:
             log.warning("HQ acknowledgement of %s at %s by %s: %s", key, site, officer, exc)
+            # The trail says the attempt did not take at the depot, and why.
+            with contextlib.suppress(AuditError):
+                await asyncio.to_thread(self._audit.append, officer, "hq_ack_failed",
+                                        f"{site}/{key}", {"site": site, "key": key,
+                                                          "reason": str(exc)}, self._wall_ns())
             raise Refusal(exc.status, str(exc)) from exc
         log.info("HQ: %s acknowledged %s at depot %s", officer, key, site)
         return web.json_response({"site": site, "result": result})
