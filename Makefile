@@ -9,8 +9,9 @@ PYTHON ?= python3
 # chromium for the web console's browser tests (Playwright drives /usr/bin/chromium).
 # poppler-utils lets the report tests read the PDF back as text and pictures.
 # bash, zsh, man-db and groff-base: the completion scripts are loaded and the man page rendered.
+# nut-server: the UPS health tests run Debian's real upsd with its dummy-ups driver.
 APT_TEST := mosquitto mosquitto-clients influxdb victoria-metrics prometheus-alertmanager socat \
-  systemd openssl chromium poppler-utils bash zsh man-db groff-base
+  nut-server systemd openssl chromium poppler-utils bash zsh man-db groff-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo demo-console test lint bench chaos apt-base apt-test clean

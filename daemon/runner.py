@@ -114,7 +114,7 @@ class Daemon:
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
         # Rule ticks done so far: a stepped simulation waits for one after each step.
         self.ticks = 0
-        self.selfwatch = SelfWatch(self.clock)
+        self.selfwatch = SelfWatch(self.clock, config, lambda: self.pipeline)
         self._state_changed = asyncio.Event()
         # Whether the reading being taken changed an alarm, and readings waiting for the save.
         self._alerting = False
@@ -371,7 +371,8 @@ class Daemon:
                              functools.partial(r.keep_alive, self.desk.open_alerts))
                   for r in self.resenders]
         tasks += [keep.start(f"modem {m.name}", m.run) for m in self.modems]
-        tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api)]
+        tasks += [keep.start("tick", self._tick), keep.start("api", self._serve_api),
+                  keep.start("gateway health", self.selfwatch.health.run)]
         tasks += [keep.start("home assistant", h.run) for h in self.home_assistant]
         if self.systemd.enabled:  # READY=1 once MQTT is up; WATCHDOG=1 while ticks run
             tasks.append(keep.start("systemd", functools.partial(

@@ -1,18 +1,22 @@
 """Faults the gateway finds in itself: its clock stepped, its disk refusing the state or spool;
-and the spool's health as `gateway` points."""
+the spool's health as `gateway` points, and its health sources (UPS, clock sync, disk, CPU
+temperature) read into the pipeline."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
+from daemon.config.schema import Config
 from daemon.ingest.pipeline import Pipeline
 from daemon.spool.store import Spool
 from daemon.tsdb.writer import TsdbWriter
 from daemon.vocabulary.clock import Clock
+from drivers.gateway_health import GatewayHealth, GatewayHealthConfig
 
 __all__ = ["SelfWatch"]
 
@@ -26,8 +30,14 @@ _CLOCK_STEP_NS = 1_000_000_000
 class SelfWatch:
     """Raises and clears the gateway's own faults through the pipeline, once per change."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, config: Config | None = None,
+                 pipeline: Callable[[], Pipeline] | None = None) -> None:
         self._clock = clock
+        self._pipeline = pipeline
+        # The health sources, read into the pipeline in use (a reload swaps it).
+        health = config.health if config is not None else GatewayHealthConfig(enabled=False)
+        self.health = GatewayHealth(health, config.state_dir if config else Path("."),
+                                    self._health_reading, self._health_fault)
         # Wall clock minus the steady clock, as last seen; the spool's last problem; whether
         # the last state save worked.
         self._wall_offset_ns = 0
@@ -92,3 +102,11 @@ class SelfWatch:
             }, now)
             self.storage(pipeline, spool.degraded, now)
             await asyncio.sleep(interval_s)
+
+    def _health_reading(self, component: str, values: Mapping[str, float | bool]) -> None:
+        if self._pipeline is not None:
+            self._pipeline().gateway_reading(component, values, self._clock.now_ns())
+
+    def _health_fault(self, fault: str, subject: str, active: bool, summary: str) -> None:
+        if self._pipeline is not None:
+            self._pipeline().fault(fault, subject, active, summary, self._clock.now_ns())

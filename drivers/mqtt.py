@@ -107,6 +107,11 @@ class MqttLink:
         self._intake.own_topics[topic] = handler
         self._filters = sorted({*self._filters, topic})
 
+    def subscribe(self, topic_filter: str) -> None:
+        """Also subscribe to `topic_filter` (wildcards allowed); its messages go to
+        `on_message`, as the sensors' do."""
+        self._filters = sorted({*self._filters, topic_filter})
+
     def on_message(self, callback: OnMessage) -> None:
         """Where received messages go; the PUBACK is sent after `callback` returns (MQTT v5)."""
         self._intake.on_message = callback
@@ -177,15 +182,14 @@ class MqttLink:
         self.connects += 1
         self._intake.read_publishes(client)
         client.reset_backoff()
-        known = {sub.topic for sub in client.subscriptions}
-        for topic_filter in self._filters:
-            # Resubscribe every time: a broker restarted without persistence lost the session.
-            if topic_filter in known:
-                for sub in client.subscriptions:
-                    if sub.topic == topic_filter:
-                        client.resubscribe(sub)
-            else:
-                client.subscribe(topic_filter, qos=1)
+        # Resubscribe every time (a broker restarted without persistence lost the session),
+        # every filter in one SUBSCRIBE: a packet holds a packet id until its SUBACK, and the
+        # broker's receive maximum (Mosquitto: 20) bounds them; one SUBSCRIBE per filter ran
+        # out of ids past about 19 filters (HQ with many depots).
+        if self._filters:
+            client.subscriptions = [s for s in client.subscriptions
+                                    if s.topic not in self._filters]
+            client.subscribe([gmqtt.Subscription(f, qos=1) for f in self._filters])
         log.info("MQTT connected to %s:%d (session present: %s), subscribed to %s",
                  self._config.host, self._config.port, bool(flags), ", ".join(self._filters))
         if self.status_topic is not None:

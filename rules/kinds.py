@@ -17,6 +17,7 @@ from rules.door_armed import DoorArmedRuleConfig
 from rules.door_forced import DoorForcedRuleConfig
 from rules.door_held_open import DoorHeldOpenRuleConfig
 from rules.gateway_fault import GatewayFaultRuleConfig
+from rules.gateway_health import GatewayHealthRuleConfig
 from rules.input_lost import InputLostRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
@@ -40,6 +41,7 @@ RULE_KINDS = (
     InputLostRuleConfig,
     SpoolQuotaRuleConfig,
     GatewayFaultRuleConfig,
+    GatewayHealthRuleConfig,
     DoorArmedRuleConfig,
     DoorHeldOpenRuleConfig,
     TamperRuleConfig,
@@ -64,6 +66,7 @@ RuleConfig = Annotated[
     | InputLostRuleConfig
     | SpoolQuotaRuleConfig
     | GatewayFaultRuleConfig
+    | GatewayHealthRuleConfig
     | DoorArmedRuleConfig
     | DoorHeldOpenRuleConfig
     | TamperRuleConfig

@@ -119,7 +119,8 @@ def test_push_creates_the_folder_and_uploads_the_overview(grafana: FakeGrafana) 
     assert f"pushed {grafana.url}/d/{OVERVIEW_UID}/depot-overview" in done.stdout
     assert [(r["method"], r["path"]) for r in grafana.requests] == [
         ("GET", "/api/folders/depotwatch"), ("POST", "/api/folders"),
-        ("POST", "/api/dashboards/db")]
+        ("POST", "/api/dashboards/db"), ("POST", "/api/dashboards/db")]
+    assert grafana.requests[3]["body"]["dashboard"]["uid"] == "depotwatch-hq-overview"
     assert {r["authorization"] for r in grafana.requests} == {f"Bearer {TOKEN}"}
     body = grafana.requests[2]["body"]
     assert body["overwrite"] is True and body["folderUid"] == "depotwatch"

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from daemon_process import DaemonProcess
+from hq_parts import DepotBroker, HqProcess, retained
 from inprocess_daemon import depot
 from servers import Mosquitto
 
@@ -26,65 +23,6 @@ from daemon.hq.supervision import Supervision, dark_for
 from daemon.vocabulary.readings import TransitionKind
 
 S = 1_000_000_000
-
-
-class DepotBroker(Mosquitto):
-    """The depot's own Mosquitto, bridged to HQ's as deploy/mosquitto/bridge-hq.conf does."""
-
-    def __init__(self, site: str, hq_port: int, workdir: Path) -> None:
-        self.site, self.hq_port = site, hq_port
-        super().__init__(workdir)
-
-    def _write_config(self) -> None:
-        super()._write_config()
-        site = self.site
-        with self.config_path.open("a") as conf:
-            conf.write("\n".join([
-                f"connection hq-{site}", f"address 127.0.0.1:{self.hq_port}",
-                f"remote_clientid depotwatch-bridge-{site}", "cleansession false",
-                f"local_clientid depotwatch-bridge-hq-{site}", "restart_timeout 1 2",
-                "notifications true", f"notification_topic depotwatch/{site}/gateway/bridge",
-                f"topic depotwatch/{site}/alerts/# out 1",
-                f"topic depotwatch/{site}/gateway/# out 1",
-                f"topic depotwatch/{site}/status out 1", ""]))
-
-
-def _retained(broker: Mosquitto, topic: str) -> str:
-    done = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port),
-                           "-t", topic, "-C", "1", "-W", "3"],
-                          capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
-class HqProcess:
-    """`depotwatch hq -c hq.yaml` as a process, its log in a file."""
-
-    def __init__(self, workdir: Path, config: dict[str, object]) -> None:
-        self.config_path = workdir / "hq.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / "hq.log"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "--log-level", "info", "hq",
-                 "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONWARNINGS": "default"})
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, text: str, timeout_s: float) -> float:
-        """Seconds until `text` is logged."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            if text in self.log():
-                return time.monotonic() - started
-            assert self.proc.poll() is None, self.log()
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged in {timeout_s} s:\n{self.log()}")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        return self.proc.wait(timeout=20)
 
 
 def test_cut_bridge_raises_depot_unreachable_at_hq_and_restoring_clears_it(
@@ -103,11 +41,12 @@ def test_cut_bridge_raises_depot_unreachable_at_hq_and_restoring_clears_it(
         "name": "HQ test", "depots": [{"site": site, "name": "Depot North"}],
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port,
                  "client_id": f"hq-{uuid.uuid4().hex[:6]}", "reconnect_max_s": 1.0},
-        "unreachable_after_s": 3, "down_grace_s": 1, "tick_interval_s": 0.2})
+        "unreachable_after_s": 3, "down_grace_s": 1, "tick_interval_s": 0.2,
+        "state_dir": str(tmp_path / "hq-state"), "api": {"listen_port": 0}})
     try:
         body = ""
         for _ in range(10):  # the daemon's start takes a few seconds on a busy machine
-            body = body or _retained(mosquitto, f"depotwatch/{site}/gateway/heartbeat")
+            body = body or retained(mosquitto, f"depotwatch/{site}/gateway/heartbeat")
         beat = Heartbeat.from_json(body.encode())
         assert beat.site == site and beat.active_alarms == 0 and beat.interval_s == 0.5
         key = f"depot_unreachable.{site}"

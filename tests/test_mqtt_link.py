@@ -266,3 +266,33 @@ def test_mqtt_311_messages_are_read_and_acknowledged(mosquitto: Mosquitto) -> No
     assert ours
     assert [int(p) for p in got] == list(range(2000))
     assert redelivered == []
+
+
+def test_more_filters_than_the_brokers_receive_maximum_all_subscribe(
+        mosquitto: Mosquitto) -> None:
+    # Mosquitto's receive maximum is 20: a SUBSCRIBE per filter ran out of packet ids (gmqtt
+    # OverflowError in the connect callback, the link never subscribed). HQ with many depots.
+    async def scenario() -> list[str]:
+        link = _link(mosquitto.port, "link-many-filters")
+        for n in range(60):
+            link.subscribe(f"many/{n}/+")
+        got: list[str] = []
+        link.on_message(lambda raw: got.append(raw.source))
+        running = asyncio.create_task(link.run())
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.sleep(0.3)  # the SUBACK
+            for n in range(60):
+                await link.publish_in_window(f"many/{n}/x", b"1")
+            for _ in range(100):
+                if len(got) == 60:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await link.close()
+        return got
+
+    assert sorted(asyncio.run(scenario())) == sorted(f"many/{n}/x" for n in range(60))

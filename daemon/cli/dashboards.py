@@ -28,9 +28,12 @@ def _dashboards(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print("\n".join(exc.problems), file=sys.stderr)
             return EXIT_CONFIG
-    dashboards = render(config)
+    from daemon.dashboards.hq import hq_overview
+
+    dashboards = [*render(config), hq_overview()]
     if args.action == "render":
-        text = json.dumps(dashboards[0], indent=2, ensure_ascii=False) + "\n"
+        chosen = dashboards[-1] if args.hq else dashboards[0]
+        text = json.dumps(chosen, indent=2, ensure_ascii=False) + "\n"
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:
@@ -63,8 +66,11 @@ def add_dashboards_command(commands: Commands) -> None:
         "render", help="print the depot overview (climate bands and site from -c CONFIG)")
     render.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")
     render.add_argument("-o", "--output", help="write to this file instead of stdout")
+    render.add_argument("--hq", action="store_true",
+                        help="the HQ overview of all depots instead (no config needed)")
     push = dash_actions.add_parser(
-        "push", help="create or update the dashboards in Grafana (token: "
+        "push", help="create or update the dashboards (the depot and the HQ overview) in "
+        "Grafana (token: "
         "$DEPOTWATCH_GRAFANA_TOKEN; needs the 'grafana' extra)")
     push.add_argument("--url", required=True, help="Grafana base URL, e.g. https://grafana.hq")
     push.add_argument("-c", "--config", help="YAML config whose climate rule sets the bands")

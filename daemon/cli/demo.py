@@ -66,8 +66,10 @@ def demo_config(port: int, state_dir: Path, officer_token: str = "") -> Config:
     # A free port for the API: a gateway's real daemon may hold 8470 while the demo runs.
     api = config.api.model_copy(update={"listen_port": 0,
                                         "officers": officers if officer_token else []})
+    # A simulated night at a fictional depot: this machine's UPS and clock are not its.
+    health = config.health.model_copy(update={"enabled": False})
     return config.model_copy(update={
-        "mqtt": mqtt, "api": api, "state_dir": state_dir,
+        "mqtt": mqtt, "api": api, "state_dir": state_dir, "health": health,
         "file_output": FileOutputConfig(path=state_dir / "points.lp"),
     })
 

@@ -56,7 +56,10 @@ def add_hq_command(commands: Commands) -> None:
                "status) on HQ's broker; a depot unheard for unreachable_after_s (180 s), or "
                "whose bridge or gateway is down for down_grace_s (30 s), raises "
                "depot_unreachable.<site> through HQ's notifiers, cleared with how long it was "
-               "dark. Exit status: 0 stopped by SIGTERM/SIGINT; 78 a bad config.")
+               "dark (and how many alarm changes arrived late). It serves a page and JSON API "
+               "(api.listen_port, 8480: GET /api/depots; POST /api/depots/SITE/alarms/KEY/ack "
+               "sends the acknowledgement to the depot's command topic with its "
+               "command_token). Exit status: 0 stopped by SIGTERM/SIGINT; 78 a bad config.")
     hq.add_argument("-c", "--config", default=DEFAULT_HQ_CONFIG,
                     help=f"HQ's YAML config file (default: {DEFAULT_HQ_CONFIG})")
     hq.add_argument("--check", action="store_true",

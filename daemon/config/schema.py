@@ -30,6 +30,7 @@ from daemon.spool.settings import SpoolConfig
 from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.vocabulary.settings import Settings
 from daemon.web.settings import ApiConfig
+from drivers.gateway_health import GatewayHealthConfig
 from drivers.modbus import ModbusBusConfig
 from drivers.mqtt_settings import MqttConfig
 from drivers.reader_kinds import ReaderConfig
@@ -95,6 +96,8 @@ class Config(Settings):
     tick_interval_s: float = Field(default=1.0, gt=0, le=10)
     # The retained health summary on depotwatch/<site>/gateway/heartbeat that HQ supervises.
     heartbeat_s: float = Field(default=30.0, gt=0)
+    # The gateway's own UPS, clock, disk and CPU temperature, judged by the gateway_health rule.
+    health: GatewayHealthConfig = Field(default_factory=GatewayHealthConfig)
     # How often engine state (open doors, sustain timers, firing alerts) goes to disk.
     state_save_interval_s: float = Field(default=5.0, gt=0)
 

@@ -185,7 +185,16 @@ def _gateway_panels(y: int) -> list[Json]:
                    colored_column("state", {"firing": "red", "resolved": "green"})],
         transformations=[organize({"Time": "time"})],
     )
-    return [row("Gateway and alarm log", y - 1), inputs, spool, log]
+    health = table(
+        "Gateway health now", (0, y + 10, 24, 4),
+        'SELECT last("on_battery") AS "UPS on battery", last("charge_pct") AS "UPS charge %", '
+        'last("synchronised") AS "clock synchronised", last("offset_s") AS "clock offset s", '
+        'last("free_pct") AS "state disk free %", last("temperature_c") AS "CPU °C" '
+        f"FROM \"gateway\" WHERE {SITE} AND \"component\" =~ /^(ups|clock|disk|cpu)$/",
+        description="The gateway's own health as last read (UPS through NUT, clock sync, disk "
+        "of the state dir, CPU temperature); empty where the gateway has no such source.",
+        transformations=[organize({}, exclude=("Time",))])
+    return [row("Gateway and alarm log", y - 1), inputs, spool, log, health]
 
 
 def _variables(site: str | None) -> list[Json]:

@@ -40,6 +40,10 @@ class DepotReach:
     dark_since_ns: int | None = None
     raised_ns: int = 0
     heartbeat: Heartbeat | None = None
+    # Alarm changes that reached HQ late since the depot last went dark.
+    late_alarms: int = 0
+    # Since when a dark depot is heard again (None: still dark, or not dark).
+    back_since_ns: int | None = None
 
     def why_down(self, now_ns: int, after_ns: int, grace_ns: int) -> str | None:
         """Why the depot counts as unreachable now, or None while it is reachable."""
@@ -60,12 +64,16 @@ class Supervision:
     """Every supervised depot's reachability; each method returns the alert changes it made."""
 
     def __init__(self, depots: Iterable[tuple[str, str]], *, unreachable_after_s: float,
-                 down_grace_s: float, started_ns: int, wall_offset_ns: int = 0) -> None:
+                 down_grace_s: float, started_ns: int, wall_offset_ns: int = 0,
+                 settle_s: float = 0.0) -> None:
         # Every depot gets the full limit from HQ's start: its first heartbeat may be a
         # whole interval away.
         self.depots = {site: DepotReach(site, name, started_ns) for site, name in depots}
         self._after_ns = int(unreachable_after_s * 1e9)
         self._grace_ns = int(down_grace_s * 1e9)
+        # A depot back is cleared this long after it is heard again: the bridge's "1" comes
+        # first, then what it queued in the outage, so the clearing can count the late alarms.
+        self._settle_ns = int(settle_s * 1e9)
         # Wall clock minus steady clock: alerts carry wall-clock times, as the depots' do.
         self.wall_offset_ns = wall_offset_ns
 
@@ -96,6 +104,10 @@ class Supervision:
         depot.online = online
         return self._down_changed(depot, now_ns)
 
+    def late_alarm(self, site: str) -> None:
+        """An alarm change from `site` reached HQ late (it waited out the outage)."""
+        self.depots[site].late_alarms += 1
+
     def tick(self, now_ns: int) -> list[Alert]:
         """Judge every depot against the limits now."""
         return [a for depot in self.depots.values() for a in self._judge(depot, now_ns)]
@@ -114,15 +126,23 @@ class Supervision:
         if why is not None and depot.dark_since_ns is None:
             depot.dark_since_ns = min(depot.last_heard_ns, depot.down_since_ns or now_ns)
             depot.raised_ns = now_ns
+            depot.late_alarms = 0
             return [self._alert(depot, TransitionKind.FIRING, now_ns,
                                 f"{depot.name} unreachable from HQ: {why}", {})]
-        if why is None and depot.dark_since_ns is not None:
-            dark_s = (now_ns - depot.dark_since_ns) / 1e9
+        if why is not None:
+            depot.back_since_ns = None
+        elif depot.dark_since_ns is not None:
+            depot.back_since_ns = depot.back_since_ns or now_ns
+            if now_ns - depot.back_since_ns < self._settle_ns:
+                return []
+            dark_s = (depot.back_since_ns - depot.dark_since_ns) / 1e9
+            late = (f"; {depot.late_alarms} alarm change(s) arrived late"
+                    if depot.late_alarms else "")
             change = self._alert(
                 depot, TransitionKind.RESOLVED, now_ns,
-                f"{depot.name} reachable again after {dark_for(dark_s)} dark",
-                {"dark_s": round(dark_s, 1)})
-            depot.dark_since_ns = None
+                f"{depot.name} reachable again after {dark_for(dark_s)} dark{late}",
+                {"dark_s": round(dark_s, 1), "late_alarms": depot.late_alarms})
+            depot.dark_since_ns = depot.back_since_ns = None
             return [change]
         return []
 
