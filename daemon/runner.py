@@ -29,6 +29,7 @@ from daemon.assembly import (
     commands_topic,
     tsdb_targets,
 )
+from daemon.book.live import open_book
 from daemon.config.schema import Config
 from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
@@ -75,7 +76,6 @@ class Daemon:
         self.clock = clock or SteadyClock()
         self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
-        depot = config.depot()
         self.link = MqttLink(config.mqtt, self.clock, site=config.site.id)
         targets = tsdb_targets(config)
         self.spool = build_spool(config, targets)
@@ -86,6 +86,8 @@ class Daemon:
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
+        # Roster, items and orders: the book in the state dir, which the rules judge with.
+        self.book, depot = open_book(config, self.clock, self._audit)
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
@@ -103,7 +105,7 @@ class Daemon:
         self._wire_inputs(config)
         self.state_file = StateFile(config.state_dir / "engine-state.json")
         self.reloader = Reloader(config_path, config, self.pipeline, self.desk, self.recent,
-                                 self.officers, self.clock, self._fresh_pipeline)
+                                 self.officers, self.clock, self._fresh_pipeline, book=self.book)
         self._reload_asked = asyncio.Event()
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
@@ -444,6 +446,7 @@ class Daemon:
         except OSError as exc:
             log.error("engine state not saved at shutdown: %s", exc)
         self.audit.close()
+        self.book.store.close()
         self.deadletters.close()
         self.systemd.close()
 

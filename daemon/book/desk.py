@@ -1,0 +1,172 @@
+"""The records desk: officers' changes to the book, checked, approved where the two-person rule
+asks, written durably, audited, and handed to the rules at once.
+
+Roles are checked by whoever calls (the API's route table, the console's session): the desk
+checks the records themselves. Store work runs off the event loop, one change at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from daemon.alerts.alarm import LifecycleError
+from daemon.book.checks import Problem, RecordRefused, approval_needed, problems
+from daemon.book.entries import KINDS, Entry, EntryState, Records
+from daemon.book.seed import differences
+from daemon.book.store import Change, Parked, RecordsStore, StaleRecord, Write
+from daemon.vocabulary.clock import Clock
+from rules.depot import Depot
+
+__all__ = ["ApprovalRefused", "Audit", "Proposal", "RecordsDesk"]
+
+log = logging.getLogger(__name__)
+
+Audit = Callable[[str, str, str, Mapping[str, Any], int], None]
+T = TypeVar("T")
+# Changes audited one entry each; a larger import is one entry, its rows in the store's history.
+_AUDIT_EACH_UP_TO = 200
+
+
+class ApprovalRefused(LifecycleError):
+    """A parked change cannot be approved by this officer (or is gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """What became of a change: applied (`change`) or waiting for a second officer (`parked`)."""
+
+    change: Change | None = None
+    parked: Parked | None = None
+
+
+class RecordsDesk:
+    """Changes to the book, one at a time, each applied to the rules before the next."""
+
+    def __init__(self, store: RecordsStore, places: Depot, clock: Clock, audit: Audit,
+                 applied: Sequence[Callable[[Records], None]] = ()) -> None:
+        self.store = store
+        self.places = places
+        self._clock = clock
+        self._audit = audit
+        self.applied = list(applied)
+        self.records = store.load()
+        self._lock = asyncio.Lock()
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        async with self._lock:
+            return await asyncio.to_thread(work)
+
+    def check(self, kind: str, entry: Entry) -> list[Problem]:
+        """What is wrong with writing `entry` now."""
+        return problems(kind, entry, self.records, self.places, self._clock.now_ns())
+
+    async def propose(self, officer: str, kind: str, entry: Entry,
+                      expected: int | None) -> Proposal:
+        """Check a change and apply it, or park it for a second officer; raises RecordRefused
+        (what is wrong, by field) or StaleRecord (reload and change again)."""
+        found = self.check(kind, entry)
+        if found:
+            raise RecordRefused(f"{kind} {getattr(entry, KINDS[kind].key)!r}", found)
+        write, now = Write(kind, entry, expected), self._clock.now_ns()
+        why = approval_needed(kind, entry, self.records, self.places)
+        if why:
+            self._guard_version(write)
+            parked = await self._run(lambda: self.store.park(write, officer, now, why))
+            self._audit(officer, "records.park", f"{kind}/{parked.key}",
+                        {"parked": parked.id, "reason": why,
+                         "after": KINDS[kind].public(entry)}, now)
+            log.info("records: %s %s by %s waits for a second officer: %s",
+                     kind, parked.key, officer, why)
+            return Proposal(parked=parked)
+        return Proposal(change=(await self._write([write], officer, ""))[0])
+
+    def _guard_version(self, write: Write) -> None:
+        current = self.store.version(write.kind, str(getattr(write.entry, KINDS[write.kind].key)))
+        if current != write.expected:
+            raise StaleRecord(f"{write.kind} changed since (version {current}): reload it")
+
+    async def approve(self, officer: str, parked_id: int) -> Change:
+        """A second officer lets a parked change take effect (checked again, as of now)."""
+        parked = next((p for p in self.store.parked() if p.id == parked_id), None)
+        if parked is None:
+            raise ApprovalRefused(f"no change {parked_id} waits for approval")
+        if parked.actor == officer:
+            raise ApprovalRefused(f"{officer} asked for change {parked_id}: a second officer "
+                                  "must approve it")
+        found = self.check(parked.kind, parked.entry)
+        if found:
+            raise RecordRefused(f"{parked.kind} {parked.key!r}", found)
+        change = (await self._write([Write(parked.kind, parked.entry, parked.expected)],
+                                    parked.actor, officer))[0]
+        await self._run(lambda: self.store.unpark(parked_id))
+        return change
+
+    async def refuse(self, officer: str, parked_id: int) -> None:
+        """Drop a parked change (any records officer, the one who asked included)."""
+        if not any(p.id == parked_id for p in self.store.parked()):
+            raise ApprovalRefused(f"no change {parked_id} waits for approval")
+        await self._run(lambda: self.store.unpark(parked_id))
+        self._audit(officer, "records.refuse", f"parked/{parked_id}", {}, self._clock.now_ns())
+
+    async def revoke(self, officer: str, name: str) -> Change:
+        """Take a person off the roster now: their badge stops at every door at once."""
+        entry = self.records.roster.get(name)
+        if entry is None:
+            raise RecordRefused(f"roster {name!r}", [Problem("name", "not on the roster")])
+        version = self.store.version("roster", name)
+        return (await self._write([Write("roster", replace(entry, state=EntryState.REVOKED),
+                                         version)], officer, ""))[0]
+
+    async def close(self, officer: str, kind: str, order_id: str) -> Change:
+        """Close a movement or work order now."""
+        entry = self.records.of(kind).get(order_id)
+        if entry is None:
+            raise RecordRefused(f"{kind} {order_id!r}", [Problem("id", "no such order")])
+        return (await self._write([Write(kind, replace(entry, state=EntryState.CLOSED),
+                                         self.store.version(kind, order_id))],
+                                  officer, ""))[0]
+
+    async def bring_to(self, officer: str, incoming: Mapping[str, Sequence[Entry]], *,
+                       dry_run: bool, seed: bool = False) -> list[Write]:
+        """Make the book hold `incoming` (an import): all or nothing; the writes it takes."""
+        versions = {kind: self.store.versions(kind) for kind in incoming}
+        writes = differences(self.records, incoming, versions)
+        if not dry_run and (writes or seed):
+            await self._write(writes, officer, "", seed=seed)
+        return writes
+
+    async def _write(self, writes: Sequence[Write], actor: str, approved_by: str, *,
+                     seed: bool = False) -> list[Change]:
+        now = self._clock.now_ns()
+        changes = await self._run(lambda: self.store.write(writes, actor, now,
+                                                           approved_by=approved_by, seed=seed))
+        self.records = self._updated(writes)
+        for told in self.applied:
+            told(self.records)
+        if len(changes) > _AUDIT_EACH_UP_TO:
+            # A register import: one entry naming the history rows, not 100,000 fsyncs.
+            self._audit(actor, "records.import", "book",
+                        {"changes": len(changes), "first_seq": changes[0].seq,
+                         "last_seq": changes[-1].seq,
+                         "kinds": sorted({c.kind for c in changes})}, now)
+        for change in changes if len(changes) <= _AUDIT_EACH_UP_TO else ():
+            self._audit(actor, "records.change", f"{change.kind}/{change.key}",
+                        {"version": change.version, "before": change.before,
+                         "after": change.after, "approved_by": change.approved_by}, now)
+        log.info("records: %d change(s) by %s%s", len(changes), actor,
+                 f", approved by {approved_by}" if approved_by else "")
+        return changes
+
+    def _updated(self, writes: Sequence[Write]) -> Records:
+        tables: dict[str, dict[str, Any]] = {}
+        for write in writes:
+            table = tables.get(write.kind)
+            if table is None:
+                table = tables[write.kind] = dict(self.records.of(write.kind))
+            table[str(getattr(write.entry, KINDS[write.kind].key))] = write.entry
+        return Records(**{kind: tables.get(kind, self.records.of(kind)) for kind in KINDS})
+
