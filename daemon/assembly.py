@@ -16,6 +16,7 @@ from daemon.alerts.commands import CommandDesk
 from daemon.alerts.desk import AlarmDesk, Audit
 from daemon.alerts.escalation import ALWAYS, routed
 from daemon.alerts.officers import Officers
+from daemon.book.desk import RecordsDesk
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, PointStore, WakeUp
@@ -190,7 +191,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                   metrics: Callable[[], Awaitable[bytes]],
                   officers: Officers | None = None,
                   notifiers: NotifierFiguresSource | None = None,
-                  arming: ArmingDesk | None = None) -> web.Application:
+                  arming: ArmingDesk | None = None,
+                  records: RecordsDesk | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics."""
     known = officers if officers is not None else officer_tokens(config)
     return build_api(desk, known, clock, ready=ready, metrics=metrics, notifiers=notifiers,
@@ -198,7 +200,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                      sessions_path=config.state_dir / "console-sessions.json",
                      roles=config.api.roles(),
                      metrics_token_required=config.api.metrics_token_required,
-                     arming=arming, storehouses=frozenset(s.id for s in config.storehouses))
+                     arming=arming, storehouses=frozenset(s.id for s in config.storehouses),
+                     records=records)
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

@@ -86,8 +86,7 @@ class Daemon:
         self.outboxes = build_outboxes(config, self.link, [*configured, *notifiers])
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl")
-        # Roster, items and orders: the book in the state dir, which the rules judge with.
-        self.book, depot = open_book(config, self.clock, self._audit)
+        self.book, depot = open_book(config, self.clock, self._audit)  # roster, items, orders
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
@@ -124,7 +123,7 @@ class Daemon:
         self.arming = ArmingDesk(self.clock, self._audit)  # zones, through the rules
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
-                                 officers=self.officers, arming=self.arming,
+                                 officers=self.officers, arming=self.arming, records=self.book,
                                  notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
@@ -240,9 +239,8 @@ class Daemon:
 
     def _state(self) -> dict[str, object]:
         return {**self.pipeline.snapshot(), "alarms": self.desk.snapshot(),
-                "recent": self.recent.snapshot(),
-                "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
-                             for o in self.outboxes}}
+                "recent": self.recent.snapshot(), "outboxes": {
+                    o.notifier.name: [a.to_dict() for a in o.pending()] for o in self.outboxes}}
 
     def _on_message(self, raw: RawMessage) -> Awaitable[None] | None:
         # The PUBACK goes out when what this returns is done: only after the points are on disk.

@@ -60,6 +60,10 @@ class RecordsDesk:
         async with self._lock:
             return await asyncio.to_thread(work)
 
+    def now_ns(self) -> int:
+        """The desk's clock."""
+        return self._clock.now_ns()
+
     def check(self, kind: str, entry: Entry) -> list[Problem]:
         """What is wrong with writing `entry` now."""
         return problems(kind, entry, self.records, self.places, self._clock.now_ns())

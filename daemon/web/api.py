@@ -24,11 +24,13 @@ from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
+from daemon.book.desk import RecordsDesk
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_alertmanager import ALERTMANAGER_ROUTES, AlertmanagerCalls
 from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
+from daemon.web.api_records import RECORDS_ROUTES, RecordsCalls
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
@@ -54,7 +56,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               throttle: GuessThrottle | None = None,
               notifiers: NotifierFiguresSource | None = None,
               sessions_path: Path | None = None, arming: ArmingDesk | None = None,
-              storehouses: frozenset[str] = frozenset()) -> web.Application:
+              storehouses: frozenset[str] = frozenset(),
+              records: RecordsDesk | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -63,7 +66,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     /readyz, /metrics and the officers' web console (issue 8); those are no part of the JSON
     API's OpenAPI document. Wrong tokens on the API and the console's login share `throttle`.
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
-    `arming` arms and disarms the `storehouses`' zones.
+    `arming` arms and disarms the `storehouses`' zones; `records` keeps the book (roster,
+    items, orders) on /api/v1/records.
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -82,7 +86,9 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
         "listNotifiers": NotifierCalls(notifiers).list_notifiers,
         "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
-    for route in (*ROUTES, *ALERTMANAGER_ROUTES):
+    if records is not None:
+        operations |= RecordsCalls(records).operations()
+    for route in (*ROUTES, *ALERTMANAGER_ROUTES, *(RECORDS_ROUTES if records else ())):
         app.router.add_route(route.method, route.path,
                              _guarded(route, operations[route.operation], known, guesses),
                              name=route.operation)
