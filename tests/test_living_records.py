@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -13,8 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+from daemon_process import DaemonProcess
 from inprocess_daemon import Running, eventually, running
-from servers import Mosquitto
+from servers import Mosquitto, free_port
+
+from daemon.cli.main import main
 
 CLERK, CLERK_TOKEN = "Cpl. Reyes", "records-clerk-token-0123456789"
 SECOND, SECOND_TOKEN = "Lt. Dahl", "records-second-token-0123456789"
@@ -172,3 +178,70 @@ def test_bad_changes_name_their_field_and_a_stale_writer_is_told_to_reload(
                               {"zones": ["SH1", "VAULT"], "version": 2})
         assert status == 202 and answer["parked"]["reason"] == "grants vault access (VAULT)"
         assert daemon.daemon.book.records.roster["Pvt. Ash"].zones == {"SH1"}
+
+
+def test_a_change_answered_200_survives_sigkill_and_the_seed_does_not_undo_it(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    port = free_port()
+    config = settings(tmp_path, mosquitto.port)
+    config["api"]["listen_port"] = port
+    process = DaemonProcess(tmp_path, config)
+    process.start()
+    try:
+        process.wait_log("alert API listening")
+        api = Running.__new__(Running)
+        api.url = f"http://127.0.0.1:{port}"
+        status, _ = call(api, "POST", "/api/v1/records/roster/Pvt.%20Ash/revoke", CLERK_TOKEN)
+        assert status == 200
+        # No clean close: the answer was sent once the change was committed (synchronous=FULL).
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGKILL)
+        process.proc.wait(10)
+        process.start()
+        process.wait_log("alert API listening", count=2)
+        status, person = call(api, "GET", "/api/v1/records/roster/Pvt.%20Ash", CLERK_TOKEN)
+        # The config still lists him active: the seed was imported once, never again.
+        assert (status, person["state"], person["version"]) == (200, "revoked", 2)
+    finally:
+        if process.running():
+            process.stop()
+
+
+def test_csv_import_is_all_or_nothing_with_line_numbers_and_a_dry_run(
+        mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = settings(tmp_path, mosquitto.port)
+    config_file = tmp_path / "depotwatch.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("DEPOTWATCH_TOKEN", CLERK_TOKEN)
+    bad = ("name,badge,zones,valid_until\n"
+           "Pvt. Cole,2001,SH1,\n"
+           "Pvt. Dunn,1001,SH1,\n"
+           "Pvt. Eads,2003,SH9 SH1,\n"
+           "Pvt. Falk,2004,SH1,2020-13-01\n")
+    good = "name,badge,zones\nPvt. Cole,2001,SH1\nPvt. Ash,,SH1 VAULT\n"
+    (tmp_path / "bad.csv").write_text(bad)
+    (tmp_path / "good.csv").write_text(good)
+    with running(config, connected=False) as daemon:
+        base = ["records", "import", "-c", str(config_file), "--url", daemon.url,
+                "--kind", "roster"]
+        assert main([*base, str(tmp_path / "bad.csv")]) == 1
+        err = capsys.readouterr().err
+        assert "3 bad row(s): nothing imported" in err
+        assert "line 3: badge: this badge is already on the roster (Pvt. Ash)" in err
+        assert "line 4: zones: no storehouse 'SH9' in this depot" in err
+        assert "line 5: valid_until:" in err
+        assert "Pvt. Cole" not in daemon.daemon.book.records.roster
+        # Vault access through an import is no way around the second officer.
+        assert main([*base, "--dry-run", str(tmp_path / "good.csv")]) == 1
+        assert "roster Pvt. Ash: grants vault access (VAULT)" in capsys.readouterr().err
+        (tmp_path / "good.csv").write_text("name,badge,zones\nPvt. Cole,2001,SH1\n")
+        assert main([*base, "--dry-run", str(tmp_path / "good.csv")]) == 0
+        assert "would change 1 record(s)" in capsys.readouterr().out
+        assert "Pvt. Cole" not in daemon.daemon.book.records.roster
+        assert main([*base, str(tmp_path / "good.csv")]) == 0
+        assert "changed 1 record(s)" in capsys.readouterr().out
+        assert daemon.daemon.book.records.roster["Pvt. Cole"].badge == "2001"
+    assert main(["records", "export", "-c", str(config_file), "roster-history", "-"]) == 0
+    history = capsys.readouterr().out
+    assert "Pvt. Cole" in history and CLERK in history and "2001" not in history

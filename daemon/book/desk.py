@@ -139,6 +139,13 @@ class RecordsDesk:
         """Make the book hold `incoming` (an import): all or nothing; the writes it takes."""
         versions = {kind: self.store.versions(kind) for kind in incoming}
         writes = differences(self.records, incoming, versions)
+        # An import is no way around the second officer: such a row is changed on its own.
+        held = [Problem(f"{w.kind} {getattr(w.entry, KINDS[w.kind].key)}",
+                        f"{why}: needs a second officer; change it on its own")
+                for w in writes if not seed
+                for why in [approval_needed(w.kind, w.entry, self.records, self.places)] if why]
+        if held:
+            raise RecordRefused("import", held)
         if not dry_run and (writes or seed):
             await self._write(writes, officer, "", seed=seed)
         return writes

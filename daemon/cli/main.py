@@ -14,6 +14,7 @@ from daemon.cli.logformat import LOG_FORMATS, LOG_LEVELS, setup_logging
 from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
 from daemon.cli.record import add_report_command
+from daemon.cli.records import add_records_commands
 from daemon.cli.service import add_service_commands
 from daemon.cli.state_dir import add_state_dir_commands
 from daemon.cli.subcommand import Commands
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The order here is the order of `depotwatch --help`.
     for add_commands in (add_service_commands, add_hq_command, add_state_dir_commands,
                          add_audit_command, add_playback_commands, add_dashboards_command,
-                         add_report_command, add_officer_commands):
+                         add_report_command, add_officer_commands, add_records_commands):
         add_commands(commands)
     return parser
 
