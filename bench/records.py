@@ -127,8 +127,9 @@ def main() -> None:
         def revoke_and_restore() -> None:
             # What a change costs the loop: the write's fsync, then the rules rebuilt.
             for state_now in (EntryState.REVOKED, EntryState.ACTIVE):
-                daemon.book.store.write([Write("roster", dataclasses.replace(person, state=state_now),
-                                               version[0])], "bench", time.time_ns())
+                changed = dataclasses.replace(person, state=state_now)
+                daemon.book.store.write([Write("roster", changed, version[0])], "bench",
+                                        time.time_ns())
                 version[0] += 1
                 daemon.reloader.records_changed(daemon.book.records)
 
