@@ -99,7 +99,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
             metrics, (known, guesses) if metrics_token_required else None), name="metrics")
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
-                      throttle=guesses, sessions_path=sessions_path)
+                      throttle=guesses, sessions_path=sessions_path, records=records)
     return app
 
 

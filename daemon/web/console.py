@@ -15,9 +15,11 @@ from aiohttp import web
 
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.book.desk import RecordsDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_alarms import AlarmPages
 from daemon.web.console_login import Login
+from daemon.web.console_records import RecordPages
 from daemon.web.console_session import Sessions
 from daemon.web.console_silences import SilencePages
 from daemon.web.console_storehouses import StorehousePages
@@ -32,10 +34,10 @@ _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clock: Clock, *,
                   recent: RecentEvents | None = None, audit_path: Path | None = None,
                   key: bytes | None = None, throttle: GuessThrottle | None = None,
-                  sessions_path: Path | None = None) -> None:
+                  sessions_path: Path | None = None, records: RecordsDesk | None = None) -> None:
     """Add the console's pages, forms and static files to the API's application; wrong tokens
     at its login count in `throttle` (shared with the API's); sessions are kept in
-    `sessions_path` across restarts when given."""
+    `sessions_path` across restarts when given; `records` adds the roster and orders pages."""
     sessions = Sessions(officers, key, sessions_path)
     app.router.add_route("GET", "/", _index)
     Login(sessions, officers, throttle or GuessThrottle()).mount(app)
@@ -45,6 +47,8 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
     AlarmPages(desk, clock, sessions, audit_path, zones).mount(app)
     StorehousePages(recent, sessions, clock).mount(app)
     SilencePages(desk, clock, sessions, zones).mount(app)
+    if records is not None:
+        RecordPages(records, clock, sessions, zones).mount(app)
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
