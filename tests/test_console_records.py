@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inprocess_daemon import Running, eventually, running
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from servers import Mosquitto
 from test_living_records import (
     CLERK_TOKEN,
     DUTY_TOKEN,
@@ -21,9 +23,6 @@ from test_living_records import (
     carry_out,
     settings,
 )
-
-from inprocess_daemon import Running, eventually, running
-from servers import Mosquitto
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
