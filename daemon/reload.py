@@ -28,7 +28,9 @@ from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import ConfigError
 from daemon.web.recent import RecentEvents
+from rules.base import Fact
 from rules.depot import Depot
+from rules.reconciliation import RECONCILE_PREFIX
 
 __all__ = ["RESTART_ONLY", "Reloader", "needs_restart"]
 
@@ -75,6 +77,13 @@ class Reloader:
     def __post_init__(self) -> None:
         if self.book is not None:
             self.book.applied.append(self.records_changed)
+            self.book.counter = self.reconcile
+            self.pipeline.fact_listeners.append(self.book.counted)
+
+    def reconcile(self, storehouse: str, officer: str) -> list[Fact]:
+        """Count a storehouse against the book now, through the running rules."""
+        return self.pipeline.request(f"{RECONCILE_PREFIX}{storehouse}", {"by": officer},
+                                     self.clock.now_ns())
 
     async def reload(self) -> bool:
         """Read, validate and apply the config file; whether it was applied."""

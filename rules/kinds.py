@@ -20,6 +20,7 @@ from rules.input_lost import InputLostRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
 from rules.portal_movement import PortalMovementRuleConfig
+from rules.reconciliation import ReconciliationRuleConfig
 from rules.sensor_silent import SensorSilentRuleConfig
 from rules.smoke_panic import SmokePanicRuleConfig
 from rules.spool_quota import SpoolQuotaRuleConfig
@@ -51,6 +52,7 @@ RULE_KINDS = (
     ItemUnseenRuleConfig,
     ZoneArmingRuleConfig,
     SmokePanicRuleConfig,
+    ReconciliationRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -73,7 +75,8 @@ RuleConfig = Annotated[
     | MovementOrderCountRuleConfig
     | ItemUnseenRuleConfig
     | ZoneArmingRuleConfig
-    | SmokePanicRuleConfig,
+    | SmokePanicRuleConfig
+    | ReconciliationRuleConfig,
     Field(discriminator="type"),
 ]
 

@@ -44,6 +44,7 @@ def settings(state_dir: Path, mqtt_port: int) -> dict[str, Any]:
                    "two_person": True}],
         "portals": [{"id": "P1", "storehouse": "SH1", "inner_antenna": "ant_in",
                      "outer_antenna": "ant_out"}],
+        "inventory_readers": [{"id": "inv1", "storehouse": "SH1"}],
         "roster": [{"name": "Pvt. Ash", "badge": "1001", "zones": ["SH1"]}],
         "items": [{"epc": RIFLE, "name": "Rifle 1", "kind": "weapon", "storehouse": "SH1"},
                   {"epc": TARP, "name": "Tarp", "kind": "other", "storehouse": "SH1"},
@@ -245,3 +246,38 @@ def test_csv_import_is_all_or_nothing_with_line_numbers_and_a_dry_run(
     assert main(["records", "export", "-c", str(config_file), "roster-history", "-"]) == 0
     history = capsys.readouterr().out
     assert "Pvt. Cole" in history and CLERK in history and "2001" not in history
+
+
+def test_a_count_on_demand_warns_of_each_difference_and_is_kept_for_the_auditors(
+        mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = settings(tmp_path, mosquitto.port)
+    config_file = tmp_path / "depotwatch.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("DEPOTWATCH_TOKEN", CLERK_TOKEN)
+    stranger = "E2000000000000000000DEAD"
+    with running(config) as daemon:
+        for epc in (RIFLE, TARP, stranger):
+            daemon.publish("rfid/inv1", {"epc": epc})
+        eventually(lambda: daemon.daemon.pipeline.engine.snapshot()["rules"]
+                   ["reconciliation"]["seen"].keys() >= {RIFLE, TARP, stranger})
+        carry_out(daemon, TARP)  # no order
+        time.sleep(0.5)
+        command = ["records", "reconcile", "-c", str(config_file), "--url", daemon.url,
+                   "--storehouse", "SH1"]
+        assert main(command) == 1
+        out = capsys.readouterr().out
+        assert "3 on the book, 3 seen by its readers" in out
+        assert f"missing: 1 ({PISTOL})" in out and f"unexpected: 1 ({stranger})" in out
+        assert f"moved without order: 1 ({TARP})" in out
+        keys = alarm_keys(daemon)
+        assert {"reconciliation.missing.SH1", "reconciliation.unexpected.SH1",
+                "reconciliation.moved_without_order.SH1"} <= set(keys)
+        status, answer = call(daemon, "POST", "/api/v1/records/reconcile/SH1", DUTY_TOKEN)
+        assert status == 403
+    assert main(["records", "export", "-c", str(config_file), "reconciliation", "-"]) == 0
+    exported = capsys.readouterr().out.splitlines()
+    assert exported[0].startswith("at,storehouse,by,on_book,seen,missing")
+    assert f",SH1,{CLERK},3,3,1,1,1,{PISTOL},{stranger},{TARP}" in exported[1]
+    points = (tmp_path / "points.lp").read_text()
+    assert "reconciliation,site=records-depot,storehouse=SH1 " in points

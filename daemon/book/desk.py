@@ -17,8 +17,9 @@ from daemon.alerts.alarm import LifecycleError
 from daemon.book.checks import Problem, RecordRefused, approval_needed, problems
 from daemon.book.entries import KINDS, Entry, EntryState, Records
 from daemon.book.seed import differences
-from daemon.book.store import Change, Parked, RecordsStore, StaleRecord, Write
+from daemon.book.store import Change, Parked, RecordsError, RecordsStore, StaleRecord, Write
 from daemon.vocabulary.clock import Clock
+from rules.base import Fact
 from rules.depot import Depot
 
 __all__ = ["ApprovalRefused", "Audit", "Proposal", "RecordsDesk"]
@@ -55,6 +56,9 @@ class RecordsDesk:
         self.applied = list(applied)
         self.records = store.load()
         self._lock = asyncio.Lock()
+        # Counts a storehouse now through the rules (storehouse, officer): the running
+        # pipeline's, set when the daemon wires it.
+        self.counter: Callable[[str, str], list[Fact]] | None = None
 
     async def _run(self, work: Callable[[], T]) -> T:
         async with self._lock:
@@ -87,6 +91,32 @@ class RecordsDesk:
                      kind, parked.key, officer, why)
             return Proposal(parked=parked)
         return Proposal(change=(await self._write([write], officer, ""))[0])
+
+    def reconcile(self, officer: str, storehouse: str) -> Fact:
+        """Count a storehouse against the book now (the daily count on demand)."""
+        if storehouse not in self.places.storehouses:
+            raise RecordRefused(f"storehouse {storehouse!r}",
+                                [Problem("storehouse", "no such storehouse in this depot")])
+        if self.counter is None:
+            raise RecordRefused("reconcile", [Problem("storehouse", "no rules run here")])
+        counted = [f for f in self.counter(storehouse, officer)
+                   if f.measurement == "reconciliation"]
+        if not counted:
+            raise RecordRefused("reconcile", [Problem(
+                "storehouse", "the reconciliation rule is switched off")])
+        return counted[0]
+
+    def counted(self, fact: Fact) -> None:
+        """Keep a count's result (scheduled or asked for) for the exports and the audit."""
+        if fact.measurement != "reconciliation":
+            return
+        storehouse, by = fact.tags.get("storehouse", ""), str(fact.fields.get("by", ""))
+        try:
+            self.store.keep_count(fact.at_ns, storehouse, by, dict(fact.fields))
+        except RecordsError as exc:
+            log.error("reconciliation of %s not kept: %s", storehouse, exc)
+        self._audit(by if by != "schedule" else "depotwatch", "records.reconciled",
+                    storehouse, dict(fact.fields), fact.at_ns)
 
     def _guard_version(self, write: Write) -> None:
         current = self.store.version(write.kind, str(getattr(write.entry, KINDS[write.kind].key)))

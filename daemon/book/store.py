@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS parked (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns I
     actor TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, expected INTEGER,
     row TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Each count of a storehouse against the book (rules/reconciliation.py), for the auditors.
+CREATE TABLE IF NOT EXISTS counts (at_ns INTEGER NOT NULL, storehouse TEXT NOT NULL,
+    by TEXT NOT NULL, fields TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS counts_by_time ON counts (at_ns);
 """
 
 
@@ -109,13 +113,21 @@ class RecordsStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            # Counts are kept from the event loop while a change may be writing on a worker
+            # thread: their own connection keeps them out of that change's transaction.
+            self._counts_db = sqlite3.connect(path, isolation_level=None,
+                                              check_same_thread=False)
+            self._counts_db.execute("PRAGMA synchronous=FULL")
+            self._counts_db.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             raise RecordsError(f"records store {path}: cannot open: {exc}") from exc
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+        self._counts_db.close()
 
     @property
     def seeded(self) -> bool:
@@ -201,6 +213,23 @@ class RecordsStore:
         return [Change(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
                        None if r[7] is None else json.loads(r[7]),
                        None if r[8] is None else json.loads(r[8])) for r in rows]
+
+    def keep_count(self, at_ns: int, storehouse: str, by: str,
+                   fields: dict[str, Any]) -> None:
+        """Keep one storehouse count's result."""
+        try:
+            self._counts_db.execute("INSERT INTO counts VALUES (?, ?, ?, ?)",
+                             (at_ns, storehouse, by, json.dumps(fields, sort_keys=True)))
+        except sqlite3.Error as exc:
+            raise RecordsError(f"records store {self.path}: cannot write: {exc}") from exc
+
+    def counts(self, since_ns: int = 0,
+               until_ns: int = 2**63 - 1) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Counts in a time range, oldest first: (at, storehouse, by, fields)."""
+        rows = self._db.execute("SELECT at_ns, storehouse, by, fields FROM counts "
+                                "WHERE at_ns >= ? AND at_ns < ? ORDER BY at_ns",
+                                (since_ns, until_ns))
+        return [(int(r[0]), str(r[1]), str(r[2]), json.loads(r[3])) for r in rows]
 
     def park(self, write: Write, actor: str, at_ns: int, reason: str) -> Parked:
         """Keep a change until a second officer approves it."""

@@ -91,11 +91,36 @@ def _seed(config: Config, *, dry_run: bool) -> int:
     return 0
 
 
+def _reconcile(config: Config, args: argparse.Namespace) -> int:
+    client = _client(config, args.url)
+    if client is None:
+        return 2
+    try:
+        counted = client.call("POST", f"/records/reconcile/{args.storehouse}")
+    except ApiError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(counted, indent=2))
+        return 0
+    print(f"{counted['storehouse']}: {counted['on_book']:.0f} on the book, "
+          f"{counted['seen']:.0f} seen by its readers")
+    for name in ("missing", "unexpected", "moved_without_order"):
+        listed = counted[f"{name}_epcs"]
+        more = " ..." if counted[name] > len(listed.split()) else ""
+        print(f"  {name.replace('_', ' ')}: {counted[name]:.0f}"
+              + (f" ({listed}{more})" if listed else ""))
+    differences = sum(counted[n] for n in ("missing", "unexpected", "moved_without_order"))
+    return 1 if differences else 0
+
+
 def _export(config: Config, args: argparse.Namespace) -> int:
     store = RecordsStore(config.state_dir / RECORDS_FILE)
     try:
         if args.what in COLUMNS:
             text = export_csv(args.what, store.load())
+        elif args.what == "reconciliation":
+            text = _counts(store, args.since, args.until)
         else:
             text = _history(store, _HISTORIES[args.what], args.since, args.until)
     finally:
@@ -126,6 +151,22 @@ def _history(store: RecordsStore, kinds: tuple[str, ...], since: str | None,
     return out.getvalue()
 
 
+def _counts(store: RecordsStore, since: str | None, until: str | None) -> str:
+    """Every count in the range: when, storehouse, by whom, and what it found."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = ("missing", "unexpected", "moved_without_order")
+    writer.writerow(("at", "storehouse", "by", "on_book", "seen", *names,
+                     *(f"{n}_epcs" for n in names)))
+    for at_ns, storehouse, by, fields in store.counts(_ns(since) if since else 0,
+                                                      _ns(until) if until else 2**63 - 1):
+        writer.writerow((dt.datetime.fromtimestamp(at_ns / 1e9, dt.UTC).isoformat(),
+                         storehouse, by, int(fields.get("on_book", 0)),
+                         int(fields.get("seen", 0)), *(int(fields.get(n, 0)) for n in names),
+                         *(fields.get(f"{n}_epcs", "") for n in names)))
+    return out.getvalue()
+
+
 def _ns(day: str) -> int:
     moment = dt.datetime.fromisoformat(day)
     if moment.tzinfo is None:
@@ -137,7 +178,7 @@ def _records(args: argparse.Namespace) -> int:
     config = read_config(args.config)
     if config is None:
         return EXIT_CONFIG
-    action = {"import": _import, "export": _export}[args.action]
+    action = {"import": _import, "export": _export, "reconcile": _reconcile}[args.action]
     return action(config, args)
 
 
@@ -145,7 +186,7 @@ def add_records_commands(commands: Commands) -> None:
     """`depotwatch records import|export`."""
     records = commands.add_parser(
         "records", help="the book: import the roster or items from CSV (or the config's "
-        "sections), export registers and their history")
+        "sections), export registers, their history and the counts; count a storehouse now")
     actions = add_actions(records)
     imports = actions.add_parser(
         "import", help="FILE.csv with --kind roster|items: through the running daemon's API "
@@ -159,10 +200,19 @@ def add_records_commands(commands: Commands) -> None:
     imports.add_argument("--url", help="the daemon's API (default: from the config)")
     exports = actions.add_parser(
         "export", help="roster (no badges) or items as CSV; roster-history or orders-history: "
-        "every change with who, when, approver, before and after")
+        "every change with who, when, approver, before and after; reconciliation: every "
+        "count with what it found")
     add_config_option(exports)
-    exports.add_argument("what", choices=[*sorted(COLUMNS), *sorted(_HISTORIES)])
+    exports.add_argument("what", choices=[*sorted(COLUMNS), *sorted(_HISTORIES),
+                                          "reconciliation"])
     exports.add_argument("file", metavar="FILE.csv", help="'-' for standard output")
     exports.add_argument("--since", help="history from this date or time (UTC unless given)")
     exports.add_argument("--until", help="history before this date or time")
+    reconcile = actions.add_parser(
+        "reconcile", help="count a storehouse against the book now, through the running "
+        "daemon ($DEPOTWATCH_TOKEN, records role); exit 1 when it finds differences")
+    add_config_option(reconcile)
+    reconcile.add_argument("--storehouse", required=True, metavar="ID")
+    reconcile.add_argument("--url", help="the daemon's API (default: from the config)")
+    reconcile.add_argument("--json", action="store_true", help="print the API's JSON")
     records.set_defaults(func=_records)

@@ -301,6 +301,16 @@ class Pipeline:
         return [o for o in outcomes
                 if isinstance(o, Fact) and o.measurement in ("zone", "walk_test")]
 
+    def request(self, sensor: str, values: Mapping[str, FieldValue], now_ns: int) -> list[Fact]:
+        """An officer's request through the rules like a reading (a count on demand); the facts
+        it led to."""
+        outcomes = self.engine.outcomes(Reading(sensor=sensor, at_ns=now_ns, values=values),
+                                        now_ns)
+        self._apply(outcomes)
+        self._take_wakes()
+        self._flush()
+        return [o for o in outcomes if isinstance(o, Fact)]
+
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""
         return {"engine": self.engine.snapshot(), "alerts": self.alerts.snapshot()}

@@ -42,6 +42,9 @@ RECORDS_ROUTES = (
     Route("POST", f"{_R}/import", "importRecords",
           "Import roster or items from CSV (all rows or none; dry_run shows the changes)",
           "ImportResult", refusals=(403, 409, 422), action="records"),
+    Route("POST", f"{_R}/reconcile/{{storehouse}}", "reconcileStorehouse",
+          "Count a storehouse against the book now (the daily count on demand)",
+          "Reconciliation", refusals=(403, 422), action="records"),
     Route("GET", f"{_R}/{{kind}}", "listRecords", "The records of one kind", "RecordList",
           refusals=(404,)),
     Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
@@ -93,7 +96,8 @@ class RecordsCalls:
         return {"listParked": self.list_parked, "approveParked": self.approve,
                 "refuseParked": self.refuse, "importRecords": self.import_csv,
                 "listRecords": self.list_records, "getRecord": self.get_record,
-                "putRecord": self.put, "revokePerson": self.revoke, "closeOrder": self.close}
+                "putRecord": self.put, "revokePerson": self.revoke, "closeOrder": self.close,
+                "reconcileStorehouse": self.reconcile}
 
     def _kind(self, request: web.Request) -> str:
         kind = request.match_info.get("kind", "roster")
@@ -148,6 +152,14 @@ class RecordsCalls:
         with _refusals():
             change = await self._desk.close(officer, kind, _key(request))
         return web.json_response(change_json(change))
+
+    async def reconcile(self, request: web.Request, officer: str) -> web.Response:
+        """Count a storehouse now; the count's result."""
+        storehouse = request.match_info["storehouse"]
+        with _refusals():
+            counted = self._desk.reconcile(officer, storehouse)
+        return web.json_response({"storehouse": storehouse, "at_ns": counted.at_ns,
+                                  **counted.fields})
 
     async def list_parked(self, request: web.Request, officer: str) -> web.Response:
         """Changes waiting for a second officer."""
