@@ -56,7 +56,8 @@ def depot(state_dir: Path, items: list[dict[str, str]] | None = None) -> dict[st
         "mqtt": {"host": "127.0.0.1", "port": 1, "subscriptions": []},
         "file_output": {"path": str(state_dir / "points.lp")},
         "rules": [{"type": "badge_access"}, {"type": "portal_movement"},
-                  {"type": "item_unseen"}, {"type": "door_held_open"}],
+                  {"type": "item_unseen"}, {"type": "door_held_open"},
+                  {"type": "reconciliation"}],
         "api": {"listen_port": 0},
     }
 
@@ -121,6 +122,8 @@ def main() -> None:
         load = timed(store_load, args.rounds)
         start_s = timed(daemon_start, args.rounds)
         daemon = Daemon(config, clock=SystemClock())
+        # A tick first: item_unseen then holds a clock per item, which a change carries over.
+        daemon.pipeline.tick(time.time_ns())
         person = daemon.book.records.roster["Person 7"]
         version = [1]
 

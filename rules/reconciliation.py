@@ -163,6 +163,15 @@ class ReconciliationRule:
                 "next_ns": dict(self._next_ns), "firing": sorted(self._firing),
                 "tracks": self._tracker.snapshot()}
 
+    def take_over(self, previous: ReconciliationRule) -> None:
+        """Take the state of the rule this one replaces (no copy of the reads)."""
+        stores = self._depot.storehouses
+        self._seen = previous._seen
+        self._moved = {s: m for s, m in previous._moved.items() if s in stores}
+        self._next_ns = {s: t for s, t in previous._next_ns.items() if s in self._storehouses}
+        self._firing = {k for k in previous._firing if k.rpartition(".")[2] in stores}
+        self._tracker.restore(previous._tracker.snapshot())
+
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back the state; storehouses no longer counted are dropped."""
         stores = self._depot.storehouses

@@ -123,3 +123,23 @@ def test_every_item_is_counted_once_as_seen_or_missing(read: set[str]) -> None:
     assert isinstance(missing, float) and isinstance(unexpected, float)
     assert missing + len(read & set(BOOKED)) == len(BOOKED)
     assert unexpected == float(STRANGER in read)
+
+
+def test_taking_over_a_running_engine_equals_a_snapshot_and_restore() -> None:
+    from rules.engine import Engine
+    from rules.item_unseen import ItemUnseenRuleConfig
+
+    def engine() -> Engine:
+        d = depot()
+        return Engine([("item_unseen", ItemUnseenRuleConfig().build(d)),
+                       ("reconciliation", ReconciliationRuleConfig().build(d))], d)
+
+    running = engine()
+    running.tick(at(7, 6))
+    for epc in [*BOOKED[:2], STRANGER]:
+        running.observe(seen(epc, at(7, 7)), at(7, 7))
+    running.observe(Reading("ant_in", at(7, 7, 5), {"epc": BOOKED[3]}), at(7, 7, 5))
+    taken, restored = engine(), engine()
+    taken.take_over(running)
+    restored.restore(running.snapshot())
+    assert taken.snapshot() == restored.snapshot() == running.snapshot()

@@ -214,7 +214,7 @@ class Pipeline:
     def adopt(self, fresh: Pipeline) -> None:
         """Take `fresh`'s depot register, routes, rules and ranges (a config reload), carrying
         the rules' state over as a restart would; raises, changing nothing, if it does not fit."""
-        fresh.engine.restore(self.engine.snapshot())
+        fresh.engine.take_over(self.engine)
         self._depot, self._router, self.engine = fresh._depot, fresh._router, fresh.engine
         self._reading_lines = fresh._reading_lines
         self._reading_lines.offset_ns = self._offset_ns
