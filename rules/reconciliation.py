@@ -2,12 +2,13 @@
 
 At `count_at` local time (08:00 by default, as the stockpile guidance's daily check), for each
 storehouse with an inventory reader: the items on the book for it against the tags its readers
-read in the last `seen_window_s`, and the portal passages out of it since the last count that no
-movement order covered. Each kind of difference (missing, unexpected, moved without an order)
-that has any item is a warning for the storehouse, naming the first items; a count without it
-resolves that warning. Every count is a `reconciliation` fact (InfluxDB, the records), whether
-it found anything or not. An officer's request (`reconcile:<storehouse>`, `depotwatch records
-reconcile`) counts at once without moving the daily time.
+read in the last `seen_window_s` (an item that left under a movement order is out on that order,
+not missing, until a read shows it back), and the portal passages out of it since the last count
+that no movement order covered. Each kind of difference (missing, unexpected, moved without an
+order) that has any item is a warning for the storehouse, naming the first items; a count
+without it resolves that warning. Every count is a `reconciliation` fact (InfluxDB, the records),
+whether it found anything or not. An officer's request (`reconcile:<storehouse>`, `depotwatch
+records reconcile`) counts at once without moving the daily time.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class ReconciliationRule:
         self._moved: dict[str, list[tuple[str, str, int]]] = {}
         self._next_ns: dict[str, int] = {}
         self._firing: set[str] = set()  # "<difference>.<storehouse>"
+        # EPC -> the movement order it left under, until a read shows it back.
+        self._away: dict[str, str] = {}
 
     def _next_count(self, storehouse: str, after_ns: int) -> int:
         zone = self._depot.storehouses[storehouse].zone
@@ -90,10 +93,16 @@ class ReconciliationRule:
             tag = tag_read(reading)
             if tag is not None:
                 self._seen[tag[0]] = (reading.at_ns, store)
+                self._away.pop(tag[0], None)  # back in a store
             return []
         for passage in self._tracker.read(reading):
-            if passage.direction != "out" or covering_order(
-                    self._depot, passage.epc, passage.portal, passage.at_ns) is not None:
+            if passage.direction == "in":
+                self._away.pop(passage.epc, None)
+            if passage.direction != "out":
+                continue
+            order = covering_order(self._depot, passage.epc, passage.portal, passage.at_ns)
+            if order is not None:
+                self._away[passage.epc] = order.id  # issued: accounted for, not missing
                 continue
             portal = self._depot.portals[passage.portal]
             self._moved.setdefault(portal.storehouse, []).append(
@@ -120,9 +129,11 @@ class ReconciliationRule:
         seen = {epc for epc, (at_ns, store) in self._seen.items()
                 if store == storehouse and at_ns >= since}
         moved = self._moved.pop(storehouse, [])
-        found = {"missing": sorted(book - seen), "unexpected": sorted(seen - book),
+        away = {epc for epc in book if epc in self._away}
+        found = {"missing": sorted(book - seen - away), "unexpected": sorted(seen - book),
                  "moved_without_order": sorted({epc for epc, _, _ in moved})}
         fields: dict[str, FieldValue] = {"on_book": float(len(book)), "seen": float(len(seen)),
+                                         "out_on_order": float(len(away - seen)),
                                          "by": by or "schedule"}
         for name, epcs in found.items():
             fields[name] = float(len(epcs))
@@ -161,12 +172,12 @@ class ReconciliationRule:
         return {"seen": {e: [t, s] for e, (t, s) in sorted(self._seen.items())},
                 "moved": {s: [list(m) for m in moved] for s, moved in self._moved.items()},
                 "next_ns": dict(self._next_ns), "firing": sorted(self._firing),
-                "tracks": self._tracker.snapshot()}
+                "away": dict(sorted(self._away.items())), "tracks": self._tracker.snapshot()}
 
     def take_over(self, previous: ReconciliationRule) -> None:
         """Take the state of the rule this one replaces (no copy of the reads)."""
         stores = self._depot.storehouses
-        self._seen = previous._seen
+        self._seen, self._away = previous._seen, previous._away
         self._moved = {s: m for s, m in previous._moved.items() if s in stores}
         self._next_ns = {s: t for s, t in previous._next_ns.items() if s in self._storehouses}
         self._firing = {k for k in previous._firing if k.rpartition(".")[2] in stores}
@@ -183,4 +194,5 @@ class ReconciliationRule:
                          if s in self._storehouses}
         self._firing = {str(k) for k in state.get("firing", [])
                         if str(k).rpartition(".")[2] in stores}
+        self._away = {str(e): str(o) for e, o in state.get("away", {}).items()}
         self._tracker.restore(state.get("tracks", []))

@@ -407,3 +407,14 @@ def test_month_at_a_glance(played: dict[str, Any]) -> None:
         "lowest sensor availability %": ("99.7", "61.3"),
         "tamper events": ("1", "0"),
     }
+
+
+def test_daily_counts_that_found_differences(played: dict[str, Any]) -> None:
+    rows = _rows(played, "count_differences", "SH1", "time", "by", "missing", "unexpected",
+                 "moved_without_order", "items")
+    # The pistol left without an order on the 12th: the next count says so, and every count
+    # after it finds it missing. The items out on MO-1 are accounted for, not missing.
+    assert rows[:2] == [
+        ("2026-10-13 08:00", "schedule", "0.0", "0.0", "1.0", "moved without order: E0000004"),
+        ("2026-10-14 08:00", "schedule", "1.0", "0.0", "0.0", "missing: E0000004")]
+    assert len(rows) == 19 and rows[-1][0] == "2026-10-31 08:00"
