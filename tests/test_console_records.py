@@ -77,6 +77,12 @@ def test_a_badge_revoked_in_the_console_is_refused_within_2_s_and_nobody_is_logg
     expect(duty.locator("#officer")).to_be_visible()
     box = clerk.locator("form.add button").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 375
+    # The auditors' export, from the same session: the revocation with who did it.
+    with clerk.expect_download() as fetched:
+        clerk.locator('form.export button:text("roster-history")').click()
+    history = Path(fetched.value.path()).read_text()
+    assert "roster,Pvt. Ash,2,Cpl. Reyes" in history and "revoked" in history
+    assert "1001" not in history
 
 
 def test_a_movement_order_issued_in_the_console_waits_for_the_second_officer(

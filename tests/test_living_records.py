@@ -18,7 +18,7 @@ import pytest
 import yaml
 from daemon_process import DaemonProcess
 from inprocess_daemon import Running, eventually, running
-from servers import Mosquitto, free_port
+from servers import InfluxDB1, Mosquitto, free_port
 
 from daemon.cli.main import main
 
@@ -280,3 +280,33 @@ def test_a_count_on_demand_warns_of_each_difference_and_is_kept_for_the_auditors
     assert f",SH1,{CLERK},3,3,1,1,1,{PISTOL},{stranger},{TARP}" in exported[1]
     points = (tmp_path / "points.lp").read_text()
     assert "reconciliation,site=records-depot,storehouse=SH1 " in points
+
+
+def test_movement_orders_export_with_their_portal_passages_from_influxdb(
+        mosquitto: Mosquitto, influxdb1: InfluxDB1, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    database = f"records_{uuid.uuid4().hex[:8]}"
+    influxdb1.create_database(database)
+    config = settings(tmp_path, mosquitto.port)
+    config["influxdb"] = [{"api": "v1", "url": influxdb1.url, "database": database,
+                           "flush_interval_s": 0.2}]
+    config_file = tmp_path / "depotwatch.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    with running(config) as daemon:
+        status, answer = call(daemon, "PUT", "/api/v1/records/movement_orders/MO-3",
+                              CLERK_TOKEN, {"portal": "P1", "items": [TARP], **window()})
+        assert status == 200, answer  # a tarp: no second officer
+        carry_out(daemon, TARP)
+
+        def stored() -> bool:
+            found = influxdb1.query(database, 'SELECT "order" FROM "portal"')
+            return bool(found["results"][0].get("series"))
+        eventually(stored)
+    assert main(["records", "export", "-c", str(config_file), "movements", "-"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == ("order,portal,valid_from,valid_until,state,issued_by,approved_by,items,"
+                       "passage_at,passage_portal,direction,epc,item")
+    assert len(rows) == 2
+    fields = rows[1].split(",")
+    assert fields[:2] == ["MO-3", "P1"] and fields[5] == CLERK
+    assert fields[-4:] == ["P1", "out", TARP, "Tarp"]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from daemon.alerts.alarm import LifecycleError
 from daemon.book.checks import Problem, RecordRefused, approval_needed, problems
 from daemon.book.entries import KINDS, Entry, EntryState, Records
+from daemon.book.exports import Passages
 from daemon.book.seed import differences
 from daemon.book.store import Change, Parked, RecordsError, RecordsStore, StaleRecord, Write
 from daemon.vocabulary.clock import Clock
@@ -59,6 +60,8 @@ class RecordsDesk:
         # Counts a storehouse now through the rules (storehouse, officer): the running
         # pipeline's, set when the daemon wires it.
         self.counter: Callable[[str, str], list[Fact]] | None = None
+        # Portal passages under orders, for the movements export (from InfluxDB, if any).
+        self.passages: Passages | None = None
 
     async def _run(self, work: Callable[[], T]) -> T:
         async with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from daemon.book.desk import Audit, RecordsDesk
+from daemon.book.exports import influx_passages
 from daemon.book.judged import judged_depot
 from daemon.book.seed import RecordSections, differences, seed_entries
 from daemon.book.store import RECORDS_FILE, RecordsStore
@@ -39,4 +40,5 @@ def open_book(config: Config, clock: Clock, audit: Audit) -> tuple[RecordsDesk, 
               {"records": written, "source": "config"}, now)
         log.info("records store %s seeded from the config: %d records", store.path, written)
     desk = RecordsDesk(store, config.depot(), clock, audit)
+    desk.passages = influx_passages(config)
     return desk, judged_depot(desk.places, desk.records)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
-import io
 import json
 import os
 import sys
@@ -14,20 +11,18 @@ from pathlib import Path
 
 from daemon.alerts.audit import AuditError, AuditLog, audit_path
 from daemon.alerts.officers import AlertClient, ApiError
-from daemon.book.csvio import COLUMNS, export_csv
+from daemon.book.csvio import COLUMNS
 from daemon.book.entries import KINDS
+from daemon.book.exports import EXPORTS, export, influx_passages, moment_ns
 from daemon.book.live import seed_store
 from daemon.book.seed import differences, seed_entries
 from daemon.book.store import RECORDS_FILE, RecordsStore
 from daemon.cli.subcommand import Commands, add_actions, add_config_option, read_config
 from daemon.config.schema import Config
+from daemon.records.document import ReportError
 from daemon.vocabulary.errors import EXIT_CONFIG
 
 __all__ = ["add_records_commands"]
-
-_HISTORIES = {"roster-history": ("roster",),
-              "orders-history": ("movement_orders", "work_orders")}
-
 
 def _client(config: Config, url: str | None) -> AlertClient | None:
     token = os.environ.get("DEPOTWATCH_TOKEN", "").strip()
@@ -117,12 +112,12 @@ def _reconcile(config: Config, args: argparse.Namespace) -> int:
 def _export(config: Config, args: argparse.Namespace) -> int:
     store = RecordsStore(config.state_dir / RECORDS_FILE)
     try:
-        if args.what in COLUMNS:
-            text = export_csv(args.what, store.load())
-        elif args.what == "reconciliation":
-            text = _counts(store, args.since, args.until)
-        else:
-            text = _history(store, _HISTORIES[args.what], args.since, args.until)
+        text = export(args.what, store, moment_ns(args.since) if args.since else 0,
+                      moment_ns(args.until) if args.until else 2**63 - 1,
+                      passages=influx_passages(config))
+    except ReportError as exc:
+        print(f"portal passages: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     if args.file == "-":
@@ -130,48 +125,6 @@ def _export(config: Config, args: argparse.Namespace) -> int:
     else:
         Path(args.file).write_text(text, encoding="utf-8")
     return 0
-
-
-def _history(store: RecordsStore, kinds: tuple[str, ...], since: str | None,
-             until: str | None) -> str:
-    """Every change of `kinds` in the range, oldest first: who, when, approved by, before,
-    after (badges as digests)."""
-    start = _ns(since) if since else 0
-    end = _ns(until) if until else 2**63 - 1
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("at", "kind", "key", "version", "by", "approved_by", "before", "after"))
-    changes = sorted((c for kind in kinds for c in store.history(kind, start, end)),
-                     key=lambda c: c.seq)
-    for c in changes:
-        writer.writerow((dt.datetime.fromtimestamp(c.at_ns / 1e9, dt.UTC).isoformat(),
-                         c.kind, c.key, c.version, c.actor, c.approved_by,
-                         "" if c.before is None else json.dumps(c.before, sort_keys=True),
-                         "" if c.after is None else json.dumps(c.after, sort_keys=True)))
-    return out.getvalue()
-
-
-def _counts(store: RecordsStore, since: str | None, until: str | None) -> str:
-    """Every count in the range: when, storehouse, by whom, and what it found."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    names = ("missing", "unexpected", "moved_without_order")
-    writer.writerow(("at", "storehouse", "by", "on_book", "seen", *names,
-                     *(f"{n}_epcs" for n in names)))
-    for at_ns, storehouse, by, fields in store.counts(_ns(since) if since else 0,
-                                                      _ns(until) if until else 2**63 - 1):
-        writer.writerow((dt.datetime.fromtimestamp(at_ns / 1e9, dt.UTC).isoformat(),
-                         storehouse, by, int(fields.get("on_book", 0)),
-                         int(fields.get("seen", 0)), *(int(fields.get(n, 0)) for n in names),
-                         *(fields.get(f"{n}_epcs", "") for n in names)))
-    return out.getvalue()
-
-
-def _ns(day: str) -> int:
-    moment = dt.datetime.fromisoformat(day)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1_000_000_000)
 
 
 def _records(args: argparse.Namespace) -> int:
@@ -201,10 +154,10 @@ def add_records_commands(commands: Commands) -> None:
     exports = actions.add_parser(
         "export", help="roster (no badges) or items as CSV; roster-history or orders-history: "
         "every change with who, when, approver, before and after; reconciliation: every "
-        "count with what it found")
+        "count with what it found; movements: movement orders with their portal passages "
+        "(from the config's first InfluxDB)")
     add_config_option(exports)
-    exports.add_argument("what", choices=[*sorted(COLUMNS), *sorted(_HISTORIES),
-                                          "reconciliation"])
+    exports.add_argument("what", choices=EXPORTS)
     exports.add_argument("file", metavar="FILE.csv", help="'-' for standard output")
     exports.add_argument("--since", help="history from this date or time (UTC unless given)")
     exports.add_argument("--until", help="history before this date or time")

@@ -8,6 +8,7 @@ zone, as the pages show them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from daemon.book.checks import RecordRefused
 from daemon.book.desk import ApprovalRefused, RecordsDesk
 from daemon.book.entries import KINDS, EntryState
+from daemon.book.exports import EXPORTS, export, moment_ns
 from daemon.book.forms import FORMS
 from daemon.book.store import StaleRecord
 from daemon.vocabulary.clock import Clock
@@ -45,6 +47,7 @@ class RecordPages:
         add = app.router.add_route
         add("GET", "/records", self.roster_page)
         add("GET", "/records/orders", self.orders_page)
+        add("GET", "/records/export/{what}", self.export)
         add("POST", "/records/roster", self._form("/records", self._put_person))
         add("POST", "/records/roster/{key}/revoke", self._form("/records", self._revoke))
         add("POST", "/records/orders/{kind}", self._form("/records/orders", self._put_order))
@@ -66,7 +69,7 @@ class RecordPages:
                     people=people, versions=desk.store.versions("roster"),
                     storehouses=sorted(desk.places.storehouses),
                     parked=[(p, KINDS[p.kind].public(p.entry)) for p in desk.store.parked()],
-                    may_act=may(session, "records"))
+                    may_act=may(session, "records"), exports=EXPORTS)
 
     async def orders_page(self, request: web.Request, message: str = "",
                           status: int = 200) -> web.Response:
@@ -84,6 +87,25 @@ class RecordPages:
                                  key=lambda o: -o.valid_from_ns),
                     portals=portals, doors=sorted(desk.places.doors), pick=pick,
                     items=desk.records.items, may_act=may(session, "records"))
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        """One of the auditors' CSV files, for `since`..`until` (dates, the depot's zone)."""
+        self._sessions.guard(request)
+        what = request.match_info["what"].removesuffix(".csv")
+        if what not in EXPORTS:
+            raise web.HTTPNotFound()
+        try:
+            since = self._when(request.query.get("since", ""))
+            until = self._when(request.query.get("until", ""))
+        except ValueError:
+            raise web.HTTPBadRequest(text="since and until are dates, e.g. 2026-12-01") from None
+        desk = self._desk
+        text = await asyncio.to_thread(
+            export, what, desk.store, moment_ns(since) if since else 0,
+            moment_ns(until) if until else 2**63 - 1, desk.passages)
+        return web.Response(text=text, content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{what}.csv"',
+            "Cache-Control": "no-store"})
 
     def _form(self, back: str, step: _Step) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
