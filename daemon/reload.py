@@ -78,7 +78,7 @@ class Reloader:
         if self.book is not None:
             self.book.applied.append(self.records_changed)
             self.book.counter = self.reconcile
-            self.pipeline.fact_listeners.append(self.book.counted)
+            self.pipeline.fact_listeners.append(self.book.heard)
 
     def reconcile(self, storehouse: str, officer: str) -> list[Fact]:
         """Count a storehouse against the book now, through the running rules."""

@@ -21,6 +21,7 @@ __all__ = [
     "Door",
     "Item",
     "ItemKind",
+    "KeyIssue",
     "MovementOrder",
     "Person",
     "Portal",
@@ -74,6 +75,8 @@ class SensorKind(enum.StrEnum):
     PANIC = "panic"
     # Where staff arm and disarm a zone with a badge or code.
     KEYPAD = "keypad"
+    # A key cabinet: a key (`epc`) taken or returned (`action`) by a badge.
+    KEY_CABINET = "key_cabinet"
 
 
 # Each detector kind and the reading field that says it detects (true) or is quiet (false).
@@ -92,6 +95,8 @@ class ItemKind(enum.StrEnum):
     WEAPON = "weapon"
     AMMUNITION = "ammunition"
     OTHER = "other"
+    # A storehouse or vault key on the key register, issued to and returned by a person.
+    KEY = "key"
 
 
 class AccessVerdict(enum.StrEnum):
@@ -239,6 +244,16 @@ class WorkOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyIssue:
+    """A key out on the register: who holds it and when it is due back."""
+
+    epc: str
+    person: str
+    issued_ns: int
+    due_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Sensor:
     """One device that sends readings, and where it sits."""
 
@@ -271,6 +286,8 @@ class Depot:
     input_sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Duress code -> roster name (kept like badge numbers: never logged or written).
     duress: Mapping[str, str] = field(default_factory=dict)
+    # Key EPC -> its issue, for every key out now (the records store's key register).
+    keys_out: Mapping[str, KeyIssue] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""

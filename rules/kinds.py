@@ -18,6 +18,7 @@ from rules.door_held_open import DoorHeldOpenRuleConfig
 from rules.gateway_fault import GatewayFaultRuleConfig
 from rules.input_lost import InputLostRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
+from rules.key_register import KeyRegisterRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
 from rules.portal_movement import PortalMovementRuleConfig
 from rules.reconciliation import ReconciliationRuleConfig
@@ -53,6 +54,7 @@ RULE_KINDS = (
     ZoneArmingRuleConfig,
     SmokePanicRuleConfig,
     ReconciliationRuleConfig,
+    KeyRegisterRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -76,7 +78,8 @@ RuleConfig = Annotated[
     | ItemUnseenRuleConfig
     | ZoneArmingRuleConfig
     | SmokePanicRuleConfig
-    | ReconciliationRuleConfig,
+    | ReconciliationRuleConfig
+    | KeyRegisterRuleConfig,
     Field(discriminator="type"),
 ]
 

@@ -310,3 +310,50 @@ def test_movement_orders_export_with_their_portal_passages_from_influxdb(
     fields = rows[1].split(",")
     assert fields[:2] == ["MO-3", "P1"] and fields[5] == CLERK
     assert fields[-4:] == ["P1", "out", TARP, "Tarp"]
+
+
+def test_keys_from_the_cabinet_and_the_desk_go_on_the_register_and_an_overdue_key_warns(
+        mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = settings(tmp_path, mosquitto.port)
+    store_key, vault_key = "4B00000000000001", "4B00000000000002"
+    config["items"] += [
+        {"epc": store_key, "name": "Store 1 key", "kind": "key", "storehouse": "SH1"},
+        {"epc": vault_key, "name": "Vault key", "kind": "key", "storehouse": "VAULT"}]
+    config["detectors"] = [{"id": "cab1", "kind": "key_cabinet", "storehouse": "SH1"}]
+    config["mqtt"]["subscriptions"].append(
+        {"topic": "keys/{sensor}", "decoder": {"type": "json_fields", "fields": {
+            "epc": "key", "badge": "card", "action": "action"}}})
+    config["rules"].append({"type": "key_register"})
+    config_file = tmp_path / "depotwatch.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    with running(config) as daemon:
+        book = daemon.daemon.book
+        daemon.publish("keys/cab1", {"key": store_key, "card": "1001", "action": "taken"})
+        eventually(lambda: any(k.epc == store_key and k.state.value == "active"
+                               for k in book.records.key_issues.values()))
+        issue = next(k for k in book.records.key_issues.values() if k.epc == store_key)
+        assert issue.person == "Pvt. Ash"
+        daemon.publish("keys/cab1", {"key": store_key, "card": "1001", "action": "returned"})
+        eventually(lambda: all(k.state.value == "closed"
+                               for k in book.records.key_issues.values()))
+        # At the desk: an item that is no key, a person not on the roster, then due in 1 s.
+        due = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+        status, answer = call(daemon, "POST", f"/api/v1/records/keys/{RIFLE}/issue",
+                              CLERK_TOKEN, {"person": "Nobody", "due": due})
+        assert status == 422
+        assert {d["loc"][0] for d in answer["detail"]} == {"epc", "person"}
+        status, answer = call(daemon, "POST", f"/api/v1/records/keys/{vault_key}/issue",
+                              CLERK_TOKEN, {"person": "Pvt. Ash", "due": due})
+        assert status == 200, answer
+        eventually(lambda: f"key_overdue.{vault_key}" in alarm_keys(daemon), 5.0)
+        status, _ = call(daemon, "POST", f"/api/v1/records/keys/{vault_key}/return",
+                         CLERK_TOKEN)
+        assert status == 200
+        eventually(lambda: f"key_overdue.{vault_key}" not in alarm_keys(daemon), 5.0)
+    assert main(["records", "export", "-c", str(config_file), "key-register", "-"]) == 0
+    register = capsys.readouterr().out.splitlines()
+    assert register[0] == "key,epc,person,issued,due,returned,issued_by,returned_by"
+    assert register[1].startswith(f"Store 1 key,{store_key},Pvt. Ash,")
+    assert register[1].endswith(",key cabinet cab1,key cabinet cab1")
+    assert register[2].startswith(f"Vault key,{vault_key},Pvt. Ash,")
+    assert register[2].endswith(f",{CLERK},{CLERK}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from daemon.book.entries import (
     Entry,
     EntryState,
+    KeyIssueEntry,
     MovementOrderEntry,
     Records,
     RosterEntry,
@@ -69,12 +70,34 @@ def problems(kind: str, entry: Entry, records: Records, places: Depot,
         if not entry.epcs:
             found.append(Problem("items", "at least one item"))
         return found + _identifier(entry.id)
+    if isinstance(entry, KeyIssueEntry):
+        return _key_issue(entry, records, now_ns)
     if isinstance(entry, WorkOrderEntry):
         found = _window(entry.valid_from_ns, entry.valid_until_ns, now_ns, entry.state)
         if entry.door not in places.doors:
             found.append(Problem("door", f"no door {entry.door!r} in this depot"))
         return found + _identifier(entry.id)
     raise TypeError(f"not a record: {kind}")
+
+
+def _key_issue(entry: KeyIssueEntry, records: Records, now_ns: int) -> list[Problem]:
+    if entry.state is not EntryState.ACTIVE:
+        return []  # a return is always taken
+    found = []
+    item = records.items.get(entry.epc)
+    if item is None or item.kind is not ItemKind.KEY:
+        found.append(Problem("epc", f"{entry.epc} is not a key on the book"))
+    holder = records.roster.get(entry.person)
+    if holder is None or holder.state is not EntryState.ACTIVE:
+        found.append(Problem("person", f"{entry.person!r} is not on the roster"))
+    out = next((k.person for k in records.key_issues.values()
+                if k.epc == entry.epc and k.state is EntryState.ACTIVE and k.id != entry.id),
+               None)
+    if out is not None:
+        found.append(Problem("epc", f"this key is out already (held by {out})"))
+    if entry.due_ns <= now_ns:
+        found.append(Problem("due", "the due time is in the past"))
+    return found
 
 
 def _identifier(value: str) -> list[Problem]:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from daemon.alerts.alarm import LifecycleError
 from daemon.book.checks import Problem, RecordRefused, approval_needed, problems
-from daemon.book.entries import KINDS, Entry, EntryState, Records
+from daemon.book.entries import KINDS, Entry, EntryState, KeyIssueEntry, Records
 from daemon.book.exports import Passages
 from daemon.book.seed import differences
 from daemon.book.store import Change, Parked, RecordsError, RecordsStore, StaleRecord, Write
@@ -62,6 +62,7 @@ class RecordsDesk:
         self.counter: Callable[[str, str], list[Fact]] | None = None
         # Portal passages under orders, for the movements export (from InfluxDB, if any).
         self.passages: Passages | None = None
+        self._cabinet_tasks: set[asyncio.Future[None]] = set()
 
     async def _run(self, work: Callable[[], T]) -> T:
         async with self._lock:
@@ -109,10 +110,60 @@ class RecordsDesk:
                 "storehouse", "the reconciliation rule is switched off")])
         return counted[0]
 
-    def counted(self, fact: Fact) -> None:
+    def heard(self, fact: Fact) -> None:
+        """A fact of the rules the book keeps: a count's result, a key cabinet's event."""
+        if fact.measurement == "reconciliation":
+            self._counted(fact)
+        elif fact.measurement == "key":
+            # Written through the desk's queue, after the reading that told it.
+            self._cabinet_tasks.add(task := asyncio.ensure_future(self._cabinet(fact)))
+            task.add_done_callback(self._cabinet_tasks.discard)
+
+    async def issue_key(self, officer: str, epc: str, person: str, due_ns: int) -> Change:
+        """Issue a key on the book to a roster person until `due_ns`."""
+        now = self._clock.now_ns()
+        entry = KeyIssueEntry(f"{epc}@{now}", epc, person, now, due_ns)
+        found = self.check("key_issues", entry)
+        if found:
+            raise RecordRefused(f"key {epc}", found)
+        return (await self._write([Write("key_issues", entry, None)], officer, ""))[0]
+
+    async def return_key(self, officer: str, epc: str) -> Change:
+        """Take a key back: its line on the register is closed now."""
+        out = next((k for k in self.records.key_issues.values()
+                    if k.epc == epc and k.state is EntryState.ACTIVE), None)
+        if out is None:
+            raise RecordRefused(f"key {epc}", [Problem("epc", "this key is not out")])
+        back = replace(out, returned_ns=self._clock.now_ns(), state=EntryState.CLOSED)
+        return (await self._write([Write("key_issues", back,
+                                         self.store.version("key_issues", out.id))],
+                                  officer, ""))[0]
+
+    async def _cabinet(self, fact: Fact) -> None:
+        epc, cabinet = str(fact.fields.get("epc", "")), str(fact.fields.get("cabinet", ""))
+        actor = f"key cabinet {cabinet}"
+        try:
+            if fact.tags.get("action") == "returned":
+                await self.return_key(actor, epc)
+                return
+            # The key has left the cabinet whoever took it: on the register at once, an
+            # unknown badge by its hash (the cabinet let it go; the roster did not).
+            person = str(fact.fields.get("person") or "")
+            holder = person or f"unknown badge {fact.fields.get('badge_hash', '')}"
+            due = fact.at_ns + int(float(fact.fields.get("due_in_s", 0.0)) * 1_000_000_000)
+            writes = [Write("key_issues", replace(k, returned_ns=fact.at_ns,
+                                                  state=EntryState.CLOSED),
+                            self.store.version("key_issues", k.id))
+                      for k in self.records.key_issues.values()
+                      if k.epc == epc and k.state is EntryState.ACTIVE]
+            writes.append(Write("key_issues", KeyIssueEntry(
+                f"{epc}@{fact.at_ns}", epc, holder, fact.at_ns, due), None))
+            await self._write(writes, actor, "")
+        except (RecordRefused, RecordsError) as exc:
+            log.warning("key cabinet %s: %s not on the register: %s", cabinet, epc, exc)
+
+    def _counted(self, fact: Fact) -> None:
         """Keep a count's result (scheduled or asked for) for the exports and the audit."""
-        if fact.measurement != "reconciliation":
-            return
         storehouse, by = fact.tags.get("storehouse", ""), str(fact.fields.get("by", ""))
         try:
             self.store.keep_count(fact.at_ns, storehouse, by, dict(fact.fields))

@@ -17,6 +17,7 @@ __all__ = [
     "Entry",
     "EntryState",
     "ItemEntry",
+    "KeyIssueEntry",
     "MovementOrderEntry",
     "RecordKind",
     "Records",
@@ -87,9 +88,28 @@ class WorkOrderEntry:
         return self.id
 
 
+@dataclass(frozen=True, slots=True)
+class KeyIssueEntry:
+    """One line of the key register: a key issued to a person, due back, and when returned
+    (`closed` once it is); kept for the key register's history."""
+
+    id: str
+    epc: str
+    person: str
+    issued_ns: int
+    due_ns: int
+    returned_ns: int | None = None
+    state: EntryState = EntryState.ACTIVE
+
+    @property
+    def key(self) -> str:
+        """The issue's id."""
+        return self.id
+
+
 # Items are the rules' own `Item`: a register of 100,000 loads as one object per item.
 ItemEntry = Item
-Entry = RosterEntry | ItemEntry | MovementOrderEntry | WorkOrderEntry
+Entry = RosterEntry | ItemEntry | MovementOrderEntry | WorkOrderEntry | KeyIssueEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +120,11 @@ class Records:
     items: Mapping[str, ItemEntry] = field(default_factory=dict)
     movement_orders: Mapping[str, MovementOrderEntry] = field(default_factory=dict)
     work_orders: Mapping[str, WorkOrderEntry] = field(default_factory=dict)
+    key_issues: Mapping[str, KeyIssueEntry] = field(default_factory=dict)
 
     def of(self, kind: str) -> Mapping[str, Any]:
-        """The entries of one kind (`roster`, `items`, `movement_orders`, `work_orders`)."""
+        """The entries of one kind (`roster`, `items`, `movement_orders`, `work_orders`,
+        `key_issues`)."""
         table: Mapping[str, Any] = getattr(self, kind)
         return table
 
@@ -191,6 +213,20 @@ def _work_public(e: WorkOrderEntry) -> dict[str, Any]:
             "valid_until_ns": e.valid_until_ns, "state": e.state.value}
 
 
+def _key_row(e: KeyIssueEntry) -> tuple[Any, ...]:
+    return (e.id, e.epc, e.person, e.issued_ns, e.due_ns, e.returned_ns, e.state.value)
+
+
+def _key_from(row: tuple[Any, ...]) -> KeyIssueEntry:
+    return KeyIssueEntry(row[0], row[1], row[2], int(row[3]), int(row[4]), _ns(row[5]),
+                         EntryState(row[6]))
+
+
+def _key_public(e: KeyIssueEntry) -> dict[str, Any]:
+    return {"id": e.id, "epc": e.epc, "person": e.person, "issued_ns": e.issued_ns,
+            "due_ns": e.due_ns, "returned_ns": e.returned_ns, "state": e.state.value}
+
+
 KINDS: Mapping[str, RecordKind] = {
     "roster": RecordKind(
         "roster", "roster", "name",
@@ -207,4 +243,8 @@ KINDS: Mapping[str, RecordKind] = {
         "work_orders", "work_orders", "id",
         ("id", "door", "valid_from_ns", "valid_until_ns", "state"),
         _work_row, _work_from, _work_public),
+    "key_issues": RecordKind(
+        "key_issues", "key_issues", "id",
+        ("id", "epc", "person", "issued_ns", "due_ns", "returned_ns", "state"),
+        _key_row, _key_from, _key_public),
 }

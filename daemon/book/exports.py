@@ -20,7 +20,7 @@ __all__ = ["EXPORTS", "Passages", "export", "influx_passages", "moment_ns"]
 
 # What may be exported: the registers, then what reads the store's history and counts.
 EXPORTS = (*sorted(COLUMNS), "roster-history", "orders-history", "reconciliation",
-           "movements")
+           "movements", "key-register")
 _HISTORIES = {"roster-history": ("roster",),
               "orders-history": ("movement_orders", "work_orders")}
 _DIFFERENCES = ("missing", "unexpected", "moved_without_order")
@@ -75,6 +75,8 @@ def export(what: str, store: RecordsStore, since_ns: int = 0, until_ns: int = _E
         return _rows(_counts(store, since_ns, until_ns))
     if what == "movements":
         return _rows(_movements(store, since_ns, until_ns, passages))
+    if what == "key-register":
+        return _rows(_keys(store, since_ns, until_ns))
     if what in _HISTORIES:
         return _rows(_history(store, _HISTORIES[what], since_ns, until_ns))
     raise ValueError(f"no export {what!r}: {', '.join(EXPORTS)}")
@@ -130,3 +132,20 @@ def _movements(store: RecordsStore, since_ns: int, until_ns: int,
             yield (*head, "", "", "", "", "")
         for at_ns, portal, direction, epc, item in rows:
             yield (*head, _iso(at_ns), portal, direction, epc, item)
+
+
+def _keys(store: RecordsStore, since_ns: int, until_ns: int) -> Iterable[Iterable[Any]]:
+    """Who held which key when: every issue that overlaps the range, with who issued it."""
+    yield ("key", "epc", "person", "issued", "due", "returned", "issued_by", "returned_by")
+    by: dict[str, list[str]] = {}
+    for change in store.history("key_issues"):
+        by.setdefault(change.key, []).append(change.actor)
+    records = store.load()
+    for issue in sorted(records.key_issues.values(), key=lambda k: k.issued_ns):
+        if issue.issued_ns >= until_ns or (issue.returned_ns or _END) < since_ns:
+            continue
+        item = records.items.get(issue.epc)
+        actors = by.get(issue.id, [""])
+        yield (item.name if item else "", issue.epc, issue.person, _iso(issue.issued_ns),
+               _iso(issue.due_ns), "" if issue.returned_ns is None else _iso(issue.returned_ns),
+               actors[0], actors[-1] if issue.returned_ns is not None else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from daemon.book.entries import EntryState, Records
-from rules.depot import Depot, MovementOrder, Person, WorkOrder
+from rules.depot import Depot, KeyIssue, MovementOrder, Person, WorkOrder
 
 __all__ = ["judged_depot"]
 
@@ -27,4 +27,6 @@ def judged_depot(base: Depot, records: Records) -> Depot:
                           for w in records.work_orders.values() if w.state is active),
         duress={p.duress_code: p.name for p in records.roster.values()
                 if p.state is active and p.duress_code is not None},
+        keys_out={k.epc: KeyIssue(k.epc, k.person, k.issued_ns, k.due_ns)
+                  for k in records.key_issues.values() if k.state is active},
     )

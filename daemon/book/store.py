@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS movement_orders (id TEXT PRIMARY KEY, portal TEXT NOT
 CREATE TABLE IF NOT EXISTS work_orders (id TEXT PRIMARY KEY, door TEXT NOT NULL,
     valid_from_ns INTEGER NOT NULL, valid_until_ns INTEGER NOT NULL, state TEXT NOT NULL,
     version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS key_issues (id TEXT PRIMARY KEY, epc TEXT NOT NULL,
+    person TEXT NOT NULL, issued_ns INTEGER NOT NULL, due_ns INTEGER NOT NULL,
+    returned_ns INTEGER, state TEXT NOT NULL, version INTEGER NOT NULL);
 -- The history: one row per change; before and after as the audit trail shows them.
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ns INTEGER NOT NULL, actor TEXT NOT NULL, approved_by TEXT NOT NULL, kind TEXT NOT NULL,

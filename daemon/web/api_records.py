@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.book.checks import RecordRefused
 from daemon.book.csvio import read_csv
@@ -45,6 +45,11 @@ RECORDS_ROUTES = (
     Route("POST", f"{_R}/reconcile/{{storehouse}}", "reconcileStorehouse",
           "Count a storehouse against the book now (the daily count on demand)",
           "Reconciliation", refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/issue", "issueKey",
+          "Issue a key on the book to a roster person until a due time", "Change",
+          refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/return", "returnKey", "Take a key back", "Change",
+          refusals=(403, 422), action="records"),
     Route("GET", f"{_R}/{{kind}}", "listRecords", "The records of one kind", "RecordList",
           refusals=(404,)),
     Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
@@ -59,6 +64,15 @@ RECORDS_ROUTES = (
           "Close a movement or work order now", "Change", refusals=(403, 404, 409, 422),
           action="records"),
 )
+
+
+class KeyIssueBody(BaseModel):
+    """A key issued: to whom (a roster name) and until when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    person: str = Field(min_length=1, max_length=200)
+    due: AwareDatetime
 
 
 class ImportBody(BaseModel):
@@ -97,7 +111,8 @@ class RecordsCalls:
                 "refuseParked": self.refuse, "importRecords": self.import_csv,
                 "listRecords": self.list_records, "getRecord": self.get_record,
                 "putRecord": self.put, "revokePerson": self.revoke, "closeOrder": self.close,
-                "reconcileStorehouse": self.reconcile}
+                "reconcileStorehouse": self.reconcile, "issueKey": self.issue_key,
+                "returnKey": self.return_key}
 
     def _kind(self, request: web.Request) -> str:
         kind = request.match_info.get("kind", "roster")
@@ -160,6 +175,25 @@ class RecordsCalls:
             counted = self._desk.reconcile(officer, storehouse)
         return web.json_response({"storehouse": storehouse, "at_ns": counted.at_ns,
                                   **counted.fields})
+
+    async def issue_key(self, request: web.Request, officer: str) -> web.Response:
+        """Issue a key."""
+        try:
+            body = KeyIssueBody.model_validate_json(await request.read() or b"{}")
+        except ValidationError as exc:
+            raise Refusal(422, "invalid request body", json.loads(
+                exc.json(include_url=False, include_context=False))) from None
+        with _refusals():
+            change = await self._desk.issue_key(officer, request.match_info["epc"].upper(),
+                                                body.person,
+                                                int(body.due.timestamp() * 1_000_000_000))
+        return web.json_response(change_json(change))
+
+    async def return_key(self, request: web.Request, officer: str) -> web.Response:
+        """Take a key back."""
+        with _refusals():
+            change = await self._desk.return_key(officer, request.match_info["epc"].upper())
+        return web.json_response(change_json(change))
 
     async def list_parked(self, request: web.Request, officer: str) -> web.Response:
         """Changes waiting for a second officer."""
