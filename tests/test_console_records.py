@@ -116,3 +116,23 @@ def test_a_movement_order_issued_in_the_console_waits_for_the_second_officer(
     form.locator("input[name=valid_until]").fill("2020-01-02T08:00")
     form.locator("button").click()
     expect(clerk.locator("p.error")).to_contain_text("valid_until: the window is in the past")
+
+
+def test_a_key_issued_and_returned_in_the_console(browser: Browser, mosquitto: Mosquitto,
+                                                   tmp_path: Path) -> None:
+    config = settings(tmp_path, mosquitto.port)
+    config["items"].append({"epc": "4B00000000000001", "name": "Store 1 key", "kind": "key",
+                            "storehouse": "SH1"})
+    with running(config, connected=False) as live:
+        clerk = browser.new_page(viewport={"width": 375, "height": 740})
+        log_in(clerk, live.url, CLERK_TOKEN, "/records/orders")
+        form = clerk.locator("form.issue-key")
+        form.locator("select[name=person]").select_option("Pvt. Ash")
+        form.locator("input[name=due]").fill("2099-01-01T18:00")
+        form.locator("button").click()
+        card = clerk.locator('section.key[data-key="4B00000000000001"]')
+        expect(card).to_contain_text("Pvt. Ash")
+        card.locator("form.return button").click()
+        expect(clerk.locator("section.key")).to_have_count(0)
+        issues = list(live.daemon.book.records.key_issues.values())
+        assert [(k.person, k.state.value) for k in issues] == [("Pvt. Ash", "closed")]

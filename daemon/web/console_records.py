@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import ValidationError
 
-from daemon.book.checks import RecordRefused
+from daemon.book.checks import Problem, RecordRefused
 from daemon.book.desk import ApprovalRefused, RecordsDesk
 from daemon.book.entries import KINDS, EntryState
 from daemon.book.exports import EXPORTS, export, moment_ns
@@ -26,6 +26,7 @@ from daemon.book.store import StaleRecord
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_page import DepotTime, may, page, refused_page
 from daemon.web.console_session import Refused, Sessions
+from rules.depot import ItemKind
 
 __all__ = ["RecordPages"]
 
@@ -54,6 +55,8 @@ class RecordPages:
         add("POST", "/records/orders/{kind}/{key}/close",
             self._form("/records/orders", self._close))
         add("POST", "/records/parked/{key}/{step}", self._form("/records", self._decide))
+        add("POST", "/records/keys/issue", self._form("/records/orders", self._issue_key))
+        add("POST", "/records/keys/{key}/return", self._form("/records/orders", self._return_key))
 
     def _time(self) -> DepotTime:
         return DepotTime(self._zones, self._clock.now_ns())
@@ -86,7 +89,13 @@ class RecordPages:
                     works=sorted(desk.records.work_orders.values(),
                                  key=lambda o: -o.valid_from_ns),
                     portals=portals, doors=sorted(desk.places.doors), pick=pick,
-                    items=desk.records.items, may_act=may(session, "records"))
+                    items=desk.records.items, may_act=may(session, "records"),
+                    keys_out=sorted((k for k in desk.records.key_issues.values()
+                                     if k.state is EntryState.ACTIVE), key=lambda k: k.due_ns),
+                    keys=sorted((i for i in desk.records.items.values()
+                                 if i.kind is ItemKind.KEY), key=lambda i: i.name),
+                    people=sorted(p.name for p in desk.records.roster.values()
+                                  if p.state is EntryState.ACTIVE))
 
     async def export(self, request: web.Request) -> web.StreamResponse:
         """One of the auditors' CSV files, for `since`..`until` (dates, the depot's zone)."""
@@ -165,6 +174,16 @@ class RecordPages:
         key = form.get("id", "").strip()
         entry = FORMS[kind].model_validate(body).entry(key, None)
         await self._desk.propose(officer, kind, entry, None)
+
+    async def _issue_key(self, officer: str, form: Mapping[str, str]) -> None:
+        due = self._when(form.get("due", ""))
+        if due is None:
+            raise RecordRefused("key", [Problem("due", "a due time is needed")])
+        await self._desk.issue_key(officer, form.get("epc", ""), form.get("person", ""),
+                                   moment_ns(due))
+
+    async def _return_key(self, officer: str, form: Mapping[str, str]) -> None:
+        await self._desk.return_key(officer, form["key"])
 
     async def _close(self, officer: str, form: Mapping[str, str]) -> None:
         kind = {"movement": "movement_orders", "work": "work_orders"}.get(form["kind"])
