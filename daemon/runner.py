@@ -423,7 +423,7 @@ class Daemon:
             self.pipeline.gateway_reading("spool", {"damaged": True}, self.clock.now_ns())
         for path, damage in ((self.state_file.path, self.state_file.damage),
                              (self.deadletters.path, self.deadletters.damage),
-                             (self.audit.path, self.audit.damage)):
+                             (self.audit.path, self.audit.damage), self.book.store.damaged):
             if damage is not None:  # what was lost, told to the officers, not only the log
                 self.pipeline.fault("file_damaged", path.name, True, damage, self.clock.now_ns())
         async with asyncio.TaskGroup() as group:

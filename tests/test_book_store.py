@@ -52,6 +52,7 @@ def test_a_write_is_versioned_and_its_history_holds_before_and_after(tmp_path: P
     assert "1001" not in repr(store.history("roster"))
     assert [c.version for c in store.history("roster")] == [1, 2]
     store.close()
+    assert (tmp_path / "records.sqlite").stat().st_mode & 0o777 == 0o600
     again = RecordsStore(tmp_path / "records.sqlite")
     assert again.load().roster["Pvt. Ash"].zones == {"SH1", "VAULT"}
 
@@ -146,3 +147,15 @@ def test_vault_access_and_weapon_orders_wait_for_a_second_officer(tmp_path: Path
     closed = MovementOrderEntry("MO-1", "P1", frozenset({RIFLE}), NOW, NOW + HOUR,
                                 EntryState.CLOSED)
     assert not approval_needed("movement_orders", closed, records, places)
+
+
+def test_a_damaged_store_is_set_aside_and_the_book_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite"
+    path.write_bytes(b"not a database, a torn copy" * 100)
+    store = RecordsStore(path)
+    assert store.damage is not None and "set aside as records.sqlite.damaged-" in store.damage
+    assert not store.seeded and store.load().roster == {}
+    assert len(list(tmp_path.glob("records.sqlite.damaged-*"))) == 1
+    store.write([Write("roster", _person(), None)], "a", NOW)
+    store.close()
+    assert RecordsStore(path).damage is None

@@ -12,7 +12,10 @@ One connection, used from one thread at a time: the caller serialises (`daemon.b
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.book.entries import KINDS, Entry, RecordKind, Records
+from daemon.statefile import set_aside
 from daemon.vocabulary.errors import DepotwatchError
 
 __all__ = ["RECORDS_FILE", "Change", "Parked", "RecordsError", "RecordsStore", "StaleRecord",
            "Write"]
+
+log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.sqlite"
 
@@ -111,20 +117,47 @@ class RecordsStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # What was lost when the file could not be read (set aside, the book started again).
+        self.damage: str | None = None
+        try:
+            self._open(path)
+        except sqlite3.DatabaseError as exc:
+            aside = set_aside(path)
+            self.damage = (f"records store unreadable ({exc}): set aside as {aside.name}; the "
+                           "book starts again from the config's sections")
+            log.error("%s", self.damage)
+            self._open(path)
+
+    @property
+    def damaged(self) -> tuple[Path, str | None]:
+        """The file and what was lost when it was opened (None: nothing)."""
+        return self.path, self.damage
+
+    def _open(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Badge numbers and duress codes are in it, as in the config: the owner only (its
+            # -wal and -shm files take the same mode from SQLite).
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            checked = self._db.execute("PRAGMA quick_check").fetchone()
+            if checked is None or checked[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {checked[0] if checked else '?'}")
             # Counts are kept from the event loop while a change may be writing on a worker
             # thread: their own connection keeps them out of that change's transaction.
             self._counts_db = sqlite3.connect(path, isolation_level=None,
                                               check_same_thread=False)
             self._counts_db.execute("PRAGMA synchronous=FULL")
             self._counts_db.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError:
+            with contextlib.suppress(AttributeError):
+                self._db.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
             raise RecordsError(f"records store {path}: cannot open: {exc}") from exc
 
     def close(self) -> None:
