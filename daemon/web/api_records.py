@@ -125,8 +125,8 @@ class RecordsCalls:
         kind = self._kind(request)
         spec, table = KINDS[kind], self._desk.records.of(kind)
         where = request.query.get("storehouse")
-        limit = int(request.query.get("limit", "1000")) if request.query.get(
-            "limit", "1000").isdigit() else 1000
+        asked = request.query.get("limit", "")
+        limit = int(asked) if asked.isdigit() else 1000
         shown = [spec.public(e) for e in table.values()
                  if where is None or getattr(e, "storehouse", where) == where][:limit]
         return web.json_response({"kind": kind, "total": len(table), "records": shown})
