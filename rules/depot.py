@@ -21,6 +21,7 @@ __all__ = [
     "Door",
     "Item",
     "ItemKind",
+    "ItemState",
     "KeyIssue",
     "MovementOrder",
     "Person",
@@ -202,6 +203,13 @@ class Portal:
     outer_sensor: str
 
 
+class ItemState(enum.StrEnum):
+    """Where an item stands in its life on the book; the rules judge items `on_book` (issue 27
+    adds the rest of the lifecycle)."""
+
+    ON_BOOK = "on_book"
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """A tagged item in the register."""
@@ -211,6 +219,7 @@ class Item:
     kind: ItemKind
     lot: str
     storehouse: str
+    state: ItemState = ItemState.ON_BOOK
 
 
 @dataclass(frozen=True, slots=True)

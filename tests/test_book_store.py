@@ -159,3 +159,18 @@ def test_a_damaged_store_is_set_aside_and_the_book_starts_again(tmp_path: Path) 
     store.write([Write("roster", _person(), None)], "a", NOW)
     store.close()
     assert RecordsStore(path).damage is None
+
+
+def test_an_export_imports_back_unchanged(tmp_path: Path) -> None:
+    from daemon.book.csvio import export_csv, read_csv
+    config = _config(tmp_path)
+    store = RecordsStore(tmp_path / "r.sqlite")
+    store.write([Write("items", Item(RIFLE, "Rifle, G3", ItemKind.WEAPON, "L1", "SH1"), None),
+                 Write("roster", _person(), None)], "a", NOW)
+    records = store.load()
+    for kind in ("items", "roster"):
+        entries, errors = read_csv(kind, export_csv(kind, records), records, config.depot(),
+                                   NOW)
+        assert errors == []
+        assert {getattr(e, "epc", None) or getattr(e, "name", None): e for e in entries} == \
+            dict(records.of(kind))

@@ -34,7 +34,9 @@ def read_csv(kind: str, text: str, records: Records, places: Depot,
     if kind not in COLUMNS:
         return [], [f"line 1: kind: only {' and '.join(COLUMNS)} import from CSV"]
     reader = csv.DictReader(io.StringIO(text))
-    key_column, wanted = COLUMNS[kind][0], set(COLUMNS[kind])
+    # `state` as an export writes it, so that an export imports back (states themselves
+    # change through their own operations: revoke, and issue 27's item lifecycle).
+    key_column, wanted = COLUMNS[kind][0], {*COLUMNS[kind], "state"}
     missing = sorted({key_column, *_required(kind)} - set(reader.fieldnames or ()))
     unknown = sorted(set(reader.fieldnames or ()) - wanted)
     if missing or unknown:
@@ -64,7 +66,8 @@ def _required(kind: str) -> set[str]:
 
 def _row(kind: str, row: Mapping[str, Any], records: Records) -> tuple[Entry | None,
                                                                        list[Problem]]:
-    fields = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+    fields = {k: v for k, v in row.items()
+              if k is not None and k != "state" and v not in (None, "")}
     key = str(fields.pop(COLUMNS[kind][0], "")).strip()
     if not key:
         return None, [Problem(COLUMNS[kind][0], "empty")]
@@ -93,16 +96,17 @@ def _with(records: Records, kind: str, entries: list[Entry]) -> Records:
 
 
 def export_csv(kind: str, records: Records) -> str:
-    """The roster (badges left out) or the item register as CSV, in key order."""
+    """The roster (badges left out) or the item register as CSV, in key order, with each
+    record's state."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = tuple(c for c in COLUMNS[kind] if c != "badge") + ("state",) * (kind == "roster")
+    columns = (*(c for c in COLUMNS[kind] if c != "badge"), "state")
     writer.writerow(columns)
     for key in sorted(records.of(kind)):
         entry = records.of(kind)[key]
         if isinstance(entry, Item):
             writer.writerow((entry.epc, entry.name, entry.kind.value, entry.lot,
-                             entry.storehouse))
+                             entry.storehouse, entry.state.value))
         elif isinstance(entry, RosterEntry):
             writer.writerow((entry.name, " ".join(sorted(entry.zones)),
                              _iso(entry.valid_from_ns), _iso(entry.valid_until_ns),

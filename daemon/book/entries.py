@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.depot import Item, ItemKind
+from rules.depot import Item, ItemKind, ItemState
 
 __all__ = [
     "KINDS",
@@ -172,20 +172,21 @@ def _roster_public(e: RosterEntry) -> dict[str, Any]:
 
 def item_row(e: ItemEntry) -> tuple[Any, ...]:
     """An item as its table row."""
-    return (e.epc, e.name, e.kind.value, e.lot, e.storehouse)
+    return (e.epc, e.name, e.kind.value, e.lot, e.storehouse, e.state.value)
 
 
 # A dict lookup, not the enum's call, per row: a 100,000-item book loads ~30 % faster.
 _ITEM_KINDS = {kind.value: kind for kind in ItemKind}
+_ITEM_STATES = {state.value: state for state in ItemState}
 
 
 def _item_from(row: tuple[Any, ...]) -> ItemEntry:
-    return Item(row[0], row[1], _ITEM_KINDS[row[2]], row[3], row[4])
+    return Item(row[0], row[1], _ITEM_KINDS[row[2]], row[3], row[4], _ITEM_STATES[row[5]])
 
 
 def _item_public(e: ItemEntry) -> dict[str, Any]:
     return {"epc": e.epc, "name": e.name, "kind": e.kind.value, "lot": e.lot,
-            "storehouse": e.storehouse}
+            "storehouse": e.storehouse, "state": e.state.value}
 
 
 def _movement_row(e: MovementOrderEntry) -> tuple[Any, ...]:
@@ -237,7 +238,7 @@ KINDS: Mapping[str, RecordKind] = {
         ("name", "badge", "zones", "valid_from_ns", "valid_until_ns", "escort_only",
          "duress_code", "state"), _roster_row, _roster_from, _roster_public),
     "items": RecordKind(
-        "items", "items", "epc", ("epc", "name", "kind", "lot", "storehouse"),
+        "items", "items", "epc", ("epc", "name", "kind", "lot", "storehouse", "state"),
         item_row, _item_from, _item_public),
     "movement_orders": RecordKind(
         "movement_orders", "movement_orders", "id",

@@ -38,8 +38,10 @@ CREATE TABLE IF NOT EXISTS roster (name TEXT PRIMARY KEY, badge TEXT NOT NULL,
     zones TEXT NOT NULL, valid_from_ns INTEGER, valid_until_ns INTEGER,
     escort_only INTEGER NOT NULL, duress_code TEXT, state TEXT NOT NULL,
     version INTEGER NOT NULL);
+-- Items keyed by EPC; `state` is the item's place in its lifecycle (rules.depot.ItemState).
 CREATE TABLE IF NOT EXISTS items (epc TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
-    lot TEXT NOT NULL, storehouse TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+    lot TEXT NOT NULL, storehouse TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'on_book',
+    version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS movement_orders (id TEXT PRIMARY KEY, portal TEXT NOT NULL,
     epcs TEXT NOT NULL, valid_from_ns INTEGER NOT NULL, valid_until_ns INTEGER NOT NULL,
     state TEXT NOT NULL, version INTEGER NOT NULL);
