@@ -349,6 +349,9 @@ def test_keys_from_the_cabinet_and_the_desk_go_on_the_register_and_an_overdue_ke
         status, _ = call(daemon, "POST", f"/api/v1/records/keys/{vault_key}/return",
                          CLERK_TOKEN)
         assert status == 200
+        status, answer = call(daemon, "PUT", f"/api/v1/records/key_issues/{vault_key}",
+                              CLERK_TOKEN, {})
+        assert status == 404 and "/records/keys/" in answer["error"]
         eventually(lambda: f"key_overdue.{vault_key}" not in alarm_keys(daemon), 5.0)
     assert main(["records", "export", "-c", str(config_file), "key-register", "-"]) == 0
     register = capsys.readouterr().out.splitlines()

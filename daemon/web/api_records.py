@@ -143,6 +143,9 @@ class RecordsCalls:
     async def put(self, request: web.Request, officer: str) -> web.Response:
         """Add or change a record."""
         kind, key = self._kind(request), _key(request)
+        if kind not in FORMS:
+            raise Refusal(404, f"{kind} change through their own calls (keys: /records/keys/"
+                               "<epc>/issue and /return)")
         try:
             form = FORMS[kind].model_validate_json(await request.read() or b"{}")
         except ValidationError as exc:
