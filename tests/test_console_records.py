@@ -4,6 +4,7 @@ order issued and approved in the console; a phone-sized page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from test_living_records import (
     carry_out,
     settings,
 )
+
+from daemon.book.entries import RosterEntry
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -136,3 +139,25 @@ def test_a_key_issued_and_returned_in_the_console(browser: Browser, mosquitto: M
         expect(clerk.locator("section.key")).to_have_count(0)
         issues = list(live.daemon.book.records.key_issues.values())
         assert [(k.person, k.state.value) for k in issues] == [("Pvt. Ash", "closed")]
+
+
+def test_changing_a_persons_zones_in_the_console_keeps_their_validity(
+        browser: Browser, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = settings(tmp_path, mosquitto.port)
+    config["storehouses"][0]["timezone"] = "Europe/Vienna"
+    config["roster"][0]["valid_until"] = "2099-06-30T17:00:00+02:00"
+    with running(config, connected=False) as live:
+        clerk = browser.new_page()
+        log_in(clerk, live.url, CLERK_TOKEN)
+        person = clerk.locator('section[data-person="Pvt. Ash"]')
+        person.locator("summary").click()
+        person.locator('input[name="zone.VAULT"]').check()
+        person.locator("form.change button").click()
+        # Vault access: parked for the second officer, the validity carried along.
+        parked = live.daemon.book.store.parked()
+        assert [p.reason for p in parked] == ["grants vault access (VAULT)"]
+        entry = parked[0].entry
+        assert isinstance(entry, RosterEntry)
+        assert entry.valid_until_ns == int(dt.datetime(2099, 6, 30, 15, tzinfo=dt.UTC)
+                                           .timestamp()) * 10**9
+        assert entry.badge == "1001"
