@@ -17,6 +17,7 @@ from daemon.alerts.commands import CommandDesk
 from daemon.alerts.desk import AlarmDesk, Audit
 from daemon.alerts.escalation import ALWAYS, routed
 from daemon.alerts.officers import Officers
+from daemon.book.desk import RecordsDesk
 from daemon.config.schema import Config
 from daemon.ingest.deadletters import DeadLetterStore
 from daemon.ingest.pipeline import Pipeline, PointStore, WakeUp
@@ -197,9 +198,10 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                   officers: Officers | None = None,
                   notifiers: NotifierFiguresSource | None = None,
                   arming: ArmingDesk | None = None,
-                  gateway: Gateway | None = None) -> web.Application:
+                  gateway: Gateway | None = None,
+                  records: RecordsDesk | None = None) -> web.Application:
     """The officers' API and console, with /readyz and /metrics; the console's depot page
-    shows the `gateway`'s links and dead letters."""
+    shows the `gateway`'s links and dead letters; `records` serves the book."""
     known = officers if officers is not None else officer_tokens(config)
     climate = next((r for r in config.rule_set() if isinstance(r, ClimateRuleConfig)), None)
     console, site = config.api.console, config.site
@@ -213,7 +215,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                      storehouses=lambda: [s for s, _ in recent.storehouses()],
                      gateway=GatewayGlance(gateway, climate) if gateway is not None else None,
                      dark=DarkHours(zone, site.latitude, site.longitude, console.evening,
-                                    console.morning) if console.dark_at_night else None)
+                                    console.morning) if console.dark_at_night else None,
+                     records=records)
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

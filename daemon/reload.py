@@ -19,13 +19,18 @@ from pathlib import Path
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.assembly import build_officers, rule_severities
+from daemon.book.desk import RecordsDesk
+from daemon.book.entries import Records
+from daemon.book.judged import judged_depot
 from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import ConfigError
 from daemon.web.recent import RecentEvents
+from rules.base import Fact
 from rules.depot import Depot
+from rules.reconciliation import RECONCILE_PREFIX
 
 __all__ = ["RESTART_ONLY", "Reloader", "needs_restart"]
 
@@ -67,6 +72,19 @@ class Reloader:
     rebuild: Callable[[Config, Depot], Pipeline]
     # Told of each config applied.
     applied: Sequence[Callable[[Config], None]] = ()
+    # The book: its roster, items and orders replace the config's (seed only) sections.
+    book: RecordsDesk | None = None
+
+    def __post_init__(self) -> None:
+        if self.book is not None:
+            self.book.applied.append(self.records_changed)
+            self.book.counter = self.reconcile
+            self.pipeline.fact_listeners.append(self.book.heard)
+
+    def reconcile(self, storehouse: str, officer: str) -> list[Fact]:
+        """Count a storehouse against the book now, through the running rules."""
+        return self.pipeline.request(f"{RECONCILE_PREFIX}{storehouse}", {"by": officer},
+                                     self.clock.now_ns())
 
     async def reload(self) -> bool:
         """Read, validate and apply the config file; whether it was applied."""
@@ -93,6 +111,9 @@ class Reloader:
         """Swap in what can change at run time; raises, before changing anything, if the new
         rules cannot take the running rules' state."""
         depot = new.depot()
+        if self.book is not None:
+            self.book.places = depot
+            depot = judged_depot(depot, self.book.records)
         self.pipeline.adopt(self.rebuild(new, depot))
         self.desk.reconfigure(new.alerting, rule_severities=rule_severities(new))
         self.officers.replace(build_officers(new))
@@ -108,6 +129,14 @@ class Reloader:
                  len(new.api.officers),
                  f"; changed but only applied at the next restart: {', '.join(later)}"
                  if later else "")
+
+    def records_changed(self, records: Records) -> None:
+        """Judge with the book's new records from the next reading on (nothing dropped: the
+        swap happens between two readings, the rules' state carried over)."""
+        places = self.book.places if self.book is not None else self.config.depot()
+        depot = judged_depot(places, records)
+        self.pipeline.adopt(self.rebuild(self.config, depot))
+        self.recent.adopt(depot)
 
     def _refused(self, why: str) -> None:
         log.error("config %s not reloaded, running on with the previous one: %s",

@@ -28,6 +28,7 @@ from daemon.assembly import (
     commands_topic,
     tsdb_targets,
 )
+from daemon.book.live import open_book
 from daemon.config.schema import Config
 from daemon.gsm import modem_watches
 from daemon.homeassistant.publisher import build_home_assistant
@@ -76,7 +77,6 @@ class Daemon:
         self.clock = clock or SteadyClock()
         self.ticking = TickSchedule(self.clock, tick_interval_s or config.tick_interval_s)
         self._startup_grace_s = 10.0 if tick_interval_s is None else 0.1
-        depot = config.depot()
         self.link = MqttLink(config.mqtt, self.clock, site=config.site.id)
         targets = tsdb_targets(config)
         self.spool = build_spool(config, targets)
@@ -88,6 +88,7 @@ class Daemon:
         self._configured = configured
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
+        self.book, depot = open_book(config, self.clock, self.audit.record)  # roster, items...
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
@@ -108,7 +109,7 @@ class Daemon:
         self._wire_inputs(config)
         self.state_file = StateFile(config.state_dir / "engine-state.json")
         self.reloader = Reloader(config_path, config, self.pipeline, self.desk, self.recent,
-                                 self.officers, self.clock, self._fresh_pipeline)
+                                 self.officers, self.clock, self._fresh_pipeline, book=self.book)
         self._reload_asked = asyncio.Event()
         self.systemd = SystemdNotifier.from_environment()
         self._last_tick_s = time.monotonic()  # the watchdog's sign that the loop is alive
@@ -128,6 +129,7 @@ class Daemon:
         self.api = build_web_app(config, self.desk, self.clock, self.recent, self.audit.path,
                                  ready=self.metrics.readiness, metrics=self.metrics.render,
                                  officers=self.officers, arming=self.arming, gateway=self,
+                                 records=self.book,
                                  notifiers=lambda: [o.figures() for o in self.outboxes])
         self.api_url: str | None = None
         self.commands = build_command_desk(config, self.desk, self.clock, self._publish_reply,
@@ -231,9 +233,8 @@ class Daemon:
 
     def _state(self) -> dict[str, object]:
         return {**self.pipeline.snapshot(), "alarms": self.desk.snapshot(),
-                "recent": self.recent.snapshot(),
-                "outboxes": {o.notifier.name: [a.to_dict() for a in o.pending()]
-                             for o in self.outboxes}}
+                "recent": self.recent.snapshot(), "outboxes": {
+                    o.notifier.name: [a.to_dict() for a in o.pending()] for o in self.outboxes}}
 
     def _on_message(self, raw: RawMessage) -> Awaitable[None] | None:
         # The PUBACK goes out when what this returns is done: only after the points are on disk.
@@ -406,7 +407,7 @@ class Daemon:
             self.pipeline.gateway_reading("spool", {"damaged": True}, self.clock.now_ns())
         for path, damage in ((self.state_file.path, self.state_file.damage),
                              (self.deadletters.path, self.deadletters.damage),
-                             (self.audit.path, self.audit.damage)):
+                             (self.audit.path, self.audit.damage), self.book.store.damaged):
             if damage is not None:  # what was lost, told to the officers, not only the log
                 self.pipeline.fault("file_damaged", path.name, True, damage, self.clock.now_ns())
         async with asyncio.TaskGroup() as group:
@@ -427,6 +428,7 @@ class Daemon:
         except OSError as exc:
             log.error("engine state not saved at shutdown: %s", exc)
         self.audit.close()
+        self.book.store.close()
         self.deadletters.close()
         self.systemd.close()
 

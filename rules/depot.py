@@ -21,6 +21,8 @@ __all__ = [
     "Door",
     "Item",
     "ItemKind",
+    "ItemState",
+    "KeyIssue",
     "MovementOrder",
     "Person",
     "Portal",
@@ -74,6 +76,8 @@ class SensorKind(enum.StrEnum):
     PANIC = "panic"
     # Where staff arm and disarm a zone with a badge or code.
     KEYPAD = "keypad"
+    # A key cabinet: a key (`epc`) taken or returned (`action`) by a badge.
+    KEY_CABINET = "key_cabinet"
 
 
 # Each detector kind and the reading field that says it detects (true) or is quiet (false).
@@ -92,6 +96,8 @@ class ItemKind(enum.StrEnum):
     WEAPON = "weapon"
     AMMUNITION = "ammunition"
     OTHER = "other"
+    # A storehouse or vault key on the key register, issued to and returned by a person.
+    KEY = "key"
 
 
 class AccessVerdict(enum.StrEnum):
@@ -205,6 +211,13 @@ class Portal:
     outer_sensor: str
 
 
+class ItemState(enum.StrEnum):
+    """Where an item stands in its life on the book; the rules judge items `on_book` (issue 27
+    adds the rest of the lifecycle)."""
+
+    ON_BOOK = "on_book"
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """A tagged item in the register."""
@@ -214,6 +227,7 @@ class Item:
     kind: ItemKind
     lot: str
     storehouse: str
+    state: ItemState = ItemState.ON_BOOK
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +258,16 @@ class WorkOrder:
     def covers(self, door: str, at_ns: int) -> bool:
         """Whether this order lets `door` stand open at `at_ns`."""
         return door == self.door and self.valid_from_ns <= at_ns <= self.valid_until_ns
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIssue:
+    """A key out on the register: who holds it and when it is due back."""
+
+    epc: str
+    person: str
+    issued_ns: int
+    due_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +307,8 @@ class Depot:
     silent_after_s: Mapping[str, float] = field(default_factory=dict)
     # Bridge id -> the sensors that report through it (Zigbee2MQTT, a Zigbee gateway).
     bridges: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Key EPC -> its issue, for every key out now (the records store's key register).
+    keys_out: Mapping[str, KeyIssue] = field(default_factory=dict)
 
     def sensors_of(self, kind: SensorKind) -> Sequence[Sensor]:
         """All sensors of one kind, in config order."""

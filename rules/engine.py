@@ -107,6 +107,23 @@ class Engine:
             "rules": {name: rule.snapshot() for name, rule in self._rules},
         }
 
+    def take_over(self, previous: Engine) -> None:
+        """Carry `previous`'s rule state over (a reload, a records change). A rule of the same
+        kind with a `take_over` method takes its predecessor's state as it is (item clocks of a
+        100,000-item book in microseconds, not the 0.3 s of a JSON round trip); the rest go
+        through snapshot and restore, as across a restart."""
+        self._last_at = dict(previous._last_at)
+        earlier = dict(previous._rules)
+        for name, rule in self._rules:
+            old = earlier.get(name)
+            if old is None:
+                continue
+            take = getattr(rule, "take_over", None)
+            if take is not None and type(old) is type(rule):
+                take(old)
+            else:
+                rule.restore(old.snapshot())
+
     def restore(self, snapshot: Mapping[str, Any]) -> None:
         """Take back a snapshot; rules added since start fresh (and so fail secure)."""
         if snapshot.get("version") != SNAPSHOT_VERSION:

@@ -131,6 +131,19 @@ class ItemUnseenRule:
             "firing": sorted(self._firing),
         }
 
+    def take_over(self, previous: ItemUnseenRule) -> None:
+        """Take the state of the rule this one replaces; the same book (a roster or order
+        change) is taken as it is, another one filtered as `restore` does."""
+        items = self._depot.items
+        if items is previous._depot.items:
+            self._last_seen, self._away = previous._last_seen, previous._away
+            self._firing = previous._firing
+        else:
+            self._last_seen = {e: v for e, v in previous._last_seen.items() if e in items}
+            self._away = {e: o for e, o in previous._away.items() if e in items}
+            self._firing = {e for e in previous._firing if e in items}
+        self._tracker.restore(previous._tracker.snapshot())
+
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back the state: silence across a restart still counts; unknown items dropped."""
         items = self._depot.items

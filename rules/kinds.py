@@ -20,8 +20,10 @@ from rules.gateway_fault import GatewayFaultRuleConfig
 from rules.gateway_health import GatewayHealthRuleConfig
 from rules.input_lost import InputLostRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
+from rules.key_register import KeyRegisterRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
 from rules.portal_movement import PortalMovementRuleConfig
+from rules.reconciliation import ReconciliationRuleConfig
 from rules.sensor_silent import SensorSilentRuleConfig
 from rules.smoke_panic import SmokePanicRuleConfig
 from rules.spool_quota import SpoolQuotaRuleConfig
@@ -55,6 +57,8 @@ RULE_KINDS = (
     ZoneArmingRuleConfig,
     SmokePanicRuleConfig,
     AntiMaskingRuleConfig,
+    ReconciliationRuleConfig,
+    KeyRegisterRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -79,7 +83,9 @@ RuleConfig = Annotated[
     | ItemUnseenRuleConfig
     | ZoneArmingRuleConfig
     | SmokePanicRuleConfig
-    | AntiMaskingRuleConfig,
+    | AntiMaskingRuleConfig
+    | ReconciliationRuleConfig
+    | KeyRegisterRuleConfig,
     Field(discriminator="type"),
 ]
 

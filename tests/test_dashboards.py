@@ -161,6 +161,7 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
         "roster": [{"name": "Sgt. Anna Berger", "badge": "1001", "zones": ["SH1", "SH2", "SH3"]}],
         "portals": [{"id": "P1", "storehouse": "SH1", "inner_antenna": "p1-inner",
                      "outer_antenna": "p1-outer"}],
+        "inventory_readers": [{"id": "sh1-inv", "storehouse": "SH1"}],
         "items": [{"epc": RIFLE_1, "name": "Rifle G3 #10231", "storehouse": "SH1"},
                   {"epc": RIFLE_2, "name": "Rifle G3 #10232", "storehouse": "SH1"}],
         "movement_orders": [{"id": "MO-7", "portal": "P1", "items": [RIFLE_1, RIFLE_2],
@@ -178,6 +179,7 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
         "influxdb": [{"api": "v1", "url": influxdb1.url, "database": DB,
                       "flush_interval_s": 0.2}],
         "rules": [{"type": "climate_record", "read_at": read_at.isoformat()},
+                  {"type": "reconciliation", "count_at": read_at.isoformat()},
                   {"type": "sensor_silent", "enabled": False}],
         "tick_interval_s": 0.2,
         "api": {"listen_port": 0, "officers": [
@@ -208,6 +210,7 @@ async def _morning_traffic(port: int, order_ends: float, api: str) -> None:
         devices.publish("dash/badge/sh1-reader1", {"card": "1001"})   # on the roster
         devices.publish("dash/badge/sh2-reader1", {"card": "9999"})   # unknown: an alarm
         devices.publish("dash/rfid/p1-inner", {"epc": RIFLE_1, "rssi": -50})
+        devices.publish("dash/rfid/sh1-inv", {"epc": RIFLE_2, "rssi": -60})  # the daily count
         await asyncio.sleep(0.5)
         devices.publish("dash/rfid/p1-outer", {"epc": RIFLE_1, "rssi": -48})  # out, on MO-7
         # Past 08:00's stand-in and the order's end: the record and the order are written.
@@ -259,7 +262,8 @@ def loaded(influxdb1: InfluxDB1, mosquitto: Mosquitto,
     while time.monotonic() < deadline:
         found = influxdb1.query(DB, 'SHOW MEASUREMENTS')["results"][0].get("series", [])
         names = {row[0] for series in found for row in series["values"]}
-        if {"access", "portal", "movement_order", "climate_daily", "door"} <= names:
+        if {"access", "portal", "movement_order", "climate_daily", "door",
+                "reconciliation"} <= names:
             break
         time.sleep(0.1)
     hour_ms = 3_600_000

@@ -287,7 +287,9 @@ def test_alarms_and_checks(played: dict[str, Any]) -> None:
                  if r["within_target"] == "no check"}
     assert unchecked == {"humidity_warning.sh1-t1", "movement_order_count.MO-1",
                         "climate_swing.sh1-t1", "temperature_warning.sh1-t1",
-                        "item_unseen.E0000004", "item_unseen.E0000005"}
+                        "item_unseen.E0000004", "item_unseen.E0000005",
+                        # The daily count (issue 19): the items gone since, one without order.
+                        "reconciliation.missing.SH1", "reconciliation.moved_without_order.SH1"}
     # The broker outage: one page (input_lost, checked), the sensors behind it muted, never
     # paged, cleared when it came back.
     muted = {(r["raised"], r["key"], r["cleared"]) for r in _table(played, "alarms", "SH1")
@@ -297,7 +299,8 @@ def test_alarms_and_checks(played: dict[str, Any]) -> None:
                                        "sh1-vreader", "p1-in", "p1-out", "sh1-inventory")}
     assert {cleared for _, _, cleared in muted} == {"2026-10-25 03:00"}
     counts = dict(_rows(played, "alarm_counts", "SH1", "nature", "count"))
-    assert counts == {"intrusion": "2", "fault": "2", "false_alarm": "6", "not checked": "7",
+    # Not checked: 7, and the daily count's two warnings (issue 19).
+    assert counts == {"intrusion": "2", "fault": "2", "false_alarm": "6", "not checked": "9",
                       "muted": "8"}
     assert _rows(played, "alarms", "SH2", "key", "acknowledged_by", "checked_by", "finding",
                  "response_min", "within_target", "cleared") == [
@@ -386,10 +389,10 @@ def test_pdf_text_and_first_page(played: dict[str, Any]) -> None:
 def test_month_at_a_glance(played: dict[str, Any]) -> None:
     summary = {r["figure"]: (r["SH1"], r["SH2"]) for r in _table(played, "summary", "")}
     assert summary == {
-        "alarms raised": ("25", "4"),
+        "alarms raised": ("27", "4"),  # 25, and the daily count's two warnings (issue 19)
         "found on site: intrusion / fault / false alarm": ("2 / 2 / 6", "0 / 1 / 0"),
         "on-site checks within 15 min": ("8 of 10", "0 of 1"),
-        "alarms never checked on site": ("7", "1"),
+        "alarms never checked on site": ("9", "1"),
         "alarms muted, never paged (their cause was)": ("8", "2"),
         "hours above a climate warning limit": ("27.0", "0.0"),
         "hours above a climate alarm limit": ("27.0", "26.0"),
@@ -404,3 +407,14 @@ def test_month_at_a_glance(played: dict[str, Any]) -> None:
         "lowest sensor availability %": ("99.7", "61.3"),
         "tamper events": ("1", "0"),
     }
+
+
+def test_daily_counts_that_found_differences(played: dict[str, Any]) -> None:
+    rows = _rows(played, "count_differences", "SH1", "time", "by", "missing", "unexpected",
+                 "moved_without_order", "items")
+    # The pistol left without an order on the 12th: the next count says so, and every count
+    # after it finds it missing. The items out on MO-1 are accounted for, not missing.
+    assert rows[:2] == [
+        ("2026-10-13 08:00", "schedule", "0.0", "0.0", "1.0", "moved without order: E0000004"),
+        ("2026-10-14 08:00", "schedule", "1.0", "0.0", "0.0", "missing: E0000004")]
+    assert len(rows) == 19 and rows[-1][0] == "2026-10-31 08:00"

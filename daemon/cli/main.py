@@ -16,6 +16,7 @@ from daemon.cli.logformat import LOG_FORMATS, LOG_LEVELS, setup_logging
 from daemon.cli.officers import add_officer_commands
 from daemon.cli.playback import add_playback_commands
 from daemon.cli.record import add_report_command
+from daemon.cli.records import add_records_commands
 from daemon.cli.service import add_service_commands
 from daemon.cli.shell import add_shell_commands
 from daemon.cli.signing import add_signing_commands
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_commands in (add_service_commands, add_hq_command, add_state_dir_commands,
                          add_devices_command, add_audit_command, add_playback_commands,
                          add_dashboards_command, add_report_command, add_officer_commands,
-                         add_ip_allow_command, add_signing_commands):
+                         add_ip_allow_command, add_signing_commands, add_records_commands):
         add_commands(commands)
     add_shell_commands(commands, parser)
     return parser

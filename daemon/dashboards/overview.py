@@ -129,7 +129,7 @@ def _access_panels(y: int) -> list[Json]:
         transformations=[organize({"Time": "time"})],
     )
     orders = table(
-        "Movement orders closed", (0, y + 9, 24, 5),
+        "Movement orders closed", (0, y + 9, 12, 5),
         'SELECT "order", "portal", "expected_count", "read_count", "complete", '
         f'"missing_epcs" FROM "movement_order" WHERE {SITE} AND {STORE} AND '
         f"{TIME} ORDER BY time DESC",
@@ -140,7 +140,17 @@ def _access_panels(y: int) -> list[Json]:
             {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}],
         transformations=[organize({"Time": "window end"})],
     )
-    return [row("Access and movements", y - 1), badges, portal, orders]
+    counts = table(
+        "Daily counts", (12, y + 9, 12, 5),
+        'SELECT "on_book", "seen", "missing", "unexpected", "moved_without_order", '
+        f'"missing_epcs", "by" FROM "reconciliation" WHERE {SITE} AND {STORE} AND {TIME} '
+        "ORDER BY time DESC",
+        description="Each count of a storehouse against the book (daily at 08:00 and on "
+        "demand): items on the book, seen by its inventory readers in 24 h, and the "
+        "differences, each a warning.",
+        transformations=[organize({"Time": "counted"})],
+    )
+    return [row("Access and movements", y - 1), badges, portal, orders, counts]
 
 
 def _gateway_panels(y: int) -> list[Json]:

@@ -221,7 +221,7 @@ class Pipeline:
     def adopt(self, fresh: Pipeline) -> None:
         """Take `fresh`'s depot register, routes, rules and ranges (a config reload), carrying
         the rules' state over as a restart would; raises, changing nothing, if it does not fit."""
-        fresh.engine.restore(self.engine.snapshot())
+        fresh.engine.take_over(self.engine)
         self._depot, self._router, self.engine = fresh._depot, fresh._router, fresh.engine
         self._reading_lines = fresh._reading_lines
         self._reading_lines.offset_ns = self._offset_ns
@@ -313,6 +313,16 @@ class Pipeline:
         """Every storehouse's zone now (none when zone arming is switched off)."""
         rule = self.engine.rule("zone_arming")
         return rule.views(now_ns) if isinstance(rule, ZoneArmingRule) else []
+
+    def request(self, sensor: str, values: Mapping[str, FieldValue], now_ns: int) -> list[Fact]:
+        """An officer's request through the rules like a reading (a count on demand); the facts
+        it led to."""
+        outcomes = self.engine.outcomes(Reading(sensor=sensor, at_ns=now_ns, values=values),
+                                        now_ns)
+        self._apply(outcomes)
+        self._take_wakes()
+        self._flush()
+        return [o for o in outcomes if isinstance(o, Fact)]
 
     def snapshot(self) -> dict[str, object]:
         """Engine and alert state for the state file."""

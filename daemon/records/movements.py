@@ -8,7 +8,9 @@ from typing import Any
 from daemon.records.builder import ReportBuilder, rounded
 from daemon.records.document import Table
 
-__all__ = ["items_unseen", "movements"]
+__all__ = ["daily_counts", "items_unseen", "movements"]
+
+_DIFFERENCES = ("missing", "unexpected", "moved_without_order")
 
 
 def movements(b: ReportBuilder, sh: str) -> list[Table]:
@@ -69,4 +71,23 @@ def items_unseen(b: ReportBuilder, sh: str) -> Table:
                          and t > at), None)
         table.rows.append([b.clock.time(at), epc, names.get(epc.upper(), ""),
                            b.clock.time(resolved), text])
+    return table
+
+
+def daily_counts(b: ReportBuilder, sh: str) -> Table:
+    """The storehouse's counts against the book (rules/reconciliation.py) that found a
+    difference: one line each, with the items it named."""
+    table = Table("count_differences", "Daily counts that found differences", sh,
+                  ["time", "by", "on_book", "seen", *_DIFFERENCES, "items"])
+    q = (f'SELECT "by", "on_book", "seen", "missing", "unexpected", "moved_without_order", '
+         f'"missing_epcs", "unexpected_epcs", "moved_without_order_epcs" FROM "reconciliation" '
+         f"WHERE {b.where(storehouse=sh)}")
+    for _, row in b.db.rows(q):
+        if not any(row.get(name) for name in _DIFFERENCES):
+            continue
+        items = "; ".join(f"{name.replace('_', ' ')}: {row[f'{name}_epcs']}"
+                          for name in _DIFFERENCES if row.get(f"{name}_epcs"))
+        table.rows.append([b.clock.time(int(row["time"])), str(row.get("by") or ""),
+                           *(rounded(row.get(k)) for k in ("on_book", "seen", *_DIFFERENCES)),
+                           items])
     return table

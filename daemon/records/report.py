@@ -45,7 +45,8 @@ def _storehouse_section(b: ReportBuilder, sh: StorehouseConfig,
     tables += alarms.alarm_tables(b, sh.id, episodes)
     tables += [*access.access(b, sh.id), access.armed_entries(b, sh.id)]
     tables += access.vault_tables(b, sh.id)
-    tables += [*movements.movements(b, sh.id), movements.items_unseen(b, sh.id)]
+    tables += [*movements.movements(b, sh.id), movements.items_unseen(b, sh.id),
+               movements.daily_counts(b, sh.id)]
     tables += [intrusion.walk_tests(b, sh.id), intrusion.zone_changes(b, sh.id)]
     tables += supervision.supervision(b, sh.id, series)
     tables.append(supervision.silent_periods(b, sh.id, series))

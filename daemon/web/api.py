@@ -24,11 +24,13 @@ from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
 from daemon.alerts.roles import Forbidden, Role, require
+from daemon.book.desk import RecordsDesk
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DepotwatchError
 from daemon.web.api_alarms import AlarmCalls
 from daemon.web.api_alertmanager import ALERTMANAGER_ROUTES, AlertmanagerCalls
 from daemon.web.api_notifiers import NotifierCalls, NotifierFiguresSource
+from daemon.web.api_records import RECORDS_ROUTES, RecordsCalls
 from daemon.web.api_refusals import Refusal, as_json
 from daemon.web.api_routes import MAX_BODY_BYTES, ROUTES, Operation, Route
 from daemon.web.api_silences import SilenceCalls
@@ -59,7 +61,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
               sessions_path: Path | None = None, arming: ArmingDesk | None = None,
               storehouses: Callable[[], Collection[str]] = frozenset,
               gateway: GatewayGlance | None = None,
-              dark: DarkHours | None = None) -> web.Application:
+              dark: DarkHours | None = None,
+              records: RecordsDesk | None = None) -> web.Application:
     """The API as an aiohttp application; `officers` maps token SHA-256 (hex) to officer name,
     `roles` officer name to role (operator where it says nothing).
 
@@ -70,7 +73,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     `notifiers` gives the outboxes' figures for /api/v1/notifiers (none without it).
     `arming` arms and disarms the zones of the storehouses `storehouses()` names (asked at
     each call, so a reload's new storehouses are served). The console shows `gateway`'s links
-    and dead letters and turns dark in `dark`'s hours.
+    and dead letters and turns dark in `dark`'s hours; `records` keeps the book (roster,
+    items, orders) on /api/v1/records.
     """
     # An Officers given is shared with the caller, which may swap its tokens (a reload).
     known = officers if isinstance(officers, Officers) else Officers(officers, roles)
@@ -89,7 +93,9 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
         "listNotifiers": NotifierCalls(notifiers).list_notifiers,
         "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
-    for route in (*ROUTES, *ALERTMANAGER_ROUTES):
+    if records is not None:
+        operations |= RecordsCalls(records).operations()
+    for route in (*ROUTES, *ALERTMANAGER_ROUTES, *(RECORDS_ROUTES if records else ())):
         app.router.add_route(route.method, route.path,
                              _guarded(route, operations[route.operation], known, guesses),
                              name=route.operation)
@@ -101,7 +107,8 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     if console:
         mount_console(app, desk, known, clock, recent=recent, audit_path=audit_path,
                       throttle=guesses, sessions_path=sessions_path, gateway=gateway,
-                      dark=dark, zone_states=arming.zone_states if arming is not None else None)
+                      dark=dark, zone_states=arming.zone_states if arming is not None else None,
+                      records=records)
     return app
 
 

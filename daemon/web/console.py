@@ -17,10 +17,12 @@ from aiohttp.typedefs import Handler, Middleware
 
 from daemon.alerts.desk import AlarmDesk
 from daemon.alerts.officers import Officers
+from daemon.book.desk import RecordsDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_alarms import AlarmPages
 from daemon.web.console_login import Login
 from daemon.web.console_page import NIGHTS
+from daemon.web.console_records import RecordPages
 from daemon.web.console_session import Sessions
 from daemon.web.console_silences import SilencePages
 from daemon.web.console_storehouses import StorehousePages
@@ -41,12 +43,13 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
                   key: bytes | None = None, throttle: GuessThrottle | None = None,
                   sessions_path: Path | None = None, gateway: GatewayGlance | None = None,
                   dark: DarkHours | None = None,
-                  zone_states: Callable[[], Sequence[ZoneView]] | None = None) -> None:
+                  zone_states: Callable[[], Sequence[ZoneView]] | None = None,
+                  records: RecordsDesk | None = None) -> None:
     """Add the console's pages, forms and static files to the API's application; wrong tokens
     at its login count in `throttle` (shared with the API's); sessions are kept in
     `sessions_path` across restarts when given. `gateway` shows the links and dead letters on
     the depot page; pages turn dark in `dark`'s hours; `zone_states` gives the storehouse page
-    its walk tests."""
+    its walk tests; `records` adds the roster and orders pages."""
     sessions = Sessions(officers, key, sessions_path)
     if dark is not None:
         app.middlewares.append(_nights(dark, clock))
@@ -58,6 +61,8 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
     AlarmPages(desk, clock, sessions, audit_path, zones).mount(app)
     StorehousePages(recent, desk, sessions, clock, gateway, zone_states).mount(app)
     SilencePages(desk, clock, sessions, zones).mount(app)
+    if records is not None:
+        RecordPages(records, clock, sessions, zones).mount(app)
 
 
 def _nights(dark: DarkHours, clock: Clock) -> Middleware:

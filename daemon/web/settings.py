@@ -21,7 +21,7 @@ class OfficerConfig(Settings):
     token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     # viewer reads; operator also acknowledges, checks, silences and approves; administrator
     # also manages officers, tokens and settings. Operator keeps configs from before roles.
-    role: Literal["viewer", "operator", "administrator"] = "operator"
+    role: Literal["viewer", "operator", "records", "administrator"] = "operator"
 
 
 class ConsoleConfig(Settings):

@@ -1,0 +1,272 @@
+"""The API's records calls: the roster, the item register and movement and work orders, read
+and changed at run time (issue 19), so that a depot's stock system can push its orders.
+
+Reading takes a viewer; changing takes the records role (or an administrator). A change that
+the two-person rule holds is answered 202 with the parked change, which a second records
+officer approves. A write names the `version` it read: a stale one is a 409 (reload).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from daemon.book.checks import RecordRefused
+from daemon.book.csvio import read_csv
+from daemon.book.desk import ApprovalRefused, Proposal, RecordsDesk
+from daemon.book.entries import KINDS
+from daemon.book.forms import FORMS
+from daemon.book.store import Change, Parked, StaleRecord, Write
+from daemon.web.api_refusals import Refusal
+from daemon.web.api_routes import API_PREFIX, Operation, Route
+
+__all__ = ["RECORDS_ROUTES", "RecordsCalls", "change_json", "parked_json"]
+
+log = logging.getLogger(__name__)
+
+_R = f"{API_PREFIX}/records"
+RECORDS_ROUTES = (
+    Route("GET", f"{_R}/parked", "listParked", "Changes waiting for a second officer",
+          "ParkedList"),
+    Route("POST", f"{_R}/parked/{{id}}/approve", "approveParked",
+          "Approve another officer's change (two-person rule)", "Change",
+          refusals=(403, 404, 409, 422), action="records"),
+    Route("POST", f"{_R}/parked/{{id}}/refuse", "refuseParked", "Drop a waiting change",
+          "Empty", refusals=(403, 404), action="records"),
+    Route("POST", f"{_R}/import", "importRecords",
+          "Import roster or items from CSV (all rows or none; dry_run shows the changes)",
+          "ImportResult", refusals=(403, 409, 422), action="records"),
+    Route("POST", f"{_R}/reconcile/{{storehouse}}", "reconcileStorehouse",
+          "Count a storehouse against the book now (the daily count on demand)",
+          "Reconciliation", refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/issue", "issueKey",
+          "Issue a key on the book to a roster person until a due time", "Change",
+          refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/return", "returnKey", "Take a key back", "Change",
+          refusals=(403, 422), action="records"),
+    Route("GET", f"{_R}/{{kind}}", "listRecords", "The records of one kind", "RecordList",
+          refusals=(404,)),
+    Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
+          "Record", refusals=(404,)),
+    Route("PUT", f"{_R}/{{kind}}/{{key}}", "putRecord",
+          "Add or change a record (202: it waits for a second officer)", "Change",
+          refusals=(403, 404, 409, 422), action="records"),
+    Route("POST", f"{_R}/roster/{{key}}/revoke", "revokePerson",
+          "Take a person off the roster now (their badge stops at once)", "Change",
+          refusals=(403, 404, 409, 422), action="records"),
+    Route("POST", f"{_R}/{{kind}}/{{key}}/close", "closeOrder",
+          "Close a movement or work order now", "Change", refusals=(403, 404, 409, 422),
+          action="records"),
+)
+
+
+class KeyIssueBody(BaseModel):
+    """A key issued: to whom (a roster name) and until when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    person: str = Field(min_length=1, max_length=200)
+    due: AwareDatetime
+
+
+class ImportBody(BaseModel):
+    """A CSV import: which register, the file's text, and whether only to show the changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    csv: str = Field(max_length=32 << 20)
+    dry_run: bool = False
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """A change as the API answers it."""
+    return {"seq": change.seq, "kind": change.kind, "key": change.key,
+            "version": change.version, "by": change.actor, "approved_by": change.approved_by,
+            "before": change.before, "after": change.after}
+
+
+def parked_json(parked: Parked) -> dict[str, Any]:
+    """A parked change as the API answers it."""
+    return {"id": parked.id, "kind": parked.kind, "key": parked.key, "by": parked.actor,
+            "at_ns": parked.at_ns, "reason": parked.reason,
+            "after": KINDS[parked.kind].public(parked.entry)}
+
+
+class RecordsCalls:
+    """The records routes' operations over one RecordsDesk."""
+
+    def __init__(self, desk: RecordsDesk) -> None:
+        self._desk = desk
+
+    def operations(self) -> dict[str, Operation]:
+        """Operation name -> operation, for the route table."""
+        return {"listParked": self.list_parked, "approveParked": self.approve,
+                "refuseParked": self.refuse, "importRecords": self.import_csv,
+                "listRecords": self.list_records, "getRecord": self.get_record,
+                "putRecord": self.put, "revokePerson": self.revoke, "closeOrder": self.close,
+                "reconcileStorehouse": self.reconcile, "issueKey": self.issue_key,
+                "returnKey": self.return_key}
+
+    def _kind(self, request: web.Request) -> str:
+        kind = request.match_info.get("kind", "roster")
+        if kind not in KINDS:
+            raise Refusal(404, f"no records of kind {kind!r}: {', '.join(KINDS)}")
+        return kind
+
+    async def list_records(self, request: web.Request, officer: str) -> web.Response:
+        """Every record of a kind (items: `storehouse=` narrows, `limit=` caps, 1,000)."""
+        kind = self._kind(request)
+        spec, table = KINDS[kind], self._desk.records.of(kind)
+        where = request.query.get("storehouse")
+        asked = request.query.get("limit", "")
+        limit = int(asked) if asked.isdigit() else 1000
+        shown = [spec.public(e) for e in table.values()
+                 if where is None or getattr(e, "storehouse", where) == where][:limit]
+        return web.json_response({"kind": kind, "total": len(table), "records": shown})
+
+    async def get_record(self, request: web.Request, officer: str) -> web.Response:
+        """One record with its version."""
+        kind, key = self._kind(request), _key(request)
+        entry = self._desk.records.of(kind).get(key)
+        if entry is None:
+            raise Refusal(404, f"{kind} {key!r} is not on the book")
+        version = self._desk.store.version(kind, key)
+        return web.json_response({"version": version, **KINDS[kind].public(entry)})
+
+    async def put(self, request: web.Request, officer: str) -> web.Response:
+        """Add or change a record."""
+        kind, key = self._kind(request), _key(request)
+        if kind not in FORMS:
+            raise Refusal(404, f"{kind} change through their own calls (keys: /records/keys/"
+                               "<epc>/issue and /return)")
+        try:
+            form = FORMS[kind].model_validate_json(await request.read() or b"{}")
+        except ValidationError as exc:
+            raise Refusal(422, "invalid request body", json.loads(
+                exc.json(include_url=False, include_context=False))) from None
+        entry = form.entry(key, self._desk.records.of(kind).get(key))
+        with _refusals():
+            proposal = await self._desk.propose(officer, kind, entry, form.version)
+        return _proposal(proposal)
+
+    async def revoke(self, request: web.Request, officer: str) -> web.Response:
+        """Revoke a person's roster entry."""
+        with _refusals():
+            change = await self._desk.revoke(officer, _key(request))
+        return web.json_response(change_json(change))
+
+    async def close(self, request: web.Request, officer: str) -> web.Response:
+        """Close a movement or work order."""
+        kind = self._kind(request)
+        if kind not in ("movement_orders", "work_orders"):
+            raise Refusal(404, "only movement_orders and work_orders are closed")
+        with _refusals():
+            change = await self._desk.close(officer, kind, _key(request))
+        return web.json_response(change_json(change))
+
+    async def reconcile(self, request: web.Request, officer: str) -> web.Response:
+        """Count a storehouse now; the count's result."""
+        storehouse = request.match_info["storehouse"]
+        with _refusals():
+            counted = self._desk.reconcile(officer, storehouse)
+        return web.json_response({"storehouse": storehouse, "at_ns": counted.at_ns,
+                                  **counted.fields})
+
+    async def issue_key(self, request: web.Request, officer: str) -> web.Response:
+        """Issue a key."""
+        try:
+            body = KeyIssueBody.model_validate_json(await request.read() or b"{}")
+        except ValidationError as exc:
+            raise Refusal(422, "invalid request body", json.loads(
+                exc.json(include_url=False, include_context=False))) from None
+        with _refusals():
+            change = await self._desk.issue_key(officer, request.match_info["epc"].upper(),
+                                                body.person,
+                                                int(body.due.timestamp() * 1_000_000_000))
+        return web.json_response(change_json(change))
+
+    async def return_key(self, request: web.Request, officer: str) -> web.Response:
+        """Take a key back."""
+        with _refusals():
+            change = await self._desk.return_key(officer, request.match_info["epc"].upper())
+        return web.json_response(change_json(change))
+
+    async def list_parked(self, request: web.Request, officer: str) -> web.Response:
+        """Changes waiting for a second officer."""
+        return web.json_response([parked_json(p) for p in self._desk.store.parked()])
+
+    async def approve(self, request: web.Request, officer: str) -> web.Response:
+        """Approve a parked change."""
+        with _refusals():
+            change = await self._desk.approve(officer, _parked_id(request))
+        return web.json_response(change_json(change))
+
+    async def refuse(self, request: web.Request, officer: str) -> web.Response:
+        """Drop a parked change."""
+        with _refusals():
+            await self._desk.refuse(officer, _parked_id(request))
+        return web.json_response({})
+
+    async def import_csv(self, request: web.Request, officer: str) -> web.Response:
+        """Import a CSV file: every row or none."""
+        try:
+            body = ImportBody.model_validate_json(await request.read() or b"{}")
+        except ValidationError as exc:
+            raise Refusal(422, "invalid request body", json.loads(
+                exc.json(include_url=False, include_context=False))) from None
+        entries, errors = read_csv(body.kind, body.csv, self._desk.records,
+                                   self._desk.places, self._desk.now_ns())
+        if errors:
+            raise Refusal(422, f"{len(errors)} bad row(s): nothing imported",
+                          [{"loc": [e.partition(":")[0]], "msg": e.partition(": ")[2]}
+                           for e in errors])
+        with _refusals():
+            writes = await self._desk.bring_to(officer, {body.kind: entries},
+                                               dry_run=body.dry_run)
+        return web.json_response({"dry_run": body.dry_run,
+                                  "changes": [_write_json(w) for w in writes]})
+
+
+def _write_json(write: Write) -> dict[str, Any]:
+    spec = KINDS[write.kind]
+    return {"kind": write.kind, "key": str(getattr(write.entry, spec.key)),
+            "action": "add" if write.expected is None else "change",
+            "after": spec.public(write.entry)}
+
+
+def _key(request: web.Request) -> str:
+    return request.match_info["key"]
+
+
+def _parked_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise Refusal(404, f"no change {raw!r} waits for approval")
+    return int(raw)
+
+
+def _proposal(proposal: Proposal) -> web.Response:
+    if proposal.parked is not None:
+        return web.json_response({"parked": parked_json(proposal.parked)}, status=202)
+    assert proposal.change is not None
+    return web.json_response(change_json(proposal.change))
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The desk's refusals as the API's: 422 by field, 409 stale, 404/409 for approvals."""
+    try:
+        yield
+    except RecordRefused as exc:
+        raise Refusal(422, str(exc), [p.as_dict() for p in exc.problems]) from None
+    except StaleRecord as exc:
+        raise Refusal(409, str(exc)) from None
+    except ApprovalRefused as exc:
+        raise Refusal(404 if "no change" in str(exc) else 409, str(exc)) from None

@@ -1,0 +1,176 @@
+"""The records store: versioned writes, history, parked changes, the seed, the rules' view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.book.checks import approval_needed, problems
+from daemon.book.entries import EntryState, MovementOrderEntry, RosterEntry, WorkOrderEntry
+from daemon.book.judged import judged_depot
+from daemon.book.live import seed_store
+from daemon.book.store import RecordsStore, StaleRecord, Write
+from daemon.config.schema import Config
+from rules.depot import Item, ItemKind
+
+NOW = int(dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC).timestamp() * 1e9)
+HOUR = 3600 * 10**9
+RIFLE = "E2000000000000000000A001"
+
+
+def _config(tmp_path: Path, **sections: Any) -> Config:
+    return Config.model_validate({
+        "site": {"id": "d"}, "state_dir": str(tmp_path),
+        "storehouses": [{"id": "SH1"}, {"id": "VAULT"}],
+        "doors": [{"id": "D1", "storehouse": "SH1", "contact_sensor": "c1"},
+                  {"id": "V1", "storehouse": "VAULT", "contact_sensor": "c2",
+                   "two_person": True}],
+        "portals": [{"id": "P1", "storehouse": "SH1", "inner_antenna": "a1",
+                     "outer_antenna": "a2"}],
+        "mqtt": {"host": "127.0.0.1", "subscriptions": []},
+        **sections})
+
+
+def _person(name: str = "Pvt. Ash", badge: str = "1001", zones: tuple[str, ...] = ("SH1",),
+            state: EntryState = EntryState.ACTIVE) -> RosterEntry:
+    return RosterEntry(name, badge, frozenset(zones), state=state)
+
+
+def test_a_write_is_versioned_and_its_history_holds_before_and_after(tmp_path: Path) -> None:
+    store = RecordsStore(tmp_path / "records.sqlite")
+    [first] = store.write([Write("roster", _person(), None)], "Lt. Kay", NOW)
+    assert first.version == 1 and first.before is None
+    [second] = store.write([Write("roster", _person(zones=("SH1", "VAULT")), 1)], "Lt. Kay",
+                           NOW + 1)
+    assert second.version == 2
+    assert second.before is not None and second.before["zones"] == ["SH1"]
+    assert second.after is not None and second.after["zones"] == ["SH1", "VAULT"]
+    # Badge numbers never in the history: a digest tells one badge from another.
+    assert "1001" not in repr(store.history("roster"))
+    assert [c.version for c in store.history("roster")] == [1, 2]
+    store.close()
+    assert (tmp_path / "records.sqlite").stat().st_mode & 0o777 == 0o600
+    again = RecordsStore(tmp_path / "records.sqlite")
+    assert again.load().roster["Pvt. Ash"].zones == {"SH1", "VAULT"}
+
+
+def test_a_second_writer_on_an_old_version_is_told_to_reload(tmp_path: Path) -> None:
+    store = RecordsStore(tmp_path / "records.sqlite")
+    store.write([Write("roster", _person(), None)], "a", NOW)
+    store.write([Write("roster", _person(zones=("VAULT",)), 1)], "a", NOW)
+    with pytest.raises(StaleRecord, match="reload"):
+        store.write([Write("roster", _person(zones=("SH1", "VAULT")), 1)], "b", NOW)
+    with pytest.raises(StaleRecord, match="already on the book"):
+        store.write([Write("roster", _person(), None)], "b", NOW)
+    assert store.load().roster["Pvt. Ash"].zones == {"VAULT"}
+
+
+def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
+    store = RecordsStore(tmp_path / "records.sqlite")
+    store.write([Write("roster", _person(), None)], "a", NOW)
+    with pytest.raises(StaleRecord):
+        store.write([Write("roster", _person("Pvt. Bo", "1002"), None),
+                     Write("roster", _person(), None)], "a", NOW)
+    assert set(store.load().roster) == {"Pvt. Ash"}
+
+
+def test_every_kind_round_trips(tmp_path: Path) -> None:
+    store = RecordsStore(tmp_path / "records.sqlite")
+    item = Item(RIFLE, "Rifle 1", ItemKind.WEAPON, "L1", "SH1")
+    order = MovementOrderEntry("MO-1", "P1", frozenset({RIFLE}), NOW, NOW + HOUR)
+    work = WorkOrderEntry("WO-1", "D1", NOW, NOW + HOUR)
+    person = RosterEntry("Cpl. Dee", "77", frozenset({"SH1"}), NOW, NOW + HOUR, True, "4242")
+    store.write([Write("items", item, None), Write("movement_orders", order, None),
+                 Write("work_orders", work, None), Write("roster", person, None)], "a", NOW)
+    records = RecordsStore(tmp_path / "records.sqlite").load()
+    assert records.items[RIFLE] == item and records.movement_orders["MO-1"] == order
+    assert records.work_orders["WO-1"] == work and records.roster["Cpl. Dee"] == person
+
+
+def test_the_rules_see_only_active_records(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    store = RecordsStore(tmp_path / "records.sqlite")
+    store.write([Write("roster", _person(), None),
+                 Write("roster", _person("Pvt. Gone", "9", state=EntryState.REVOKED), None),
+                 Write("movement_orders", MovementOrderEntry(
+                     "MO-1", "P1", frozenset({RIFLE}), NOW, NOW + HOUR, EntryState.CLOSED),
+                           None)], "a", NOW)
+    depot = judged_depot(config.depot(), store.load())
+    assert set(depot.roster) == {"1001"} and depot.movement_orders == ()
+
+
+def test_the_config_seeds_the_store_once_and_again_on_import(tmp_path: Path) -> None:
+    config = _config(tmp_path, roster=[{"name": "Pvt. Ash", "badge": "1001", "zones": ["SH1"]}],
+                     items=[{"epc": RIFLE.lower(), "name": "Rifle 1", "storehouse": "SH1"}])
+    store = RecordsStore(tmp_path / "records.sqlite")
+    assert not store.seeded
+    assert seed_store(store, config, "config", NOW) == 2
+    assert store.seeded and RIFLE in store.load().items
+    # Unchanged: nothing written; changed in the YAML: a new version.
+    assert seed_store(store, config, "config", NOW) == 0
+    changed = _config(tmp_path, roster=[{"name": "Pvt. Ash", "badge": "1001",
+                                         "zones": ["SH1", "VAULT"]}])
+    assert seed_store(store, changed, "config", NOW) == 1
+    assert store.version("roster", "Pvt. Ash") == 2
+
+
+def test_bad_records_name_their_field(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    records = RecordsStore(tmp_path / "r.sqlite").load()
+    places = config.depot()
+    order = MovementOrderEntry("MO-1", "P9", frozenset({RIFLE}), NOW - 2 * HOUR, NOW - HOUR)
+    found = {p.field: p.message for p in problems("movement_orders", order, records, places,
+                                                   NOW)}
+    assert found == {"portal": "no portal 'P9' in this depot",
+                     "items": f"EPC {RIFLE} is not on the book",
+                     "valid_until": "the window is in the past"}
+    person = _person(zones=("SH9",))
+    assert [p.field for p in problems("roster", person, records, places, NOW)] == ["zones"]
+
+
+def test_vault_access_and_weapon_orders_wait_for_a_second_officer(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    store = RecordsStore(tmp_path / "r.sqlite")
+    store.write([Write("items", Item(RIFLE, "Rifle", ItemKind.WEAPON, "", "SH1"), None),
+                 Write("items", Item("AB000001", "Tarp", ItemKind.OTHER, "", "SH1"), None)],
+                "a", NOW)
+    records, places = store.load(), config.depot()
+    assert approval_needed("roster", _person(zones=("VAULT",)), records, places)
+    assert not approval_needed("roster", _person(), records, places)
+    weapons = MovementOrderEntry("MO-1", "P1", frozenset({RIFLE}), NOW, NOW + HOUR)
+    tarp = MovementOrderEntry("MO-2", "P1", frozenset({"AB000001"}), NOW, NOW + HOUR)
+    assert approval_needed("movement_orders", weapons, records, places) == "moves weapon"
+    assert not approval_needed("movement_orders", tarp, records, places)
+    closed = MovementOrderEntry("MO-1", "P1", frozenset({RIFLE}), NOW, NOW + HOUR,
+                                EntryState.CLOSED)
+    assert not approval_needed("movement_orders", closed, records, places)
+
+
+def test_a_damaged_store_is_set_aside_and_the_book_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite"
+    path.write_bytes(b"not a database, a torn copy" * 100)
+    store = RecordsStore(path)
+    assert store.damage is not None and "set aside as records.sqlite.damaged-" in store.damage
+    assert not store.seeded and store.load().roster == {}
+    assert len(list(tmp_path.glob("records.sqlite.damaged-*"))) == 1
+    store.write([Write("roster", _person(), None)], "a", NOW)
+    store.close()
+    assert RecordsStore(path).damage is None
+
+
+def test_an_export_imports_back_unchanged(tmp_path: Path) -> None:
+    from daemon.book.csvio import export_csv, read_csv
+    config = _config(tmp_path)
+    store = RecordsStore(tmp_path / "r.sqlite")
+    store.write([Write("items", Item(RIFLE, "Rifle, G3", ItemKind.WEAPON, "L1", "SH1"), None),
+                 Write("roster", _person(), None)], "a", NOW)
+    records = store.load()
+    for kind in ("items", "roster"):
+        entries, errors = read_csv(kind, export_csv(kind, records), records, config.depot(),
+                                   NOW)
+        assert errors == []
+        assert {getattr(e, "epc", None) or getattr(e, "name", None): e for e in entries} == \
+            dict(records.of(kind))
