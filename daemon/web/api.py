@@ -49,6 +49,21 @@ __all__ = ["ApiServer", "build_api", "run_api", "serve"]
 log = logging.getLogger(__name__)
 
 
+def _operations(desk: AlarmDesk, clock: Clock, health: Callable[[], Mapping[str, Any]] | None,
+                notifiers: NotifierFiguresSource | None, zones: ZoneCalls) -> dict[str, Operation]:
+    """The JSON API's operations by their OpenAPI operationId."""
+    alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
+    return {
+        "health": _health(health), "openapi": _openapi(),
+        "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
+        "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
+        "listSilences": silences.list_silences, "createSilence": silences.create,
+        "approveSilence": silences.approve, "expireSilence": silences.expire,
+        **AlertmanagerCalls(desk, clock).operations(),
+        "listNotifiers": NotifierCalls(notifiers).list_notifiers,
+        "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
+
+
 def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Clock, *,
               health: Callable[[], Mapping[str, Any]] | None = None,
               ready: Callable[[], Awaitable[list[str]]] | None = None,
@@ -81,17 +96,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     guesses = throttle or GuessThrottle()
     if not known:
         log.warning("API: no officers configured (api.officers): every call will be refused")
-    alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
-    zones = ZoneCalls(arming, storehouses)
-    operations: dict[str, Operation] = {
-        "health": _health(health), "openapi": _openapi(),
-        "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
-        "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
-        "listSilences": silences.list_silences, "createSilence": silences.create,
-        "approveSilence": silences.approve, "expireSilence": silences.expire,
-        **AlertmanagerCalls(desk, clock).operations(),
-        "listNotifiers": NotifierCalls(notifiers).list_notifiers,
-        "armZone": zones.arm, "disarmZone": zones.disarm, "startWalkTest": zones.walk_test}
+    operations = _operations(desk, clock, health, notifiers, ZoneCalls(arming, storehouses))
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     if records is not None:
         operations |= RecordsCalls(records).operations()
