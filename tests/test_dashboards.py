@@ -172,6 +172,7 @@ def _morning_config(mosquitto: Mosquitto, influxdb1: InfluxDB1, state_dir: Path,
         "rules": [{"type": "climate_record", "read_at": read_at.isoformat()},
                   {"type": "sensor_silent", "enabled": False}],
         "tick_interval_s": 0.2,
+        "api": {"listen_port": 0},  # 8470 may be another run's daemon
     })
     config.pop("file_output", None)
     return config
