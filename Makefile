@@ -41,9 +41,9 @@ lint: $(VENV)/.stamp-install
 	$(VENV)/bin/mypy
 
 # Two pytest-xdist workers, each with its own servers on free ports; the modules that load the
-# machine share one worker (tests/conftest.py HEAVY, the xdist_group "heavy").
+# machine are one unit of work (tests/conftest.py HEAVY).
 test: apt-test $(VENV)/.stamp-install lint
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~3 min;
 # not part of `make test`). Node-RED goes into bench/.node-red from npm; without npm it is skipped.
