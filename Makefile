@@ -63,8 +63,10 @@ lint: $(VENV)/.stamp-install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Two pytest-xdist workers, each with its own servers on free ports; the modules that load the
+# machine are one unit of work (tests/conftest.py HEAVY).
 test: apt-test $(VENV)/.stamp-install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~3 min;
 # not part of `make test`). Node-RED goes into bench/.node-red from npm; without npm it is skipped.
@@ -82,7 +84,7 @@ bench: apt-test $(VENV)/.stamp-install
 # 10 minutes at 1,500 readings/s under SIGKILLs, SIGHUPs, a broker crash, an InfluxDB outage,
 # a full disk (a tmpfs state dir, as root), damaged files, API fuzzing and a stolen client id;
 # fails on any loss outside the documented windows (README "Nothing lost"). Not in `make test`,
-# which runs a 75 s version (tests/test_chaos.py).
+# which runs each fault once (tests/test_chaos.py, `--once`).
 CHAOS_SECONDS ?= 600
 chaos: apt-test $(VENV)/.stamp-install
 	$(PY) tests/chaos.py --seconds $(CHAOS_SECONDS) --rate 1500 --period 20

@@ -7,6 +7,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import Alertmanager, InfluxDB1, Mosquitto, VictoriaMetrics
@@ -61,6 +62,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if late:
         print("\nasyncio reported at the end of the run: " + "; ".join(late))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadfile`), each with
+# its own session servers on free ports. A module's tests stay on one worker, in their order:
+# module fixtures (a daemon, a browser, a simulated month) are set up once, and some tests
+# count what the module's earlier tests left (dead letters, audit entries). The modules that
+# load the machine (1,500 readings/s, a simulated month, a pip install, 50,000 topics,
+# SIGKILLs under load, tmpfs filled up, a browser night) are one unit of work: one worker runs
+# them one after the other, so two of them never share the 2 cores.
+HEAVY = {"test_chaos.py", "test_deploy.py", "test_demo.py", "test_durability.py",
+         "test_fault_matrix.py", "test_report_month.py", "test_topic_flood.py",
+         "test_console_night.py"}
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: plain `pytest` runs without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the HEAVY modules one unit. (Not `xdist_group` marks with
+    `--dist loadgroup`: xdist 3.8 tags their node ids in a way pytest 9.2 ignores, so every
+    test went on its own.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "heavy" if Path(module).name in HEAVY else module
+
+    return ModuleScheduling(config, log)
 
 
 def _need(*binaries: str) -> None:

@@ -1,5 +1,6 @@
 """Dual path: a webhook to HQ as primary, an Apprise URL as fallback; with HQ down an armed door
-arrives by the fallback within 40 s, and the figures say which path delivered it."""
+arrives by the fallback once `fallback_after_s` has run out (30 s by default: within 40 s), and
+the figures say which path delivered it."""
 
 from __future__ import annotations
 
@@ -119,7 +120,16 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield server
 
 
-def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
+# The daemon's dual path with a short `fallback_after_s`: what is proven end to end (the config
+# builds the dual path, HQ's failures start the clock, the door goes by the fallback once it
+# has run out, logged and counted) does not depend on the length. The default's 30 s is
+# asserted above (test_paths_are_told_only_through_their_dual_path); with it the outbox's
+# retries (0.5 s doubling, no jitter: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s) deliver at 31.5 s,
+# within the 40 s promised, as this test measured when it waited the full 30 s.
+FALLBACK_S = 3.0
+
+
+def test_armed_door_with_hq_down_arrives_by_the_fallback_once_it_is_due(
         tmp_path: Path, broker: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     phones = Receiver()
     config: dict[str, Any] = depot(tmp_path / "state", broker.port)
@@ -128,7 +138,8 @@ def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
         {"type": "webhook", "name": "hq-webhook", "url": f"http://127.0.0.1:{free_port()}/h",
          "secret": SECRET, "timeout_s": 2},
         {"type": "apprise", "name": "phones", "url": f"json://127.0.0.1:{phones.port}/duty"},
-        {"type": "dual_path", "name": "hq", "primary": "hq-webhook", "fallback": "phones"},
+        {"type": "dual_path", "name": "hq", "primary": "hq-webhook", "fallback": "phones",
+         "fallback_after_s": FALLBACK_S},
     ]
     with running(config) as r:
         receiving = r.call(_serve(phones))
@@ -137,7 +148,7 @@ def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
             time.sleep(0.5)
             opened = time.monotonic()
             r.publish("zigbee2mqtt/door1", {"contact": False})
-            eventually(lambda: bool(phones.seen), timeout_s=40)
+            eventually(lambda: bool(phones.seen), timeout_s=FALLBACK_S + 10)
             took = time.monotonic() - opened
             figures = {f.name: f for f in (o.figures() for o in r.daemon.outboxes)}
             dual = next(o.notifier for o in r.daemon.outboxes if o.notifier.name == "hq")
@@ -145,7 +156,7 @@ def test_armed_door_with_hq_down_arrives_by_the_fallback_within_40_s(
             r.call(receiving.cleanup())
     body = json.loads(phones.seen[0][2])
     assert "door SH1-D1 opened while armed" in body["title"]
-    assert 29 < took < 40
+    assert FALLBACK_S - 1 < took < FALLBACK_S + 10  # as 29 < took < 40 for the default 30 s
     assert ("notifier hq: alert door_armed.SH1-D1 (firing) delivered by fallback phones; "
             "primary hq-webhook failing") in caplog.text
     assert isinstance(dual, DualPathNotifier) and dual.delivered_by == {"phones": 1}

@@ -25,6 +25,7 @@ from daemon.spool.backlog import inspect_spool
 from daemon.spool.store import Spool
 
 SITE = "durable-depot"
+OUTAGE_S = 15.0
 
 
 def config(mosquitto: Mosquitto, influx_url: str, db: str, state_dir: Path,
@@ -117,8 +118,12 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     device.close()
 
 
-def test_influxdb_outage_of_60_s_loses_nothing(
+def test_influxdb_outage_of_15_s_loses_nothing(
         mosquitto: Mosquitto, tmp_path: Path, publisher: Publisher) -> None:
+    # 15 s proves what 60 s did: the writer's retry backoff reaches its 2 s cap
+    # (daemon/tsdb/writer.py) within 2 s, so the outage holds ~7 failed writes at the cap, and
+    # the ~150 readings it spools are far from any quota; nothing else in the daemon counts
+    # the outage's length. The no-loss and no-duplicate checks are the same.
     influx = InfluxDB1(tmp_path / "influx")
     influx.start()
     influx.create_database("outage")
@@ -132,7 +137,7 @@ def test_influxdb_outage_of_60_s_loses_nothing(
             publisher.publish(seq := seq + 1)
         wait_stored(influx, "outage", set(range(1, 51)))
         influx.stop()
-        outage_end = time.monotonic() + 60
+        outage_end = time.monotonic() + OUTAGE_S
         while time.monotonic() < outage_end:  # 10 readings a second all through the outage
             publisher.publish(seq := seq + 1)
             time.sleep(0.1)

@@ -281,6 +281,7 @@ def _daemon_config(gateway: Gateway, state_dir: Path) -> dict[str, Any]:
                  "subscriptions": [{"topic": "zigbee2mqtt/{sensor}",
                                     "decoder": {"type": "zigbee2mqtt"}}]},
         "tick_interval_s": 0.1,
+        "api": {"listen_port": 0},  # 8470 may be another run's daemon
     }
 
 

@@ -48,6 +48,7 @@ def _config(mosquitto: Mosquitto, state_dir: Path, client_id: str) -> dict[str, 
                  "subscriptions": [{"topic": "zigbee2mqtt/{sensor}",
                                     "decoder": {"type": "zigbee2mqtt"}}]},
         "tick_interval_s": 0.2,
+        "api": {"listen_port": 0},  # 8470 may be another run's daemon
     }
 
 

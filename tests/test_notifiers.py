@@ -783,6 +783,7 @@ def test_daemon_keeps_firing_alerts_alive_in_alertmanager(tmp_path: Path) -> Non
                 "rules": [{"type": "input_lost", "after_s": 0}],
                 "notifiers": [{"type": "alertmanager", "urls": [receiver.url],
                                "resend_interval_s": 1}],
+                "api": {"listen_port": 0},  # 8470 may be another run's daemon
             })
             daemon = Daemon(config, tick_interval_s=0.05)
             assert [r.name for r in daemon.resenders] == ["alertmanager"]
