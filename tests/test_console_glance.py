@@ -4,13 +4,14 @@ clock), with InfluxDB unreachable all along: zone state and who set it, doors, c
 the storage class's limits with the day's sparkline, a silent sensor, the links and the dead
 letters. Phone and desk: no sideways scrolling, no word broken inside a word. The dark hours by
 the site's sunset, the officer's toggle, and a new critical alarm that sounds, vibrates and
-notifies. Writes docs/console-storehouses-*.png."""
+notifies. Writes test-artifacts/console-storehouses-*.png."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import math
+import os
 import socket
 import time
 import urllib.request
@@ -30,7 +31,10 @@ from daemon.vocabulary.clock import SteppedClock
 __all__ = ["browser"]  # the module-scoped Chromium fixture, shared with test_console
 
 NS = 1_000_000_000
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+# The pictures in docs/ are refreshed on purpose (DEPOTWATCH_DOCS_SCREENSHOTS=1), never as a
+# side effect of `make test`, which would leave every checkout dirty.
+DOCS = (Path(__file__).resolve().parent.parent / "docs"
+        if os.environ.get("DEPOTWATCH_DOCS_SCREENSHOTS") else Path("test-artifacts"))
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1280, "height": 900}
 ZONE = "Europe/Vienna"
