@@ -103,6 +103,18 @@ def _other_lines() -> list[str]:
                              (_ns(6, 12), 12, 3)):
         lines.append(f"gateway,site=depot-x,component=spool spool_points={backlog},"
                      f"lag_s={lag},fill_pct=0.1 {at}")
+    # Gateway health: on battery 23:00 on 7 Oct to 01:30 on 8 Oct (the hours split at
+    # midnight), the clock unsynchronised for 2 h on 9 Oct, disk and CPU once a day on 7 and 9.
+    for at, on_battery, charge in ((_ns(7, 12), False, 100), (_ns(7, 23), True, 80),
+                                   (_ns(8, 1, 30), False, 41.5)):
+        lines.append(f"gateway,site=depot-x,component=ups on_battery={str(on_battery).lower()},"
+                     f"charge_pct={charge} {at}")
+    for at, synced, offset in ((_ns(9, 8), False, -2.5), (_ns(9, 10), True, 0.002)):
+        lines.append(f"gateway,site=depot-x,component=clock synchronised={str(synced).lower()},"
+                     f"offset_s={offset} {at}")
+    for day, free, celsius in ((7, 55.0, 61.5), (9, 54.25, 70.0)):
+        lines.append(f"gateway,site=depot-x,component=disk free_pct={free} {_ns(day, 6)}")
+        lines.append(f"gateway,site=depot-x,component=cpu temperature_c={celsius} {_ns(day, 6)}")
     for i in range(5):
         lines.append(f'access,site=depot-x,door=SH1-D1,result=granted person="Alice Adams",'
                      f'badge_hash="h-alice" {_ns(4, 9, i)}')
@@ -359,6 +371,16 @@ def test_silent_periods_gateway_spool(month: dict[str, Any]) -> None:
     assert _table(month, "spool_peaks", "") == [
         {"date": "2026-10-05", "max_spool_points": "340.0", "max_lag_s": "95.25"},
         {"date": "2026-10-06", "max_spool_points": "12.0", "max_lag_s": "3.0"}]
+    assert _table(month, "gateway_health", "") == [
+        {"date": "2026-10-07", "on_battery_hours": "1.0", "min_charge_pct": "80.0",
+         "unsynchronised_hours": "0.0", "max_offset_s": "", "min_disk_free_pct": "55.0",
+         "max_cpu_c": "61.5"},
+        {"date": "2026-10-08", "on_battery_hours": "1.5", "min_charge_pct": "41.5",
+         "unsynchronised_hours": "0.0", "max_offset_s": "", "min_disk_free_pct": "",
+         "max_cpu_c": ""},
+        {"date": "2026-10-09", "on_battery_hours": "0.0", "min_charge_pct": "",
+         "unsynchronised_hours": "2.0", "max_offset_s": "2.5", "min_disk_free_pct": "54.25",
+         "max_cpu_c": "70.0"}]
     tables = {(t["name"], t["storehouse"]): t for t in month["json"]["tables"]}
     assert tables[("gateway_uptime", "")]["rows"][0] == {
         "component": "mqtt", "up_hours": 735.0, "down_hours": 9.0, "unknown_hours": 0.0,

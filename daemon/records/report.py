@@ -23,6 +23,7 @@ from daemon.config.schema import Config
 from daemon.records import access, alarms, climate, intrusion, movements, supervision
 from daemon.records.builder import Progress, ReportBuilder
 from daemon.records.document import Format, Report, StorehouseReport
+from daemon.records.gateway_health import gateway_health
 from daemon.records.integrity import integrity
 from daemon.records.pdf import render_pdf
 from daemon.records.summary import month_summary
@@ -72,7 +73,8 @@ def build_report(config: Config, month: str, storehouse: str | None = None,
                 for sh in b.storehouses]
     table, status, head = integrity(b)
     b.progress("gateway: uptime and spool backlog")
-    site_tables = [month_summary(sections), table, *supervision.gateway_tables(b)]
+    site_tables = [month_summary(sections), table, *supervision.gateway_tables(b),
+                   gateway_health(b)]
     if len(b.storehouses) == len(config.storehouses) and by_storehouse.get(""):
         for t in alarms.alarm_tables(b, "", by_storehouse[""]):
             t.name, t.title = f"site_{t.name}", f"{t.title}, not tied to a storehouse"
