@@ -94,8 +94,14 @@ def custody_tables(b: ReportBuilder, store: RecordsStore,
         events[epc].append((at, [f"passage {portal}", direction, where, f"portal {portal}",
                                  "", order]))
     for epc in sorted(events):
-        for at, row in sorted(events[epc], key=lambda e: (e[0], str(e[1][0]))):
-            history.rows.append([epc, serial[epc], b.clock.time(at), *row])
+        # A passage's point and the step it led to are stamped microseconds apart (points
+        # get distinct times at ingest): within a millisecond the passage comes first.
+        for at, row in sorted(events[epc], key=lambda e: (e[0] // 1_000_000,
+                                                          not str(e[1][0]).startswith("passage"),
+                                                          e[0])):
+            moment = dt.datetime.fromtimestamp(at / _NS, tz=b.zone)
+            history.rows.append([epc, serial[epc], moment.strftime("%Y-%m-%d %H:%M:%S"),
+                                 *row])
     return [head, items, history], {s for s in lived if s}
 
 
