@@ -166,7 +166,7 @@ def test_a_consignment_custody_record_shows_every_history_and_is_verifiable(
     for row in tables[("custody", "")]:
         history.setdefault(row["epc"], []).append(row)
     for epc in EPCS:
-        assert [(r["event"], r["state"]) for r in history[epc]] == _expected(epc), history[epc]
+        assert [(r["event"], r["state"]) for r in history[epc]] == _expected(epc), epc
     destruction = history[DESTROYED][-1]
     assert (destruction["by"], destruction["approved_by"], destruction["document"]) == (
         CLERK, SECOND, "DC-0042")
@@ -187,6 +187,12 @@ def test_a_consignment_custody_record_shows_every_history_and_is_verifiable(
     report.write_bytes(original.replace(b"DC-0042", b"DC-0043"))
     assert _verifiers(report, public) == [1, 1]
     report.write_bytes(original)
+    for other in (tmp_path / "custody.pdf", tmp_path / "custody.json"):
+        assert main(["consignment", "report", "C-2026-11", *span, "-c", str(config_file),
+                     "-o", str(other)]) == 0
+        assert _verifiers(other, public, audit) == [0, 0]
+    document = json.loads((tmp_path / "custody.json").read_text())
+    assert document["title"] == "Consignment custody record"
     # The audit entry of the destruction, edited: the chain no longer holds.
     audit.write_bytes(audit.read_bytes().replace(b"DC-0042", b"DC-0043", 1))
     assert _verifiers(report, public, audit) == [1, 1]
