@@ -16,6 +16,7 @@ from daemon.book.entries import LifecycleEntry, Records
 from daemon.book.losses import gather, summary
 from daemon.config.schema import Config
 from daemon.vocabulary.readings import Reading, Transition, TransitionKind
+from rules.base import Fact
 from rules.depot import (
     AT_HOME,
     GONE,
@@ -98,6 +99,7 @@ def test_the_count_and_the_unseen_warning_expect_only_items_at_home(state: ItemS
     fact, *warnings = count.count("SH1", 10 * NS, "test")
     missing = [t for t in warnings if isinstance(t, Transition)]
     assert bool(missing) == (state in AT_HOME)
+    assert isinstance(fact, Fact) and fact.fields["on_book"] == float(state in AT_HOME)
     unseen = ItemUnseenRule(ItemUnseenRuleConfig(max_unseen_s=60), places)
     unseen.tick(0)
     assert bool(unseen.tick(61 * NS)) == (state in AT_HOME)
