@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from daemon.assembly import build_officers, rule_severities
 from daemon.book.desk import RecordsDesk
 from daemon.book.entries import Records
 from daemon.book.judged import judged_depot
+from daemon.book.losses import LossReports
 from daemon.config.loading import load_config
 from daemon.config.schema import Config
 from daemon.ingest.pipeline import Pipeline
@@ -30,6 +31,8 @@ from daemon.vocabulary.errors import ConfigError
 from daemon.web.recent import RecentEvents
 from rules.base import Fact
 from rules.depot import Depot
+from rules.item_state import LOSS_PREFIX
+from rules.item_unseen import ItemUnseenRule
 from rules.reconciliation import RECONCILE_PREFIX
 
 __all__ = ["RESTART_ONLY", "Reloader", "needs_restart"]
@@ -79,12 +82,24 @@ class Reloader:
         if self.book is not None:
             self.book.applied.append(self.records_changed)
             self.book.counter = self.reconcile
+            if isinstance(self.book.on_loss, LossReports):
+                self.book.on_loss.last_read = self.last_read
+                self.book.on_loss.raise_alarm = self.loss_alarm
             self.pipeline.fact_listeners.append(self.book.heard)
 
     def reconcile(self, storehouse: str, officer: str) -> list[Fact]:
         """Count a storehouse against the book now, through the running rules."""
         return self.pipeline.request(f"{RECONCILE_PREFIX}{storehouse}", {"by": officer},
                                      self.clock.now_ns())
+
+    def last_read(self, epc: str) -> tuple[int, str] | None:
+        """When and by which reader an item was last read, as the running rules know it."""
+        rule = self.pipeline.engine.rule("item_unseen")
+        return rule.last_read(epc) if isinstance(rule, ItemUnseenRule) else None
+
+    def loss_alarm(self, epc: str, values: Mapping[str, str]) -> None:
+        """A loss report made: its alarm through the rules (rule `item_state`)."""
+        self.pipeline.request(f"{LOSS_PREFIX}{epc}", dict(values), self.clock.now_ns())
 
     async def reload(self) -> bool:
         """Read, validate and apply the config file; whether it was applied."""

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "AT_HOME",
     "DETECTOR_FIELDS",
+    "GONE",
     "AccessVerdict",
     "ArmedMode",
     "ArmedSchedule",
@@ -212,10 +214,25 @@ class Portal:
 
 
 class ItemState(enum.StrEnum):
-    """Where an item stands in its life on the book; the rules judge items `on_book` (issue 27
-    adds the rest of the lifecycle)."""
+    """Where an item stands in its life on the book (issue 27); `on_book` is an item entered
+    before the lifecycle was kept, judged as `stored`."""
 
     ON_BOOK = "on_book"
+    RECEIVED = "received"
+    STORED = "stored"
+    ISSUED = "issued"
+    RETURNED = "returned"
+    TRANSFERRED = "transferred"
+    UNDER_REPAIR = "under_repair"
+    LOST = "lost"
+    DESTROYED = "destroyed"
+
+
+# Items the depot expects to find in their storehouse at a count.
+AT_HOME = frozenset({ItemState.ON_BOOK, ItemState.RECEIVED, ItemState.STORED,
+                     ItemState.RETURNED})
+# Items that have left the book for good: any read of them again is an alarm.
+GONE = frozenset({ItemState.TRANSFERRED, ItemState.DESTROYED})
 
 
 @dataclass(frozen=True, slots=True)

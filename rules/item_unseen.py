@@ -15,7 +15,7 @@ from pydantic import Field
 
 from daemon.vocabulary.readings import Reading, Severity, Transition, TransitionKind
 from rules.base import Outcome, RuleConfigBase, format_duration
-from rules.depot import Depot, SensorKind
+from rules.depot import AT_HOME, Depot, SensorKind
 from rules.portal_tracker import PortalTracker, covering_order, tag_read
 
 __all__ = ["ItemUnseenRule", "ItemUnseenRuleConfig"]
@@ -87,6 +87,11 @@ class ItemUnseenRule:
                                      f"read again by {reading.sensor}")]
         return []
 
+    def last_read(self, epc: str) -> tuple[int, str] | None:
+        """When and by which sensor the item was last read (None: not since monitoring began)."""
+        seen = self._last_seen.get(epc)
+        return seen if seen is not None and seen[1] else None
+
     def tick(self, now_ns: int) -> list[Outcome]:
         """Warn for every item at home and unread for longer than allowed."""
         self._start(now_ns)
@@ -95,6 +100,8 @@ class ItemUnseenRule:
         for epc, (seen_ns, sensor) in self._last_seen.items():
             if epc in self._firing or epc in self._away or now_ns - seen_ns < self._max_ns:
                 continue
+            if self._depot.items[epc].state not in AT_HOME:
+                continue  # issued, under repair, lost or gone: not expected at a reader
             self._firing.add(epc)
             last = f"last read by {sensor}" if sensor else "not read since monitoring began"
             out.append(self._transition(

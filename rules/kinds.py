@@ -19,6 +19,7 @@ from rules.door_held_open import DoorHeldOpenRuleConfig
 from rules.gateway_fault import GatewayFaultRuleConfig
 from rules.gateway_health import GatewayHealthRuleConfig
 from rules.input_lost import InputLostRuleConfig
+from rules.item_state import ItemStateRuleConfig
 from rules.item_unseen import ItemUnseenRuleConfig
 from rules.key_register import KeyRegisterRuleConfig
 from rules.movement_order import MovementOrderCountRuleConfig
@@ -59,6 +60,7 @@ RULE_KINDS = (
     AntiMaskingRuleConfig,
     ReconciliationRuleConfig,
     KeyRegisterRuleConfig,
+    ItemStateRuleConfig,
 )
 
 RuleConfig = Annotated[
@@ -85,7 +87,8 @@ RuleConfig = Annotated[
     | SmokePanicRuleConfig
     | AntiMaskingRuleConfig
     | ReconciliationRuleConfig
-    | KeyRegisterRuleConfig,
+    | KeyRegisterRuleConfig
+    | ItemStateRuleConfig,
     Field(discriminator="type"),
 ]
 

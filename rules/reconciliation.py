@@ -21,7 +21,7 @@ from pydantic import Field
 
 from daemon.vocabulary.readings import FieldValue, Reading, Severity, Transition, TransitionKind
 from rules.base import Fact, Outcome, RuleConfigBase
-from rules.depot import Depot, SensorKind
+from rules.depot import AT_HOME, Depot, SensorKind
 from rules.portal_tracker import PortalTracker, covering_order, tag_read
 
 __all__ = ["DIFFERENCES", "RECONCILE_PREFIX", "ReconciliationRule", "ReconciliationRuleConfig"]
@@ -124,7 +124,10 @@ class ReconciliationRule:
 
     def count(self, storehouse: str, now_ns: int, by: str) -> list[Outcome]:
         """One count of a storehouse: the fact, and its warnings raised or resolved."""
-        book = {epc for epc, item in self._depot.items.items() if item.storehouse == storehouse}
+        # The book of a storehouse: its items at home (issued, under repair, lost, destroyed or
+        # transferred ones are not expected on its shelves; read there, they are unexpected).
+        book = {epc for epc, item in self._depot.items.items()
+                if item.storehouse == storehouse and item.state in AT_HOME}
         since = now_ns - self._window_ns
         seen = {epc for epc, (at_ns, store) in self._seen.items()
                 if store == storehouse and at_ns >= since}

@@ -11,22 +11,43 @@ import re
 from dataclasses import dataclass
 
 from daemon.book.entries import (
+    ConsignmentEntry,
     Entry,
     EntryState,
     KeyIssueEntry,
+    LifecycleEntry,
     MovementOrderEntry,
     Records,
     RosterEntry,
     WorkOrderEntry,
 )
 from daemon.vocabulary.errors import DepotwatchError
-from rules.depot import Depot, Item, ItemKind
+from rules.depot import Depot, Item, ItemKind, ItemState
 
-__all__ = ["Problem", "RecordRefused", "approval_needed", "problems", "vaults"]
+__all__ = ["NEXT_STATES", "Problem", "RecordRefused", "approval_needed", "problems", "vaults"]
 
 _EPC = re.compile(r"^[0-9A-F]{8,64}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GUARDED = frozenset({ItemKind.WEAPON, ItemKind.AMMUNITION})
+
+_S = ItemState
+_IN_HAND = frozenset({_S.STORED, _S.ISSUED, _S.TRANSFERRED, _S.UNDER_REPAIR, _S.LOST,
+                      _S.DESTROYED})
+# Where an item may go from each state. `received` only through a consignment; `destroyed`
+# and `transferred` are final: the item has left the book (a read of it again is an alarm).
+NEXT_STATES: dict[ItemState, frozenset[ItemState]] = {
+    _S.ON_BOOK: _IN_HAND, _S.RECEIVED: _IN_HAND, _S.STORED: _IN_HAND,
+    _S.RETURNED: _IN_HAND,
+    _S.ISSUED: frozenset({_S.RETURNED, _S.TRANSFERRED, _S.UNDER_REPAIR, _S.LOST,
+                          _S.DESTROYED}),
+    _S.UNDER_REPAIR: frozenset({_S.RETURNED, _S.STORED, _S.LOST, _S.DESTROYED}),
+    _S.LOST: frozenset({_S.RETURNED, _S.STORED, _S.DESTROYED}),
+    _S.TRANSFERRED: frozenset(), _S.DESTROYED: frozenset(),
+}
+# Steps that need their document: the voucher, the movement order, the certificate.
+_DOCUMENTED = frozenset({_S.ISSUED, _S.TRANSFERRED, _S.DESTROYED})
+# Steps that take an item off the book for good: a second officer approves them.
+_TWO_PERSON = frozenset({_S.TRANSFERRED, _S.DESTROYED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +93,10 @@ def problems(kind: str, entry: Entry, records: Records, places: Depot,
         return found + _identifier(entry.id)
     if isinstance(entry, KeyIssueEntry):
         return _key_issue(entry, records, now_ns)
+    if isinstance(entry, LifecycleEntry):
+        return _step(entry, records, places)
+    if isinstance(entry, ConsignmentEntry):
+        return _consignment(entry, records, places)
     if isinstance(entry, WorkOrderEntry):
         found = _window(entry.valid_from_ns, entry.valid_until_ns, now_ns, entry.state)
         if entry.door not in places.doors:
@@ -97,6 +122,40 @@ def _key_issue(entry: KeyIssueEntry, records: Records, now_ns: int) -> list[Prob
         found.append(Problem("epc", f"this key is out already (held by {out})"))
     if entry.due_ns <= now_ns:
         found.append(Problem("due", "the due time is in the past"))
+    return found
+
+
+def _step(entry: LifecycleEntry, records: Records, places: Depot) -> list[Problem]:
+    item = records.items.get(entry.epc)
+    if item is None:
+        return [Problem("epc", f"EPC {entry.epc} is not on the book")]
+    found = []
+    if entry.state not in NEXT_STATES[item.state]:
+        allowed = ", ".join(sorted(s.value for s in NEXT_STATES[item.state])) or "none (final)"
+        found.append(Problem("state", f"an item {item.state.value} cannot become "
+                                      f"{entry.state.value} (allowed: {allowed})"))
+    if entry.state in _DOCUMENTED and not entry.document.strip():
+        found.append(Problem("document", f"{entry.state.value} needs its document (voucher, "
+                                         "movement order or destruction certificate number)"))
+    if entry.storehouse not in places.storehouses:
+        found.append(Problem("storehouse", f"no storehouse {entry.storehouse!r} in this depot"))
+    return found
+
+
+def _consignment(entry: ConsignmentEntry, records: Records, places: Depot) -> list[Problem]:
+    found = _identifier(entry.id)
+    if entry.id in records.consignments:
+        found.append(Problem("id", "this consignment is already on the book"))
+    if not entry.exporting_state.strip():
+        found.append(Problem("exporting_state", "the exporting state is needed"))
+    if not entry.reference.strip():
+        found.append(Problem("reference", "the licence or end-user certificate is needed"))
+    if entry.storehouse not in places.storehouses:
+        found.append(Problem("storehouse", f"no storehouse {entry.storehouse!r} in this depot"))
+    if not entry.serials:
+        found.append(Problem("items", "at least one item"))
+    found += [Problem("items", f"EPC {epc} is on the book already")
+              for epc, _ in entry.serials if epc in records.items]
     return found
 
 
@@ -159,6 +218,8 @@ def approval_needed(kind: str, entry: Entry, records: Records, places: Depot) ->
         gained = (entry.zones - had) & vaults(places)
         if gained:
             return f"grants vault access ({', '.join(sorted(gained))})"
+    if isinstance(entry, LifecycleEntry) and entry.state in _TWO_PERSON:
+        return f"takes {entry.epc} off the book ({entry.state.value})"
     if isinstance(entry, MovementOrderEntry) and entry.state is EntryState.ACTIVE:
         guarded = sorted({records.items[e].kind.value for e in entry.epcs
                           if e in records.items and records.items[e].kind in _GUARDED})

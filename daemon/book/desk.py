@@ -15,13 +15,21 @@ from typing import Any, TypeVar
 
 from daemon.alerts.alarm import LifecycleError
 from daemon.book.checks import Problem, RecordRefused, approval_needed, problems
-from daemon.book.entries import KINDS, Entry, EntryState, KeyIssueEntry, Records
+from daemon.book.entries import (
+    KINDS,
+    ConsignmentEntry,
+    Entry,
+    EntryState,
+    KeyIssueEntry,
+    LifecycleEntry,
+    Records,
+)
 from daemon.book.exports import Passages
 from daemon.book.seed import differences
 from daemon.book.store import Change, Parked, RecordsError, RecordsStore, StaleRecord, Write
 from daemon.vocabulary.clock import Clock
 from rules.base import Fact
-from rules.depot import Depot
+from rules.depot import AT_HOME, Depot, Item, ItemState
 
 __all__ = ["ApprovalRefused", "Audit", "Proposal", "RecordsDesk"]
 
@@ -63,6 +71,8 @@ class RecordsDesk:
         # Portal passages under orders, for the movements export (from InfluxDB, if any).
         self.passages: Passages | None = None
         self._cabinet_tasks: set[asyncio.Future[None]] = set()
+        # Told of each item found lost or missing (EPC, cause, officer): the loss reports.
+        self.on_loss: Callable[[str, str, str], None] | None = None
 
     async def _run(self, work: Callable[[], T]) -> T:
         async with self._lock:
@@ -94,7 +104,51 @@ class RecordsDesk:
             log.info("records: %s %s by %s waits for a second officer: %s",
                      kind, parked.key, officer, why)
             return Proposal(parked=parked)
-        return Proposal(change=(await self._write([write], officer, ""))[0])
+        return Proposal(change=(await self._write([write, *self._companions(write)], officer,
+                                                  ""))[0])
+
+    def _companions(self, write: Write) -> list[Write]:
+        """An item's step moves the item itself too, in the same transaction."""
+        if not isinstance(write.entry, LifecycleEntry):
+            return []
+        step = write.entry
+        item = self.records.items[step.epc]
+        return [Write("items", replace(item, state=step.state, storehouse=step.storehouse),
+                      self.store.version("items", step.epc))]
+
+    async def step(self, officer: str, epc: str, state: ItemState, storehouse: str | None,
+                   document: str, note: str = "") -> Proposal:
+        """An item enters a new state of its life (in `storehouse`, default where it is),
+        on `document`; parked when it leaves the book for good (two-person rule)."""
+        item = self.records.items.get(epc)
+        if item is None:
+            raise RecordRefused(f"item {epc!r}", [Problem("epc", "not on the book")])
+        now = self._clock.now_ns()
+        entry = LifecycleEntry(f"{epc}@{now}", epc, state, storehouse or item.storehouse,
+                               document, note, now)
+        return await self.propose(officer, "lifecycle", entry, None)
+
+    async def receive(self, officer: str, consignment: ConsignmentEntry,
+                      items: Sequence[Item]) -> list[Change]:
+        """A consignment delivered: it, its items (`received`, in its storehouse) and their
+        first step, in one transaction."""
+        found = self.check("consignments", consignment)
+        found += [p for item in items for p in self.check("items", item)]
+        if found:
+            raise RecordRefused(f"consignment {consignment.id!r}", found)
+        at = consignment.received_ns
+        writes = [Write("consignments", consignment, None)]
+        for item in items:
+            writes.append(Write("items", replace(item, state=ItemState.RECEIVED,
+                                                 storehouse=consignment.storehouse), None))
+            writes.append(Write("lifecycle", LifecycleEntry(
+                f"{item.epc}@{at}", item.epc, ItemState.RECEIVED, consignment.storehouse,
+                f"{consignment.reference} (consignment {consignment.id})", "", at), None))
+        return await self._write(writes, officer, "")
+
+    async def history(self, kind: str) -> list[Change]:
+        """Every change of one kind, read off the event loop."""
+        return await self._run(lambda: self.store.history(kind))
 
     def reconcile(self, officer: str, storehouse: str) -> Fact:
         """Count a storehouse against the book now (the daily count on demand)."""
@@ -114,6 +168,8 @@ class RecordsDesk:
         """A fact of the rules the book keeps: a count's result, a key cabinet's event."""
         if fact.measurement == "reconciliation":
             self._counted(fact)
+        elif fact.measurement == "portal":
+            self._passage(fact)
         elif fact.measurement == "key":
             # Written through the desk's queue, after the reading that told it.
             self._cabinet_tasks.add(task := asyncio.ensure_future(self._cabinet(fact)))
@@ -162,6 +218,42 @@ class RecordsDesk:
         except (RecordRefused, RecordsError) as exc:
             log.warning("key cabinet %s: %s not on the register: %s", cabinet, epc, exc)
 
+    def _passage(self, fact: Fact) -> None:
+        """A tagged item through a portal under its order is issued (out) or back (in): the
+        order is the step's document."""
+        epc, order = str(fact.fields.get("epc", "")), str(fact.fields.get("order", ""))
+        item, direction = self.records.items.get(epc), fact.tags.get("direction")
+        if item is None:
+            return
+        if direction == "out" and order and item.state in AT_HOME:
+            state = ItemState.ISSUED
+        elif direction == "in" and item.state is ItemState.ISSUED:
+            state = ItemState.RETURNED
+            order = order or self._last_document(epc)
+        else:
+            return
+        actor = f"portal {fact.tags.get('portal', '')}"
+        self._cabinet_tasks.add(task := asyncio.ensure_future(
+            self._passage_step(actor, epc, state, order, fact.at_ns)))
+        task.add_done_callback(self._cabinet_tasks.discard)
+
+    def _last_document(self, epc: str) -> str:
+        steps = [s for s in self.records.lifecycle.values() if s.epc == epc]
+        return max(steps, key=lambda s: s.at_ns).document if steps else ""
+
+    async def _passage_step(self, actor: str, epc: str, state: ItemState, order: str,
+                            at_ns: int) -> None:
+        item = self.records.items.get(epc)
+        if item is None:
+            return
+        entry = LifecycleEntry(f"{epc}@{at_ns}", epc, state, item.storehouse, order,
+                               "through the portal", at_ns)
+        try:
+            write = Write("lifecycle", entry, None)
+            await self._write([write, *self._companions(write)], actor, "")
+        except (RecordRefused, RecordsError) as exc:
+            log.warning("%s: %s not %s on the book: %s", actor, epc, state.value, exc)
+
     def _counted(self, fact: Fact) -> None:
         """Keep a count's result (scheduled or asked for) for the exports and the audit."""
         storehouse, by = fact.tags.get("storehouse", ""), str(fact.fields.get("by", ""))
@@ -171,6 +263,10 @@ class RecordsDesk:
             log.error("reconciliation of %s not kept: %s", storehouse, exc)
         self._audit(by if by != "schedule" else "depotwatch", "records.reconciled",
                     storehouse, dict(fact.fields), fact.at_ns)
+        told = self.on_loss
+        if told is not None:
+            for epc in str(fact.fields.get("missing_epcs", "")).split():
+                told(epc, f"missing at the count of {storehouse}", by or "schedule")
 
     def _guard_version(self, write: Write) -> None:
         current = self.store.version(write.kind, str(getattr(write.entry, KINDS[write.kind].key)))
@@ -188,8 +284,9 @@ class RecordsDesk:
         found = self.check(parked.kind, parked.entry)
         if found:
             raise RecordRefused(f"{parked.kind} {parked.key!r}", found)
-        change = (await self._write([Write(parked.kind, parked.entry, parked.expected)],
-                                    parked.actor, officer))[0]
+        write = Write(parked.kind, parked.entry, parked.expected)
+        change = (await self._write([write, *self._companions(write)], parked.actor,
+                                    officer))[0]
         await self._run(lambda: self.store.unpark(parked_id))
         return change
 
@@ -252,6 +349,11 @@ class RecordsDesk:
             self._audit(actor, "records.change", f"{change.kind}/{change.key}",
                         {"version": change.version, "before": change.before,
                          "after": change.after, "approved_by": change.approved_by}, now)
+        for write in writes:
+            if isinstance(write.entry, LifecycleEntry) and write.entry.state is ItemState.LOST \
+                    and self.on_loss is not None:
+                self.on_loss(write.entry.epc, f"marked lost: {write.entry.note}".rstrip(": "),
+                             actor)
         log.info("records: %d change(s) by %s%s", len(changes), actor,
                  f", approved by {approved_by}" if approved_by else "")
         return changes

@@ -14,10 +14,12 @@ from rules.depot import Item, ItemKind, ItemState
 
 __all__ = [
     "KINDS",
+    "ConsignmentEntry",
     "Entry",
     "EntryState",
     "ItemEntry",
     "KeyIssueEntry",
+    "LifecycleEntry",
     "MovementOrderEntry",
     "RecordKind",
     "Records",
@@ -107,9 +109,48 @@ class KeyIssueEntry:
         return self.id
 
 
+@dataclass(frozen=True, slots=True)
+class LifecycleEntry:
+    """One step in an item's life (issue 27): the state it entered, where, the document behind
+    it (voucher, movement order, destruction certificate, consignment reference), when."""
+
+    id: str
+    epc: str
+    state: ItemState
+    storehouse: str
+    document: str
+    note: str
+    at_ns: int
+
+    @property
+    def key(self) -> str:
+        """The step's id."""
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class ConsignmentEntry:
+    """A delivery received: the exporting state, the licence or end-user certificate it came
+    under, the storehouse it went to, and its items as (EPC, serial number) pairs."""
+
+    id: str
+    exporting_state: str
+    reference: str
+    storehouse: str
+    received_ns: int
+    serials: tuple[tuple[str, str], ...]
+    state: EntryState = EntryState.ACTIVE
+
+    @property
+    def key(self) -> str:
+        """The consignment's id."""
+        return self.id
+
+
 # Items are the rules' own `Item`: a register of 100,000 loads as one object per item.
 ItemEntry = Item
-Entry = RosterEntry | ItemEntry | MovementOrderEntry | WorkOrderEntry | KeyIssueEntry
+Entry = (RosterEntry | ItemEntry | MovementOrderEntry | WorkOrderEntry | KeyIssueEntry
+         | LifecycleEntry | ConsignmentEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +162,12 @@ class Records:
     movement_orders: Mapping[str, MovementOrderEntry] = field(default_factory=dict)
     work_orders: Mapping[str, WorkOrderEntry] = field(default_factory=dict)
     key_issues: Mapping[str, KeyIssueEntry] = field(default_factory=dict)
+    lifecycle: Mapping[str, LifecycleEntry] = field(default_factory=dict)
+    consignments: Mapping[str, ConsignmentEntry] = field(default_factory=dict)
 
     def of(self, kind: str) -> Mapping[str, Any]:
         """The entries of one kind (`roster`, `items`, `movement_orders`, `work_orders`,
-        `key_issues`)."""
+        `key_issues`, `lifecycle`, `consignments`)."""
         table: Mapping[str, Any] = getattr(self, kind)
         return table
 
@@ -232,6 +275,38 @@ def _key_public(e: KeyIssueEntry) -> dict[str, Any]:
             "due_ns": e.due_ns, "returned_ns": e.returned_ns, "state": e.state.value}
 
 
+def _step_row(e: LifecycleEntry) -> tuple[Any, ...]:
+    return (e.id, e.epc, e.state.value, e.storehouse, e.document, e.note, e.at_ns)
+
+
+def _step_from(row: tuple[Any, ...]) -> LifecycleEntry:
+    return LifecycleEntry(row[0], row[1], _ITEM_STATES[row[2]], row[3], row[4], row[5],
+                          int(row[6]))
+
+
+def _step_public(e: LifecycleEntry) -> dict[str, Any]:
+    return {"id": e.id, "epc": e.epc, "state": e.state.value, "storehouse": e.storehouse,
+            "document": e.document, "note": e.note, "at_ns": e.at_ns}
+
+
+def _consignment_row(e: ConsignmentEntry) -> tuple[Any, ...]:
+    return (e.id, e.exporting_state, e.reference, e.storehouse, e.received_ns,
+            json.dumps([list(pair) for pair in e.serials]), e.state.value)
+
+
+def _consignment_from(row: tuple[Any, ...]) -> ConsignmentEntry:
+    return ConsignmentEntry(row[0], row[1], row[2], row[3], int(row[4]),
+                            tuple((str(p[0]), str(p[1])) for p in json.loads(row[5])),
+                            EntryState(row[6]))
+
+
+def _consignment_public(e: ConsignmentEntry) -> dict[str, Any]:
+    return {"id": e.id, "exporting_state": e.exporting_state, "reference": e.reference,
+            "storehouse": e.storehouse, "received_ns": e.received_ns,
+            "items": [{"epc": epc, "serial": serial} for epc, serial in e.serials],
+            "state": e.state.value}
+
+
 KINDS: Mapping[str, RecordKind] = {
     "roster": RecordKind(
         "roster", "roster", "name",
@@ -252,4 +327,12 @@ KINDS: Mapping[str, RecordKind] = {
         "key_issues", "key_issues", "id",
         ("id", "epc", "person", "issued_ns", "due_ns", "returned_ns", "state"),
         _key_row, _key_from, _key_public),
+    "lifecycle": RecordKind(
+        "lifecycle", "lifecycle", "id",
+        ("id", "epc", "state", "storehouse", "document", "note", "at_ns"),
+        _step_row, _step_from, _step_public),
+    "consignments": RecordKind(
+        "consignments", "consignments", "id",
+        ("id", "exporting_state", "reference", "storehouse", "received_ns", "items", "state"),
+        _consignment_row, _consignment_from, _consignment_public),
 }

@@ -8,6 +8,7 @@ import logging
 from daemon.book.desk import Audit, RecordsDesk
 from daemon.book.exports import influx_passages
 from daemon.book.judged import judged_depot
+from daemon.book.losses import LossReports
 from daemon.book.seed import RecordSections, differences, seed_entries
 from daemon.book.store import RECORDS_FILE, RecordsStore
 from daemon.config.schema import Config
@@ -41,4 +42,5 @@ def open_book(config: Config, clock: Clock, audit: Audit) -> tuple[RecordsDesk, 
         log.info("records store %s seeded from the config: %d records", store.path, written)
     desk = RecordsDesk(store, config.depot(), clock, audit)
     desk.passages = influx_passages(config)
+    desk.on_loss = LossReports(config, desk)
     return desk, judged_depot(desk.places, desk.records)

@@ -60,6 +60,14 @@ CREATE INDEX IF NOT EXISTS changes_by_time ON changes (kind, at_ns);
 CREATE TABLE IF NOT EXISTS parked (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns INTEGER NOT NULL,
     actor TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, expected INTEGER,
     row TEXT NOT NULL, reason TEXT NOT NULL);
+-- Each step of an item's life (issue 27) and each consignment received.
+CREATE TABLE IF NOT EXISTS lifecycle (id TEXT PRIMARY KEY, epc TEXT NOT NULL,
+    state TEXT NOT NULL, storehouse TEXT NOT NULL, document TEXT NOT NULL, note TEXT NOT NULL,
+    at_ns INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS lifecycle_by_item ON lifecycle (epc, at_ns);
+CREATE TABLE IF NOT EXISTS consignments (id TEXT PRIMARY KEY, exporting_state TEXT NOT NULL,
+    reference TEXT NOT NULL, storehouse TEXT NOT NULL, received_ns INTEGER NOT NULL,
+    items TEXT NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Each count of a storehouse against the book (rules/reconciliation.py), for the auditors.
 CREATE TABLE IF NOT EXISTS counts (at_ns INTEGER NOT NULL, storehouse TEXT NOT NULL,

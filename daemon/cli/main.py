@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from daemon import __version__
 from daemon.cli.audit_trail import add_audit_command
+from daemon.cli.consignment import add_consignment_commands
 from daemon.cli.dashboards import add_dashboards_command
 from daemon.cli.devices import add_devices_command
 from daemon.cli.egress import add_ip_allow_command
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     # The order here is the order of `depotwatch --help`.
     for add_commands in (add_service_commands, add_hq_command, add_state_dir_commands,
                          add_devices_command, add_audit_command, add_playback_commands,
-                         add_dashboards_command, add_report_command, add_officer_commands,
+                         add_dashboards_command, add_report_command, add_consignment_commands,
+                         add_officer_commands,
                          add_ip_allow_command, add_signing_commands, add_records_commands):
         add_commands(commands)
     add_shell_commands(commands, parser)

@@ -10,7 +10,7 @@ from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
-__all__ = ["add_report_command"]
+__all__ = ["add_report_command", "sign_output"]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -34,10 +34,11 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report failed: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {output} ({fmt}; audit trail {report.audit_status})", file=sys.stderr)
-    return 0 if args.no_sign else _sign(config, output, report.audit_head_hash)
+    return 0 if args.no_sign else sign_output(config, output, report.audit_head_hash)
 
 
-def _sign(config: Config, output: Path, head_hash: str) -> int:
+def sign_output(config: Config, output: Path, head_hash: str) -> int:
+    """Sign a written report with the gateway key (`OUTPUT.sig`); 0 signed, 1 not."""
     from daemon.alerts.audit import audit_path
     from daemon.records.signing import GatewayKey, SignatureError, key_path, sign_document
 

@@ -74,6 +74,8 @@ class Report:
     site_tables: list[Table]
     audit_status: str
     audit_head_hash: str
+    # The first page's heading: the monthly record, or a consignment's custody record.
+    title: str = "Monthly PSSM record"
 
     def tables(self) -> list[Table]:
         """Every table, storehouse sections first, then the site-wide ones."""
@@ -81,7 +83,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document."""
-        return {"site": self.site, "site_name": self.site_name, "month": self.month,
+        return {"title": self.title, "site": self.site, "site_name": self.site_name,
+                "month": self.month,
                 "timezone": self.timezone, "generated": self.generated,
                 "storehouses": [{"id": s.id, "name": s.name, "notes": s.notes}
                                 for s in self.storehouses],

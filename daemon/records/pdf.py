@@ -137,7 +137,7 @@ class _Doc:
         r = self.report
         pdf = self.pdf
         pdf.add_page()
-        self.heading(f"Monthly PSSM record: {r.site_name} ({r.site}), {r.month}", 16)
+        self.heading(f"{r.title}: {r.site_name} ({r.site}), {r.month}", 16)
         self.text(f"Times in {r.timezone}. Generated {r.generated} by depotwatch.", 9)
         self.text("Storehouses: " + ", ".join(f"{s.name} ({s.id})" for s in r.storehouses), 9)
         pdf.ln(2)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -20,11 +20,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from daemon.book.checks import RecordRefused
 from daemon.book.csvio import read_csv
 from daemon.book.desk import ApprovalRefused, Proposal, RecordsDesk
-from daemon.book.entries import KINDS
+from daemon.book.entries import KINDS, ConsignmentEntry
 from daemon.book.forms import FORMS
 from daemon.book.store import Change, Parked, StaleRecord, Write
 from daemon.web.api_refusals import Refusal
 from daemon.web.api_routes import API_PREFIX, Operation, Route
+from rules.depot import Item, ItemKind, ItemState
 
 __all__ = ["RECORDS_ROUTES", "RecordsCalls", "change_json", "parked_json"]
 
@@ -50,6 +51,12 @@ RECORDS_ROUTES = (
           refusals=(403, 422), action="records"),
     Route("POST", f"{_R}/keys/{{epc}}/return", "returnKey", "Take a key back", "Change",
           refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/items/{{epc}}/step", "stepItem",
+          "An item enters a new state of its life, on its document (202: it waits for a "
+          "second officer)", "Change", refusals=(403, 409, 422), action="records"),
+    Route("POST", f"{_R}/consignments", "receiveConsignment",
+          "A consignment delivered: it, its items (received) and their first step",
+          "ChangeList", refusals=(403, 409, 422), action="records"),
     Route("GET", f"{_R}/{{kind}}", "listRecords", "The records of one kind", "RecordList",
           refusals=(404,)),
     Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
@@ -73,6 +80,42 @@ class KeyIssueBody(BaseModel):
 
     person: str = Field(min_length=1, max_length=200)
     due: AwareDatetime
+
+
+class StepBody(BaseModel):
+    """An item's step: its new state, where (default: where it is), the document behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    state: ItemState
+    storehouse: str | None = Field(default=None, min_length=1)
+    document: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+class ConsignedItem(BaseModel):
+    """One item of a consignment, by EPC and serial number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    epc: str = Field(min_length=1, max_length=64)
+    serial: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    kind: ItemKind = ItemKind.WEAPON
+    lot: str = Field(default="", max_length=64)
+
+
+class ConsignmentBody(BaseModel):
+    """A delivery: the exporting state, the licence or end-user certificate, its items."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    exporting_state: str = Field(min_length=1, max_length=200)
+    reference: str = Field(min_length=1, max_length=200)
+    storehouse: str = Field(min_length=1)
+    received: AwareDatetime | None = None
+    items: list[ConsignedItem] = Field(min_length=1, max_length=100_000)
 
 
 class ImportBody(BaseModel):
@@ -112,7 +155,8 @@ class RecordsCalls:
                 "listRecords": self.list_records, "getRecord": self.get_record,
                 "putRecord": self.put, "revokePerson": self.revoke, "closeOrder": self.close,
                 "reconcileStorehouse": self.reconcile, "issueKey": self.issue_key,
-                "returnKey": self.return_key}
+                "returnKey": self.return_key, "stepItem": self.step,
+                "receiveConsignment": self.receive}
 
     def _kind(self, request: web.Request) -> str:
         kind = request.match_info.get("kind", "roster")
@@ -198,6 +242,29 @@ class RecordsCalls:
             change = await self._desk.return_key(officer, request.match_info["epc"].upper())
         return web.json_response(change_json(change))
 
+    async def step(self, request: web.Request, officer: str) -> web.Response:
+        """An item's step in its lifecycle."""
+        body = _body(StepBody, await request.read())
+        with _refusals():
+            proposal = await self._desk.step(officer, request.match_info["epc"].upper(),
+                                             body.state, body.storehouse, body.document,
+                                             body.note)
+        return _proposal(proposal)
+
+    async def receive(self, request: web.Request, officer: str) -> web.Response:
+        """A consignment received."""
+        body = _body(ConsignmentBody, await request.read())
+        at = self._desk.now_ns() if body.received is None \
+            else int(body.received.timestamp() * 1_000_000_000)
+        consignment = ConsignmentEntry(body.id, body.exporting_state, body.reference,
+                                       body.storehouse, at,
+                                       tuple((i.epc.upper(), i.serial) for i in body.items))
+        items = [Item(i.epc.upper(), i.name, i.kind, i.lot, body.storehouse)
+                 for i in body.items]
+        with _refusals():
+            changes = await self._desk.receive(officer, consignment, items)
+        return web.json_response({"changes": len(changes), "consignment": body.id})
+
     async def list_parked(self, request: web.Request, officer: str) -> web.Response:
         """Changes waiting for a second officer."""
         return web.json_response([parked_json(p) for p in self._desk.store.parked()])
@@ -232,6 +299,17 @@ class RecordsCalls:
                                                dry_run=body.dry_run)
         return web.json_response({"dry_run": body.dry_run,
                                   "changes": [_write_json(w) for w in writes]})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body(model: type[M], raw: bytes) -> M:
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise Refusal(422, "invalid request body", json.loads(
+            exc.json(include_url=False, include_context=False))) from None
 
 
 def _write_json(write: Write) -> dict[str, Any]:
