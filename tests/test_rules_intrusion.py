@@ -246,7 +246,8 @@ def test_zigbee2mqtt_detectors_panic_and_keypads() -> None:
         "action": "arm", "badge": "1234"}
     assert values({"action": "disarm", "action_code": "1001"}) == {
         "action": "disarm", "badge": "1001"}
-    assert values({"action": "single"}) == {}
+    # Any other action is no sign of life: counted as an unhandled field (issue 26).
+    assert values({"action": "single"}) == {"unhandled_field": "action=single"}
 
 
 def test_tasmota_switches_as_binary_sensors() -> None:
