@@ -248,7 +248,8 @@ class Daemon:
         # is done.
         digest = receipt_digest(raw)
         self._alerting = False
-        durable = self.pipeline.ingest(raw, self.clock.now_ns(), digest)
+        # The link stamped it with this clock a moment ago: no second clock read per message.
+        durable = self.pipeline.ingest(raw, raw.received_ns, digest)
         if self._alerting:  # rare: an alarm changed; its state must be on disk first
             return self._sent_after(durable, digest, self._state_saved())
         if durable is None:
