@@ -84,6 +84,14 @@ def role_bare(args: argparse.Namespace) -> None:
     print(json.dumps({"received": received}), flush=True)
 
 
+def pin(pid: int, cpu: int | None) -> None:
+    """Every thread of `pid` onto one CPU (threads it starts later inherit it); None: no pin."""
+    if cpu is None:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
 def readings_total(api_url: str) -> int:
     """Messages the daemon has decoded so far (the sum of depotwatch_readings_total)."""
     with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as reply:
@@ -112,10 +120,16 @@ class Receivers:
         self.daemon.config_path.write_text(yaml.safe_dump(config))
         self.api_url = f"http://{HOST}:{api_port}"
         self.phases = 0
+        # --one-core: the receiver alone on CPU 0; broker, publisher and this script on CPU 1.
+        self.cpu, other = (0, 1) if args.one_core else (None, None)
+        if other is not None:
+            pin(os.getpid(), other)
+            pin(self.broker.proc.pid, other)
 
     def start(self) -> None:
         """Start the daemon and wait for its API."""
         self.daemon.start()
+        pin(self.daemon.pid, self.cpu)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -157,6 +171,7 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
             bare.kill()
             raise RuntimeError("bare subscriber not ready")
         pid = bare.pid
+        pin(pid, rx.cpu)
     else:
         prefix, pid = rx.daemon.prefix, rx.daemon.pid
         before = readings_total(rx.api_url)
@@ -242,7 +257,7 @@ def main_rate(args: argparse.Namespace) -> None:
     rows = summarize(phases, [0, *rates])
     doc = {"date": stamp(), "machine": machine(load_average=load), "args": vars(args),
            "rows": rows, "phases": phases}
-    path = results_path("depot-rate", args.output)
+    path = results_path("depot-rate-one-core" if args.one_core else "depot-rate", args.output)
     path.write_text(json.dumps(doc, indent=1))
     print(table(rows))
     print(f"load average {load[0][0]:.2f} -> {load[1][0]:.2f}; wrote {path}")
@@ -264,7 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window-s", type=float, default=10.0, help="measured window (10)")
     p.add_argument("--warmup-s", type=float, default=3.0, help="before the window (3)")
     p.add_argument("--sensors", type=int, default=100, help="sensors of the depot (100)")
-    p.add_argument("--output", help="JSON path (results/depot-rate-<date>.json)")
+    p.add_argument("--one-core", action="store_true",
+                   help="the receiver pinned to CPU 0, broker and publisher to CPU 1 (taskset)")
+    p.add_argument("--output", help="JSON path (results/depot-rate[-one-core]-<date>.json)")
     main_rate(p.parse_args(argv))
 
 
