@@ -21,6 +21,7 @@ from daemon.alerts.officers import Officers
 from daemon.assembly import build_officers, rule_severities
 from daemon.config.loading import load_config
 from daemon.config.schema import Config
+from daemon.heap import settle_heap
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import ConfigError
@@ -100,6 +101,7 @@ class Reloader:
             told(new)
         later = needs_restart(self.config, new)
         self.config = new
+        settle_heap()
         self.pipeline.fault("config_invalid", "config", False, "config reloaded",
                             self.clock.now_ns())
         log.info("config %s reloaded: %d storehouses, %d doors, %d sensors, %d officers%s",
