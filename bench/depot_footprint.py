@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -175,13 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     load = [os.getloadavg()]
     imports = {name: import_rss(code) for name, code in IMPORT_PROBES.items()}
-    rig = Rig(Path(tempfile.mkdtemp(prefix="depotwatch-footprint-")))
+    workdir = Path(tempfile.mkdtemp(prefix="depotwatch-footprint-"))
+    rig = Rig(workdir)
     try:
         mem = [memory(rig, int(n), args.settle_s) for n in args.sensors.split(",")]
         starts = [start_to_ready(rig, args.start_sensors, rows)
                   for rows in (0, args.spool_rows)]
     finally:
         rig.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     load.append(os.getloadavg())
     doc = {"date": stamp(), "machine": machine(load_average=load), "args": vars(args),
            "imports_rss_mib": imports, "memory": mem, "start": starts}

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook.close()
         influx.close()
         broker.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     load.append(os.getloadavg())
     doc = {"date": stamp(), "machine": machine(load_average=load), "args": vars(args),
            "backlog": backlog, "drain": result, "influxdb_points": stored}
