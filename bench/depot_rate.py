@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import sys
@@ -84,6 +85,14 @@ def role_bare(args: argparse.Namespace) -> None:
     print(json.dumps({"received": received}), flush=True)
 
 
+def pin(pid: int, cpu: int | None) -> None:
+    """Every thread of `pid` onto one CPU (threads it starts later inherit it); None: no pin."""
+    if cpu is None:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
 def readings_total(api_url: str) -> int:
     """Messages the daemon has decoded so far (the sum of depotwatch_readings_total)."""
     with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as reply:
@@ -102,33 +111,53 @@ class Receivers:
         self.influx.start()
         self.vm.start()
         self.webhook = WebhookReceiver()
-        self.daemon = DaemonTarget("rate", args.sensors, True, self.broker.port, self.influx,
-                                   self.vm, workdir, self.webhook.url)
-        config = yaml.safe_load(self.daemon.config_path.read_text())
-        api_port = free_port()
-        # /metrics without a token: loopback only, a bench daemon.
-        config["api"] = {"listen_host": HOST, "listen_port": api_port,
-                         "metrics_token_required": False}
-        self.daemon.config_path.write_text(yaml.safe_dump(config))
-        self.api_url = f"http://{HOST}:{api_port}"
+        # who -> (daemon, its API, the tree it runs from); "base": --base-tree's code.
+        self.daemons: dict[str, tuple[DaemonTarget, str, str | None]] = {}
+        trees = {"depotwatch": None, **({"base": args.base_tree} if args.base_tree else {})}
+        for who, tree in trees.items():
+            daemon = DaemonTarget("rate" if who == "depotwatch" else who, args.sensors, True,
+                                  self.broker.port, self.influx, self.vm, workdir,
+                                  self.webhook.url)
+            config = yaml.safe_load(daemon.config_path.read_text())
+            api_port = free_port()
+            # /metrics without a token: loopback only, a bench daemon.
+            config["api"] = {"listen_host": HOST, "listen_port": api_port,
+                             "metrics_token_required": False}
+            daemon.config_path.write_text(yaml.safe_dump(config))
+            self.daemons[who] = (daemon, f"http://{HOST}:{api_port}", tree)
         self.phases = 0
+        # --one-core: the receiver alone on CPU 0; broker, publisher and this script on CPU 1.
+        self.cpu, other = (0, 1) if args.one_core else (None, None)
+        if other is not None:
+            pin(os.getpid(), other)
+            pin(self.broker.proc.pid, other)
 
     def start(self) -> None:
-        """Start the daemon and wait for its API."""
-        self.daemon.start()
-        deadline = time.monotonic() + 30
-        while True:
+        """Start the daemons and wait for their APIs."""
+        for daemon, api_url, tree in self.daemons.values():
+            saved = os.environ.get("PYTHONPATH")
+            if tree is not None:  # the child imports the other tree's daemon
+                os.environ["PYTHONPATH"] = str(Path(tree).resolve())
             try:
-                readings_total(self.api_url)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+                daemon.start()
+            finally:
+                if saved is not None:
+                    os.environ["PYTHONPATH"] = saved
+            pin(daemon.pid, self.cpu)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    readings_total(api_url)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
     def close(self) -> None:
-        """Stop the daemon and the servers."""
-        self.daemon.stop()
+        """Stop the daemons and the servers."""
+        for daemon, _, _ in self.daemons.values():
+            daemon.stop()
         self.webhook.close()
         self.vm.close()
         self.influx.close()
@@ -157,9 +186,11 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
             bare.kill()
             raise RuntimeError("bare subscriber not ready")
         pid = bare.pid
+        pin(pid, rx.cpu)
     else:
-        prefix, pid = rx.daemon.prefix, rx.daemon.pid
-        before = readings_total(rx.api_url)
+        daemon, api_url, _ = rx.daemons[who]
+        prefix, pid = daemon.prefix, daemon.pid
+        before = readings_total(api_url)
     pace = None
     if rate:
         pace = child("_pace", ["--port", str(rx.broker.port), "--prefix", prefix,
@@ -179,18 +210,19 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
         out, _ = bare.communicate(timeout=30)
         received = int((last_json(out) or {}).get("received", -1))
     else:
-        received = readings_total(rx.api_url) - before
+        received = readings_total(api_url) - before
     return {"who": who, "rate": rate, "cpu_pct": 100.0 * cpu / args.window_s,
             "us_per_reading": cpu / (rate * args.window_s) * 1e6 if rate else None,
             "rss_peak_mib": rss, "sent": sent, "received": received}
 
 
-def summarize(phases: list[dict[str, Any]], rates: list[int]) -> list[dict[str, Any]]:
+def summarize(phases: list[dict[str, Any]], rates: list[int], whos: list[str],
+              ) -> list[dict[str, Any]]:
     """Medians per rate and receiver, and depotwatch's CPU over the bare client's."""
     rows = []
     for rate in rates:
         row: dict[str, Any] = {"rate": rate}
-        for who in ("bare", "depotwatch"):
+        for who in whos:
             mine = [p for p in phases if p["rate"] == rate and p["who"] == who]
             row[who] = {
                 "cpu_pct": statistics.median(p["cpu_pct"] for p in mine),
@@ -201,6 +233,8 @@ def summarize(phases: list[dict[str, Any]], rates: list[int]) -> list[dict[str, 
                 "received": sum(p["received"] for p in mine),
                 "cpu_pct_each": [round(p["cpu_pct"], 2) for p in mine]}
         row["ratio"] = row["depotwatch"]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
+        if "base" in row:
+            row["ratio_base"] = row["base"]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
         rows.append(row)
     return rows
 
@@ -218,6 +252,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         out.append(f"| {r['rate'] or 'idle'} | {b['cpu_pct']:.2f} | {d['cpu_pct']:.2f} | "
                    f"{ratio} | {us} | {b['rss_peak_mib']:.0f} / "
                    f"{d['rss_peak_mib']:.0f} | {d['received']:,} / {d['sent']:,} |")
+        if "base" in r:
+            base = f"{r['ratio_base']:.2f}x" if r["rate"] else "-"
+            out.append(f"| (base tree) | | {r['base']['cpu_pct']:.2f} | {base} | | "
+                       f"{r['base']['rss_peak_mib']:.0f} | {r['base']['received']:,} / "
+                       f"{r['base']['sent']:,} |")
     return "\n".join(out)
 
 
@@ -226,23 +265,25 @@ def main_rate(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rates = [int(r) for r in args.rates.split(",")]
     load = [os.getloadavg()]
-    rx = Receivers(args, Path(tempfile.mkdtemp(prefix="depotwatch-rate-")))
+    workdir = Path(tempfile.mkdtemp(prefix="depotwatch-rate-"))
+    rx = Receivers(args, workdir)
     phases: list[dict[str, Any]] = []
     try:
         rx.start()
         for round_ in range(args.alternations):
             for rate in [0, *rates]:
-                for who in ("bare", "depotwatch"):
+                for who in ["bare", *rx.daemons]:
                     phases.append(phase(rx, who, rate))
                     print(json.dumps({"round": round_, **phases[-1]}), file=sys.stderr,
                           flush=True)
     finally:
         rx.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     load.append(os.getloadavg())
-    rows = summarize(phases, [0, *rates])
+    rows = summarize(phases, [0, *rates], ["bare", *rx.daemons])
     doc = {"date": stamp(), "machine": machine(load_average=load), "args": vars(args),
            "rows": rows, "phases": phases}
-    path = results_path("depot-rate", args.output)
+    path = results_path("depot-rate-one-core" if args.one_core else "depot-rate", args.output)
     path.write_text(json.dumps(doc, indent=1))
     print(table(rows))
     print(f"load average {load[0][0]:.2f} -> {load[1][0]:.2f}; wrote {path}")
@@ -264,7 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window-s", type=float, default=10.0, help="measured window (10)")
     p.add_argument("--warmup-s", type=float, default=3.0, help="before the window (3)")
     p.add_argument("--sensors", type=int, default=100, help="sensors of the depot (100)")
-    p.add_argument("--output", help="JSON path (results/depot-rate-<date>.json)")
+    p.add_argument("--base-tree", help="a second depotwatch from this checkout (the code "
+                   "before a change), alternating with the others in the same run")
+    p.add_argument("--one-core", action="store_true",
+                   help="the receiver pinned to CPU 0, broker and publisher to CPU 1 (taskset)")
+    p.add_argument("--output", help="JSON path (results/depot-rate[-one-core]-<date>.json)")
     main_rate(p.parse_args(argv))
 
 

@@ -25,6 +25,7 @@ from daemon.book.judged import judged_depot
 from daemon.book.losses import LossReports
 from daemon.config.loading import load_config
 from daemon.config.schema import Config
+from daemon.heap import settle_heap
 from daemon.ingest.pipeline import Pipeline
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import ConfigError
@@ -137,6 +138,7 @@ class Reloader:
             told(new)
         later = needs_restart(self.config, new)
         self.config = new
+        settle_heap()
         self.pipeline.fault("config_invalid", "config", False, "config reloaded",
                             self.clock.now_ns())
         log.info("config %s reloaded: %d storehouses, %d doors, %d sensors, %d officers%s",

@@ -41,6 +41,7 @@ from daemon.notifiers.kinds import Resender
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.records.digests import AuditDigests
 from daemon.reload import Reloader
+from daemon.savegate import SaveGate
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.selfwatch import SelfWatch
 from daemon.spool.quota import is_disk_full
@@ -119,7 +120,7 @@ class Daemon:
         self._state_changed = asyncio.Event()
         # Whether the reading being taken changed an alarm, and readings waiting for the save.
         self._alerting = False
-        self._save_waiters: list[asyncio.Future[None]] = []
+        self.save_gate = SaveGate()
         self._restore()
 
     def _wire_inputs(self, config: Config) -> None:
@@ -222,10 +223,8 @@ class Daemon:
         """Done once a state save that began after now has finished: a reading that changed an
         alarm is acknowledged only then, or a crash between its PUBACK and the next save would
         lose the alarm (the broker never sends an acknowledged reading again)."""
-        saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._save_waiters.append(saved)
         self._state_changed.set()
-        return saved
+        return self.save_gate.saved()
 
     def _alert_changed(self, alert: Alert) -> None:
         # Alert state and the outboxes go to disk soon after every change, not only every 5 s.
@@ -237,17 +236,19 @@ class Daemon:
                     o.notifier.name: [a.to_dict() for a in o.pending()] for o in self.outboxes}}
 
     def _on_message(self, raw: RawMessage) -> Awaitable[None] | None:
-        # The PUBACK goes out when what this returns is done: only after the points are on disk.
-        # A future, not a coroutine per message (bench/depot.py): the link acknowledges when it
-        # is done.
+        # The PUBACK goes out when what this returns (a future, not a coroutine per message) is
+        # done: once the points are on disk. received_ns: this clock's, read by the link.
         digest = receipt_digest(raw)
         self._alerting = False
-        durable = self.pipeline.ingest(raw, self.clock.now_ns(), digest)
-        if self._alerting:  # rare: an alarm changed; its state must be on disk first
-            return self._sent_after(durable, digest, self._state_saved())
-        if durable is None:
+        durable = self.pipeline.ingest(raw, raw.received_ns, digest)
+        if self._alerting:  # an alarm changed or a door opened: its state goes to disk first
+            if not isinstance(durable, asyncio.Future):
+                return self._sent_after(durable, digest, self._state_saved())
+            self._state_changed.set()
+            durable = self.save_gate.saved_and(durable)
+        elif durable is None:
             return None
-        if not isinstance(durable, asyncio.Future):
+        elif not isinstance(durable, asyncio.Future):
             return self._sent_after(durable, digest)
         # Every message of one commit gets the same future: one callback hands all their
         # receipts over. Added before the link's own callbacks, so it runs as theirs do, before
@@ -342,12 +343,12 @@ class Daemon:
                     await self._state_changed.wait()
             self._state_changed.clear()
             started = time.monotonic()
-            waiting, self._save_waiters = self._save_waiters, []
+            waiting = self.save_gate.begin()
             try:
                 await asyncio.to_thread(self.state_file.save, self._state())
             except OSError as exc:
                 if not is_disk_full(exc):
-                    self._save_waiters[:0] = waiting  # the restarted task saves for them
+                    self.save_gate.put_back(waiting)  # the restarted task saves for them
                     raise
                 self.selfwatch.state_saved(self.pipeline, exc)
             else:

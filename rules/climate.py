@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -196,7 +196,12 @@ class ClimateRule:
 
     def snapshot(self) -> dict[str, Any]:
         """Sustain timers and firing bands per sensor."""
-        return {f"{sensor}/{band}": asdict(state) for (sensor, band), state in self._state.items()}
+        # Spelled out, not dataclasses.asdict: it deep-copies field by field, and a door opening
+        # saves the whole state up to twice a second (most of a save's CPU, issue 29).
+        return {f"{sensor}/{band}": {"above_since_ns": s.above_since_ns,
+                                     "consecutive": s.consecutive, "firing": s.firing,
+                                     "last_value": s.last_value}
+                for (sensor, band), s in self._state.items()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back sustain timers and firing bands."""

@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     config = read_config(args.config)
     if config is None:
         return EXIT_CONFIG
+    from daemon.heap import settle_heap
     from daemon.runner import Daemon
     from daemon.stopguard import EXIT_FAILED, StopGuard
 
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         guard = StopGuard(asyncio.get_running_loop(), stop)
         guard.install()
         daemon = Daemon(config, config_path=Path(args.config))
+        settle_heap()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, daemon.request_reload)
         await daemon.run(stop)
 

@@ -29,5 +29,5 @@ class SpoolConfig(Settings):
     # never wait for it (the rules run before the commit); only the PUBACK does. 0: commit at
     # once. With MQTT 3.1.1 the broker's in-flight limit (Mosquitto: 20) bounds what one
     # window can gather: set 0 there, or raise `max_inflight_messages`.
-    commit_window_s: float = Field(default=0.1, ge=0, le=1.0)
+    commit_window_s: float = Field(default=0.25, ge=0, le=1.0)
     commit_messages: int = Field(default=500, gt=0, le=900)
