@@ -30,7 +30,6 @@ from daemon.assembly import (
 )
 from daemon.book.live import open_book
 from daemon.config.schema import Config
-from daemon.gsm import modem_watches
 from daemon.homeassistant.publisher import build_home_assistant
 from daemon.hq.heartbeat import build_pulse
 from daemon.ingest.deadletters import DeadLetterStore
@@ -38,6 +37,7 @@ from daemon.ingest.pipeline import Pipeline, receipt_digest
 from daemon.ingest.pubacks import PubackReceipts
 from daemon.notifiers.base import Notifier
 from daemon.notifiers.kinds import Resender
+from daemon.notifiers.modem_watch import modem_watches
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.records.digests import AuditDigests
 from daemon.reload import Reloader
