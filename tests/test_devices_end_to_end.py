@@ -128,6 +128,37 @@ def test_profile_samples_over_mosquitto_give_readings_and_alarms(
     assert rows["bridge z2m"]["behind"] == ["c3", "door1", "smoke1"]
 
 
+def test_a_device_reporting_itself_offline_is_a_fault_at_once(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # door2's silence limit is its profile's 4 h check-in x 2.5: its last will must not wait.
+    raw = _config(tmp_path / "state", mosquitto.port)
+    config = Config.model_validate(raw)
+    with running(raw) as live:
+        assert live.probe is not None
+        probe = live.probe
+        live.call(probe.subscribe("depotwatch/#"))
+        live.publish("shellies/shellydw2-1A2B/online", b"true")
+        live.publish("shellies/shellydw2-1A2B/sensor/state", b"close")
+        devices = live.daemon.pipeline.devices
+        eventually(lambda: devices.availability.get("door2", [None])[0] is True)
+        sent_ns = time.time_ns()
+        live.publish("shellies/shellydw2-1A2B/online", b"false")
+        fault = live.call(probe.wait_alert("device_offline.door2", "firing", within_s=5))
+        assert (time.time_ns() - sent_ns) / 1e9 < 5
+        assert fault["severity"] == "warning" and "door2" in fault["summary"]
+        assert "sensor_silent.door2" not in {a["key"] for a in _ours(probe, config)}
+        # Offline again (a retained last will seen twice): still one fault.
+        live.publish("shellies/shellydw2-1A2B/online", b"false")
+        live.publish("shellies/shellydw2-1A2B/online", b"true")
+        live.call(probe.wait_alert("device_offline.door2", "resolved", within_s=5))
+        firings = [a for a in _ours(probe, config)
+                   if a["key"] == "device_offline.door2" and a["state"] == "firing"]
+        assert len(firings) <= 1
+        rows = {r["sensor"]: r for r in device_rows(
+            config, live.daemon.pipeline.snapshot()["devices"], time.time_ns())}
+    assert rows["door2"]["availability"] == "online"
+
+
 def _open(live: Running, key: str) -> bool:
     async def has() -> bool:
         try:
