@@ -75,6 +75,8 @@ class SensorKind(enum.StrEnum):
     # Alarm in every state, armed or not.
     SMOKE = "smoke"
     PANIC = "panic"
+    # A water-leak probe on a store's floor: an alarm in every state (rules/water_leak.py).
+    WATER_LEAK = "water_leak"
     # Where staff arm and disarm a zone with a badge or code.
     KEYPAD = "keypad"
     # A key cabinet: a key (`epc`) taken or returned (`action`) by a badge.
@@ -88,6 +90,7 @@ DETECTOR_FIELDS: Mapping[SensorKind, str] = {
     SensorKind.GLASS_BREAK: "glass_break",
     SensorKind.SMOKE: "smoke",
     SensorKind.PANIC: "panic",
+    SensorKind.WATER_LEAK: "water_leak",
 }
 
 

@@ -30,6 +30,7 @@ from rules.smoke_panic import SmokePanicRuleConfig
 from rules.spool_quota import SpoolQuotaRuleConfig
 from rules.tamper import TamperRuleConfig
 from rules.two_person import TwoPersonRuleConfig
+from rules.water_leak import WaterLeakRuleConfig
 from rules.zone_arming import ZoneArmingRuleConfig
 
 __all__ = ["RULE_KINDS", "RuleConfig", "default_rules", "rule_set"]
@@ -57,6 +58,7 @@ RULE_KINDS = (
     ItemUnseenRuleConfig,
     ZoneArmingRuleConfig,
     SmokePanicRuleConfig,
+    WaterLeakRuleConfig,
     AntiMaskingRuleConfig,
     ReconciliationRuleConfig,
     KeyRegisterRuleConfig,
@@ -85,6 +87,7 @@ RuleConfig = Annotated[
     | ItemUnseenRuleConfig
     | ZoneArmingRuleConfig
     | SmokePanicRuleConfig
+    | WaterLeakRuleConfig
     | AntiMaskingRuleConfig
     | ReconciliationRuleConfig
     | KeyRegisterRuleConfig

@@ -1,6 +1,7 @@
 """Availability and no silent loss through the real pipeline (decoders, DeviceWatch, rules):
-offline is no sign of life, a bridge offline is one fault naming its sensors, a security
-field no rule reads is counted with one fault, a null probe is skipped and counted."""
+offline is no sign of life but a fault at once, a bridge offline is one fault naming its
+sensors, a security field no rule reads is counted with one fault, a null probe is skipped
+and counted."""
 
 from __future__ import annotations
 
@@ -91,6 +92,21 @@ def test_offline_is_no_sign_of_life(site: Depot) -> None:
     site.tick(9001)
     assert "sensor_silent.door1" in site.firing()
     assert site.pipeline.devices.availability["door1"][0] is False
+
+
+def test_a_device_offline_is_one_fault_at_once_cleared_when_online(site: Depot) -> None:
+    site.publish("zigbee2mqtt/door1/availability", {"state": "online"}, 0)
+    site.publish("zigbee2mqtt/door1/availability", {"state": "offline"}, 1)
+    site.publish("zigbee2mqtt/door1/availability", "offline", 2)
+    faults = [(c.key, c.state.value) for c in site.changes if c.rule == "device_offline"]
+    assert faults == [("device_offline.door1", "firing")]
+    assert "door1" in site.changes[-1].summary
+    site.publish("zigbee2mqtt/door1/availability", {"state": "online"}, 3)
+    assert [c.state.value for c in site.changes if c.rule == "device_offline"] == [
+        "firing", "resolved"]
+    # A bridge's state is its own fault, not a device's.
+    site.publish("zigbee2mqtt/bridge/state", {"state": "offline"}, 4)
+    assert [c.key for c in site.changes][-1] == "bridge_offline.z2m"
 
 
 def test_a_bridge_offline_is_one_fault_naming_its_sensors(site: Depot) -> None:

@@ -1,6 +1,7 @@
 """Every bound profile's samples published over the real Mosquitto to a running daemon:
-readings, points and alarms; a bridge outage is one fault that mutes, then pages, its sensors'
-silence; a security field no rule reads raises one fault; `depotwatch devices` rows."""
+readings, points and alarms (smoke, water); a bridge outage is one fault that mutes, then
+pages, its sensors' silence; a device's own "offline" is a fault at once; a security field no
+rule reads raises one fault; `depotwatch devices` rows."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def _config(state_dir: Path, port: int) -> dict[str, Any]:
         "storehouses": [{"id": "SH1", "name": "Store 1", "armed": {"mode": "always"}}],
         "doors": [{"id": "D1", "storehouse": "SH1", "contact_sensor": "door1"},
                   {"id": "D2", "storehouse": "SH1", "contact_sensor": "door2",
-                   "badge_reader": "reader2"}],
+                   "badge_reader": "reader2"},
+                  {"id": "D3", "storehouse": "SH1", "contact_sensor": "door3"}],
         "climate_sensors": [{"id": c, "storehouse": "SH1"} for c in ("c1", "c2", "c3", "c4")],
-        "detectors": [{"id": "smoke1", "kind": "smoke", "storehouse": "SH1"}],
+        "detectors": [{"id": "smoke1", "kind": "smoke", "storehouse": "SH1"},
+                      {"id": "leak1", "kind": "water_leak", "storehouse": "SH1"}],
         "portals": [{"id": "P1", "storehouse": "SH1", "inner_antenna": "p1-in",
                      "outer_antenna": "p1-out"}],
         "roster": [{"name": "Sgt. Brandt", "badge": "12/3456", "zones": ["SH1"]},
@@ -38,11 +41,13 @@ def _config(state_dir: Path, port: int) -> dict[str, Any]:
             {"sensor": "door1", "profile": "zigbee2mqtt/aqara-mccgq11lm", "bridge": "z2m",
              "silent_after_s": 3},
             {"sensor": "door2", "profile": "shelly/gen1-dw2", "device": "shellydw2-1A2B"},
+            {"sensor": "door3", "profile": "shelly/gen2-input-door", "device": "shellyplusi4-d3"},
             {"sensor": "reader2", "profile": "tasmota/wiegand", "device": "gate-reader"},
             {"sensor": "c1", "profile": "tasmota/ds18b20-multi", "device": "cellar",
              "decoder": {"probes": {"DS18B20-1": "c1", "DS18B20-2": "c2", "DS18B20-3": "c4"}}},
             {"sensor": "c3", "profile": "zigbee2mqtt/sonoff-snzb-02", "bridge": "z2m"},
             {"sensor": "smoke1", "profile": "zigbee2mqtt/heiman-hs1sa", "bridge": "z2m"},
+            {"sensor": "leak1", "profile": "zigbee2mqtt/aqara-sjcgq11lm"},
             {"sensor": "p1-in", "profile": "rfid/impinj-r700", "device": "portal-reader",
              "decoder": {"antennas": {1: "p1-in", 2: "p1-out"}}},
         ],
@@ -77,7 +82,7 @@ def test_profile_samples_over_mosquitto_give_readings_and_alarms(
         devices = live.daemon.pipeline.devices
         live.publish("zigbee2mqtt/bridge/state", b'{"state":"online"}')
         sent = _publish_samples(live, config)
-        assert sent >= 14
+        assert sent >= 18
         every = set(config.depot().sensors)
         eventually(lambda: set(devices.last_heard) >= every - {"c1"})
         # The Tasmota sample with a null probe: skipped and counted, the other probes kept.
@@ -85,6 +90,9 @@ def test_profile_samples_over_mosquitto_give_readings_and_alarms(
         assert devices.decode_errors == {}
         # Smoke from the Heiman sample: a critical alarm; the Wiegand badge 12/3456 opens.
         live.call(probe.wait_alert("smoke.smoke1", "firing"))
+        # Water from the Aqara leak sample: an alarm, and no unhandled field.
+        live.call(probe.wait_alert("water_leak.leak1", "firing"))
+        assert "leak1" not in devices.unhandled
         points = (tmp_path / "state" / "points.lp")
         eventually(lambda: points.exists() and "temperature_c=55.2" in points.read_text())
         text = points.read_text()
@@ -126,6 +134,37 @@ def test_profile_samples_over_mosquitto_give_readings_and_alarms(
     assert rows["c1"]["skipped"] == 1 and rows["c1"]["last_heard"] != "never"
     assert rows["bridge z2m"]["availability"] == "online"
     assert rows["bridge z2m"]["behind"] == ["c3", "door1", "smoke1"]
+
+
+def test_a_device_reporting_itself_offline_is_a_fault_at_once(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # door2's silence limit is its profile's 4 h check-in x 2.5: its last will must not wait.
+    raw = _config(tmp_path / "state", mosquitto.port)
+    config = Config.model_validate(raw)
+    with running(raw) as live:
+        assert live.probe is not None
+        probe = live.probe
+        live.call(probe.subscribe("depotwatch/#"))
+        live.publish("shellies/shellydw2-1A2B/online", b"true")
+        live.publish("shellies/shellydw2-1A2B/sensor/state", b"close")
+        devices = live.daemon.pipeline.devices
+        eventually(lambda: devices.availability.get("door2", [None])[0] is True)
+        sent_ns = time.time_ns()
+        live.publish("shellies/shellydw2-1A2B/online", b"false")
+        fault = live.call(probe.wait_alert("device_offline.door2", "firing", within_s=5))
+        assert (time.time_ns() - sent_ns) / 1e9 < 5
+        assert fault["severity"] == "warning" and "door2" in fault["summary"]
+        assert "sensor_silent.door2" not in {a["key"] for a in _ours(probe, config)}
+        # Offline again (a retained last will seen twice): still one fault.
+        live.publish("shellies/shellydw2-1A2B/online", b"false")
+        live.publish("shellies/shellydw2-1A2B/online", b"true")
+        live.call(probe.wait_alert("device_offline.door2", "resolved", within_s=5))
+        firings = [a for a in _ours(probe, config)
+                   if a["key"] == "device_offline.door2" and a["state"] == "firing"]
+        assert len(firings) <= 1
+        rows = {r["sensor"]: r for r in device_rows(
+            config, live.daemon.pipeline.snapshot()["devices"], time.time_ns())}
+    assert rows["door2"]["availability"] == "online"
 
 
 def _open(live: Running, key: str) -> bool:

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from daemon.config.loading import load_config
-from daemon.vocabulary.errors import ConfigError
+from daemon.vocabulary.errors import ConfigError, DecodeError
+from daemon.vocabulary.readings import RawMessage
 from drivers.profiles import catalogue, sample_problems
 
 PROFILES = sorted(catalogue())
@@ -136,3 +137,17 @@ def test_a_config_validated_from_its_dump_keeps_one_set_of_device_topics(
     config = load_config(Path(__file__).parent.parent / "examples" / "devices-depot.yaml")
     again = Config.model_validate(config.model_dump(by_alias=True, mode="json"))
     assert again.mqtt.subscriptions == config.mqtt.subscriptions
+
+
+def test_a_shelly_gen2_door_contact_on_another_input(tmp_path: Path) -> None:
+    # Its own input's status topic; the samples still decode, so the binding is taken.
+    config = load_config(_config(tmp_path, [
+        {"sensor": "door1", "profile": "shelly/gen2-input-door", "device": "shellyplusi4-d1",
+         "topic": "{device}/status/input:2"}]))
+    topics = [(s.topic, s.sensor) for s in config.mqtt.subscriptions]
+    assert topics == [("shellyplusi4-d1/status/input:2", "door1"),
+                      ("shellyplusi4-d1/online", "door1")]
+    # An input set up as a button has no state: a dead letter saying so, never a heartbeat.
+    decoder = catalogue()["shelly/gen2-input-door"].decoder_config().build()
+    with pytest.raises(DecodeError, match="required field 'open'"):
+        decoder.decode(RawMessage("t", b'{"id":2,"state":null}', 1), "door1")

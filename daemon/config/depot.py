@@ -229,12 +229,12 @@ class ClimateSensorConfig(Settings):
 
 
 class DetectorConfig(Settings):
-    """An interior detector, a smoke or panic input, a keypad or a key cabinet, in a
-    storehouse."""
+    """An interior detector, a smoke, panic or water-leak input, a keypad or a key cabinet, in
+    a storehouse."""
 
     id: Identifier
-    kind: Literal["motion", "vibration", "glass_break", "smoke", "panic", "keypad",
-                  "key_cabinet"]
+    kind: Literal["motion", "vibration", "glass_break", "smoke", "panic", "water_leak",
+                  "keypad", "key_cabinet"]
     storehouse: str
     supervision: Literal["wired", "radio"] = "radio"
 

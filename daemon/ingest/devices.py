@@ -1,5 +1,5 @@
 """What the gateway knows of each configured device: last heard, availability, decoder errors,
-fields no rule reads, values skipped; bridges going offline as one fault (issue 26)."""
+fields no rule reads, values skipped; a device or bridge going offline as one fault (issue 26)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class DeviceWatch:
                 raise DecodeError(f"unknown sensor {sensor!r} (not in the config)")
             if AVAILABLE in values:
                 # Reachable or not, as the device or its bridge says: never a sign of life.
-                self.availability[sensor] = [values[AVAILABLE] is True, reading.at_ns]
+                self._available(sensor, values[AVAILABLE] is True, reading.at_ns, now_ns)
                 continue
             kept = reading if watch.isdisjoint(values) else self._notes(reading, watch, now_ns)
             if kept is not None:
@@ -126,6 +126,22 @@ class DeviceWatch:
             self._fault("unhandled_field", sensor, True,
                         f"sensor {sensor} (a {kind}) sends {', '.join(fields)}, which no rule "
                         f"reads: check its profile and kind (`depotwatch devices`)", now_ns)
+
+    def _available(self, sensor: str, available: bool, at_ns: int, now_ns: int) -> None:
+        was = self.availability.get(sensor)
+        self.availability[sensor] = [available, at_ns]
+        if was is not None and was[0] is available:
+            return
+        # Its own last will or availability topic says so now: waiting for its silence limit
+        # (check-in x 2.5, hours for a Zigbee contact) would leave the store unwatched.
+        if available:
+            self._fault("device_offline", sensor, False, f"sensor {sensor} is online again",
+                        now_ns)
+            return
+        log.warning("sensor %s reports itself offline", sensor)
+        self._fault("device_offline", sensor, True,
+                    f"sensor {sensor} reports itself offline (its availability topic): "
+                    "nothing it senses is heard until it is back", now_ns)
 
     def _bridge(self, bridge: str, available: bool, at_ns: int, now_ns: int) -> None:
         key = f"{BRIDGE_PREFIX}{bridge}"

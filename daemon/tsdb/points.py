@@ -16,7 +16,7 @@ __all__ = ["ReadingLines", "alert_line", "dew_point_c", "reading_lines"]
 # `device_time_s`: the device's own clock, kept beside the gateway's receipt time.
 _DOOR_FIELDS: tuple[str, ...] = ("open", "tamper", "battery_pct", "battery_low", "device_time_s")
 _DETECTOR_FIELDS: tuple[str, ...] = ("motion", "vibration", "glass_break", "smoke", "panic",
-                                     "masked", "tamper", "battery_pct", "battery_low",
+                                     "water_leak", "masked", "tamper", "battery_pct", "battery_low",
                                      "device_time_s")
 _CLIMATE_FIELDS: tuple[str, ...] = ("temperature_c", "humidity_pct", "battery_pct", "battery_low",
                                     "tamper", "device_time_s")
