@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -97,12 +98,13 @@ class ItemPages:
         found = request.query.get("q", "").strip().upper()
         serials = {epc: serial for c in self._desk.records.consignments.values()
                    for epc, serial in c.serials}
-        items = sorted(self._desk.records.items.values(), key=lambda i: (i.storehouse, i.name))
-        if found:
-            items = [i for i in items if found in i.epc or found in i.name.upper()
-                     or found == i.state.value.upper() or found in serials.get(i.epc, "")]
+        items = [i for i in self._desk.records.items.values() if not found
+                 or found in i.epc or found in i.name.upper()
+                 or found == i.state.value.upper() or found in serials.get(i.epc, "")]
+        # A register of 100,000: the first page picked without sorting it all.
+        shown = heapq.nsmallest(_LIST_LIMIT, items, key=lambda i: (i.storehouse, i.name))
         return page("records_items.html", session, time=self._time(), q=found,
-                    items=items[:_LIST_LIMIT], total=len(items), serials=serials)
+                    items=shown, total=len(items), serials=serials)
 
     async def item_page(self, request: web.Request, message: str = "",
                         status: int = 200) -> web.Response:
