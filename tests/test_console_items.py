@@ -10,7 +10,7 @@ from inprocess_daemon import running
 from playwright.sync_api import Browser, Page, expect
 from servers import Mosquitto
 from test_console_records import browser, log_in
-from test_living_records import CLERK, CLERK_TOKEN, SECOND, SECOND_TOKEN, settings
+from test_living_records import CLERK, CLERK_TOKEN, DUTY_TOKEN, SECOND, SECOND_TOKEN, settings
 
 from daemon.web.console_items import consigned_lines
 from rules.depot import ItemKind
@@ -88,6 +88,13 @@ def test_a_step_waits_for_the_second_officer_and_shows_in_the_history(
         expect(steps.nth(0).locator(".step-approved")).to_have_text(SECOND)
         expect(steps.nth(0)).to_contain_text("DC-0042")
         expect(steps.nth(2)).to_contain_text("EUC-77/2026 (consignment C-7)")
+        # An operator reads the history but records no step and receives nothing.
+        duty = browser.new_page(viewport=PHONE)
+        log_in(duty, live.url, DUTY_TOKEN, f"/records/items/{EPCS[1]}")
+        expect(duty.locator("#item-state")).to_have_text("received")
+        expect(duty.locator("form.step")).to_have_count(0)
+        duty.goto(live.url + "/records/consignments")
+        expect(duty.locator("form.receive")).to_have_count(0)
         # Found on the items page by serial.
         clerk.goto(live.url + "/records/items?q=SN-2")
         expect(clerk.locator("section.item")).to_have_count(1)
