@@ -9,6 +9,11 @@ order) that has any item is a warning for the storehouse, naming the first items
 without it resolves that warning. Every count is a `reconciliation` fact (InfluxDB, the records),
 whether it found anything or not. An officer's request (`reconcile:<storehouse>`, `depotwatch
 records reconcile`) counts at once without moving the daily time.
+
+The shelf reads themselves go to InfluxDB too (`inventory` facts), but cheaply: one point per
+item per storehouse per `shelf_point_s` window (aligned to the epoch, an hour by default), at the
+window's first read, not one per raw tag read (a reader sees every tag on its shelves many times a
+minute). The custody record's first and last reads of a day come from these points.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class ReconciliationRuleConfig(RuleConfigBase):
     seen_window_s: float = Field(default=86400.0, gt=0)
     direction_window_s: float = Field(default=10.0, gt=0)
     severity: Literal["warning", "alarm", "critical"] = "warning"
+    shelf_point_s: float = Field(default=3600.0, gt=0)
 
     def build(self, depot: Depot) -> ReconciliationRule:
         """The rule for every storehouse with an inventory reader."""
@@ -59,6 +65,7 @@ class ReconciliationRule:
         self._config = config
         self._severity = Severity(config.severity)
         self._window_ns = int(config.seen_window_s * _NS)
+        self._shelf_ns = int(config.shelf_point_s * _NS)
         self._tracker = PortalTracker(depot, config.direction_window_s)
         self._readers = {s.id: s.storehouse for s in depot.sensors_of(SensorKind.INVENTORY_READER)}
         self._storehouses = sorted(set(self._readers.values()))
@@ -91,10 +98,12 @@ class ReconciliationRule:
         store = self._readers.get(sensor)
         if store is not None:
             tag = tag_read(reading)
-            if tag is not None:
-                self._seen[tag[0]] = (reading.at_ns, store)
-                self._away.pop(tag[0], None)  # back in a store
-            return []
+            if tag is None:
+                return []
+            shelf = self._shelf_point(tag[0], reading, store)
+            self._seen[tag[0]] = (reading.at_ns, store)
+            self._away.pop(tag[0], None)  # back in a store
+            return shelf
         for passage in self._tracker.read(reading):
             if passage.direction == "in":
                 self._away.pop(passage.epc, None)
@@ -108,6 +117,17 @@ class ReconciliationRule:
             self._moved.setdefault(portal.storehouse, []).append(
                 (passage.epc, passage.portal, passage.at_ns))
         return []
+
+    def _shelf_point(self, epc: str, reading: Reading, store: str) -> list[Outcome]:
+        """An `inventory` fact for the window's first read of the item in this storehouse."""
+        # The last read (kept anyway for the count) tells whether this window has its point.
+        last = self._seen.get(epc)
+        at, width = reading.at_ns, self._shelf_ns
+        if last is not None and last[1] == store and last[0] // width == at // width:
+            return []
+        item = self._depot.items.get(epc)
+        return [Fact("inventory", {"storehouse": store, "reader": reading.sensor},
+                     {"epc": epc, "item": item.name if item else ""}, at)]
 
     def tick(self, now_ns: int) -> list[Outcome]:
         """Count each storehouse whose daily time has come."""

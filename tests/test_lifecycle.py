@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STANDALONE = ROOT / "deploy" / "verify_report.py"
 EPCS = [f"E2801160600002{n:010X}" for n in range(50)]
 ISSUED, DESTROYED, UNORDERED, LOST = EPCS[:10], EPCS[10], EPCS[11], EPCS[12]
+SHELVED = EPCS[20]
 
 
 def _config(tmp_path: Path, mosquitto: Mosquitto, influxdb1: InfluxDB1) -> dict[str, Any]:
@@ -106,6 +107,9 @@ def _play(daemon: Running) -> None:
                           SECOND_TOKEN)
     assert status == 200, answer
     assert _state(daemon, DESTROYED) == "destroyed"
+    # On the shelf: read twice by the inventory reader, one point (the hour's first read).
+    daemon.publish("rfid/inv1", {"epc": SHELVED})
+    daemon.publish("rfid/inv1", {"epc": SHELVED})
     _through(daemon, UNORDERED, out=True)
     eventually(lambda: f"portal_movement.{UNORDERED}" in alarm_keys(daemon))
     # Read again after its destruction: an alarm.
@@ -116,8 +120,9 @@ def _play(daemon: Running) -> None:
     assert status == 422 and "cannot become stored" in json.dumps(answer), answer
 
 
-def _influx_holds(influxdb1: InfluxDB1, database: str, count: int) -> bool:
-    found = influxdb1.query(database, 'SELECT count("epc") FROM "portal"')
+def _influx_holds(influxdb1: InfluxDB1, database: str, count: int,
+                  measurement: str = "portal") -> bool:
+    found = influxdb1.query(database, f'SELECT count("epc") FROM "{measurement}"')
     series = found["results"][0].get("series")
     return bool(series) and int(series[0]["values"][0][1]) >= count
 
@@ -152,6 +157,8 @@ def test_a_consignment_custody_record_shows_every_history_and_is_verifiable(
     with running(config) as daemon:
         _play(daemon)
         eventually(lambda: _influx_holds(influxdb1, config["influxdb"][0]["database"], 21))
+        eventually(lambda: _influx_holds(influxdb1, config["influxdb"][0]["database"], 2,
+                                         "inventory"))
     today = dt.datetime.now(dt.UTC).date()
     span = ["--from", str(today - dt.timedelta(days=1)), "--to", str(today + dt.timedelta(2))]
     report = tmp_path / "custody.csv"
@@ -173,6 +180,14 @@ def test_a_consignment_custody_record_shows_every_history_and_is_verifiable(
     assert {r["document"] for e in ISSUED for r in history[e][2:]} == {"MO-11"}
     assert history[UNORDERED][-1]["document"] == ""
     assert history[EPCS[0]][0]["document"] == "EUC-4471/2026 (consignment C-2026-11)"
+    shelves = {row["epc"]: row for row in tables[("shelf_reads", "")]}
+    assert set(shelves) == {SHELVED, DESTROYED}
+    assert shelves[SHELVED]["first_read"] == shelves[SHELVED]["last_read"]
+    assert (shelves[SHELVED]["serial"], shelves[SHELVED]["storehouse"],
+            shelves[SHELVED]["readers"]) == ("SN00020", "SH1", "inv1")
+    found = influxdb1.query(config["influxdb"][0]["database"],
+                            'SELECT count("epc") FROM "inventory"')
+    assert found["results"][0]["series"][0]["values"][0][1] == 2  # not one per raw read
     days = tables[("climate_daily", "SH1")]
     assert any(d["within_limits"] == "yes" and d["max_c"] == "21.5" for d in days)
     alarms = tables[("alarms", "SH1")]

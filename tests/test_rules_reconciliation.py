@@ -143,3 +143,26 @@ def test_taking_over_a_running_engine_equals_a_snapshot_and_restore() -> None:
     taken.take_over(running)
     restored.restore(running.snapshot())
     assert taken.snapshot() == restored.snapshot() == running.snapshot()
+
+
+@given(st.lists(st.tuples(st.sampled_from([*BOOKED[:2], STRANGER]),
+                          st.integers(min_value=0, max_value=3 * 3600)), max_size=40))
+def test_shelf_reads_make_one_point_per_item_per_window(reads: list[tuple[str, int]]) -> None:
+    rule = ReconciliationRule(ReconciliationRuleConfig(shelf_point_s=3600.0), depot())
+    start = at(7, 0)  # on the hour: windows are aligned to the epoch
+    points = [o for epc, s in sorted(reads, key=lambda r: r[1])
+              for o in rule.observe(seen(epc, start + s * NS), start + s * NS)]
+    assert all(isinstance(p, Fact) and p.measurement == "inventory"
+               and p.tags == {"storehouse": "SH1", "reader": "inv1"} for p in points)
+    windows = {(epc, s // 3600) for epc, s in reads}
+    assert len(points) == len(windows)
+    # Each point is its window's first read of the item.
+    for p in points:
+        assert isinstance(p, Fact)
+        epc = str(p.fields["epc"])
+        window = (p.at_ns - start) // (3600 * NS)
+        assert p.at_ns == start + NS * min(s for e, s in reads
+                                           if e == epc and s // 3600 == window)
+    named = {p.fields["item"] for p in points if isinstance(p, Fact)
+             and p.fields["epc"] == BOOKED[0]}
+    assert named <= {"Rifle 0"}

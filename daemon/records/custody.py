@@ -1,6 +1,7 @@
 """A consignment's custody record (issue 27, ATT Articles 11 and 13.2): for every item delivered
 under it, its life on the book (states, storehouses, who, approved by whom, on which document)
-and its portal passages; the daily climate of every storehouse it lived in against that
+its portal passages and its shelf reads (first and last of each day in each storehouse); the
+daily climate of every storehouse it lived in against that
 storehouse's storage class limits; and every security alarm of those storehouses with how it
 was handled. The same tables as PDF, CSV and JSON, through the monthly record's machinery.
 """
@@ -17,6 +18,7 @@ from daemon.config.schema import Config
 from daemon.records import alarms, climate
 from daemon.records.builder import Progress, ReportBuilder
 from daemon.records.document import Cell, Report, ReportError, StorehouseReport, Table
+from daemon.records.influxql import quote
 from daemon.records.integrity import integrity
 
 __all__ = ["consignment_report", "range_builder"]
@@ -57,6 +59,37 @@ def _passages(b: ReportBuilder, epcs: set[str]) -> list[_Passage]:
     return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
+# EPCs named in one query's WHERE clause (InfluxQL has no IN for fields).
+_EPCS_PER_QUERY = 200
+
+
+def shelf_reads(b: ReportBuilder, serial: dict[str, str]) -> Table:
+    """Per item, day and storehouse: the first and last inventory read (`inventory` points,
+    one per item per storehouse per window, so the last is the last window's first read)."""
+    days: dict[tuple[str, str, str], list[int]] = {}
+    readers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    epcs = sorted(serial)
+    for n in range(0, len(epcs), _EPCS_PER_QUERY):
+        named = " OR ".join(f'"epc" = {quote(e)}' for e in epcs[n:n + _EPCS_PER_QUERY])
+        q = (f'SELECT "epc" FROM "inventory" WHERE {b.where()} AND ({named}) '
+             'GROUP BY "storehouse", "reader"')
+        for tags, row in b.db.rows(q):
+            at, epc = int(row["time"]), str(row.get("epc") or "")
+            day = dt.datetime.fromtimestamp(at / _NS, tz=b.zone).strftime("%Y-%m-%d")
+            key = (epc, day, tags.get("storehouse", ""))
+            seen = days.setdefault(key, [at, at])
+            seen[0], seen[1] = min(seen[0], at), max(seen[1], at)
+            readers[key].add(tags.get("reader", ""))
+    table = Table("shelf_reads", "Shelf reads: first and last inventory read of each day", "",
+                  ["epc", "serial", "date", "storehouse", "first_read", "last_read", "readers"])
+    for key in sorted(days):
+        first, last = (dt.datetime.fromtimestamp(t / _NS, tz=b.zone).strftime("%H:%M:%S")
+                       for t in days[key])
+        table.rows.append([key[0], serial.get(key[0], ""), key[1], key[2], first, last,
+                           " ".join(sorted(readers[key]))])
+    return table
+
+
 def custody_tables(b: ReportBuilder, store: RecordsStore,
                    consignment: ConsignmentEntry) -> tuple[list[Table], set[str]]:
     """The consignment, its items now, and each item's history; the storehouses it lived in."""
@@ -93,6 +126,9 @@ def custody_tables(b: ReportBuilder, store: RecordsStore,
     for epc, at, portal, direction, where, order in _passages(b, set(serial)):
         events[epc].append((at, [f"passage {portal}", direction, where, f"portal {portal}",
                                  "", order]))
+    b.progress("custody: shelf reads")
+    shelves = shelf_reads(b, serial)
+    lived |= {str(row[3]) for row in shelves.rows}
     for epc in sorted(events):
         # A passage's point and the step it led to are stamped microseconds apart (points
         # get distinct times at ingest): within a millisecond the passage comes first.
@@ -102,7 +138,7 @@ def custody_tables(b: ReportBuilder, store: RecordsStore,
             moment = dt.datetime.fromtimestamp(at / _NS, tz=b.zone)
             history.rows.append([epc, serial[epc], moment.strftime("%Y-%m-%d %H:%M:%S"),
                                  *row])
-    return [head, items, history], {s for s in lived if s}
+    return [head, items, history, shelves], {s for s in lived if s}
 
 
 def _storehouse(b: ReportBuilder, sh: str, episodes: list[alarms.Episode]) -> StorehouseReport:

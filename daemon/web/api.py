@@ -54,7 +54,7 @@ def _operations(desk: AlarmDesk, clock: Clock, health: Callable[[], Mapping[str,
     """The JSON API's operations by their OpenAPI operationId."""
     alarms, silences = AlarmCalls(desk, clock), SilenceCalls(desk, clock)
     return {
-        "health": _health(health), "openapi": _openapi(),
+        "health": _health(health), "openapi": _openapi(False),
         "listAlerts": alarms.list_alerts, "getAlert": alarms.get_alert,
         "acknowledgeAlert": alarms.acknowledge, "recordCheck": alarms.record_check,
         "listSilences": silences.list_silences, "createSilence": silences.create,
@@ -99,7 +99,7 @@ def build_api(desk: AlarmDesk, officers: Mapping[str, str] | Officers, clock: Cl
     operations = _operations(desk, clock, health, notifiers, ZoneCalls(arming, storehouses))
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[as_json])
     if records is not None:
-        operations |= RecordsCalls(records).operations()
+        operations |= {**RecordsCalls(records).operations(), "openapi": _openapi(True)}
     for route in (*ROUTES, *ALERTMANAGER_ROUTES, *(RECORDS_ROUTES if records else ())):
         app.router.add_route(route.method, route.path,
                              _guarded(route, operations[route.operation], known, guesses),
@@ -162,8 +162,8 @@ def _health(health: Callable[[], Mapping[str, Any]] | None) -> Operation:
     return answer
 
 
-def _openapi() -> Operation:
-    document = openapi_document()
+def _openapi(records: bool) -> Operation:
+    document = openapi_document(records)
 
     async def answer(request: web.Request, officer: str) -> web.Response:
         return web.json_response(document)

@@ -23,6 +23,7 @@ from daemon.book.desk import ApprovalRefused, Proposal, RecordsDesk
 from daemon.book.entries import KINDS, ConsignmentEntry
 from daemon.book.forms import FORMS
 from daemon.book.store import Change, Parked, StaleRecord, Write
+from daemon.web import api_records_schema as answers
 from daemon.web.api_refusals import Refusal
 from daemon.web.api_routes import API_PREFIX, Operation, Route
 from rules.depot import Item, ItemKind, ItemState
@@ -30,48 +31,6 @@ from rules.depot import Item, ItemKind, ItemState
 __all__ = ["RECORDS_ROUTES", "RecordsCalls", "change_json", "parked_json"]
 
 log = logging.getLogger(__name__)
-
-_R = f"{API_PREFIX}/records"
-RECORDS_ROUTES = (
-    Route("GET", f"{_R}/parked", "listParked", "Changes waiting for a second officer",
-          "ParkedList"),
-    Route("POST", f"{_R}/parked/{{id}}/approve", "approveParked",
-          "Approve another officer's change (two-person rule)", "Change",
-          refusals=(403, 404, 409, 422), action="records"),
-    Route("POST", f"{_R}/parked/{{id}}/refuse", "refuseParked", "Drop a waiting change",
-          "Empty", refusals=(403, 404), action="records"),
-    Route("POST", f"{_R}/import", "importRecords",
-          "Import roster or items from CSV (all rows or none; dry_run shows the changes)",
-          "ImportResult", refusals=(403, 409, 422), action="records"),
-    Route("POST", f"{_R}/reconcile/{{storehouse}}", "reconcileStorehouse",
-          "Count a storehouse against the book now (the daily count on demand)",
-          "Reconciliation", refusals=(403, 422), action="records"),
-    Route("POST", f"{_R}/keys/{{epc}}/issue", "issueKey",
-          "Issue a key on the book to a roster person until a due time", "Change",
-          refusals=(403, 422), action="records"),
-    Route("POST", f"{_R}/keys/{{epc}}/return", "returnKey", "Take a key back", "Change",
-          refusals=(403, 422), action="records"),
-    Route("POST", f"{_R}/items/{{epc}}/step", "stepItem",
-          "An item enters a new state of its life, on its document (202: it waits for a "
-          "second officer)", "Change", refusals=(403, 409, 422), action="records"),
-    Route("POST", f"{_R}/consignments", "receiveConsignment",
-          "A consignment delivered: it, its items (received) and their first step",
-          "ChangeList", refusals=(403, 409, 422), action="records"),
-    Route("GET", f"{_R}/{{kind}}", "listRecords", "The records of one kind", "RecordList",
-          refusals=(404,)),
-    Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
-          "Record", refusals=(404,)),
-    Route("PUT", f"{_R}/{{kind}}/{{key}}", "putRecord",
-          "Add or change a record (202: it waits for a second officer)", "Change",
-          refusals=(403, 404, 409, 422), action="records"),
-    Route("POST", f"{_R}/roster/{{key}}/revoke", "revokePerson",
-          "Take a person off the roster now (their badge stops at once)", "Change",
-          refusals=(403, 404, 409, 422), action="records"),
-    Route("POST", f"{_R}/{{kind}}/{{key}}/close", "closeOrder",
-          "Close a movement or work order now", "Change", refusals=(403, 404, 409, 422),
-          action="records"),
-)
-
 
 class KeyIssueBody(BaseModel):
     """A key issued: to whom (a roster name) and until when."""
@@ -128,18 +87,67 @@ class ImportBody(BaseModel):
     dry_run: bool = False
 
 
+_R = f"{API_PREFIX}/records"
+_KINDS = ", ".join(KINDS)
+RECORDS_ROUTES = (
+    Route("GET", f"{_R}/parked", "listParked", "Changes waiting for a second officer",
+          "ParkedList"),
+    Route("POST", f"{_R}/parked/{{id}}/approve", "approveParked",
+          "Approve another officer's change (two-person rule)", "Change",
+          refusals=(403, 404, 409, 422), action="records"),
+    Route("POST", f"{_R}/parked/{{id}}/refuse", "refuseParked", "Drop a waiting change",
+          "Empty", refusals=(403, 404), action="records"),
+    Route("POST", f"{_R}/import", "importRecords",
+          "Import roster or items from CSV (all rows or none; dry_run shows the changes)",
+          "ImportResult", body=ImportBody, refusals=(403, 409, 422), action="records"),
+    Route("POST", f"{_R}/reconcile/{{storehouse}}", "reconcileStorehouse",
+          "Count a storehouse against the book now (the daily count on demand)",
+          "Reconciliation", refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/issue", "issueKey",
+          "Issue a key on the book to a roster person until a due time", "Change",
+          body=KeyIssueBody, refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/keys/{{epc}}/return", "returnKey", "Take a key back", "Change",
+          refusals=(403, 422), action="records"),
+    Route("POST", f"{_R}/items/{{epc}}/step", "stepItem",
+          "An item enters a new state of its life, on its document (202: it waits for a "
+          "second officer)", "Change", body=StepBody, refusals=(403, 409, 422),
+          action="records", accepted="ParkedAnswer"),
+    Route("POST", f"{_R}/consignments", "receiveConsignment",
+          "A consignment delivered: it, its items (received) and their first step",
+          "ConsignmentReceived", body=ConsignmentBody, refusals=(403, 409, 422),
+          action="records"),
+    Route("GET", f"{_R}/{{kind}}", "listRecords",
+          f"The records of one kind ({_KINDS}); items: storehouse= narrows, limit= caps",
+          "RecordList", refusals=(404,), query=("storehouse", "limit")),
+    Route("GET", f"{_R}/{{kind}}/{{key}}", "getRecord", "One record and its version",
+          "Record", refusals=(404,)),
+    Route("PUT", f"{_R}/{{kind}}/{{key}}", "putRecord",
+          "Add or change a record of kind roster, items, movement_orders or work_orders, "
+          "the body that kind's (202: it waits for a second officer)", "Change",
+          bodies=tuple(FORMS.values()), refusals=(403, 404, 409, 422), action="records",
+          accepted="ParkedAnswer"),
+    Route("POST", f"{_R}/roster/{{key}}/revoke", "revokePerson",
+          "Take a person off the roster now (their badge stops at once)", "Change",
+          refusals=(403, 404, 409, 422), action="records"),
+    Route("POST", f"{_R}/{{kind}}/{{key}}/close", "closeOrder",
+          "Close a movement or work order now", "Change", refusals=(403, 404, 409, 422),
+          action="records"),
+)
+
+
 def change_json(change: Change) -> dict[str, Any]:
     """A change as the API answers it."""
-    return {"seq": change.seq, "kind": change.kind, "key": change.key,
-            "version": change.version, "by": change.actor, "approved_by": change.approved_by,
-            "before": change.before, "after": change.after}
+    return answers.Change(seq=change.seq, kind=change.kind, key=change.key,
+                          version=change.version, by=change.actor,
+                          approved_by=change.approved_by, before=change.before,
+                          after=change.after).model_dump()
 
 
 def parked_json(parked: Parked) -> dict[str, Any]:
     """A parked change as the API answers it."""
-    return {"id": parked.id, "kind": parked.kind, "key": parked.key, "by": parked.actor,
-            "at_ns": parked.at_ns, "reason": parked.reason,
-            "after": KINDS[parked.kind].public(parked.entry)}
+    return answers.Parked(id=parked.id, kind=parked.kind, key=parked.key, by=parked.actor,
+                          at_ns=parked.at_ns, reason=parked.reason,
+                          after=KINDS[parked.kind].public(parked.entry)).model_dump()
 
 
 class RecordsCalls:
@@ -173,7 +181,7 @@ class RecordsCalls:
         limit = int(asked) if asked.isdigit() else 1000
         shown = [spec.public(e) for e in table.values()
                  if where is None or getattr(e, "storehouse", where) == where][:limit]
-        return web.json_response({"kind": kind, "total": len(table), "records": shown})
+        return _answer(answers.RecordList(kind=kind, total=len(table), records=shown))
 
     async def get_record(self, request: web.Request, officer: str) -> web.Response:
         """One record with its version."""
@@ -182,7 +190,7 @@ class RecordsCalls:
         if entry is None:
             raise Refusal(404, f"{kind} {key!r} is not on the book")
         version = self._desk.store.version(kind, key)
-        return web.json_response({"version": version, **KINDS[kind].public(entry)})
+        return _answer(answers.Record(version=version, **KINDS[kind].public(entry)))
 
     async def put(self, request: web.Request, officer: str) -> web.Response:
         """Add or change a record."""
@@ -220,8 +228,8 @@ class RecordsCalls:
         storehouse = request.match_info["storehouse"]
         with _refusals():
             counted = self._desk.reconcile(officer, storehouse)
-        return web.json_response({"storehouse": storehouse, "at_ns": counted.at_ns,
-                                  **counted.fields})
+        return _answer(answers.Reconciliation(storehouse=storehouse, at_ns=counted.at_ns,
+                                              **counted.fields))
 
     async def issue_key(self, request: web.Request, officer: str) -> web.Response:
         """Issue a key."""
@@ -263,7 +271,7 @@ class RecordsCalls:
                  for i in body.items]
         with _refusals():
             changes = await self._desk.receive(officer, consignment, items)
-        return web.json_response({"changes": len(changes), "consignment": body.id})
+        return _answer(answers.ConsignmentReceived(changes=len(changes), consignment=body.id))
 
     async def list_parked(self, request: web.Request, officer: str) -> web.Response:
         """Changes waiting for a second officer."""
@@ -279,7 +287,7 @@ class RecordsCalls:
         """Drop a parked change."""
         with _refusals():
             await self._desk.refuse(officer, _parked_id(request))
-        return web.json_response({})
+        return _answer(answers.Empty())
 
     async def import_csv(self, request: web.Request, officer: str) -> web.Response:
         """Import a CSV file: every row or none."""
@@ -297,8 +305,8 @@ class RecordsCalls:
         with _refusals():
             writes = await self._desk.bring_to(officer, {body.kind: entries},
                                                dry_run=body.dry_run)
-        return web.json_response({"dry_run": body.dry_run,
-                                  "changes": [_write_json(w) for w in writes]})
+        return _answer(answers.ImportResult(dry_run=body.dry_run,
+                                            changes=[_write_shown(w) for w in writes]))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -312,11 +320,15 @@ def _body(model: type[M], raw: bytes) -> M:
             exc.json(include_url=False, include_context=False))) from None
 
 
-def _write_json(write: Write) -> dict[str, Any]:
+def _answer(model: BaseModel) -> web.Response:
+    return web.json_response(model.model_dump())
+
+
+def _write_shown(write: Write) -> answers.WriteShown:
     spec = KINDS[write.kind]
-    return {"kind": write.kind, "key": str(getattr(write.entry, spec.key)),
-            "action": "add" if write.expected is None else "change",
-            "after": spec.public(write.entry)}
+    return answers.WriteShown(kind=write.kind, key=str(getattr(write.entry, spec.key)),
+                              action="add" if write.expected is None else "change",
+                              after=spec.public(write.entry))
 
 
 def _key(request: web.Request) -> str:

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from daemon.web.api_bodies import (
     AckBody,
     ArmBody,
     CheckBody,
-    RequestBody,
     SilenceBody,
     WalkTestBody,
 )
@@ -36,11 +36,17 @@ class Route:
     summary: str
     response: str
     status: int = 200
-    body: type[RequestBody] | None = None
+    body: type[BaseModel] | None = None
     public: bool = False
     refusals: tuple[int, ...] = ()
     # The officers' action it is (daemon.alerts.roles.NEEDS): which role may call it.
     action: str = "read"
+    # The body's models when it depends on the path (one of them), in place of `body`.
+    bodies: tuple[type[BaseModel], ...] = ()
+    # The answer when the change waits for a second officer (202), if it may.
+    accepted: str | None = None
+    # Optional query parameters it reads (strings), for the document.
+    query: tuple[str, ...] = ()
 
 
 ROUTES = (

@@ -20,6 +20,7 @@ from daemon.alerts.officers import Officers
 from daemon.book.desk import RecordsDesk
 from daemon.vocabulary.clock import Clock
 from daemon.web.console_alarms import AlarmPages
+from daemon.web.console_items import ItemPages
 from daemon.web.console_login import Login
 from daemon.web.console_page import NIGHTS
 from daemon.web.console_records import RecordPages
@@ -63,6 +64,7 @@ def mount_console(app: web.Application, desk: AlarmDesk, officers: Officers, clo
     SilencePages(desk, clock, sessions, zones).mount(app)
     if records is not None:
         RecordPages(records, clock, sessions, zones).mount(app)
+        ItemPages(records, clock, sessions, zones).mount(app)
 
 
 def _nights(dark: DarkHours, clock: Clock) -> Middleware:
