@@ -125,12 +125,31 @@ def fill_spool(path: Path, rows: int) -> None:
     db.close()
 
 
-def start_to_ready(rig: Rig, sensors: int, rows: int) -> dict[str, Any]:
-    """Seconds from exec to READY=1 and to /readyz 200, with `rows` spool rows waiting."""
+def fill_book(state_dir: Path, config_path: Path, items: int) -> None:
+    """`items` items on the records store's book, spread over the config's storehouses, as the
+    living-records store keeps them (the config's own items section stays small)."""
+    from daemon.book.store import RECORDS_FILE, RecordsStore, Write
+    from rules.depot import Item, ItemKind
+
+    storehouses = [s["id"] for s in yaml.safe_load(config_path.read_text())["storehouses"]]
+    kinds = (ItemKind.WEAPON, ItemKind.AMMUNITION, ItemKind.OTHER)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = RecordsStore(state_dir / RECORDS_FILE)
+    store.write([Write("items", Item(f"E280{i:020X}", f"Item {i}", kinds[i % 3],
+                                     f"LOT-{i // 500}", storehouses[i % len(storehouses)]), None)
+                 for i in range(items)], "bench", time.time_ns())
+    store.close()
+
+
+def start_to_ready(rig: Rig, sensors: int, rows: int, items: int = 0) -> dict[str, Any]:
+    """Seconds from exec to READY=1 and to /readyz 200, with `rows` spool rows waiting and
+    `items` items on the book."""
     target, api_url = rig.daemon(sensors)
     state_dir = target.dir / "state"
     if rows:
         fill_spool(state_dir / "spool.sqlite", rows)
+    if items:
+        fill_book(state_dir, target.config_path, items)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify_path = target.dir / "notify.sock"
     notify.bind(str(notify_path))
@@ -162,7 +181,8 @@ def start_to_ready(rig: Rig, sensors: int, rows: int) -> dict[str, Any]:
     finally:
         target.stop()
         notify.close()
-    return {"sensors": sensors, "spool_rows": rows, "ready_s": ready_s, "readyz_s": readyz_s}
+    return {"sensors": sensors, "spool_rows": rows, "book_items": items, "ready_s": ready_s,
+            "readyz_s": readyz_s}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--settle-s", type=float, default=10.0, help="idle before RSS is read (10)")
     p.add_argument("--start-sensors", type=int, default=2000, help="sensors for start (2000)")
     p.add_argument("--spool-rows", type=int, default=1_000_000, help="spool rows (1000000)")
+    p.add_argument("--book-items", type=int, default=100_000,
+                   help="items on the records store's book for the full start (100000)")
+    p.add_argument("--start-only", action="store_true", help="skip the memory part")
     p.add_argument("--output", help="JSON path (results/depot-footprint-<date>.json)")
     args = p.parse_args(argv)
     load = [os.getloadavg()]
@@ -179,9 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="depotwatch-footprint-"))
     rig = Rig(workdir)
     try:
-        mem = [memory(rig, int(n), args.settle_s) for n in args.sensors.split(",")]
-        starts = [start_to_ready(rig, args.start_sensors, rows)
-                  for rows in (0, args.spool_rows)]
+        mem = ([] if args.start_only else
+               [memory(rig, int(n), args.settle_s) for n in args.sensors.split(",")])
+        starts = [start_to_ready(rig, args.start_sensors, rows, items)
+                  for rows, items in ((0, 0), (args.spool_rows, 0),
+                                      (args.spool_rows, args.book_items))]
     finally:
         rig.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -195,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{m['sensors']:>6} sensors: RSS {m['rss_mib']:.1f} MiB "
               f"(peak {m['peak_rss_mib']:.1f})")
     for s in starts:
-        print(f"{s['spool_rows']:>9,} spool rows: READY=1 after {s['ready_s']} s, /readyz 200 "
-              f"after {s['readyz_s']} s")
+        print(f"{s['spool_rows']:>9,} spool rows, {s['book_items']:>7,} items on the book: "
+              f"READY=1 after {s['ready_s']} s, /readyz 200 after {s['readyz_s']} s")
     print(f"load average {load[0][0]:.2f} -> {load[1][0]:.2f}; wrote {path}")
 
 

@@ -225,8 +225,13 @@ class DaemonMetrics(Collector):
         elif daemon.spool.full:
             reasons.append("spool full: climate and health points are being shed")
         now = time.time_ns()
+        # A writer draining an old backlog (after an outage, a restart with a full spool) is
+        # working, not stalled: old points count only while nothing was written lately.
+        written_ns = {w.name: w.last_write_ns for w in daemon.writers}
         for backlog in self._backlog:
-            if backlog.oldest_ns and (now - backlog.oldest_ns) / _NS > self._stalled_after_s:
+            recent = (now - written_ns.get(backlog.target, 0)) / _NS <= self._stalled_after_s
+            if (backlog.oldest_ns and not recent
+                    and (now - backlog.oldest_ns) / _NS > self._stalled_after_s):
                 reasons.append(f"writer {backlog.target} stalled: oldest unsent point "
                                f"{(now - backlog.oldest_ns) / _NS:.0f} s old")
         for writer in daemon.writers:
