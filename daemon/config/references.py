@@ -44,6 +44,16 @@ def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
 
 
+def _placed_sensors(data: dict[str, Any], sections: tuple[str, ...]) -> set[str]:
+    """The sensors the depot places: doors' contacts and badge readers, portals' antennas,
+    and the ids of the items of `sections` (climate sensors, inventory readers, detectors)."""
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    return known | {str(x.get("id")) for section in sections for _, x in _items(data, section)}
+
+
 def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     # Works on the raw document, so these mistakes are reported together with schema errors.
     problems: list[str] = []
@@ -139,12 +149,7 @@ def _register_references(data: dict[str, Any], source: YamlSource,
 def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Serial ports and Modbus buses: unique ids and devices, and sensors the depot knows."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(c.get("id")) for _, c in _items(data, "climate_sensors")}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    known |= {str(r.get("id")) for _, r in _items(data, "inventory_readers")}
+    known = _placed_sensors(data, ("climate_sensors", "inventory_readers"))
 
     def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
         if sensor is not None and str(sensor) not in known:
@@ -188,12 +193,7 @@ def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
 def _reader_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Reader and panel drivers: unique ids, and the sensors and storehouses they name."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    known |= {str(x.get("id")) for section in ("inventory_readers", "detectors", "climate_sensors")
-              for _, x in _items(data, section)}
+    known = _placed_sensors(data, ("inventory_readers", "detectors", "climate_sensors"))
     storehouses = {str(s.get("id")) for _, s in _items(data, "storehouses")}
     ids: set[str] = set()
     for index, reader in _items(data, "readers"):
@@ -237,12 +237,7 @@ def _named_sensors(reader: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
 def _device_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Device bindings: sensors the depot places, each bound once, and bridges that exist."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    for section in ("climate_sensors", "inventory_readers", "detectors"):
-        known |= {str(item.get("id")) for _, item in _items(data, section)}
+    known = _placed_sensors(data, ("climate_sensors", "inventory_readers", "detectors"))
     bridges: set[str] = set()
     for index, bridge in _items(data, "bridges"):
         if str(bridge.get("id")) in bridges:
