@@ -192,11 +192,7 @@ class RecordsCalls:
         if kind not in FORMS:
             raise Refusal(404, f"{kind} change through their own calls (keys: /records/keys/"
                                "<epc>/issue and /return)")
-        try:
-            form = FORMS[kind].model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        form = _body(FORMS[kind], await request.read())
         entry = form.entry(key, self._desk.records.of(kind).get(key))
         with _refusals():
             proposal = await self._desk.propose(officer, kind, entry, form.version)
@@ -227,11 +223,7 @@ class RecordsCalls:
 
     async def issue_key(self, request: web.Request, officer: str) -> web.Response:
         """Issue a key."""
-        try:
-            body = KeyIssueBody.model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        body = _body(KeyIssueBody, await request.read())
         with _refusals():
             change = await self._desk.issue_key(officer, request.match_info["epc"].upper(),
                                                 body.person,
@@ -285,11 +277,7 @@ class RecordsCalls:
 
     async def import_csv(self, request: web.Request, officer: str) -> web.Response:
         """Import a CSV file: every row or none."""
-        try:
-            body = ImportBody.model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        body = _body(ImportBody, await request.read())
         entries, errors = read_csv(body.kind, body.csv, self._desk.records,
                                    self._desk.places, self._desk.now_ns())
         if errors:
