@@ -4,6 +4,7 @@ portals, doors and items, one reader per device; reported together with the sche
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from daemon.config.yamlsource import YamlSource
@@ -44,6 +45,20 @@ def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
 
 
+def _raw(value: Any) -> Any:
+    return value
+
+
+def _repeated(seen: set[Any], item: dict[str, Any], path: tuple[Any, ...], source: YamlSource,
+              same: Callable[[Any], Any] = str) -> list[str]:
+    """The duplicate id problem when an earlier item had `item`'s id (compared as `same`
+    makes it); the id is noted as seen."""
+    if same(item.get("id")) in seen:
+        return [source.problem(path, f"duplicate id {item.get('id')!r}")]
+    seen.add(same(item.get("id")))
+    return []
+
+
 def _placed_sensors(data: dict[str, Any], sections: tuple[str, ...]) -> set[str]:
     """The sensors the depot places: doors' contacts and badge readers, portals' antennas,
     and the ids of the items of `sections` (climate sensors, inventory readers, detectors)."""
@@ -60,10 +75,7 @@ def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     for section in ("storehouses", "doors"):
         seen: set[Any] = set()
         for index, item in _items(data, section):
-            if item.get("id") in seen:
-                problems.append(source.problem((section, index, "id"),
-                                               f"duplicate id {item.get('id')!r}"))
-            seen.add(item.get("id"))
+            problems += _repeated(seen, item, (section, index, "id"), source, same=_raw)
     known = sorted(str(s.get("id")) for _, s in _items(data, "storehouses"))
     placed = [("doors", i, d, "contact_sensor") for i, d in _items(data, "doors")]
     placed += [("doors", i, d, "badge_reader") for i, d in _items(data, "doors")]
@@ -160,10 +172,7 @@ def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     for section in ("serial", "modbus"):
         ids: set[str] = set()
         for index, port in _items(data, section):
-            if str(port.get("id")) in ids:
-                problems.append(source.problem((section, index, "id"),
-                                               f"duplicate id {port.get('id')!r}"))
-            ids.add(str(port.get("id")))
+            problems += _repeated(ids, port, (section, index, "id"), source)
             device = port.get("device")
             if device is not None and str(device) in devices:
                 problems.append(source.problem(
@@ -197,10 +206,7 @@ def _reader_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     storehouses = {str(s.get("id")) for _, s in _items(data, "storehouses")}
     ids: set[str] = set()
     for index, reader in _items(data, "readers"):
-        if str(reader.get("id")) in ids:
-            problems.append(source.problem(("readers", index, "id"),
-                                           f"duplicate id {reader.get('id')!r}"))
-        ids.add(str(reader.get("id")))
+        problems += _repeated(ids, reader, ("readers", index, "id"), source)
         for path, sensor in _named_sensors(reader):
             if str(sensor) not in known:
                 problems.append(source.problem(("readers", index, *path), f"unknown sensor "
@@ -240,10 +246,7 @@ def _device_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     known = _placed_sensors(data, ("climate_sensors", "inventory_readers", "detectors"))
     bridges: set[str] = set()
     for index, bridge in _items(data, "bridges"):
-        if str(bridge.get("id")) in bridges:
-            problems.append(source.problem(("bridges", index, "id"),
-                                           f"duplicate id {bridge.get('id')!r}"))
-        bridges.add(str(bridge.get("id")))
+        problems += _repeated(bridges, bridge, ("bridges", index, "id"), source)
     bound: dict[str, str] = {}
 
     def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
