@@ -7,8 +7,7 @@ board input, a Tasmota switch, an ESPHome binary sensor): the reading field `mas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -46,41 +45,21 @@ class AntiMaskingRule(FlagRule):
         self._depot = depot
         self._severity = Severity(config.severity)
         self._flags = DebouncedFlags(int(config.debounce_s * 1_000_000_000))
-        self._detectors = {s.id for s in depot.sensors.values() if s.kind in _DETECTORS}
+        self._subjects = {s.id for s in depot.sensors.values() if s.kind in _DETECTORS}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow a detector's masked flag."""
         masked = reading.values.get("masked")
-        if not isinstance(masked, bool) or reading.sensor not in self._detectors:
+        if not isinstance(masked, bool) or reading.sensor not in self._subjects:
             return []
-        if masked:
-            if self._flags.raised(reading.sensor, reading.at_ns, now_ns):
-                return [self._transition(TransitionKind.FIRING, reading.sensor, now_ns,
-                                         "masked: it cannot see")]
-            return []
-        if self._flags.lowered(reading.sensor):
-            return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,
-                                     "no longer masked")]
-        return []
+        return self._follow(reading.sensor, masked, reading.at_ns, now_ns)
 
-    def tick(self, now_ns: int) -> list[Outcome]:
-        """Confirm masked flags that outlasted the debounce."""
-        return [self._transition(TransitionKind.FIRING, sensor, now_ns, "masked: it cannot see")
-                for sensor in self._flags.confirmed_by(now_ns)]
-
-    def _transition(self, kind: TransitionKind, sensor_id: str, now_ns: int,
-                    text: str) -> Transition:
+    def _flagged(self, kind: TransitionKind, sensor_id: str, now_ns: int) -> Transition:
         sensor = self._depot.sensors[sensor_id]
         name = self._depot.storehouses[sensor.storehouse].name
+        masked = kind is TransitionKind.FIRING
+        text = "masked: it cannot see" if masked else "no longer masked"
         return Transition(kind=kind, rule="anti_masking", subject=sensor_id,
                           severity=self._severity, at_ns=now_ns, storehouse=sensor.storehouse,
                           summary=f"{name}: {sensor.kind.value} {sensor_id} {text}",
-                          facts={"sensor": sensor_id, "masked": kind is TransitionKind.FIRING})
-
-    def snapshot(self) -> dict[str, Any]:
-        """Masked-since times and firing detectors."""
-        return self._flags.snapshot()
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back masked-since times and firing detectors."""
-        self._flags.restore(state, self._detectors)
+                          facts={"sensor": sensor_id, "masked": masked})

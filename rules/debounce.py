@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from rules.base import WakeAt, no_wake
+from daemon.vocabulary.readings import Transition, TransitionKind
+from rules.base import Outcome, WakeAt, no_wake
 
 __all__ = ["DebouncedFlags", "FlagRule"]
 
@@ -63,9 +64,43 @@ class DebouncedFlags:
 
 
 class FlagRule:
-    """A rule whose timers are its `DebouncedFlags`: the engine's `wake_at` goes to them."""
+    """A rule that follows one debounced flag per subject: FIRING once the flag has stood for
+    the debounce, RESOLVED when it falls after that. The engine's `wake_at` goes to its flags.
+
+    A rule sets `_flags` and `_subjects` (the subjects it follows; a restore keeps only these)
+    and says in `_flagged` what a change of one subject's flag reads as.
+    """
 
     _flags: DebouncedFlags
+    _subjects: Collection[str]
+
+    def _flagged(self, kind: TransitionKind, subject: str, now_ns: int) -> Transition:
+        raise NotImplementedError
+
+    def _follow(self, subject: str, up: bool, at_ns: int, now_ns: int) -> list[Outcome]:
+        """A reading of `subject`'s flag, `up` or down, taken at `at_ns`."""
+        flags = self._flags
+        if up:
+            if flags.raised(subject, at_ns, now_ns):
+                return [self._flagged(TransitionKind.FIRING, subject, now_ns)]
+            return []
+        # Nearly every reading says the flag is down while none is up: no call for those.
+        if (flags.since or flags.firing) and flags.lowered(subject):
+            return [self._flagged(TransitionKind.RESOLVED, subject, now_ns)]
+        return []
+
+    def tick(self, now_ns: int) -> list[Outcome]:
+        """Confirm flags that outlasted the debounce."""
+        return [self._flagged(TransitionKind.FIRING, subject, now_ns)
+                for subject in self._flags.confirmed_by(now_ns)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Since times of raised flags and the subjects firing."""
+        return self._flags.snapshot()
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back since times and firing subjects, for subjects still followed."""
+        self._flags.restore(state, self._subjects)
 
     @property
     def wake_at(self) -> WakeAt:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -40,7 +39,7 @@ class SmokePanicRule(FlagRule):
     def __init__(self, config: SmokePanicRuleConfig, depot: Depot) -> None:
         self._depot = depot
         self._flags = DebouncedFlags(int(config.debounce_ms * 1_000_000))
-        self._smoke = {s.id for s in depot.sensors_of(SensorKind.SMOKE)}
+        self._subjects = {s.id for s in depot.sensors_of(SensorKind.SMOKE)}
         # A keypad's panic key (Zigbee2MQTT `action: panic`/`emergency`) is a panic input too.
         self._panic = {s.id for s in depot.sensors_of(SensorKind.PANIC)} \
             | {s.id for s in depot.sensors_of(SensorKind.KEYPAD)}
@@ -55,22 +54,13 @@ class SmokePanicRule(FlagRule):
                     self._transition(TransitionKind.RESOLVED, "panic", sensor, now_ns,
                                      "released (check on site)")]
         smoke = reading.values.get("smoke")
-        if sensor not in self._smoke or not isinstance(smoke, bool):
+        if sensor not in self._subjects or not isinstance(smoke, bool):
             return []
-        if smoke:
-            if self._flags.raised(sensor, reading.at_ns, now_ns):
-                return [self._transition(TransitionKind.FIRING, "smoke", sensor, now_ns,
-                                         "detected")]
-            return []
-        if self._flags.lowered(sensor):
-            return [self._transition(TransitionKind.RESOLVED, "smoke", sensor, now_ns,
-                                     "cleared")]
-        return []
+        return self._follow(sensor, smoke, reading.at_ns, now_ns)
 
-    def tick(self, now_ns: int) -> list[Outcome]:
-        """Confirm smoke that outlasted the debounce."""
-        return [self._transition(TransitionKind.FIRING, "smoke", sensor, now_ns, "detected")
-                for sensor in self._flags.confirmed_by(now_ns)]
+    def _flagged(self, kind: TransitionKind, sensor_id: str, now_ns: int) -> Transition:
+        text = "detected" if kind is TransitionKind.FIRING else "cleared"
+        return self._transition(kind, "smoke", sensor_id, now_ns, text)
 
     def _transition(self, kind: TransitionKind, rule: str, sensor_id: str, now_ns: int,
                     text: str) -> Transition:
@@ -80,11 +70,3 @@ class SmokePanicRule(FlagRule):
                           at_ns=now_ns, storehouse=storehouse,
                           summary=f"{name}: {rule} {sensor_id} {text}",
                           facts={"sensor": sensor_id, rule: kind is TransitionKind.FIRING})
-
-    def snapshot(self) -> dict[str, Any]:
-        """Smoke-since times and firing detectors."""
-        return self._flags.snapshot()
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back smoke-since times and firing detectors."""
-        self._flags.restore(state, self._smoke)

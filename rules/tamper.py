@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -34,45 +33,24 @@ class TamperRule(FlagRule):
     def __init__(self, config: TamperRuleConfig, depot: Depot) -> None:
         self._depot = depot
         self._flags = DebouncedFlags(int(config.debounce_ms * 1_000_000))
+        self._subjects = depot.sensors
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the sensor's tamper flag."""
         tamper = reading.values.get("tamper")
         # The flag first: RFID and badge reads carry none.
-        if not isinstance(tamper, bool) or reading.sensor not in self._depot.sensors:
+        if not isinstance(tamper, bool) or reading.sensor not in self._subjects:
             return []
-        if tamper:
-            if self._flags.raised(reading.sensor, reading.at_ns, now_ns):
-                return [self._transition(TransitionKind.FIRING, reading.sensor, now_ns,
-                                         "tamper switch triggered")]
-            return []
-        flags = self._flags
-        # Nearly every reading says "no tamper" while none is up: no call for those.
-        if (flags.since or flags.firing) and flags.lowered(reading.sensor):
-            return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns,
-                                     "tamper switch restored")]
-        return []
+        return self._follow(reading.sensor, tamper, reading.at_ns, now_ns)
 
-    def tick(self, now_ns: int) -> list[Outcome]:
-        """Confirm tamper flags that outlasted the debounce."""
-        return [self._transition(TransitionKind.FIRING, sensor, now_ns, "tamper switch triggered")
-                for sensor in self._flags.confirmed_by(now_ns)]
-
-    def _transition(self, kind: TransitionKind, sensor_id: str, now_ns: int,
-                    text: str) -> Transition:
+    def _flagged(self, kind: TransitionKind, sensor_id: str, now_ns: int) -> Transition:
         sensor = self._depot.sensors[sensor_id]
         name = self._depot.storehouses[sensor.storehouse].name
+        tamper = kind is TransitionKind.FIRING
+        text = "tamper switch triggered" if tamper else "tamper switch restored"
         return Transition(
             kind=kind, rule="tamper", subject=sensor_id, severity=Severity.CRITICAL,
             at_ns=now_ns, storehouse=sensor.storehouse,
             summary=f"{name}: {sensor_id} {text}",
-            facts={"sensor": sensor_id, "tamper": kind is TransitionKind.FIRING},
+            facts={"sensor": sensor_id, "tamper": tamper},
         )
-
-    def snapshot(self) -> dict[str, Any]:
-        """Tamper-since times and firing sensors."""
-        return self._flags.snapshot()
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back tamper-since times and firing sensors."""
-        self._flags.restore(state, self._depot.sensors)

@@ -8,8 +8,7 @@ before the store's humidity climbs past the climate rule's 24 h limits, so it is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -44,27 +43,16 @@ class WaterLeakRule(FlagRule):
         self._depot = depot
         self._severity = Severity(config.severity)
         self._flags = DebouncedFlags(int(config.debounce_ms * 1_000_000))
-        self._probes = {s.id for s in depot.sensors_of(SensorKind.WATER_LEAK)}
+        self._subjects = {s.id for s in depot.sensors_of(SensorKind.WATER_LEAK)}
 
     def observe(self, reading: Reading, now_ns: int) -> list[Outcome]:
         """Follow the probe's water flag."""
         wet = reading.values.get("water_leak")
-        if not isinstance(wet, bool) or reading.sensor not in self._probes:
+        if not isinstance(wet, bool) or reading.sensor not in self._subjects:
             return []
-        if wet:
-            if self._flags.raised(reading.sensor, reading.at_ns, now_ns):
-                return [self._transition(TransitionKind.FIRING, reading.sensor, now_ns)]
-            return []
-        if self._flags.lowered(reading.sensor):
-            return [self._transition(TransitionKind.RESOLVED, reading.sensor, now_ns)]
-        return []
+        return self._follow(reading.sensor, wet, reading.at_ns, now_ns)
 
-    def tick(self, now_ns: int) -> list[Outcome]:
-        """Confirm water reports that outlasted the debounce."""
-        return [self._transition(TransitionKind.FIRING, sensor, now_ns)
-                for sensor in self._flags.confirmed_by(now_ns)]
-
-    def _transition(self, kind: TransitionKind, sensor_id: str, now_ns: int) -> Transition:
+    def _flagged(self, kind: TransitionKind, sensor_id: str, now_ns: int) -> Transition:
         storehouse = self._depot.sensors[sensor_id].storehouse
         name = self._depot.storehouses[storehouse].name
         wet = kind is TransitionKind.FIRING
@@ -73,11 +61,3 @@ class WaterLeakRule(FlagRule):
                           severity=self._severity, at_ns=now_ns, storehouse=storehouse,
                           summary=f"{name}: {sensor_id} {text}",
                           facts={"sensor": sensor_id, "water_leak": wet})
-
-    def snapshot(self) -> dict[str, Any]:
-        """Wet-since times and firing probes."""
-        return self._flags.snapshot()
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back wet-since times and firing probes."""
-        self._flags.restore(state, self._probes)

@@ -38,6 +38,18 @@ class EntryState(enum.StrEnum):
     CLOSED = "closed"
 
 
+class _ById:
+    """A record keyed by its id (orders, key issues, lifecycle steps, consignments)."""
+
+    __slots__ = ()
+    id: str
+
+    @property
+    def key(self) -> str:
+        """The record's id."""
+        return self.id
+
+
 @dataclass(frozen=True, slots=True)
 class RosterEntry:
     """A person on the roster with the badge they carry (the badge stays on the gateway)."""
@@ -58,7 +70,7 @@ class RosterEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class MovementOrderEntry:
+class MovementOrderEntry(_ById):
     """An issue voucher: these items may pass this portal in this window."""
 
     id: str
@@ -68,14 +80,9 @@ class MovementOrderEntry:
     valid_until_ns: int
     state: EntryState = EntryState.ACTIVE
 
-    @property
-    def key(self) -> str:
-        """The order's id."""
-        return self.id
-
 
 @dataclass(frozen=True, slots=True)
-class WorkOrderEntry:
+class WorkOrderEntry(_ById):
     """Authority for a door to stand open in a window (loading, maintenance, contractors)."""
 
     id: str
@@ -84,14 +91,9 @@ class WorkOrderEntry:
     valid_until_ns: int
     state: EntryState = EntryState.ACTIVE
 
-    @property
-    def key(self) -> str:
-        """The order's id."""
-        return self.id
-
 
 @dataclass(frozen=True, slots=True)
-class KeyIssueEntry:
+class KeyIssueEntry(_ById):
     """One line of the key register: a key issued to a person, due back, and when returned
     (`closed` once it is); kept for the key register's history."""
 
@@ -103,14 +105,9 @@ class KeyIssueEntry:
     returned_ns: int | None = None
     state: EntryState = EntryState.ACTIVE
 
-    @property
-    def key(self) -> str:
-        """The issue's id."""
-        return self.id
-
 
 @dataclass(frozen=True, slots=True)
-class LifecycleEntry:
+class LifecycleEntry(_ById):
     """One step in an item's life (issue 27): the state it entered, where, the document behind
     it (voucher, movement order, destruction certificate, consignment reference), when."""
 
@@ -122,14 +119,9 @@ class LifecycleEntry:
     note: str
     at_ns: int
 
-    @property
-    def key(self) -> str:
-        """The step's id."""
-        return self.id
-
 
 @dataclass(frozen=True, slots=True)
-class ConsignmentEntry:
+class ConsignmentEntry(_ById):
     """A delivery received: the exporting state, the licence or end-user certificate it came
     under, the storehouse it went to, and its items as (EPC, serial number) pairs."""
 
@@ -140,11 +132,6 @@ class ConsignmentEntry:
     received_ns: int
     serials: tuple[tuple[str, str], ...]
     state: EntryState = EntryState.ACTIVE
-
-    @property
-    def key(self) -> str:
-        """The consignment's id."""
-        return self.id
 
 
 # Items are the rules' own `Item`: a register of 100,000 loads as one object per item.

@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.cli.subcommand import Commands, add_config_option, read_config
 from daemon.config.schema import Config
 from daemon.vocabulary.errors import EXIT_CONFIG
 
-__all__ = ["add_report_command", "sign_output"]
+if TYPE_CHECKING:
+    from daemon.records.document import Report
+
+__all__ = ["add_output_options", "add_report_command", "sign_output", "write_signed"]
 
 
 def _report(args: argparse.Namespace) -> int:
-    from daemon.records.document import Format, ReportError
-    from daemon.records.report import build_report, write_report
+    from daemon.records.report import build_report
 
     config = read_config(args.config)
     if config is None:
         return EXIT_CONFIG
+    return write_signed(config, args, lambda: build_report(config, args.month, args.storehouse),
+                        "report")
+
+
+def write_signed(config: Config, args: argparse.Namespace, build: Callable[[], Report],
+                 what: str) -> int:
+    """Build a report, write it to `args.output` in `args.format` (else by the output's
+    suffix), and sign it unless `args.no_sign`; the exit code (0 written and signed)."""
+    from daemon.records.document import Format, ReportError
+    from daemon.records.report import write_report
+
     output = Path(args.output)
     formats: dict[str, Format] = {".csv": "csv", ".json": "json"}
     fmt: Format = args.format or formats.get(output.suffix.lower(), "pdf")
@@ -28,10 +43,10 @@ def _report(args: argparse.Namespace) -> int:
             from daemon.records.pdf import check_libraries
 
             check_libraries()  # before the queries, not after them
-        report = build_report(config, args.month, args.storehouse)
+        report = build()
         write_report(report, output, fmt)
     except ReportError as exc:
-        print(f"report failed: {exc}", file=sys.stderr)
+        print(f"{what} failed: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {output} ({fmt}; audit trail {report.audit_status})", file=sys.stderr)
     return 0 if args.no_sign else sign_output(config, output, report.audit_head_hash)
@@ -71,10 +86,15 @@ def add_report_command(commands: Commands) -> None:
         "(PDF needs the 'report' extra)")
     report.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
     report.add_argument("--storehouse", help="only this storehouse (default: all)")
+    add_output_options(report)
+    report.set_defaults(func=_report)
+
+
+def add_output_options(report: argparse.ArgumentParser) -> None:
+    """The config, output file, format and signing options of a written report."""
     add_config_option(report)
     report.add_argument("-o", "--output", required=True, help="the file to write")
     report.add_argument("--format", choices=["pdf", "csv", "json"],
                         help="default: from the output's suffix (.csv, .json), else pdf")
     report.add_argument("--no-sign", action="store_true",
-                        help="do not write REPORT.sig (by default the gateway key signs it)")
-    report.set_defaults(func=_report)
+                        help="do not write FILE.sig (by default the gateway key signs it)")

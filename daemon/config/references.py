@@ -4,6 +4,7 @@ portals, doors and items, one reader per device; reported together with the sche
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from daemon.config.yamlsource import YamlSource
@@ -44,16 +45,37 @@ def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]
     return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
 
 
+def _raw(value: Any) -> Any:
+    return value
+
+
+def _repeated(seen: set[Any], item: dict[str, Any], path: tuple[Any, ...], source: YamlSource,
+              same: Callable[[Any], Any] = str) -> list[str]:
+    """The duplicate id problem when an earlier item had `item`'s id (compared as `same`
+    makes it); the id is noted as seen."""
+    if same(item.get("id")) in seen:
+        return [source.problem(path, f"duplicate id {item.get('id')!r}")]
+    seen.add(same(item.get("id")))
+    return []
+
+
+def _placed_sensors(data: dict[str, Any], sections: tuple[str, ...]) -> set[str]:
+    """The sensors the depot places: doors' contacts and badge readers, portals' antennas,
+    and the ids of the items of `sections` (climate sensors, inventory readers, detectors)."""
+    known = {str(d.get(k)) for _, d in _items(data, "doors")
+             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
+    known |= {str(p.get(k)) for _, p in _items(data, "portals")
+              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
+    return known | {str(x.get("id")) for section in sections for _, x in _items(data, section)}
+
+
 def _cross_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     # Works on the raw document, so these mistakes are reported together with schema errors.
     problems: list[str] = []
     for section in ("storehouses", "doors"):
         seen: set[Any] = set()
         for index, item in _items(data, section):
-            if item.get("id") in seen:
-                problems.append(source.problem((section, index, "id"),
-                                               f"duplicate id {item.get('id')!r}"))
-            seen.add(item.get("id"))
+            problems += _repeated(seen, item, (section, index, "id"), source, same=_raw)
     known = sorted(str(s.get("id")) for _, s in _items(data, "storehouses"))
     placed = [("doors", i, d, "contact_sensor") for i, d in _items(data, "doors")]
     placed += [("doors", i, d, "badge_reader") for i, d in _items(data, "doors")]
@@ -139,12 +161,7 @@ def _register_references(data: dict[str, Any], source: YamlSource,
 def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Serial ports and Modbus buses: unique ids and devices, and sensors the depot knows."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(c.get("id")) for _, c in _items(data, "climate_sensors")}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    known |= {str(r.get("id")) for _, r in _items(data, "inventory_readers")}
+    known = _placed_sensors(data, ("climate_sensors", "inventory_readers"))
 
     def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
         if sensor is not None and str(sensor) not in known:
@@ -155,10 +172,7 @@ def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     for section in ("serial", "modbus"):
         ids: set[str] = set()
         for index, port in _items(data, section):
-            if str(port.get("id")) in ids:
-                problems.append(source.problem((section, index, "id"),
-                                               f"duplicate id {port.get('id')!r}"))
-            ids.add(str(port.get("id")))
+            problems += _repeated(ids, port, (section, index, "id"), source)
             device = port.get("device")
             if device is not None and str(device) in devices:
                 problems.append(source.problem(
@@ -188,19 +202,11 @@ def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
 def _reader_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Reader and panel drivers: unique ids, and the sensors and storehouses they name."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    known |= {str(x.get("id")) for section in ("inventory_readers", "detectors", "climate_sensors")
-              for _, x in _items(data, section)}
+    known = _placed_sensors(data, ("inventory_readers", "detectors", "climate_sensors"))
     storehouses = {str(s.get("id")) for _, s in _items(data, "storehouses")}
     ids: set[str] = set()
     for index, reader in _items(data, "readers"):
-        if str(reader.get("id")) in ids:
-            problems.append(source.problem(("readers", index, "id"),
-                                           f"duplicate id {reader.get('id')!r}"))
-        ids.add(str(reader.get("id")))
+        problems += _repeated(ids, reader, ("readers", index, "id"), source)
         for path, sensor in _named_sensors(reader):
             if str(sensor) not in known:
                 problems.append(source.problem(("readers", index, *path), f"unknown sensor "
@@ -237,18 +243,10 @@ def _named_sensors(reader: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
 def _device_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Device bindings: sensors the depot places, each bound once, and bridges that exist."""
     problems: list[str] = []
-    known = {str(d.get(k)) for _, d in _items(data, "doors")
-             for k in ("contact_sensor", "badge_reader") if d.get(k) is not None}
-    known |= {str(p.get(k)) for _, p in _items(data, "portals")
-              for k in ("inner_antenna", "outer_antenna") if p.get(k) is not None}
-    for section in ("climate_sensors", "inventory_readers", "detectors"):
-        known |= {str(item.get("id")) for _, item in _items(data, section)}
+    known = _placed_sensors(data, ("climate_sensors", "inventory_readers", "detectors"))
     bridges: set[str] = set()
     for index, bridge in _items(data, "bridges"):
-        if str(bridge.get("id")) in bridges:
-            problems.append(source.problem(("bridges", index, "id"),
-                                           f"duplicate id {bridge.get('id')!r}"))
-        bridges.add(str(bridge.get("id")))
+        problems += _repeated(bridges, bridge, ("bridges", index, "id"), source)
     bound: dict[str, str] = {}
 
     def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:

@@ -4,17 +4,19 @@ worst cases and the gateway's own health (UPS, clock, disk, CPU)."""
 
 from __future__ import annotations
 
-from daemon.dashboards.overview import DATASOURCE_UID
 from daemon.dashboards.panels import (
     DATASOURCE,
     SITE,
     TIME,
     Json,
+    alarm_log_columns,
     bool_map,
-    colored_column,
+    datasource_variable,
+    numbered,
     organize,
     panel,
     row,
+    stat_now,
     table,
     target,
 )
@@ -22,10 +24,6 @@ from daemon.dashboards.panels import (
 __all__ = ["HQ_UID", "hq_overview"]
 
 HQ_UID = "depotwatch-hq-overview"
-_SEVERITY_COLORS = {"warning": "yellow", "alarm": "orange", "critical": "red"}
-_STAT = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
-         "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
-         "justifyMode": "auto", "orientation": "auto"}
 
 
 def _last_by_site(field: str, component: str) -> str:
@@ -48,7 +46,7 @@ def _reach_panels(y: int) -> list[Json]:
             target(f'SELECT last("up") FROM "gateway" WHERE {SITE} GROUP BY "site", '
                    '"component"', alias="$tag_site $tag_component")],
         description="Each depot's inputs as last reported (broker connection, serial ports).",
-        options=_STAT, defaults={"mappings": bool_map("UP", "green", "DOWN", "red"),
+        options=stat_now(), defaults={"mappings": bool_map("UP", "green", "DOWN", "red"),
                                  "color": {"mode": "thresholds"}})
     raised = panel(
         "barchart", "Alarms raised per depot", (16, y, 8, 8), [
@@ -65,7 +63,7 @@ def _reach_panels(y: int) -> list[Json]:
 def _health_panels(y: int) -> list[Json]:
     def stat(title: str, x: int, query: str, description: str, defaults: Json) -> Json:
         return panel("stat", title, (x, y, 6, 6), [target(query, alias="$tag_site")],
-                     description=description, options=_STAT, defaults=defaults)
+                     description=description, options=stat_now(), defaults=defaults)
 
     thresholds = {"mode": "absolute", "steps": [
         {"color": "red", "value": None}, {"color": "yellow", "value": 10},
@@ -105,17 +103,14 @@ def _alarm_and_climate_panels(y: int) -> list[Json]:
         f'SELECT "state", "severity", "key", "summary" FROM "alert" WHERE {SITE} AND {TIME} '
         'GROUP BY "site" ORDER BY time DESC LIMIT 500',
         description="Every alarm change of every depot in the time range, newest first.",
-        overrides=[colored_column("severity", _SEVERITY_COLORS),
-                   colored_column("state", {"firing": "red", "resolved": "green"})],
+        overrides=alarm_log_columns(),
         transformations=[organize({"Time": "time"})])
     return [row("Alarms and climate", y - 1), worst, log]
 
 
 def hq_overview() -> Json:
     """The HQ overview dashboard: all depots (the Depot variable starts on All)."""
-    panels = [*_reach_panels(1), *_health_panels(10), *_alarm_and_climate_panels(17)]
-    for number, each in enumerate(panels, start=1):
-        each["id"] = number
+    panels = numbered([*_reach_panels(1), *_health_panels(10), *_alarm_and_climate_panels(17)])
     site = {"type": "query", "name": "site", "label": "Depot", "datasource": DATASOURCE,
             "query": 'SHOW TAG VALUES FROM "gateway" WITH KEY = "site"', "refresh": 1,
             "sort": 1, "regex": "", "hide": 0, "multi": True, "includeAll": True,
@@ -128,9 +123,6 @@ def hq_overview() -> Json:
         "graphTooltip": 1, "time": {"from": "now-24h", "to": "now"}, "refresh": "30s",
         "schemaVersion": 39, "fiscalYearStartMonth": 0, "liveNow": False, "weekStart": "",
         "links": [], "annotations": {"list": []},
-        "templating": {"list": [
-            {"type": "datasource", "name": "datasource", "label": "InfluxDB",
-             "query": "influxdb", "current": {"text": "depotwatch", "value": DATASOURCE_UID},
-             "refresh": 1, "regex": "", "hide": 0, "options": []}, site]},
+        "templating": {"list": [datasource_variable(), site]},
         "panels": panels,
     }

@@ -6,17 +6,23 @@ from daemon.config.schema import Config
 from daemon.dashboards.climate import ClimateBands, climate_panels
 from daemon.dashboards.panels import (
     DATASOURCE,
+    DATASOURCE_UID,
     DOOR,
+    SEVERITY_COLORS,
     SITE,
     STORE,
     STORE_OR_NONE,
     TIME,
     Json,
+    alarm_log_columns,
     bool_map,
     colored_column,
+    datasource_variable,
+    numbered,
     organize,
     panel,
     row,
+    stat_now,
     table,
     target,
 )
@@ -29,11 +35,7 @@ __all__ = [
     "render",
 ]
 
-# The uid the provisioned datasource (dashboards/provisioning/datasources/) carries; the
-# datasource variable starts on it and lets an HQ with several InfluxDBs pick another.
-DATASOURCE_UID = "depotwatch-influxdb"
 OVERVIEW_UID = "depotwatch-overview"
-_SEVERITY_COLORS = {"warning": "yellow", "alarm": "orange", "critical": "red"}
 
 
 def _now_panels(y: int) -> list[Json]:
@@ -45,9 +47,7 @@ def _now_panels(y: int) -> list[Json]:
                    f'AND {TIME} GROUP BY "door"', ref="B", alias="$tag_door tamper"),
         ],
         description="Each door's last reported contact (OPEN / closed) and tamper switch.",
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
-                 "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
-                 "justifyMode": "auto", "orientation": "auto"},
+        options=stat_now(),
         defaults={"mappings": bool_map("OPEN", "red", "closed", "green"),
                   "color": {"mode": "thresholds"}},
         overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [
@@ -78,7 +78,7 @@ def _now_panels(y: int) -> list[Json]:
                      exclude=("state (last)",)),
             {"id": "sortBy", "options": {"sort": [{"field": "since", "desc": True}]}},
         ],
-        overrides=[colored_column("severity", _SEVERITY_COLORS)],
+        overrides=[colored_column("severity", SEVERITY_COLORS)],
     )
     timeline = panel(
         "state-timeline", "Door timeline", (0, y + 7, 24, 7), [
@@ -163,9 +163,7 @@ def _gateway_panels(y: int) -> list[Json]:
         ],
         description="Each gateway input's last reported state (the MQTT broker connection, "
         "serial ports).",
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
-                 "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
-                 "justifyMode": "auto", "orientation": "auto"},
+        options=stat_now(),
         defaults={"mappings": bool_map("UP", "green", "DOWN", "red"),
                   "color": {"mode": "thresholds"}},
     )
@@ -191,8 +189,7 @@ def _gateway_panels(y: int) -> list[Json]:
         f'SELECT "state", "severity", "key", "summary", "storehouse" FROM "alert" '
         f"WHERE {SITE} AND {STORE_OR_NONE} AND {TIME} ORDER BY time DESC LIMIT 500",
         description="Every alarm change in the time range, newest first.",
-        overrides=[colored_column("severity", _SEVERITY_COLORS),
-                   colored_column("state", {"firing": "red", "resolved": "green"})],
+        overrides=alarm_log_columns(),
         transformations=[organize({"Time": "time"})],
     )
     health = table(
@@ -223,9 +220,7 @@ def _variables(site: str | None) -> list[Json]:
     if site is not None:
         site_var["current"] = {"text": site, "value": site}
     return [
-        {"type": "datasource", "name": "datasource", "label": "InfluxDB", "query": "influxdb",
-         "current": {"text": "depotwatch", "value": DATASOURCE_UID}, "refresh": 1, "regex": "",
-         "hide": 0, "options": []},
+        datasource_variable(),
         site_var,
         query("storehouse", "Storehouse",
               f'SHOW TAG VALUES WITH KEY = "storehouse" WHERE {SITE}', multi=True),
@@ -256,10 +251,8 @@ _DEFAULT_BANDS = ClimateBands()
 
 def depot_overview(bands: ClimateBands | None = _DEFAULT_BANDS, site: str | None = None) -> Json:
     """The depot overview dashboard; `bands` None draws no climate limits."""
-    panels = [*_now_panels(1), *climate_panels(16, bands), *_access_panels(31),
-              *_gateway_panels(46), *zone_panels(57)]
-    for number, each in enumerate(panels, start=1):
-        each["id"] = number
+    panels = numbered([*_now_panels(1), *climate_panels(16, bands), *_access_panels(31),
+                       *_gateway_panels(46), *zone_panels(57)])
     return {
         "uid": OVERVIEW_UID, "title": "Depot overview",
         "description": "depotwatch: doors, alarms, badges, portal movements, storehouse "

@@ -7,17 +7,23 @@ from typing import Any
 
 __all__ = [
     "DATASOURCE",
+    "DATASOURCE_UID",
     "DOOR",
+    "SEVERITY_COLORS",
     "SITE",
     "STORE",
     "STORE_OR_NONE",
     "TIME",
     "Json",
+    "alarm_log_columns",
     "bool_map",
     "colored_column",
+    "datasource_variable",
+    "numbered",
     "organize",
     "panel",
     "row",
+    "stat_now",
     "table",
     "target",
 ]
@@ -26,6 +32,10 @@ Json = dict[str, Any]
 
 # Every panel reads the dashboard's datasource variable.
 DATASOURCE: Json = {"type": "influxdb", "uid": "${datasource}"}
+# The uid the provisioned datasource (dashboards/provisioning/datasources/) carries; the
+# datasource variable starts on it and lets an HQ with several InfluxDBs pick another.
+DATASOURCE_UID = "depotwatch-influxdb"
+SEVERITY_COLORS = {"warning": "yellow", "alarm": "orange", "critical": "red"}
 
 # Grafana's InfluxQL macros and our variables. Every query filters by site: an HQ InfluxDB
 # holds many depots. Tag values are matched with anchored regexes, which is how Grafana
@@ -100,6 +110,33 @@ def organize(renames: dict[str, str], exclude: tuple[str, ...] = ()) -> Json:
         "renameByName": renames, "excludeByName": {name: True for name in exclude},
         "indexByName": {},
     }}
+
+
+def stat_now() -> Json:
+    """Stat options that show each series' last value by name on its colour."""
+    return {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
+            "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+            "justifyMode": "auto", "orientation": "auto"}
+
+
+def alarm_log_columns() -> list[Json]:
+    """An alarm log's severity and state columns in their colours."""
+    return [colored_column("severity", SEVERITY_COLORS),
+            colored_column("state", {"firing": "red", "resolved": "green"})]
+
+
+def datasource_variable() -> Json:
+    """The dashboard's InfluxDB variable, starting on the provisioned datasource."""
+    return {"type": "datasource", "name": "datasource", "label": "InfluxDB", "query": "influxdb",
+            "current": {"text": "depotwatch", "value": DATASOURCE_UID}, "refresh": 1,
+            "regex": "", "hide": 0, "options": []}
+
+
+def numbered(panels: list[Json]) -> list[Json]:
+    """The panels with their ids, 1 up, in order."""
+    for number, each in enumerate(panels, start=1):
+        each["id"] = number
+    return panels
 
 
 def _text_map(colors: dict[str, str]) -> list[Json]:

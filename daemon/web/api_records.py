@@ -24,6 +24,7 @@ from daemon.book.entries import KINDS, ConsignmentEntry
 from daemon.book.forms import FORMS
 from daemon.book.store import Change, Parked, StaleRecord, Write
 from daemon.web import api_records_schema as answers
+from daemon.web.api_bodies import RequestBody
 from daemon.web.api_refusals import Refusal
 from daemon.web.api_routes import API_PREFIX, Operation, Route
 from rules.depot import Item, ItemKind, ItemState
@@ -32,19 +33,16 @@ __all__ = ["RECORDS_ROUTES", "RecordsCalls", "change_json", "parked_json"]
 
 log = logging.getLogger(__name__)
 
-class KeyIssueBody(BaseModel):
-    """A key issued: to whom (a roster name) and until when."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+class KeyIssueBody(RequestBody):
+    """A key issued: to whom (a roster name) and until when."""
 
     person: str = Field(min_length=1, max_length=200)
     due: AwareDatetime
 
 
-class StepBody(BaseModel):
+class StepBody(RequestBody):
     """An item's step: its new state, where (default: where it is), the document behind it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     state: ItemState
     storehouse: str | None = Field(default=None, min_length=1)
@@ -52,10 +50,8 @@ class StepBody(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-class ConsignedItem(BaseModel):
+class ConsignedItem(RequestBody):
     """One item of a consignment, by EPC and serial number."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     epc: str = Field(min_length=1, max_length=64)
     serial: str = Field(min_length=1, max_length=64)
@@ -64,10 +60,8 @@ class ConsignedItem(BaseModel):
     lot: str = Field(default="", max_length=64)
 
 
-class ConsignmentBody(BaseModel):
+class ConsignmentBody(RequestBody):
     """A delivery: the exporting state, the licence or end-user certificate, its items."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     id: str = Field(min_length=1, max_length=64)
     exporting_state: str = Field(min_length=1, max_length=200)
@@ -198,11 +192,7 @@ class RecordsCalls:
         if kind not in FORMS:
             raise Refusal(404, f"{kind} change through their own calls (keys: /records/keys/"
                                "<epc>/issue and /return)")
-        try:
-            form = FORMS[kind].model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        form = _body(FORMS[kind], await request.read())
         entry = form.entry(key, self._desk.records.of(kind).get(key))
         with _refusals():
             proposal = await self._desk.propose(officer, kind, entry, form.version)
@@ -233,11 +223,7 @@ class RecordsCalls:
 
     async def issue_key(self, request: web.Request, officer: str) -> web.Response:
         """Issue a key."""
-        try:
-            body = KeyIssueBody.model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        body = _body(KeyIssueBody, await request.read())
         with _refusals():
             change = await self._desk.issue_key(officer, request.match_info["epc"].upper(),
                                                 body.person,
@@ -291,11 +277,7 @@ class RecordsCalls:
 
     async def import_csv(self, request: web.Request, officer: str) -> web.Response:
         """Import a CSV file: every row or none."""
-        try:
-            body = ImportBody.model_validate_json(await request.read() or b"{}")
-        except ValidationError as exc:
-            raise Refusal(422, "invalid request body", json.loads(
-                exc.json(include_url=False, include_context=False))) from None
+        body = _body(ImportBody, await request.read())
         entries, errors = read_csv(body.kind, body.csv, self._desk.records,
                                    self._desk.places, self._desk.now_ns())
         if errors:

@@ -12,17 +12,16 @@ import datetime as dt
 import heapq
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from daemon.book.checks import NEXT_STATES, Problem, RecordRefused
-from daemon.book.desk import ApprovalRefused, RecordsDesk
+from daemon.book.desk import ApprovalRefused
 from daemon.book.entries import ConsignmentEntry, LifecycleEntry
 from daemon.book.store import StaleRecord
-from daemon.vocabulary.clock import Clock
-from daemon.web.console_page import DepotTime, may, page, refused_page
-from daemon.web.console_session import Refused, Sessions
+from daemon.web.console_book import BookPages
+from daemon.web.console_page import may, page, refused_page
+from daemon.web.console_session import Refused
 from rules.depot import Item, ItemKind, ItemState
 
 __all__ = ["ItemPages", "consigned_lines"]
@@ -72,13 +71,8 @@ def consigned_lines(text: str, kind: ItemKind, lot: str,
     return pairs, items, problems
 
 
-class ItemPages:
+class ItemPages(BookPages):
     """The item and consignment pages and their forms, over one RecordsDesk."""
-
-    def __init__(self, desk: RecordsDesk, clock: Clock, sessions: Sessions,
-                 zones: Mapping[str, ZoneInfo]) -> None:
-        self._desk, self._clock, self._sessions = desk, clock, sessions
-        self._zones = zones
 
     def mount(self, app: web.Application) -> None:
         """Add the pages and their forms."""
@@ -88,9 +82,6 @@ class ItemPages:
         add("POST", "/records/items/{epc}/step", self._step)
         add("GET", "/records/consignments", self.consignments_page)
         add("POST", "/records/consignments", self._receive)
-
-    def _time(self) -> DepotTime:
-        return DepotTime(self._zones, self._clock.now_ns())
 
     async def items_page(self, request: web.Request) -> web.Response:
         """The book's items, found by EPC, name or state; each links to its history."""

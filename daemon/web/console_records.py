@@ -12,20 +12,19 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.book.checks import Problem, RecordRefused
-from daemon.book.desk import ApprovalRefused, RecordsDesk
+from daemon.book.desk import ApprovalRefused
 from daemon.book.entries import KINDS, EntryState
 from daemon.book.exports import EXPORTS, export, moment_ns
 from daemon.book.forms import FORMS
 from daemon.book.store import StaleRecord
-from daemon.vocabulary.clock import Clock
-from daemon.web.console_page import DepotTime, may, page, refused_page
-from daemon.web.console_session import Refused, Sessions
+from daemon.web.console_book import BookPages
+from daemon.web.console_page import may, page, refused_page
+from daemon.web.console_session import Refused
 from rules.depot import ItemKind
 
 __all__ = ["RecordPages"]
@@ -35,13 +34,8 @@ _PICK_LIMIT = 500
 _Step = Callable[[str, Mapping[str, str]], Any]
 
 
-class RecordPages:
+class RecordPages(BookPages):
     """The records pages and their forms, over one RecordsDesk."""
-
-    def __init__(self, desk: RecordsDesk, clock: Clock, sessions: Sessions,
-                 zones: Mapping[str, ZoneInfo]) -> None:
-        self._desk, self._clock, self._sessions = desk, clock, sessions
-        self._zones = zones
 
     def mount(self, app: web.Application) -> None:
         """Add the pages and their forms."""
@@ -57,9 +51,6 @@ class RecordPages:
         add("POST", "/records/parked/{key}/{step}", self._form("/records", self._decide))
         add("POST", "/records/keys/issue", self._form("/records/orders", self._issue_key))
         add("POST", "/records/keys/{key}/return", self._form("/records/orders", self._return_key))
-
-    def _time(self) -> DepotTime:
-        return DepotTime(self._zones, self._clock.now_ns())
 
     async def roster_page(self, request: web.Request, message: str = "",
                           status: int = 200) -> web.Response:

@@ -5,13 +5,13 @@ each storage class. Read from the running daemon at each page render, never cach
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from daemon.ingest.deadletters import DeadLetter
+from daemon.web.backlog import NS, Link, Spool, Writer, read_backlog
 from rules.climate import ClimateRuleConfig
 from rules.depot import ClimateClass
 
@@ -19,35 +19,9 @@ __all__ = ["ClimateLimits", "Gateway", "GatewayGlance", "LinkHealth"]
 
 log = logging.getLogger(__name__)
 
-_NS = 1_000_000_000
-
 
 # What the glance reads of the daemon, and nothing more (the runner imports this package, so
 # the daemon hands itself in; read-only properties so its richer types fit).
-class _Pending(Protocol):
-    @property
-    def target(self) -> str: ...
-    @property
-    def points(self) -> int: ...
-    @property
-    def oldest_ns(self) -> int | None: ...
-
-
-class _Spool(Protocol):
-    async def backlog(self) -> Sequence[_Pending]: ...
-
-
-class _Link(Protocol):
-    @property
-    def connected(self) -> asyncio.Event: ...
-
-
-class _Writer(Protocol):
-    @property
-    def name(self) -> str: ...
-    def stats(self) -> Mapping[str, int]: ...
-
-
 class _DeadLetters(Protocol):
     def total(self) -> int: ...
     def entries(self, limit: int = 50) -> list[DeadLetter]: ...
@@ -57,11 +31,11 @@ class Gateway(Protocol):
     """The running daemon as the console's glance sees it."""
 
     @property
-    def link(self) -> _Link: ...
+    def link(self) -> Link: ...
     @property
-    def spool(self) -> _Spool: ...
+    def spool(self) -> Spool: ...
     @property
-    def writers(self) -> Sequence[_Writer]: ...
+    def writers(self) -> Sequence[Writer]: ...
     @property
     def deadletters(self) -> _DeadLetters: ...
 
@@ -112,17 +86,16 @@ class GatewayGlance:
         daemon = self._daemon
         links = [LinkHealth("MQTT broker", daemon.link.connected.is_set(),
                             "" if daemon.link.connected.is_set() else "not connected")]
-        try:
-            waiting = {b.target: b for b in await daemon.spool.backlog()}
-        except Exception as exc:  # a broken spool is shown, not raised into the page
-            log.warning("console: spool backlog not readable: %r", exc)
-            waiting = {}
+        backlog, broken = await read_backlog(daemon.spool)
+        if broken is not None:
+            log.warning("console: spool backlog not readable: %r", broken)
+        waiting = {b.target: b for b in backlog}
         for writer in daemon.writers:
             failures = writer.stats()["consecutive_failures"]
             pending = waiting.get(writer.name)
             note = f"{failures} writes failed in a row" if failures else ""
             if pending is not None and pending.points:
-                age = (now_ns - pending.oldest_ns) // _NS if pending.oldest_ns else 0
+                age = (now_ns - pending.oldest_ns) // NS if pending.oldest_ns else 0
                 note += ("; " if note else "") + f"{pending.points} points waiting"
                 note += f", oldest {_duration(age)}" if age >= 60 else ""
             links.append(LinkHealth(_writer_name(writer.name), failures == 0, note))

@@ -19,11 +19,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.web.backlog import NS, Link, Pending, Spool, Writer, read_backlog
+
 __all__ = ["STALLED_AFTER_S", "STALLED_FAILURES", "DaemonMetrics", "Watched"]
 
 log = logging.getLogger(__name__)
 
-_NS = 1_000_000_000
 # A writer whose oldest unsent point is older than this is stalled (InfluxDB down or refusing).
 STALLED_AFTER_S = 300.0
 # Consecutive failed writes before a writer counts as stalled even with a young backlog.
@@ -39,28 +40,13 @@ STALLED_FAILURES = 5
 _SERIES_PER_METRIC = 100
 
 
-class _Pending(Protocol):
-    @property
-    def target(self) -> str: ...
-    @property
-    def points(self) -> int: ...
-    @property
-    def oldest_ns(self) -> int | None: ...
-
-
-class _Spool(Protocol):
+class _Spool(Spool, Protocol):
     @property
     def full(self) -> bool: ...
     @property
     def fill_pct(self) -> float: ...
     @property
     def shed_points(self) -> int: ...
-    async def backlog(self) -> Sequence[_Pending]: ...
-
-
-class _Link(Protocol):
-    @property
-    def connected(self) -> asyncio.Event: ...
 
 
 class _PortSettings(Protocol):
@@ -91,12 +77,9 @@ class _Reader(Protocol):
     def up(self) -> asyncio.Event: ...
 
 
-class _Writer(Protocol):
-    @property
-    def name(self) -> str: ...
+class _Writer(Writer, Protocol):
     @property
     def last_write_ns(self) -> int: ...
-    def stats(self) -> Mapping[str, int]: ...
 
 
 class _Pipeline(Protocol):
@@ -164,7 +147,7 @@ class Watched(Protocol):
     @property
     def spool(self) -> _Spool: ...
     @property
-    def link(self) -> _Link: ...
+    def link(self) -> Link: ...
     @property
     def serial_ports(self) -> Sequence[_SerialPort]: ...
     @property
@@ -191,18 +174,14 @@ class DaemonMetrics(Collector):
         self._daemon = daemon
         self._stalled_after_s = stalled_after_s
         self._stalled_failures = stalled_failures
-        self._backlog: Sequence[_Pending] = []
+        self._backlog: Sequence[Pending] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     async def _refresh(self) -> str | None:
         # The spool answers on its own thread; collect() is synchronous, so fetch first.
-        try:
-            self._backlog = await self._daemon.spool.backlog()
-        except Exception as exc:  # an unopened or broken spool is a finding, not a crash
-            self._backlog = []
-            return f"spool not readable: {exc!r}"
-        return None
+        self._backlog, broken = await read_backlog(self._daemon.spool)
+        return None if broken is None else f"spool not readable: {broken!r}"
 
     async def render(self) -> bytes:
         """The exposition text for one scrape."""
@@ -231,11 +210,11 @@ class DaemonMetrics(Collector):
         # working, not stalled: old points count only while nothing was written lately.
         written_ns = {w.name: w.last_write_ns for w in daemon.writers}
         for backlog in self._backlog:
-            recent = (now - written_ns.get(backlog.target, 0)) / _NS <= self._stalled_after_s
+            recent = (now - written_ns.get(backlog.target, 0)) / NS <= self._stalled_after_s
             if (backlog.oldest_ns and not recent
-                    and (now - backlog.oldest_ns) / _NS > self._stalled_after_s):
+                    and (now - backlog.oldest_ns) / NS > self._stalled_after_s):
                 reasons.append(f"writer {backlog.target} stalled: oldest unsent point "
-                               f"{(now - backlog.oldest_ns) / _NS:.0f} s old")
+                               f"{(now - backlog.oldest_ns) / NS:.0f} s old")
         for writer in daemon.writers:
             failures = writer.stats()["consecutive_failures"]
             if failures >= self._stalled_failures:
@@ -323,7 +302,7 @@ class DaemonMetrics(Collector):
         now = time.time_ns()
         for entry in self._backlog:
             backlog.add_metric([entry.target], entry.points)
-            lag.add_metric([entry.target], (now - entry.oldest_ns) / _NS if entry.oldest_ns
+            lag.add_metric([entry.target], (now - entry.oldest_ns) / NS if entry.oldest_ns
                            else 0.0)
         yield from (backlog, lag)
         yield GaugeMetricFamily("depotwatch_spool_fill_ratio",
