@@ -289,7 +289,9 @@ def test_alarms_and_checks(played: dict[str, Any]) -> None:
                         "climate_swing.sh1-t1", "temperature_warning.sh1-t1",
                         "item_unseen.E0000004", "item_unseen.E0000005",
                         # The daily count (issue 19): the items gone since, one without order.
-                        "reconciliation.missing.SH1", "reconciliation.moved_without_order.SH1"}
+                        "reconciliation.missing.SH1", "reconciliation.moved_without_order.SH1",
+                        # and the loss report the count files for the missing one (issue 27).
+                        "item_state.lost.E0000004"}
     # The broker outage: one page (input_lost, checked), the sensors behind it muted, never
     # paged, cleared when it came back.
     muted = {(r["raised"], r["key"], r["cleared"]) for r in _table(played, "alarms", "SH1")
@@ -299,8 +301,8 @@ def test_alarms_and_checks(played: dict[str, Any]) -> None:
                                        "sh1-vreader", "p1-in", "p1-out", "sh1-inventory")}
     assert {cleared for _, _, cleared in muted} == {"2026-10-25 03:00"}
     counts = dict(_rows(played, "alarm_counts", "SH1", "nature", "count"))
-    # Not checked: 7, and the daily count's two warnings (issue 19).
-    assert counts == {"intrusion": "2", "fault": "2", "false_alarm": "6", "not checked": "9",
+    # Not checked: 7, the daily count's two warnings (issue 19) and the loss report (27).
+    assert counts == {"intrusion": "2", "fault": "2", "false_alarm": "6", "not checked": "10",
                       "muted": "8"}
     assert _rows(played, "alarms", "SH2", "key", "acknowledged_by", "checked_by", "finding",
                  "response_min", "within_target", "cleared") == [
@@ -389,10 +391,12 @@ def test_pdf_text_and_first_page(played: dict[str, Any]) -> None:
 def test_month_at_a_glance(played: dict[str, Any]) -> None:
     summary = {r["figure"]: (r["SH1"], r["SH2"]) for r in _table(played, "summary", "")}
     assert summary == {
-        "alarms raised": ("27", "4"),  # 25, and the daily count's two warnings (issue 19)
+        # 25, the daily count's two warnings (issue 19) and its missing item's loss report
+        # (issue 27).
+        "alarms raised": ("28", "4"),
         "found on site: intrusion / fault / false alarm": ("2 / 2 / 6", "0 / 1 / 0"),
         "on-site checks within 15 min": ("8 of 10", "0 of 1"),
-        "alarms never checked on site": ("9", "1"),
+        "alarms never checked on site": ("10", "1"),
         "alarms muted, never paged (their cause was)": ("8", "2"),
         "hours above a climate warning limit": ("27.0", "0.0"),
         "hours above a climate alarm limit": ("27.0", "26.0"),
