@@ -36,6 +36,7 @@ from daemon.web.api_notifiers import NotifierFiguresSource
 from daemon.web.dusk import DarkHours
 from daemon.web.glance import Gateway, GatewayGlance
 from daemon.web.recent import RecentEvents
+from daemon.web.throttle import GuessThrottle
 from drivers.modbus import ModbusBus
 from drivers.mqtt import MqttLink
 from drivers.mqtt_topics import TopicRoute, TopicRouter
@@ -216,7 +217,8 @@ def build_web_app(config: Config, desk: AlarmDesk, clock: Clock, recent: RecentE
                      gateway=GatewayGlance(gateway, climate) if gateway is not None else None,
                      dark=DarkHours(zone, site.latitude, site.longitude, console.evening,
                                     console.morning) if console.dark_at_night else None,
-                     records=records)
+                     records=records,
+                     throttle=GuessThrottle(base_s=config.api.guess_backoff_s))
 
 
 # -- readings: pipeline and gateway inputs -----------------------------------------------------

@@ -45,7 +45,7 @@ RESTART_ONLY = ("site", "state_dir", "mqtt", "serial", "modbus", "readers", "inf
                 "file_output", "spool", "deadletters", "commands", "notifiers", "tick_interval_s",
                 "state_save_interval_s", "audit", "home_assistant", "api.listen_host",
                 "api.listen_port", "api.max_connections", "api.idle_timeout_s",
-                "api.metrics_token_required", "api.console")
+                "api.guess_backoff_s", "api.metrics_token_required", "api.console")
 
 
 def needs_restart(old: Config, new: Config) -> list[str]:

@@ -70,7 +70,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # count what the module's earlier tests left (dead letters, audit entries). The modules that
 # load the machine (1,500 readings/s, a simulated month, a pip install, 50,000 topics,
 # SIGKILLs under load, tmpfs filled up, a browser night) are one unit of work: one worker runs
-# them one after the other, so two of them never share the 2 cores.
+# them one after the other, so two of them never share the 2 cores. Balance: xdist hands out
+# units largest (most tests) first, two at a time per worker, so this unit (71 tests) starts
+# within the first minute; its ~240-350 s (idle to loaded machine) is about half of what a
+# worker does in all, and the other worker takes the small modules meanwhile. Two heavy lanes
+# would not end the run sooner and would put two of these modules on the cores together.
 HEAVY = {"test_chaos.py", "test_deploy.py", "test_demo.py", "test_durability.py",
          "test_fault_matrix.py", "test_report_month.py", "test_topic_flood.py",
          "test_console_night.py"}

@@ -37,6 +37,7 @@ from daemon.spool.backlog import (
     count_backlog,
     summarize_set_aside,
 )
+from daemon.spool.pending import Pending, fail_waiters
 from daemon.spool.quota import DiskQuota, FillGauge, is_disk_full
 from daemon.spool.receipts import ReceiptBook, ReceiptGroup
 from daemon.spool.salvage import SpoolDamage, check_wal, salvage
@@ -64,14 +65,6 @@ class Group:
     lines: str
 
 
-@dataclass(slots=True)
-class _Pending:
-    lines: list[str]
-    receipts: list[tuple[bytes, int]]
-    future: asyncio.Future[None]
-    messages: int = 1
-
-
 class Spool:
     """Durable queue of line-protocol points with one read cursor per InfluxDB target."""
 
@@ -96,7 +89,7 @@ class Spool:
         self.degraded: str | None = None
         self.in_memory = False
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spool")
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._new_data = asyncio.Event()
         # Commits that added points, and how many of them each reader (a writer's task) had
@@ -208,7 +201,7 @@ class Spool:
                 self._wakeup.set()
             return group.future
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(list(lines), list(receipts), future))
+        self._pending.append(Pending(list(lines), list(receipts), future))
         self._wakeup.set()
         return future
 
@@ -243,7 +236,7 @@ class Spool:
                 group, receipt_group = await self._commit_retrying(batch, released)
             except BaseException as exc:
                 for item in batch:
-                    _fail(item.future, exc)
+                    fail_waiters(item.future, exc)
                 raise
             self._receipt_book.settle([item.receipts for item in batch], acked, receipt_group)
             for item in batch:
@@ -253,7 +246,7 @@ class Spool:
                 self._generation += 1
                 self._new_data.set()
 
-    async def _commit_retrying(self, batch: list[_Pending], released: dict[int, list[bytes]]
+    async def _commit_retrying(self, batch: list[Pending], released: dict[int, list[bytes]]
                                ) -> tuple[Group | None, ReceiptGroup | None]:
         # Points that no broker sends again (tick alerts, facts, health) have only this
         # commit: a passing fault (a locked or busy file, EIO) is tried again, within the alarm
@@ -278,7 +271,7 @@ class Spool:
                 await self._wakeup.wait()
         self._wakeup.clear()
 
-    def _commit(self, batch: list[_Pending], released: dict[int, list[bytes]]
+    def _commit(self, batch: list[Pending], released: dict[int, list[bytes]]
                 ) -> tuple[Group | None, ReceiptGroup | None]:
         lines = [text for item in batch for text in item.lines]
         held = self._hold.take() if self._hold.lines else []
@@ -300,7 +293,7 @@ class Spool:
                              f"in memory, {self.shed_points} climate and health points shed")
             return None, None
 
-    def _commit_lines(self, lines: list[str], batch: list[_Pending],
+    def _commit_lines(self, lines: list[str], batch: list[Pending],
                       released: dict[int, list[bytes]]
                       ) -> tuple[Group | None, ReceiptGroup | None]:
         now = time.time_ns()
@@ -420,28 +413,29 @@ class Spool:
         return summarize_set_aside(self._db)
 
     async def close(self) -> None:
-        """Commit what is pending and close the database."""
-        if self._pending or self._acked:
-            batch, self._pending = self._pending, []
-            acked, self._acked = self._acked, []
-            await self._call(self._commit, batch, self._receipt_book.release(acked))
+        """Commit what is pending and close the database. A commit that fails is logged, not
+        raised: a full or failing disk must never keep the daemon from stopping (sources not
+        yet acknowledged send their messages again to the next start)."""
+        batch, self._pending = self._pending, []
+        try:
+            if batch or self._acked:
+                acked, self._acked = self._acked, []
+                await self._call(self._commit, batch, self._receipt_book.release(acked))
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)
-        if self._db is not None:
-            await self._call(self._db.close)
-            self._db = None
-        self._thread.shutdown(wait=True)
-
-
-def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
-    """Tell a commit's waiters it failed. A stop cancels them (an exception nobody awaits any
-    more is logged by asyncio as never retrieved); a failure is marked retrieved: the spool's
-    task reports it once, not once per waiting message."""
-    if future.done():
-        return
-    if isinstance(exc, asyncio.CancelledError):
-        future.cancel()
-        return
-    future.set_exception(exc)
-    future.exception()
+            if self._hold.lines:  # the disk took none of them: the log is their last trace
+                log.error("spool: %d security point(s) held in memory were never written to "
+                          "disk (disk full) and are lost at shutdown", len(self._hold.lines))
+        except (OSError, sqlite3.Error) as exc:
+            log.error("spool: the last %d message(s) not committed at shutdown: %s",
+                      sum(item.messages for item in batch), exc)
+        finally:
+            for item in batch:  # the commit failed (or was cancelled): its waiters hear so
+                if not item.future.done():
+                    item.future.cancel()
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._call(self._db.close)
+                self._db = None
+            self._thread.shutdown(wait=True)

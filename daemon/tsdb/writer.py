@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import random
+import sqlite3
 import time
 import urllib.parse
 from pathlib import Path
@@ -331,12 +332,21 @@ class TsdbWriter:
             await self.sink.close()
 
     async def drain(self, timeout_s: float) -> bool:
-        """Write until the target's backlog is empty or `timeout_s` passes; True when empty."""
+        """Write until the target's backlog is empty or `timeout_s` passes; True when empty.
+
+        Never raises for the spool's disk: this runs at shutdown, and a full disk refusing to
+        record a sent batch (its cursor) must not stop the daemon from stopping. The batch is
+        in InfluxDB already; the next start sends it again, which InfluxDB takes as the same
+        points (same series and timestamps), not new ones."""
         try:
             async with asyncio.timeout(timeout_s):
                 while await self.write_once() or self._failures:
                     if self._failures:
                         await asyncio.sleep(min(self._backoff_s(), 1.0))
         except TimeoutError:
+            return False
+        except (OSError, sqlite3.Error) as exc:
+            log.error("%s: the spool could not record what was written at shutdown (%s); "
+                      "those points are sent again at the next start", self.name, exc)
             return False
         return True

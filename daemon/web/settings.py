@@ -48,6 +48,9 @@ class ApiConfig(Settings):
     # Connections held at once (within what the open-file limit leaves) and how long a silent
     # one stays: idle clients must not take the descriptors the spool and MQTT need.
     max_connections: int = Field(default=256, ge=1, le=100_000)
+    # The first wait after 5 wrong tokens from one address (doubling with each further one, up
+    # to 30 s): longer slows guessing more; a test sets it long so no browser is too slow.
+    guess_backoff_s: float = Field(default=1.0, gt=0, le=30)
     idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
