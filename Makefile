@@ -63,10 +63,11 @@ lint: $(VENV)/.stamp-install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Two pytest-xdist workers, each with its own servers on free ports; the modules that load the
-# machine are one unit of work (tests/conftest.py HEAVY).
+# Three pytest-xdist workers (most tests wait on servers, timers and subprocesses, so three fit
+# 2 cores), each with its own servers on free ports; the modules that load the machine are one
+# unit of work (tests/conftest.py HEAVY), run one after another on one worker.
 test: apt-test $(VENV)/.stamp-install lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 3 --dist loadfile
 
 # Throughput, CPU, memory and alarm latency against the bare MQTT client and Node-RED (~3 min;
 # not part of `make test`). Node-RED goes into bench/.node-red from npm; without npm it is skipped.

@@ -64,7 +64,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadfile`), each with
+# `make test` runs the suite on three pytest-xdist workers (`-n 3 --dist loadfile`), each with
 # its own session servers on free ports. A module's tests stay on one worker, in their order:
 # module fixtures (a daemon, a browser, a simulated month) are set up once, and some tests
 # count what the module's earlier tests left (dead letters, audit entries). The modules that
@@ -72,9 +72,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # SIGKILLs under load, tmpfs filled up, a browser night) are one unit of work: one worker runs
 # them one after the other, so two of them never share the 2 cores. Balance: xdist hands out
 # units largest (most tests) first, two at a time per worker, so this unit (71 tests) starts
-# within the first minute; its ~240-350 s (idle to loaded machine) is about half of what a
-# worker does in all, and the other worker takes the small modules meanwhile. Two heavy lanes
-# would not end the run sooner and would put two of these modules on the cores together.
+# within the first minute; its ~240-350 s (idle to loaded machine) is most of what a worker
+# does in all, and the other workers take the small modules meanwhile (three workers: 355 s
+# against 580 s with two, same machine, most tests waiting). Two heavy lanes would not end the
+# run sooner and would put two of these modules on the cores together.
 HEAVY = {"test_chaos.py", "test_deploy.py", "test_demo.py", "test_durability.py",
          "test_fault_matrix.py", "test_report_month.py", "test_topic_flood.py",
          "test_console_night.py"}

@@ -150,6 +150,9 @@ def test_armed_door_with_hq_down_arrives_by_the_fallback_once_it_is_due(
             r.publish("zigbee2mqtt/door1", {"contact": False})
             eventually(lambda: bool(phones.seen), timeout_s=FALLBACK_S + 10)
             took = time.monotonic() - opened
+            # The receiver has the request before the outbox has its answer: count after it.
+            outbox = next(o for o in r.daemon.outboxes if o.notifier.name == "hq")
+            eventually(lambda: outbox.figures().delivered == 1, timeout_s=10)
             figures = {f.name: f for f in (o.figures() for o in r.daemon.outboxes)}
             dual = next(o.notifier for o in r.daemon.outboxes if o.notifier.name == "hq")
         finally:
