@@ -119,6 +119,27 @@ def test_the_daemon_stops_cleanly_when_its_disk_is_full_at_shutdown(
     assert "engine state not saved at shutdown" in caplog.text
 
 
+def test_a_writer_waits_for_space_instead_of_failing_while_the_disk_is_full(
+        small_disk: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """InfluxDB takes a batch while the spool's disk is full, so its cursor cannot be kept:
+    the writer logs it once and waits for space; it is not a task that fails and is restarted
+    every few seconds (a "task failed" alert beside storage_degraded for one cause)."""
+    with InfluxDB1(small_disk.parent / "influx") as influx:
+        influx.create_database("depot")
+        config = depot(small_disk / "state", mosquitto.port)
+        config["influxdb"] = [{"api": "v1", "url": influx.url, "database": "depot"}]
+        with running(config) as r:
+            influx.stop()
+            for i in range(20):
+                _publish(r, "zigbee2mqtt/clim1", {"temperature": 18 + i / 10, "humidity": 50})
+            eventually(lambda: r.daemon.spool.committed_points >= 20)
+            _fill(small_disk)
+            influx.start()
+            eventually(lambda: "waiting for space" in caplog.text, timeout_s=20)
+            time.sleep(1.0)  # a crash loop would show within it (restarts after 1 s)
+            assert not [m for m in caplog.messages if m.startswith("task ") and "failed" in m]
+
+
 def _publish(r: Running, topic: str, body: dict[str, Any]) -> None:
     """At QoS 1, waiting while the broker's receive window (its packet ids) is full."""
     deadline = time.monotonic() + 10

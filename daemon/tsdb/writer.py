@@ -16,6 +16,7 @@ from typing import Protocol
 
 import aiohttp
 
+from daemon.spool.quota import is_disk_full
 from daemon.spool.store import Spool
 from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.vocabulary.errors import SinkError
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # Server error texts can name every bad line of a 5000-line batch; keep messages readable.
 _MAX_MESSAGE_CHARS = 1000
 _LOG_EVERY_S = 60.0
+# How long a writer waits when the spool's disk refuses to record a sent batch.
+_DISK_FULL_WAIT_S = 5.0
 
 
 class Sink(Protocol):
@@ -317,7 +320,17 @@ class TsdbWriter:
         """Write batches forever; cancellation is the shutdown path (the spool keeps the rest)."""
         try:
             while True:
-                sent = await self.write_once()
+                try:
+                    sent = await self.write_once()
+                except (OSError, sqlite3.Error) as exc:
+                    if not is_disk_full(exc):
+                        raise  # a damaged spool: the supervisor restarts us and says so
+                    # The spool's disk is full (storage_degraded says so): the batch went out
+                    # but its cursor could not be kept. Wait for space instead of a crash and
+                    # a "task failed" alert a second; what is re-sent is the same points.
+                    self._log_disk_full(exc)
+                    await asyncio.sleep(_DISK_FULL_WAIT_S)
+                    continue
                 if self._failures:
                     await asyncio.sleep(self._backoff_s())
                 elif sent < self._batch_size:
@@ -330,6 +343,13 @@ class TsdbWriter:
             # An HTTP session left open outlives the daemon's loop (an unclosed-session warning
             # at exit, and its connections to InfluxDB).
             await self.sink.close()
+
+    def _log_disk_full(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_retry_log >= _LOG_EVERY_S:
+            log.error("%s: the spool's disk is full, what was written cannot be recorded "
+                      "(%s); waiting for space", self.name, exc)
+            self._last_retry_log = now
 
     async def drain(self, timeout_s: float) -> bool:
         """Write until the target's backlog is empty or `timeout_s` passes; True when empty.
