@@ -52,14 +52,29 @@ def test_serial_mistakes_are_named_with_their_lines(tmp_path: Path) -> None:
     found = [p.split("depot.yaml:", 1)[1] for p in caught.value.problems]
     assert found == [
         "7: serial[0].sensor: unknown sensor 'door9' (not a door, climate sensor, portal "
-        "antenna or reader)",
+        "antenna, reader or detector)",
         "9: serial[1].id: duplicate id 'io'",
         "9: serial[1]: needs a 'sensor' (or a decoder that names it: sensor_key, antennas)",
         "14: serial[2].stop_bits: stop_bits is 1, 1.5 or 2",
         "15: serial[2].framing.checksum: give either length_byte: true or a fixed body 'length'",
         "16: serial[2].decoder.antennas[2]: unknown sensor 'p1-outer' (not a door, climate "
-        "sensor, portal antenna or reader)",
+        "sensor, portal antenna, reader or detector)",
         "19: modbus[0].device: device '/dev/ttyS0' is already read by serial[0]",
         "21: modbus[0].sensors[0].sensor: unknown sensor 'clim9' (not a door, climate sensor, "
-        "portal antenna or reader)",
+        "portal antenna, reader or detector)",
     ]
+
+
+def test_a_detector_on_a_serial_line_is_a_known_sensor(tmp_path: Path) -> None:
+    # A keypad (or a motion, water-leak detector) wired to a serial line: `check-config` and
+    # `run` read the config through load_config, whose cross-checks once refused it.
+    path = tmp_path / "depot.yaml"
+    path.write_text("""\
+site: {id: north}
+storehouses: [{id: SH1, arming: staff}]
+detectors: [{id: sh1-keypad, kind: keypad, storehouse: SH1}]
+serial:
+  - {id: keypad, device: /dev/ttyUSB7, sensor: sh1-keypad, decoder: {type: keypad_lines}}
+""")
+    config = load_config(path)
+    assert [p.sensor for p in config.serial] == ["sh1-keypad"]

@@ -161,12 +161,14 @@ def _register_references(data: dict[str, Any], source: YamlSource,
 def _serial_references(data: dict[str, Any], source: YamlSource) -> list[str]:
     """Serial ports and Modbus buses: unique ids and devices, and sensors the depot knows."""
     problems: list[str] = []
-    known = _placed_sensors(data, ("climate_sensors", "inventory_readers"))
+    # Detectors too: a keypad, a motion or water-leak detector may sit on a serial line.
+    known = _placed_sensors(data, ("climate_sensors", "inventory_readers", "detectors"))
 
     def check_sensor(path: tuple[Any, ...], sensor: Any) -> None:
         if sensor is not None and str(sensor) not in known:
             problems.append(source.problem(path, f"unknown sensor {sensor!r} (not a door, "
-                                                 "climate sensor, portal antenna or reader)"))
+                                                 "climate sensor, portal antenna, reader or "
+                                                 "detector)"))
 
     devices: dict[str, str] = {}
     for section in ("serial", "modbus"):
