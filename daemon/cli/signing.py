@@ -64,8 +64,10 @@ def add_signing_commands(commands: Commands) -> None:
         "keys", help="the gateway's Ed25519 key that signs reports and audit digests: init "
         "makes it if missing, show prints the public key for inspectors and HQ")
     actions = add_actions(keys)
-    for action in ("init", "show"):
-        add_config_option(actions.add_parser(action, help=f"{action} the signing key"))
+    for action, words in (("init", "make the signing key if there is none, print its public "
+                                   "key (PEM)"),
+                          ("show", "print the public key (PEM) for inspectors and HQ")):
+        add_config_option(actions.add_parser(action, help=words))
     keys.set_defaults(func=_keys)
     verify = commands.add_parser(
         "verify", help="check a signed report (its REPORT.sig) or a daily audit digest against "
