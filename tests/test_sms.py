@@ -197,6 +197,18 @@ def test_pin_digest_round_trip() -> None:
     stored = hash_pin("4711")
     assert pin_matches("4711", stored) and not pin_matches("4712", stored)
     assert not pin_matches("4711", "garbage")
+    roster = [PhoneOfficer("weber", PHONE, stored)]
+    # What the modem watch checks on a worker thread before the desk takes the reply.
+    assert ReplyDesk.claimed_pin(PHONE, "ACK 1234 4711 on my way", roster) == ("4711", stored)
+    assert ReplyDesk.claimed_pin(OTHER, "ACK 1234 4711", roster) is None
+    assert ReplyDesk.claimed_pin(PHONE, "ACK 1234", roster) is None
+    desk = _Desk()
+    refused = desk.replies().take(PHONE, f"ACK {desk.ref} 4711", roster, True, "sms", _NS,
+                                  pin_ok=False)
+    assert not refused.taken and refused.reason == "wrong or missing PIN"
+    taken = desk.replies().take(PHONE, f"ACK {desk.ref} 9999", roster, True, "sms", 2 * _NS,
+                                pin_ok=True)
+    assert taken.taken
 
 
 # -- the modem -------------------------------------------------------------------------------

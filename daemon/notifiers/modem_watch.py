@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from daemon.alerts.desk import AlarmDesk, Audit
 from daemon.alerts.roles import Role
-from daemon.alerts.sms_replies import ReplyDesk
+from daemon.alerts.sms_replies import ReplyDesk, pin_matches
 from daemon.notifiers.base import Notifier
 from daemon.notifiers.dual import DualPathNotifier
 from daemon.notifiers.modem import ModemState
@@ -77,8 +77,12 @@ class ModemWatch:
 
     async def _answer(self, sender: str, text: str) -> None:
         config = self.notifier.config
-        outcome = self._replies.take(sender, text, [o.on_roster() for o in config.officers],
-                                     config.pin_required, self.name, self._clock.now_ns())
+        roster = [o.on_roster() for o in config.officers]
+        claimed = self._replies.claimed_pin(sender, text, roster) if config.pin_required else None
+        # PBKDF2 on a worker thread: the event loop keeps taking readings meanwhile.
+        pin_ok = await asyncio.to_thread(pin_matches, *claimed) if claimed else None
+        outcome = self._replies.take(sender, text, roster, config.pin_required, self.name,
+                                     self._clock.now_ns(), pin_ok)
         if outcome.answer is None:
             return
         try:
