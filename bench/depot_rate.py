@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -172,6 +173,16 @@ def measure(pid: int, warmup_s: float, window_s: float) -> tuple[float, float]:
     return proc_cpu_s(pid) - cpu0, proc_hwm_mib(pid)
 
 
+def spawn_py_spy(pid: int, delay_s: float, seconds: float, out: Path,
+                 ) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid`'s GIL-holding stacks (collapsed) for `seconds` after `delay_s`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["sh", "-c", f"sleep {delay_s}; exec {shutil.which('py-spy') or 'py-spy'} record "
+         f"-p {pid} -d {max(1, int(seconds))} -r 250 --gil -f raw -o {out} --nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
     """One receiver at one rate (0: idle); CPU, µs per reading, RSS, received vs sent."""
     args = rx.args
@@ -199,7 +210,13 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
                                "--seconds", str(args.warmup_s + args.window_s + 0.5)])
         assert pace.stdout is not None
         readline(pace.stdout, 30)
+    spy = None
+    if args.py_spy and who != "bare":
+        out_path = Path(args.py_spy) / f"{who}-{rate}-{rx.phases}.txt"
+        spy = spawn_py_spy(pid, args.warmup_s + 0.5, args.window_s - 1.0, out_path)
     cpu, rss = measure(pid, args.warmup_s, args.window_s)
+    if spy is not None:
+        spy.wait(timeout=60)
     sent = 0
     if pace is not None:
         out, _ = pace.communicate(timeout=120)
@@ -309,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
                    "before a change), alternating with the others in the same run")
     p.add_argument("--one-core", action="store_true",
                    help="the receiver pinned to CPU 0, broker and publisher to CPU 1 (taskset)")
+    p.add_argument("--py-spy", metavar="DIR",
+                   help="record each depotwatch phase with py-spy (on PATH) into DIR")
     p.add_argument("--output", help="JSON path (results/depot-rate[-one-core]-<date>.json)")
     main_rate(p.parse_args(argv))
 

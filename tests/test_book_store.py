@@ -174,3 +174,38 @@ def test_an_export_imports_back_unchanged(tmp_path: Path) -> None:
         assert errors == []
         assert {getattr(e, "epc", None) or getattr(e, "name", None): e for e in entries} == \
             dict(records.of(kind))
+
+
+def test_an_item_step_updates_the_judged_items_in_place_and_rebuilds_no_rule(
+        tmp_path: Path) -> None:
+    """A pallet through the portal steps each item: no rebuild of the rules per item (it
+    stalled the event loop and took most of a core at depot rates), and the rules, which hold
+    the book's item mapping, see the new state at the next reading."""
+    import asyncio
+
+    from daemon.book.desk import RecordsDesk
+    from daemon.vocabulary.clock import SystemClock
+    from rules.depot import ItemState
+
+    store = RecordsStore(tmp_path / "records.sqlite")
+    store.write([Write("items", Item(RIFLE, "rifle", ItemKind.WEAPON, "L1", "SH1"), None)],
+                "Lt. Kay", NOW)
+    rebuilds: list[object] = []
+    config = _config(tmp_path)
+    desk = RecordsDesk(store, config.depot(), SystemClock(), lambda *a: None,
+                       applied=[rebuilds.append])
+    judged = judged_depot(config.depot(), desk.records)
+
+    async def play() -> None:
+        await desk.step("Lt. Kay", RIFLE, ItemState.ISSUED, None, "MO-1")
+        assert judged.items[RIFLE].state is ItemState.ISSUED and not rebuilds
+        await desk.step("Lt. Kay", RIFLE, ItemState.RETURNED, "VAULT", "MO-1")
+        assert len(rebuilds) == 1  # another storehouse: the rules are built again
+        new = Item("E2000000000000000000A002", "pistol", ItemKind.WEAPON, "L1", "SH1")
+        await desk.propose("Lt. Kay", "items", new, None)
+        assert len(rebuilds) == 2 and new.epc not in judged.items
+
+    asyncio.run(play())
+    assert store.load().items[RIFLE].state is ItemState.RETURNED
+    assert [s.state for s in store.load().lifecycle.values()] == [ItemState.ISSUED,
+                                                                   ItemState.RETURNED]

@@ -336,8 +336,8 @@ class RecordsDesk:
         now = self._clock.now_ns()
         changes = await self._run(lambda: self.store.write(writes, actor, now,
                                                            approved_by=approved_by, seed=seed))
-        self.records = self._updated(writes)
-        for told in self.applied:
+        self.records, rebuild = self._updated(writes)
+        for told in self.applied if rebuild else ():
             told(self.records)
         if len(changes) > _AUDIT_EACH_UP_TO:
             # A register import: one entry naming the history rows, not 100,000 fsyncs.
@@ -358,12 +358,38 @@ class RecordsDesk:
                  f", approved by {approved_by}" if approved_by else "")
         return changes
 
-    def _updated(self, writes: Sequence[Write]) -> Records:
+    def _updated(self, writes: Sequence[Write]) -> tuple[Records, bool]:
+        """The book after `writes`, and whether the rules must be rebuilt for it.
+
+        An item that only changes state (a portal passage, a step) and a new lifecycle step
+        are written into the tables in place: the rules read item states through the same
+        mapping at each reading, so nothing is rebuilt, and a pallet through the portal does
+        not copy a 100,000-item table and rebuild every rule once per item. Any other change
+        (a new item, a roster or order change) makes new tables and asks for a rebuild."""
+        if all(self._in_place(write) for write in writes):
+            for write in writes:
+                book = self.records.of(write.kind)
+                assert isinstance(book, dict)  # `_in_place` checked it
+                book[str(getattr(write.entry, KINDS[write.kind].key))] = write.entry
+            return self.records, False
         tables: dict[str, dict[str, Any]] = {}
         for write in writes:
             table = tables.get(write.kind)
             if table is None:
                 table = tables[write.kind] = dict(self.records.of(write.kind))
             table[str(getattr(write.entry, KINDS[write.kind].key))] = write.entry
-        return Records(**{kind: tables.get(kind, self.records.of(kind)) for kind in KINDS})
+        return Records(**{kind: tables.get(kind, self.records.of(kind)) for kind in KINDS}), True
+
+    def _in_place(self, write: Write) -> bool:
+        # Only the event loop reads `lifecycle`; threads read `items` by key, and an
+        # existing key's value swapped changes no size under an iteration.
+        if not isinstance(self.records.of(write.kind), dict):
+            return False
+        if write.kind == "lifecycle":
+            return True
+        entry = write.entry
+        if write.kind != "items" or not isinstance(entry, Item):
+            return False
+        old = self.records.items.get(entry.epc)
+        return old is not None and replace(old, state=entry.state) == entry
 
