@@ -91,6 +91,7 @@ class Daemon:
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
         self.book, depot = open_book(config, self.clock, self.audit.record)  # roster, items...
+        self.book.audit_all = self.audit.record_all
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.

@@ -209,3 +209,48 @@ def test_an_item_step_updates_the_judged_items_in_place_and_rebuilds_no_rule(
     assert store.load().items[RIFLE].state is ItemState.RETURNED
     assert [s.state for s in store.load().lifecycle.values()] == [ItemState.ISSUED,
                                                                    ItemState.RETURNED]
+
+
+def test_a_pallet_through_the_portal_is_one_transaction_and_one_audit_fsync(
+        tmp_path: Path) -> None:
+    """25 items out under their order: each issued, in one transaction of the book (its
+    changes share one time) and one batch of audit entries, no rebuild of the rules; back in,
+    each returned with the order as its document."""
+    import asyncio
+
+    from daemon.book.desk import RecordsDesk
+    from daemon.vocabulary.clock import SystemClock
+    from rules.base import Fact
+    from rules.depot import ItemState
+
+    store = RecordsStore(tmp_path / "records.sqlite")
+    epcs = [f"E2000000000000000000B{n:03d}" for n in range(25)]
+    store.write([Write("items", Item(e, "rifle", ItemKind.WEAPON, "L1", "SH1"), None)
+                 for e in epcs], "Lt. Kay", NOW)
+    rebuilds: list[object] = []
+    singles: list[tuple[Any, ...]] = []
+    batches: list[list[Any]] = []
+    desk = RecordsDesk(store, _config(tmp_path).depot(), SystemClock(),
+                       lambda *a: singles.append(a), applied=[rebuilds.append])
+    desk.audit_all = lambda lines: batches.append(list(lines))
+
+    def through(direction: str, at_ns: int) -> None:
+        for e in epcs:
+            desk.heard(Fact("portal", {"portal": "P1", "direction": direction},
+                            {"epc": e, "order": "MO-1" if direction == "out" else ""}, at_ns))
+
+    async def play() -> None:
+        through("out", NOW + 1)
+        through("out", NOW + 2)  # read again at the outer antenna: already issued
+        await desk.portal_steps.settled()
+        assert {desk.records.items[e].state for e in epcs} == {ItemState.ISSUED}
+        through("in", NOW + 3)
+        await desk.portal_steps.settled()
+
+    asyncio.run(play())
+    assert not rebuilds and not singles
+    assert [len(b) for b in batches] == [50, 50]
+    steps = [c for c in store.history("lifecycle")]
+    assert len(steps) == 50 and len({c.at_ns for c in steps}) == 2
+    assert {s.document for s in store.load().lifecycle.values()} == {"MO-1"}
+    assert {i.state for i in store.load().items.values()} == {ItemState.RETURNED}
