@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
@@ -185,7 +184,11 @@ def _metrics(render: Callable[[], Awaitable[bytes]],
         if guard is not None:
             # Any officer, viewer too: Prometheus sends its token as a bearer token.
             _officer(request, *guard)
-        return web.Response(body=await render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = await render()
+        # Here, not at the top: prometheus_client is imported at the first scrape (issue 29).
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
     return handle
 
 
