@@ -162,10 +162,14 @@ def _health(health: Callable[[], Mapping[str, Any]] | None) -> Operation:
 
 
 def _openapi(records: bool) -> Operation:
-    document = openapi_document(records)
+    # Built at the first request, not at start: pydantic's JSON schemas of every body are
+    # garbage a daemon that is never asked for its document need not make (issue 29).
+    document: list[dict[str, Any]] = []
 
     async def answer(request: web.Request, officer: str) -> web.Response:
-        return web.json_response(document)
+        if not document:
+            document.append(openapi_document(records))
+        return web.json_response(document[0])
     return answer
 
 
