@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--book-items", type=int, default=100_000,
                    help="items on the records store's book for the full start (100000)")
     p.add_argument("--start-only", action="store_true", help="skip the memory part")
+    p.add_argument("--memory-only", action="store_true", help="skip the start-to-ready part")
     p.add_argument("--output", help="JSON path (results/depot-footprint-<date>.json)")
     args = p.parse_args(argv)
     load = [os.getloadavg()]
@@ -204,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         mem = ([] if args.start_only else
                [memory(rig, int(n), args.settle_s) for n in args.sensors.split(",")])
-        starts = [start_to_ready(rig, args.start_sensors, rows, items)
-                  for rows, items in ((0, 0), (args.spool_rows, 0),
-                                      (args.spool_rows, args.book_items))]
+        starts = [] if args.memory_only else [
+            start_to_ready(rig, args.start_sensors, rows, items)
+            for rows, items in ((0, 0), (args.spool_rows, 0), (args.spool_rows, args.book_items))]
     finally:
         rig.close()
         shutil.rmtree(workdir, ignore_errors=True)

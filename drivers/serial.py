@@ -18,8 +18,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
-import serial
-import serial_asyncio_fast
 from pydantic import Field, field_validator, model_validator
 
 from daemon.vocabulary.clock import Clock
@@ -40,8 +38,9 @@ _READ_CHUNK = 65536
 _BUFFER_LIMIT = 65536
 # A connection that lasted this long was healthy: the next loss starts the backoff afresh.
 _STABLE_S = 10.0
-_PARITY = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial.PARITY_ODD,
-           "mark": serial.PARITY_MARK, "space": serial.PARITY_SPACE}
+# pyserial's parity letters (serial.PARITY_NONE ...), written out: pyserial and its asyncio
+# layer are imported when a port is opened, not with the config (0.76 MiB, issue 29).
+_PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
 
 
 def serial_source(port_id: str) -> str:
@@ -189,6 +188,8 @@ class SerialPort:
             delay = min(self.config.reconnect_max_s, delay * 2)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        import serial_asyncio_fast
+
         try:
             return await serial_asyncio_fast.open_serial_connection(
                 url=self.config.device, limit=_BUFFER_LIMIT, baudrate=self.config.baud,
@@ -197,7 +198,8 @@ class SerialPort:
                 # Another reader on the same port would steal bytes: lock it (flock).
                 exclusive=True,
             )
-        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+        # pyserial's SerialException is an OSError.
+        except (OSError, ValueError, termios.error) as exc:
             # termios.error: the tty refused the UART settings (not an OSError subclass).
             raise PortLost(f"cannot open {self.config.device}: {exc}") from exc
 
@@ -213,7 +215,7 @@ class SerialPort:
                 self.stats["idle_resets"] += 1
                 await self._deliver(self._framer.flush())
                 continue
-            except (serial.SerialException, OSError) as exc:
+            except OSError as exc:  # pyserial's SerialException too
                 raise PortLost(str(exc)) from exc
             if not data:
                 raise PortLost("end of stream")

@@ -137,8 +137,11 @@ class ClimateRule:
 
     def __init__(self, config: ClimateRuleConfig, depot: Depot) -> None:
         self._depot = depot
+        # One tuple of bands per climate class, shared by its sensors (frozen): 0.4 MiB less
+        # with 2,000 sensors than a tuple each (issue 29).
+        per_class = {c: _bands(config, c) for c in ClimateClass}
         self._bands: dict[str, tuple[ClimateBand, ...]] = {
-            s.id: _bands(config, depot.storehouses[s.storehouse].climate_class)
+            s.id: per_class[depot.storehouses[s.storehouse].climate_class]
             for s in depot.sensors_of(SensorKind.CLIMATE)
         }
         self._state: dict[tuple[str, str], _BandState] = {

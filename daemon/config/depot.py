@@ -263,6 +263,9 @@ class DepotRegister(Protocol):
 def build_depot(register: DepotRegister) -> Depot:
     """The depot model the rules work on."""
     sensors = _sensors(register)
+    # People with the same zones share one set of them (often all zones: 0.3 MiB for 40
+    # people in 80 storehouses, issue 29).
+    zone_sets: dict[frozenset[str], frozenset[str]] = {}
     return Depot(
         site=register.site.id,
         storehouses={s.id: _storehouse(s) for s in register.storehouses},
@@ -271,7 +274,8 @@ def build_depot(register: DepotRegister) -> Depot:
         sensors=sensors,
         roster={
             roster_badge(p.badge.get_secret_value()): Person(
-                p.name, frozenset(p.zones), _ns(p.valid_from), _ns(p.valid_until),
+                p.name, zone_sets.setdefault(frozenset(p.zones), frozenset(p.zones)),
+                _ns(p.valid_from), _ns(p.valid_until),
                 p.escort_only,
             )
             for p in register.roster

@@ -41,9 +41,10 @@ class DeviceWatch:
     def __init__(self, depot: Depot, fault: FaultReport) -> None:
         self._fault = fault
         self._depot = depot
-        # Per sensor: the value names that send a reading down the slow path.
-        self._watch = {s.id: (SECURITY_FIELDS - handled_fields(s.kind)) | _NOTES
-                       for s in depot.sensors.values()}
+        # Per sensor: the value names that send a reading down the slow path. One set per
+        # kind, shared: a set per sensor took 1.4 MiB with 2,000 sensors (issue 29).
+        by_kind = {k: (SECURITY_FIELDS - handled_fields(k)) | _NOTES for k in SensorKind}
+        self._watch = {s.id: by_kind[s.kind] for s in depot.sensors.values()}
         self._failed: set[str] = set()
         self._reset()
 

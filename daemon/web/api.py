@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from daemon.alerts.arming import ArmingDesk
 from daemon.alerts.desk import AlarmDesk
@@ -163,10 +162,14 @@ def _health(health: Callable[[], Mapping[str, Any]] | None) -> Operation:
 
 
 def _openapi(records: bool) -> Operation:
-    document = openapi_document(records)
+    # Built at the first request, not at start: pydantic's JSON schemas of every body are
+    # garbage a daemon that is never asked for its document need not make (issue 29).
+    document: list[dict[str, Any]] = []
 
     async def answer(request: web.Request, officer: str) -> web.Response:
-        return web.json_response(document)
+        if not document:
+            document.append(openapi_document(records))
+        return web.json_response(document[0])
     return answer
 
 
@@ -185,7 +188,11 @@ def _metrics(render: Callable[[], Awaitable[bytes]],
         if guard is not None:
             # Any officer, viewer too: Prometheus sends its token as a bearer token.
             _officer(request, *guard)
-        return web.Response(body=await render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = await render()
+        # Here, not at the top: prometheus_client is imported at the first scrape (issue 29).
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
     return handle
 
 
