@@ -254,3 +254,45 @@ def test_a_pallet_through_the_portal_is_one_transaction_and_one_audit_fsync(
     assert len(steps) == 50 and len({c.at_ns for c in steps}) == 2
     assert {s.document for s in store.load().lifecycle.values()} == {"MO-1"}
     assert {i.state for i in store.load().items.values()} == {ItemState.RETURNED}
+
+
+def test_a_passage_batch_the_book_cannot_take_is_logged_and_the_next_still_written(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk under records.sqlite: the batch is lost to the book (the rules judged each
+    passage already, and its points went to the spool), said once, and the portal goes on."""
+    import asyncio
+
+    from daemon.book.desk import RecordsDesk
+    from daemon.book.store import RecordsError
+    from daemon.vocabulary.clock import SystemClock
+    from rules.base import Fact
+    from rules.depot import ItemState
+
+    store = RecordsStore(tmp_path / "records.sqlite")
+    epcs = ["E2000000000000000000C001", "E2000000000000000000C002"]
+    store.write([Write("items", Item(e, "rifle", ItemKind.WEAPON, "L1", "SH1"), None)
+                 for e in epcs], "Lt. Kay", NOW)
+    desk = RecordsDesk(store, _config(tmp_path).depot(), SystemClock(), lambda *a: None)
+    real_write, failures = store.write, [RecordsError("database or disk is full")]
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_write(*args, **kwargs)
+
+    store.write = write  # type: ignore[method-assign]
+
+    def through(epc: str) -> None:
+        desk.heard(Fact("portal", {"portal": "P1", "direction": "out"},
+                        {"epc": epc, "order": "MO-1"}, NOW + 1))
+
+    async def play() -> None:
+        through(epcs[0])
+        await desk.portal_steps.settled()
+        through(epcs[1])
+        await desk.portal_steps.settled()
+
+    asyncio.run(play())
+    assert "portal P1: 1 passage(s) not on the book: database or disk is full" in caplog.text
+    states = {e: i.state for e, i in store.load().items.items()}
+    assert states == {epcs[0]: ItemState.ON_BOOK, epcs[1]: ItemState.ISSUED}

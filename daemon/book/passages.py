@@ -100,6 +100,8 @@ class PortalSteps:
             await self._write(writes, actor)
         except (RecordRefused, RecordsError) as exc:
             log.warning("%s: %d passage(s) not on the book: %s", actor, len(stepped), exc)
+        except Exception:  # a bug here must not stop the next pallet's steps
+            log.exception("%s: %d passage(s) not on the book", actor, len(stepped))
 
     def _lifecycle(self, passage: _Passage) -> LifecycleEntry | None:
         records = self._records()

@@ -59,7 +59,9 @@ class ClimateHistory:
         if latest is not None and at_ns < latest.at_ns:
             return  # a late reading (a replay) does not rewrite what the officer saw last
         self._latest[key] = Latest(value, at_ns)
-        slots = self._slots.setdefault(key, deque(maxlen=DAY_NS // SLOT_NS + 1))
+        slots = self._slots.get(key)
+        if slots is None:  # not setdefault: a deque built per reading and thrown away
+            slots = self._slots[key] = deque(maxlen=DAY_NS // SLOT_NS + 1)
         slot = at_ns - at_ns % SLOT_NS
         if not slots or slots[-1][0] < slot:
             slots.append((slot, value))
