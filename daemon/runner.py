@@ -90,8 +90,7 @@ class Daemon:
         self._configured = configured
         # Every alarm action and condition change, hash-chained (PSSM.md records and audit).
         self.audit = AuditLog(config.state_dir / "audit.jsonl", config.audit)
-        self.book, depot = open_book(config, self.clock, self.audit.record)  # roster, items...
-        self.book.audit_all = self.audit.record_all
+        self.book, depot = open_book(config, self.clock, self.audit.record, self.audit.record_all)
         # Door states and the last events per storehouse, for the web console (memory only).
         self.recent = RecentEvents(depot)
         # Rule conditions become alarms; the state file and the console hear of every notice.
@@ -422,8 +421,10 @@ class Daemon:
             log.info("stopping: delivering queued alerts and points")
             # Each step keeps what it can: a failing disk is logged, never a failed stop.
             await _each("delivering alerts", [o.drain(3.0) for o in self.outboxes])
-            # Points are durable in the spool; this only saves the next start some work.
-            await _each("writing points", [w.drain(2.0) for w in self.writers])
+            # Points are durable in the spool (this saves the next start work); the last
+            # passages' steps are only in memory until the book has them.
+            await _each("writing points and passages", [*(w.drain(2.0) for w in self.writers),
+                                                         self.book.portal_steps.settled(2.0)])
             for task in tasks:
                 task.cancel()
         # A drain reopens an HTTP session its writer's task had closed (that task in a restart's

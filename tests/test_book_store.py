@@ -296,3 +296,45 @@ def test_a_passage_batch_the_book_cannot_take_is_logged_and_the_next_still_writt
     assert "portal P1: 1 passage(s) not on the book: database or disk is full" in caplog.text
     states = {e: i.state for e, i in store.load().items.items()}
     assert states == {epcs[0]: ItemState.ON_BOOK, epcs[1]: ItemState.ISSUED}
+
+
+def test_a_clean_stop_writes_the_gathered_passages_and_does_not_wait_for_ever(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """At a stop the passages of the last quarter second are written (they are only in memory
+    until then); a portal that goes on reading does not hold the stop past its bound."""
+    import asyncio
+
+    from daemon.book.desk import RecordsDesk
+    from daemon.vocabulary.clock import SystemClock
+    from rules.base import Fact
+    from rules.depot import ItemState
+
+    store = RecordsStore(tmp_path / "records.sqlite")
+    epcs = [f"E2000000000000000000D{n:03d}" for n in range(3)]
+    store.write([Write("items", Item(e, "rifle", ItemKind.WEAPON, "L1", "SH1"), None)
+                 for e in epcs], "Lt. Kay", NOW)
+    desk = RecordsDesk(store, _config(tmp_path).depot(), SystemClock(), lambda *a: None)
+
+    def through(epc: str, direction: str, at_ns: int) -> None:
+        desk.heard(Fact("portal", {"portal": "P1", "direction": direction},
+                        {"epc": epc, "order": "MO-1"}, at_ns))
+
+    async def reading_on() -> None:
+        for n in range(100):  # the same rifle out and in, every 50 ms, for 5 s
+            through(epcs[2], "out" if n % 2 == 0 else "in", NOW + 10 + n)
+            await asyncio.sleep(0.05)
+
+    async def play() -> float:
+        through(epcs[0], "out", NOW + 1)
+        await desk.portal_steps.settled(2.0)
+        assert desk.records.items[epcs[0]].state is ItemState.ISSUED
+        portal = asyncio.ensure_future(reading_on())
+        await asyncio.sleep(0.1)  # the stop comes while the portal reads
+        started = asyncio.get_running_loop().time()
+        await desk.portal_steps.settled(0.5)
+        took = asyncio.get_running_loop().time() - started
+        portal.cancel()
+        return took
+
+    assert asyncio.run(play()) < 1.0
+    assert "portal passage(s) not on the book after 0.5 s" in caplog.text

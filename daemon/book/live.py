@@ -4,7 +4,9 @@ on the first start."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
+from daemon.alerts.audit import AuditLine
 from daemon.book.desk import Audit, RecordsDesk
 from daemon.book.exports import influx_passages
 from daemon.book.judged import judged_depot
@@ -30,9 +32,12 @@ def seed_store(store: RecordsStore, sections: RecordSections, actor: str, at_ns:
     return len(writes)
 
 
-def open_book(config: Config, clock: Clock, audit: Audit) -> tuple[RecordsDesk, Depot]:
+def open_book(config: Config, clock: Clock, audit: Audit,
+              audit_all: Callable[[Sequence[AuditLine]], None] | None = None,
+              ) -> tuple[RecordsDesk, Depot]:
     """The records desk over `state_dir/records.sqlite` (the config's sections imported into
-    it when it was never seeded: the first start), and the depot the rules judge with."""
+    it when it was never seeded: the first start), and the depot the rules judge with (roster,
+    items, orders); `audit_all` audits a batch with one fsync."""
     store = RecordsStore(config.state_dir / RECORDS_FILE)
     if not store.seeded:
         now = clock.now_ns()
@@ -41,6 +46,7 @@ def open_book(config: Config, clock: Clock, audit: Audit) -> tuple[RecordsDesk, 
               {"records": written, "source": "config"}, now)
         log.info("records store %s seeded from the config: %d records", store.path, written)
     desk = RecordsDesk(store, config.depot(), clock, audit)
+    desk.audit_all = audit_all
     desk.passages = influx_passages(config)
     desk.on_loss = LossReports(config, desk)
     return desk, judged_depot(desk.places, desk.records)
