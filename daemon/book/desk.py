@@ -308,6 +308,9 @@ class RecordsDesk:
         changes = await self._run(lambda: self.store.write(writes, actor, now,
                                                            approved_by=approved_by, seed=seed))
         self.records, rebuild = self._updated(writes)
+        for write in writes:
+            if isinstance(write.entry, LifecycleEntry):
+                self.portal_steps.stepped(write.entry)
         for told in self.applied if rebuild else ():
             told(self.records)
         await self._audited(changes, actor, now)

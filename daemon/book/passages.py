@@ -47,6 +47,11 @@ class PortalSteps:
                  companions: Callable[[Write], list[Write]],
                  write: Callable[[Sequence[Write], str], Awaitable[object]]) -> None:
         self._records = records
+        # Each item's newest step (EPC -> step): the document an item coming back in returns
+        # on, without a scan of every step ever made per passage.
+        self._newest: dict[str, LifecycleEntry] = {}
+        for step in records().lifecycle.values():
+            self.stepped(step)
         self._companions = companions
         self._write = write
         self._waiting: list[_Passage] = []
@@ -62,6 +67,12 @@ class PortalSteps:
                                       str(fact.fields.get("order", "")), fact.at_ns))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.ensure_future(self._written())
+
+    def stepped(self, step: LifecycleEntry) -> None:
+        """A step on the book (through the portal or by an officer)."""
+        newest = self._newest.get(step.epc)
+        if newest is None or step.at_ns >= newest.at_ns:
+            self._newest[step.epc] = step
 
     async def settled(self, timeout_s: float | None = None) -> None:
         """Wait until every passage heard so far is on the book (tests; a clean stop, whose
@@ -119,13 +130,9 @@ class PortalSteps:
             state = ItemState.ISSUED
         elif passage.direction == "in" and item.state is ItemState.ISSUED:
             state = ItemState.RETURNED
-            order = order or _last_document(records, passage.epc)
+            newest = self._newest.get(passage.epc)
+            order = order or (newest.document if newest is not None else "")
         else:
             return None
         return LifecycleEntry(f"{passage.epc}@{passage.at_ns}", passage.epc, state,
                               item.storehouse, order, "through the portal", passage.at_ns)
-
-
-def _last_document(records: Records, epc: str) -> str:
-    steps = [s for s in records.lifecycle.values() if s.epc == epc]
-    return max(steps, key=lambda s: s.at_ns).document if steps else ""
