@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from daemon.book.entries import ConsignmentEntry
 from daemon.book.store import RecordsStore
@@ -130,15 +131,35 @@ def custody_tables(b: ReportBuilder, store: RecordsStore,
     shelves = shelf_reads(b, serial)
     lived |= {str(row[3]) for row in shelves.rows}
     for epc in sorted(events):
-        # A passage's point and the step it led to are stamped microseconds apart (points
-        # get distinct times at ingest): within a millisecond the passage comes first.
-        for at, row in sorted(events[epc], key=lambda e: (e[0] // 1_000_000,
-                                                          not str(e[1][0]).startswith("passage"),
-                                                          e[0])):
+        for at, row in sorted(events[epc], key=_after_its_passage(events[epc])):
             moment = dt.datetime.fromtimestamp(at / _NS, tz=b.zone)
             history.rows.append([epc, serial[epc], moment.strftime("%Y-%m-%d %H:%M:%S"),
                                  *row])
     return [head, items, history, shelves], {s for s in lived if s}
+
+
+# A step through the portal and its passage's point are stamped apart by the record clock's
+# offset from the rules' steady clock (microseconds, more after a clock step): a step is sorted
+# right after the passage of its item and direction within this much of it.
+_PASSAGE_STEP_NS = 2 * _NS
+_STEP_OF = {"out": "issued", "in": "returned"}
+
+
+def _after_its_passage(events: list[tuple[int, list[Cell]]],
+                       ) -> Callable[[tuple[int, list[Cell]]], tuple[int, int]]:
+    """Sort key of an item's events: by time, a portal step just after its passage."""
+    passages = [(at, _STEP_OF.get(str(row[1]), ""), row[3])
+                for at, row in events if str(row[0]).startswith("passage ")]
+
+    def key(event: tuple[int, list[Cell]]) -> tuple[int, int]:
+        at, row = event
+        if row[0] == "step":
+            for passage_at, state, actor in passages:
+                if (row[1], row[3]) == (state, actor) and abs(at - passage_at) <= _PASSAGE_STEP_NS:
+                    return passage_at, 1
+        return at, 0
+
+    return key
 
 
 def _storehouse(b: ReportBuilder, sh: str, episodes: list[alarms.Episode]) -> StorehouseReport:
