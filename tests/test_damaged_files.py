@@ -147,6 +147,22 @@ def test_any_json_in_any_section_never_stops_the_start(
         daemon.deadletters.close()
 
 
+@settings(max_examples=200, deadline=None)
+@given(value=st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=8) | st.integers(-5, 5), inner, max_size=3), max_leaves=12))
+def test_state_saved_reads_back_as_the_standard_library_wrote_it(value: Any) -> None:
+    # Saved with orjson (issue 29), read with json: what json.dumps' round trip gave, integer
+    # keys as strings and integers past 64 bits included.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        state = StateFile(Path(tmp) / "engine-state.json")
+        state.save({"engine": value})
+        assert state.load() == json.loads(json.dumps({"engine": value}))
+
+
 def test_state_file_not_utf8_reads_as_none(tmp_path: Path) -> None:
     path = tmp_path / "engine-state.json"
     path.write_bytes(b'{"a": "\xff"}')
