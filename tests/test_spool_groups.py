@@ -9,7 +9,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from daemon.spool.backlog import inspect_spool
+from daemon.spool.receipts import ReceiptBook, ReceiptGroup
 from daemon.spool.store import Spool
 from daemon.tsdb.writer import TsdbWriter
 from daemon.vocabulary.errors import SinkError
@@ -332,3 +336,25 @@ def test_released_receipts_stay_blobs_and_text_ones_are_repaired(tmp_path: Path)
     assert _released_types(path) == {"text"}
     assert asyncio.run(reopen()) == {d: 1 for d in digests[1:]}
     assert _released_types(path) == {"blob"}
+
+
+@given(commits=st.lists(st.lists(st.sampled_from([b"a" * 16, b"b" * 16, b"c" * 16]),
+                                 min_size=1, max_size=5), min_size=1, max_size=6),
+       data=st.data())
+def test_every_receipt_is_released_once_whatever_the_order_of_acknowledgements(
+        commits: list[list[bytes]], data: st.DataObject) -> None:
+    """Identical messages in several commits (an unchanged heartbeat): each acknowledgement
+    releases one receipt, the oldest commit's first, and nothing is held once all are in."""
+    book = ReceiptBook()
+    for group_id, digests in enumerate(commits):
+        left: dict[bytes, int] = {}
+        for digest in digests:
+            left[digest] = left.get(digest, 0) + 1
+        book.settle([[(d, 0) for d in digests]], [], ReceiptGroup(group_id, left, len(digests)))
+    done: set[int] = set()
+    for digest in data.draw(st.permutations([d for c in commits for d in c])):
+        done |= {group_id for group_id, digests in book.release([digest]).items()
+                 if not digests}
+        book.settle([], [digest], None)
+    assert done == set(range(len(commits)))
+    assert not book.counts and not book._holding
