@@ -183,6 +183,17 @@ def spawn_py_spy(pid: int, delay_s: float, seconds: float, out: Path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def spawn_strace(pid: int, delay_s: float, seconds: float, out: Path
+                 ) -> subprocess.Popen[bytes]:
+    """strace counting `pid`'s system calls, every thread, for `seconds` after `delay_s`: how
+    often a receiver wakes up (epoll_wait) and writes; its CPU figure is not comparable then."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["sh", "-c", f"sleep {delay_s}; exec timeout -s INT {max(1, int(seconds))} "
+         f"strace -c -f -p {pid} -o {out}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
     """One receiver at one rate (0: idle); CPU, µs per reading, RSS, received vs sent."""
     args = rx.args
@@ -214,6 +225,9 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
     if args.py_spy and who != "bare":
         out_path = Path(args.py_spy) / f"{who}-{rate}-{rx.phases}.txt"
         spy = spawn_py_spy(pid, args.warmup_s + 0.5, args.window_s - 1.0, out_path)
+    elif args.strace:
+        out_path = Path(args.strace) / f"{who}-{rate}-{rx.phases}.txt"
+        spy = spawn_strace(pid, args.warmup_s + 0.5, args.window_s - 1.0, out_path)
     cpu, rss = measure(pid, args.warmup_s, args.window_s)
     if spy is not None:
         spy.wait(timeout=60)
@@ -326,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                    "before a change), alternating with the others in the same run")
     p.add_argument("--one-core", action="store_true",
                    help="the receiver pinned to CPU 0, broker and publisher to CPU 1 (taskset)")
+    p.add_argument("--strace", metavar="DIR",
+                   help="count every receiver's system calls with strace into DIR")
     p.add_argument("--py-spy", metavar="DIR",
                    help="record each depotwatch phase with py-spy (on PATH) into DIR")
     p.add_argument("--output", help="JSON path (results/depot-rate[-one-core]-<date>.json)")
