@@ -207,8 +207,9 @@ def test_an_item_step_updates_the_judged_items_in_place_and_rebuilds_no_rule(
 
     asyncio.run(play())
     assert store.load().items[RIFLE].state is ItemState.RETURNED
-    assert [s.state for s in store.load().lifecycle.values()] == [ItemState.ISSUED,
-                                                                   ItemState.RETURNED]
+    # The book holds the item's newest step; every step is in the store.
+    assert [s.state for s in store.load().lifecycle.values()] == [ItemState.RETURNED]
+    assert [c.after["state"] for c in store.history("lifecycle")] == ["issued", "returned"]
 
 
 def test_a_pallet_through_the_portal_is_one_transaction_and_one_audit_fsync(
@@ -338,3 +339,39 @@ def test_a_clean_stop_writes_the_gathered_passages_and_does_not_wait_for_ever(
 
     assert asyncio.run(play()) < 1.0
     assert "portal passage(s) not on the book after 0.5 s" in caplog.text
+
+
+def test_the_book_in_memory_holds_each_items_newest_step_and_the_store_every_one(
+        tmp_path: Path) -> None:
+    """A pallet out and back in ten times: 250 steps in the store, the book in memory (and the
+    book loaded at the next start) 5 steps, one per item; an older step is still there by key
+    (the API's `GET /records/lifecycle/<id>`)."""
+    import asyncio
+
+    from daemon.book.desk import RecordsDesk
+    from daemon.vocabulary.clock import SystemClock
+    from rules.base import Fact
+    from rules.depot import ItemState
+
+    store = RecordsStore(tmp_path / "records.sqlite")
+    epcs = [f"E2000000000000000000D{n:03d}" for n in range(5)]
+    store.write([Write("items", Item(e, "rifle", ItemKind.WEAPON, "L1", "SH1"), None)
+                 for e in epcs], "Lt. Kay", NOW)
+    desk = RecordsDesk(store, _config(tmp_path).depot(), SystemClock(), lambda *a: None)
+
+    async def play() -> None:
+        for trip in range(10):
+            for direction, order in (("out", "MO-1"), ("in", "")):
+                for e in epcs:
+                    desk.heard(Fact("portal", {"portal": "P1", "direction": direction},
+                                    {"epc": e, "order": order}, NOW + trip * 10 + (order == "")))
+                await desk.portal_steps.settled()
+
+    asyncio.run(play())
+    steps = store.history("lifecycle")
+    assert len(steps) == 100
+    for book in (desk.records, store.load()):
+        assert sorted(s.epc for s in book.lifecycle.values()) == epcs
+        assert {s.state for s in book.lifecycle.values()} == {ItemState.RETURNED}
+    first = store.entry("lifecycle", steps[0].key)
+    assert first is not None and first.state is ItemState.ISSUED

@@ -69,6 +69,8 @@ class RecordsDesk:
         # `record_all`); without it each entry goes through `audit`.
         self.audit_all: Callable[[Sequence[AuditLine]], None] | None = None
         self.records = store.load()
+        # EPC -> the key of its step on the book (one per item).
+        self._step_keys = {step.epc: key for key, step in self.records.lifecycle.items()}
         self._lock = asyncio.Lock()
         # Counts a storehouse now through the rules (storehouse, officer): the running
         # pipeline's, set when the daemon wires it.
@@ -354,15 +356,29 @@ class RecordsDesk:
             for write in writes:
                 book = self.records.of(write.kind)
                 assert isinstance(book, dict)  # `_in_place` checked it
-                book[str(getattr(write.entry, KINDS[write.kind].key))] = write.entry
+                self._put(book, write)
             return self.records, False
         tables: dict[str, dict[str, Any]] = {}
         for write in writes:
             table = tables.get(write.kind)
             if table is None:
                 table = tables[write.kind] = dict(self.records.of(write.kind))
-            table[str(getattr(write.entry, KINDS[write.kind].key))] = write.entry
+            self._put(table, write)
         return Records(**{kind: tables.get(kind, self.records.of(kind)) for kind in KINDS}), True
+
+    def _put(self, table: dict[str, Any], write: Write) -> None:
+        entry = write.entry
+        key = str(getattr(entry, KINDS[write.kind].key))
+        if isinstance(entry, LifecycleEntry):
+            # The book holds each item's newest step (Records.lifecycle); the store has all.
+            older = self._step_keys.get(entry.epc)
+            if older is not None and older != key:
+                held = table.get(older)
+                if held is not None and held.at_ns > entry.at_ns:
+                    return
+                table.pop(older, None)
+            self._step_keys[entry.epc] = key
+        table[key] = entry
 
     def _in_place(self, write: Write) -> bool:
         # Only the event loop reads `lifecycle`; threads read `items` by key, and an

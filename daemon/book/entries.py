@@ -150,6 +150,8 @@ class Records:
     movement_orders: Mapping[str, MovementOrderEntry] = field(default_factory=dict)
     work_orders: Mapping[str, WorkOrderEntry] = field(default_factory=dict)
     key_issues: Mapping[str, KeyIssueEntry] = field(default_factory=dict)
+    # Each item's newest step only: older ones are in the records store (its `entry`,
+    # `steps_of` and `history`), or a year of portal passages would live in memory.
     lifecycle: Mapping[str, LifecycleEntry] = field(default_factory=dict)
     consignments: Mapping[str, ConsignmentEntry] = field(default_factory=dict)
 

@@ -184,13 +184,29 @@ class RecordsStore:
         return self._db.execute("SELECT 1 FROM meta WHERE name = 'seeded'").fetchone() is not None
 
     def load(self) -> Records:
-        """Every record, as one snapshot."""
+        """Every record, as one snapshot; of the lifecycle, each item's newest step (the
+        others are read from here: `entry`, `steps_of`, `history`)."""
         tables = {name: {row[0]: kind.from_row(row) for row in self._rows(kind)}
                   for name, kind in KINDS.items()}
         return Records(**tables)
 
     def _rows(self, kind: RecordKind) -> Iterator[tuple[Any, ...]]:
-        yield from self._db.execute(f"SELECT {', '.join(kind.columns)} FROM {kind.table}")
+        columns = ", ".join(kind.columns)
+        if kind.table == "lifecycle":
+            # A year of pallets through a portal is a step per item each way: in memory that
+            # grew without bound (issue 29), so the book holds the newest step of each item.
+            yield from self._db.execute(
+                f"SELECT {columns} FROM lifecycle AS step WHERE at_ns = (SELECT MAX(at_ns) "
+                "FROM lifecycle WHERE epc = step.epc) GROUP BY epc")
+            return
+        yield from self._db.execute(f"SELECT {columns} FROM {kind.table}")
+
+    def entry(self, kind: str, key: str) -> Any | None:
+        """One record as the store has it (an item's older lifecycle step too), or None."""
+        spec = KINDS[kind]
+        row = self._db.execute(f"SELECT {', '.join(spec.columns)} FROM {spec.table} "
+                               f"WHERE {spec.key} = ?", (key,)).fetchone()
+        return None if row is None else spec.from_row(tuple(row))
 
     def version(self, kind: str, key: str) -> int | None:
         """A record's version, None when it is not on the book."""

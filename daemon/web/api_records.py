@@ -167,7 +167,8 @@ class RecordsCalls:
         return kind
 
     async def list_records(self, request: web.Request, officer: str) -> web.Response:
-        """Every record of a kind (items: `storehouse=` narrows, `limit=` caps, 1,000)."""
+        """Every record of a kind (items: `storehouse=` narrows, `limit=` caps, 1,000); of
+        the lifecycle, each item's newest step."""
         kind = self._kind(request)
         spec, table = KINDS[kind], self._desk.records.of(kind)
         where = request.query.get("storehouse")
@@ -180,7 +181,8 @@ class RecordsCalls:
     async def get_record(self, request: web.Request, officer: str) -> web.Response:
         """One record with its version."""
         kind, key = self._kind(request), _key(request)
-        entry = self._desk.records.of(kind).get(key)
+        # An item's older lifecycle steps are only in the store (Records.lifecycle).
+        entry = self._desk.records.of(kind).get(key) or self._desk.store.entry(kind, key)
         if entry is None:
             raise Refusal(404, f"{kind} {key!r} is not on the book")
         version = self._desk.store.version(kind, key)
