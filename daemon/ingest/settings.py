@@ -60,7 +60,7 @@ class ReplayConfig(Settings):
     """How long QoS 1 messages are remembered to tell a broker's replay (a Mosquitto restored
     from an older store sends them again, DUP clear) from a new message; see
     daemon/ingest/replays.py. Covers a store at least `window_s / 2` old, and at most
-    `max_entries` messages (about 100 bytes each)."""
+    `max_entries` messages (8 bytes each)."""
 
     window_s: float = Field(default=600.0, gt=0)
     max_entries: int = Field(default=1 << 18, gt=1)
