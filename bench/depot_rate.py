@@ -291,6 +291,49 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def rss_mib(pid: int) -> float:
+    """Resident set size now (VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main_soak(args: argparse.Namespace) -> None:
+    """Every daemon at once at the first rate for `--soak-min` minutes: RSS every 30 s (what
+    a day at a depot's rate keeps in memory: replay window, receipts, the book)."""
+    rate = int(args.rates.split(",")[0])
+    workdir = Path(tempfile.mkdtemp(prefix="depotwatch-soak-"))
+    rx = Receivers(args, workdir)
+    samples: dict[str, list[tuple[float, float]]] = {who: [] for who in rx.daemons}
+    try:
+        rx.start()
+        paces = [child("_pace", ["--port", str(rx.broker.port), "--prefix", daemon.prefix,
+                                 "--sensors", str(args.sensors), "--messages", "20000",
+                                 "--rate", str(rate), "--seconds", str(args.soak_min * 60)])
+                 for daemon, _, _ in rx.daemons.values()]
+        start = time.monotonic()
+        while any(p.poll() is None for p in paces):
+            for who, (daemon, _, _) in rx.daemons.items():
+                samples[who].append((round(time.monotonic() - start), rss_mib(daemon.pid)))
+            print(json.dumps({w: s[-1] for w, s in samples.items()}), file=sys.stderr,
+                  flush=True)
+            time.sleep(30)
+        for p in paces:
+            p.communicate(timeout=60)
+    finally:
+        rx.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    doc = {"date": stamp(), "machine": machine(), "args": vars(args), "rate": rate,
+           "rss_mib": samples}
+    path = results_path("depot-soak", args.output)
+    path.write_text(json.dumps(doc, indent=1))
+    for who, series in samples.items():
+        print(f"{who}: RSS {series[0][1]:.1f} MiB at start, {series[-1][1]:.1f} MiB after "
+              f"{series[-1][0]} s at {rate}/s")
+    print(f"wrote {path}")
+
+
 def main_rate(args: argparse.Namespace) -> None:
     """Alternate the receivers over the rates; medians, JSON and the table."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -344,8 +387,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="count every receiver's system calls with strace into DIR")
     p.add_argument("--py-spy", metavar="DIR",
                    help="record each depotwatch phase with py-spy (on PATH) into DIR")
+    p.add_argument("--soak-min", type=float, metavar="MINUTES",
+                   help="instead: every daemon at once at the first rate for MINUTES, RSS "
+                   "every 30 s (results/depot-soak-<date>.json)")
     p.add_argument("--output", help="JSON path (results/depot-rate[-one-core]-<date>.json)")
-    main_rate(p.parse_args(argv))
+    parsed = p.parse_args(argv)
+    (main_soak if parsed.soak_min else main_rate)(parsed)
 
 
 if __name__ == "__main__":
