@@ -302,6 +302,7 @@ def rss_mib(pid: int) -> float:
 def main_soak(args: argparse.Namespace) -> None:
     """Every daemon at once at the first rate for `--soak-min` minutes: RSS every 30 s (what
     a day at a depot's rate keeps in memory: replay window, receipts, the book)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the servers stopped too
     rate = int(args.rates.split(",")[0])
     workdir = Path(tempfile.mkdtemp(prefix="depotwatch-soak-"))
     rx = Receivers(args, workdir)
