@@ -77,3 +77,24 @@ def test_a_failed_commit_fails_the_acknowledgement_and_a_failed_save_is_retried(
         assert gate.saved() is not gate.saved()  # a task's own future, cancellable alone
 
     asyncio.run(main())
+
+
+def test_a_crowd_waiting_for_the_next_save_makes_it_due_at_once() -> None:
+    """A burst of door openings: from the crowd on, the save does not wait out its spacing
+    (each waiting reading holds one of the broker's in-flight messages)."""
+    async def main() -> None:
+        gate, loop = SaveGate(crowd=3), asyncio.get_running_loop()
+        commit = loop.create_future()
+        gate.saved_and(commit)
+        gate.saved()
+        started = loop.time()
+        await gate.due(0.05)  # two waiting: the spacing is waited out
+        assert loop.time() - started >= 0.04
+        gate.saved_and(commit)  # the third
+        started = loop.time()
+        await gate.due(10.0)
+        assert loop.time() - started < 1.0
+        gate.begin()  # the save began: the count starts again
+        assert not gate.crowded.is_set() and gate.asked == 0
+
+    asyncio.run(main())
