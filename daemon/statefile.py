@@ -71,8 +71,8 @@ class StateFile:
         """Replace the file with `state`; a crash leaves either the old or the new one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        # orjson: a door opening asks for a save before its PUBACK, so at depot rates saves
-        # run back to back, and json.dumps' C encoder took 1 ms of the GIL per save of 100
+        # orjson: a door opening asks for a save before its PUBACK, so at depot rates one is
+        # due every half second, and json.dumps' C encoder took 1 ms of the GIL per save of 100
         # sensors' state, orjson 0.08 (issue 29). Non-finite floats (orjson writes null)
         # never reach the state: decoders refuse them.
         try:
