@@ -78,7 +78,7 @@ class RecordsDesk:
         # Portal passages under orders, for the movements export (from InfluxDB, if any).
         self.passages: Passages | None = None
         self._cabinet_tasks: set[asyncio.Future[None]] = set()
-        self.portal_steps = PortalSteps(lambda: self.records, self._companions,
+        self.portal_steps = PortalSteps(lambda: self.records, self.newest_step, self._companions,
                                         lambda writes, actor: self._write(writes, actor, ""))
         # Told of each item found lost or missing (EPC, cause, officer): the loss reports.
         self.on_loss: Callable[[str, str, str], None] | None = None
@@ -310,9 +310,6 @@ class RecordsDesk:
         changes = await self._run(lambda: self.store.write(writes, actor, now,
                                                            approved_by=approved_by, seed=seed))
         self.records, rebuild = self._updated(writes)
-        for write in writes:
-            if isinstance(write.entry, LifecycleEntry):
-                self.portal_steps.stepped(write.entry)
         for told in self.applied if rebuild else ():
             told(self.records)
         await self._audited(changes, actor, now)
@@ -365,6 +362,11 @@ class RecordsDesk:
                 table = tables[write.kind] = dict(self.records.of(write.kind))
             self._put(table, write)
         return Records(**{kind: tables.get(kind, self.records.of(kind)) for kind in KINDS}), True
+
+    def newest_step(self, epc: str) -> LifecycleEntry | None:
+        """An item's newest lifecycle step on the book, if it has one."""
+        key = self._step_keys.get(epc)
+        return None if key is None else self.records.lifecycle.get(key)
 
     def _put(self, table: dict[str, Any], write: Write) -> None:
         entry = write.entry

@@ -44,14 +44,13 @@ class PortalSteps:
     """Steps items by their portal passages, in gathered transactions (see the module)."""
 
     def __init__(self, records: Callable[[], Records],
+                 newest_step: Callable[[str], LifecycleEntry | None],
                  companions: Callable[[Write], list[Write]],
                  write: Callable[[Sequence[Write], str], Awaitable[object]]) -> None:
         self._records = records
-        # Each item's newest step (EPC -> step): the document an item coming back in returns
-        # on, without a scan of every step ever made per passage.
-        self._newest: dict[str, LifecycleEntry] = {}
-        for step in records().lifecycle.values():
-            self.stepped(step)
+        # An item's newest step (the desk's index): the document an item coming back in
+        # returns on, without a scan of every step ever made per passage.
+        self._newest_step = newest_step
         self._companions = companions
         self._write = write
         self._waiting: list[_Passage] = []
@@ -67,12 +66,6 @@ class PortalSteps:
                                       str(fact.fields.get("order", "")), fact.at_ns))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.ensure_future(self._written())
-
-    def stepped(self, step: LifecycleEntry) -> None:
-        """A step on the book (through the portal or by an officer)."""
-        newest = self._newest.get(step.epc)
-        if newest is None or step.at_ns >= newest.at_ns:
-            self._newest[step.epc] = step
 
     async def settled(self, timeout_s: float | None = None) -> None:
         """Wait until every passage heard so far is on the book (tests; a clean stop, whose
@@ -130,7 +123,7 @@ class PortalSteps:
             state = ItemState.ISSUED
         elif passage.direction == "in" and item.state is ItemState.ISSUED:
             state = ItemState.RETURNED
-            newest = self._newest.get(passage.epc)
+            newest = self._newest_step(passage.epc)
             order = order or (newest.document if newest is not None else "")
         else:
             return None
