@@ -22,6 +22,7 @@ from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.clock import SteadyClock
 from daemon.vocabulary.readings import Reading, Severity, TransitionKind
 from daemon.web.climate_history import SLOT_NS, ClimateHistory
+from daemon.web.console_page import DepotTime
 from daemon.web.dusk import DarkHours, sun_times
 from daemon.web.glance import GatewayGlance
 from daemon.web.recent import RecentEvents
@@ -76,6 +77,16 @@ def test_dark_by_the_sun_in_vienna() -> None:
                              .timestamp()) * NS)
     assert hours.is_dark(int(dt.datetime.combine(day, dt.time(7, 30), VIENNA)
                              .timestamp()) * NS)
+
+
+def test_a_moment_of_yesterday_reads_with_its_date_in_the_storehouses_zone() -> None:
+    # 00:04 in Vienna on 8 December: ten minutes ago is 23:54 of the 7th (still the 7th in UTC,
+    # the day the console first failed on), two minutes ago is today.
+    now_ns = int(dt.datetime(2026, 12, 8, 0, 4, tzinfo=ZoneInfo("Europe/Vienna")).timestamp()
+                 ) * 1_000_000_000
+    depot = DepotTime({"SH1": ZoneInfo("Europe/Vienna")}, now_ns)
+    assert ">Mon 07 Dec 23:54<" in depot.when(now_ns - 600 * 1_000_000_000, "SH1")
+    assert ">00:02<" in depot.when(now_ns - 120 * 1_000_000_000, "SH1")
 
 
 def test_the_climate_day_keeps_one_value_a_quarter_hour_and_survives_a_restart() -> None:
