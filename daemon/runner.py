@@ -42,7 +42,7 @@ from daemon.notifiers.modem_watch import modem_watches
 from daemon.notifiers.mqtt import MqttAlertNotifier
 from daemon.records.digests import AuditDigests
 from daemon.reload import Reloader
-from daemon.savegate import SaveGate
+from daemon.savegate import SPACING_S, SaveGate
 from daemon.sdnotify import SystemdNotifier, stale_after, supervise, watchdog_interval_s
 from daemon.selfwatch import SelfWatch
 from daemon.spool.quota import is_disk_full
@@ -62,9 +62,6 @@ from rules.depot import Depot
 __all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
-
-# The least time between two saves of the engine state after alert changes.
-_STATE_SAVE_SPACING_S = 0.5
 
 
 class Daemon:
@@ -323,16 +320,20 @@ class Daemon:
         except TimeoutError:
             log.warning("no MQTT connection after %.0f s; supervising anyway",
                         self._startup_grace_s)
+        full, full_s = True, time.monotonic()
         while True:
             now = self.clock.now_ns()
-            self.selfwatch.clock_step(self.pipeline, now)
             self.ticking.ticking()
-            self.pipeline.tick(now)
-            self.desk.tick(now)
-            self.pubacks.release()
+            if full:  # every rule, the alarm desk, the receipts; between, a debounce's end
+                self.selfwatch.clock_step(self.pipeline, now)
+                self.pipeline.tick(now)
+                self.desk.tick(now)
+                self.pubacks.release()
+                self.ticks, full_s = self.ticks + 1, time.monotonic()
+            else:
+                self.pipeline.tick(now, asked_only=True)
             self._last_tick_s = time.monotonic()
-            self.ticks += 1
-            await self.ticking.until_next(self._last_tick_s)
+            full = await self.ticking.until_next(full_s)
 
     async def _save_state(self) -> None:
         interval_s = self.config.state_save_interval_s
@@ -359,9 +360,8 @@ class Daemon:
             for saved in waiting:
                 if not saved.done():
                     saved.set_result(None)
-            # "Soon after a change" is at most twice a second (back to back, the saves took ~5 %
-            # of the CPU), unless a crowd of readings waits for the next one (SaveGate).
-            await self.save_gate.due(min(interval_s, _STATE_SAVE_SPACING_S)
+            # At most twice a second (back to back, saves took ~5 % of the CPU), crowds aside.
+            await self.save_gate.due(min(interval_s, SPACING_S)
                                      - (time.monotonic() - started))
 
     def _start(self, keep: Supervisor) -> list[asyncio.Task[None]]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-__all__ = ["SaveGate"]
+__all__ = ["SPACING_S", "SaveGate"]
+
+# The least time between two saves of the engine state after alert changes, crowds aside.
+SPACING_S = 0.5
 
 
 class SaveGate:

@@ -34,13 +34,16 @@ class TickSchedule:
         """A tick runs now: the deadlines asked for so far are met (the rules ask again)."""
         self._due_ns = _NEVER
 
-    async def until_next(self, last_tick_s: float) -> None:
-        """Sleep until the interval since `last_tick_s` (monotonic) ends or a deadline comes."""
+    async def until_next(self, last_tick_s: float) -> bool:
+        """Sleep until the interval since `last_tick_s` (monotonic, the last full tick) ends,
+        True, or a deadline comes first, False: then only the rules that asked are ticked."""
         while True:
-            wait_s = min(self.interval_s - (time.monotonic() - last_tick_s),
-                         (self._due_ns - self._clock.now_ns()) / 1e9)
+            interval_s = self.interval_s - (time.monotonic() - last_tick_s)
+            if interval_s <= 0:
+                return True
+            wait_s = min(interval_s, (self._due_ns - self._clock.now_ns()) / 1e9)
             if wait_s <= 0:
-                return
+                return False
             self._due_changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):

@@ -17,6 +17,7 @@ SNAPSHOT_VERSION = 1
 _Observe = Callable[[Reading, int], list[Outcome]]
 # What most readings lead to; shared, so that a quiet reading allocates nothing for it.
 _NOTHING: tuple[Outcome, ...] = ()
+_LATER = 2**63
 
 
 @dataclass(slots=True)
@@ -43,9 +44,14 @@ class Engine:
         # When rules want a tick (debounce and hold deadlines), noted as they ask: the runner
         # takes them after each reading and clears the list. Empty for nearly every reading.
         self.wakes: list[int] = []
-        for _, rule in self._rules:
+        # Per rule (its index), the earliest deadline it asked for and has not been ticked at:
+        # a deadline tick (`tick_asked`) ticks only these rules, not all of them. A door's
+        # debounce at depot rates asks hundreds of times a second, and each full tick walks
+        # every climate sensor and door (issue 29).
+        self._asked: dict[int, int] = {}
+        for index, (_, rule) in enumerate(self._rules):
             if hasattr(rule, "wake_at"):
-                rule.wake_at = self.wakes.append
+                rule.wake_at = self._asker(index)
         self._last_at: dict[str, int] = {}
         self.stale_readings = 0
         # Per depot sensor, the rules that judge its kind: a rule with a `kinds` attribute
@@ -88,11 +94,36 @@ class Engine:
                 out = said if not out else [*out, *said]
         return out
 
+    def _asker(self, index: int) -> Callable[[int], None]:
+        wakes, asked = self.wakes, self._asked
+
+        def wake_at(at_ns: int) -> None:
+            wakes.append(at_ns)
+            if at_ns < asked.get(index, _LATER):
+                asked[index] = at_ns
+        return wake_at
+
     def tick(self, now_ns: int) -> Verdict:
         """Outcomes caused by time passing; the runner calls this every second."""
+        # Every rule is ticked: those still waiting for a deadline ask for it again.
+        self._asked.clear()
         verdict = Verdict()
         for _, rule in self._rules:
             verdict.add(rule.tick(now_ns))
+        return verdict
+
+    def tick_asked(self, now_ns: int) -> Verdict:
+        """`tick` for the rules whose asked-for deadline has come, in rule order; the rest wait
+        for theirs or the next full tick. The earliest deadline still pending is asked again."""
+        asked = self._asked
+        due = sorted(index for index, at_ns in asked.items() if at_ns <= now_ns)
+        for index in due:
+            del asked[index]
+        verdict = Verdict()
+        for index in due:
+            verdict.add(self._rules[index][1].tick(now_ns))
+        if asked:
+            self.wakes.append(min(asked.values()))
         return verdict
 
     def rule(self, name: str) -> Rule | None:
@@ -113,6 +144,10 @@ class Engine:
         100,000-item book in microseconds, not the 0.3 s of a JSON round trip); the rest go
         through snapshot and restore, as across a restart."""
         self._last_at = dict(previous._last_at)
+        if previous._asked:  # rules may differ: each with timers is ticked at the first one
+            first = min(previous._asked.values())
+            self._asked = {index: first for index, (_, rule) in enumerate(self._rules)
+                           if hasattr(rule, "wake_at")}
         earlier = dict(previous._rules)
         for name, rule in self._rules:
             old = earlier.get(name)

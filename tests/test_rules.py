@@ -362,6 +362,38 @@ def test_an_opening_asks_for_a_tick_at_its_debounce_mark() -> None:
     assert e.wakes == [night + 400_000_000]
 
 
+def test_a_deadline_tick_ticks_only_the_rules_that_asked_for_it() -> None:
+    """A door's debounce end ticks the door rule, not "sensor silent" (which has come due too):
+    that waits for the full tick; the full tick forgets what was asked (rules ask again)."""
+    e = engine(SensorSilentRuleConfig(), DoorArmedRuleConfig(), TamperRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    assert quiet(e.tick(night))
+    opened = night + 20 * NS  # door2 (wired) has been silent past its 10 s since `night`
+    e.observe(reading("door1", opened, open=True), opened)
+    e.observe(reading("clim1", opened + NS // 10, tamper=True), opened + NS // 10)
+    e.wakes.clear()
+    first = opened + 400_000_000
+    assert keys(e.tick_asked(first)) == [("door_armed.SH1-D1", "firing")]
+    assert e.wakes == [first + NS // 10]  # the tamper flag's deadline, still to come
+    assert keys(e.tick_asked(first + NS // 10)) == [("tamper.clim1", "firing")]
+    assert quiet(e.tick_asked(first + NS))  # nothing asked any more
+    assert [k for k, _ in keys(e.tick(first + NS))] == ["sensor_silent.door2"]
+    second = first + 2 * NS
+    assert keys(e.observe(reading("door2", second, open=True), second)) == [
+        ("sensor_silent.door2", "resolved")]
+    assert quiet(e.tick(second + NS // 10))  # in its debounce: the door rule asks again
+    assert keys(e.tick_asked(second + 400_000_000)) == [("door_armed.SH2-D1", "firing")]
+
+
+def test_a_reload_keeps_the_deadline_asked_for() -> None:
+    old = engine(DoorArmedRuleConfig(), TamperRuleConfig())
+    night = local_ns(2026, 11, 25, 23)
+    old.observe(reading("door1", night, open=True), night)
+    fresh = engine(TamperRuleConfig(), DoorArmedRuleConfig())
+    fresh.take_over(old)
+    assert keys(fresh.tick_asked(night + 400_000_000)) == [("door_armed.SH1-D1", "firing")]
+
+
 def test_an_opening_past_the_debounce_that_closed_before_a_tick_still_alarms() -> None:
     e = engine(DoorArmedRuleConfig())
     night = local_ns(2026, 11, 25, 23)

@@ -340,9 +340,10 @@ class Pipeline:
         if isinstance(devices, dict):
             self.devices.restore(devices)
 
-    def tick(self, now_ns: int) -> None:
-        """Let time-driven rules (sustain, silence) fire."""
-        verdict = self.engine.tick(now_ns)
+    def tick(self, now_ns: int, *, asked_only: bool = False) -> None:
+        """Let time-driven rules (sustain, silence) fire; `asked_only`: only the rules whose
+        asked-for deadline (a debounce's end) has come (`Engine.tick_asked`)."""
+        verdict = self.engine.tick_asked(now_ns) if asked_only else self.engine.tick(now_ns)
         self._apply([*verdict.facts, *verdict.transitions])
         self._take_wakes()
         self._flush()
