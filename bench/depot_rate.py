@@ -55,6 +55,8 @@ from harness import (
 from mqtt_wire import SESSION_EXPIRY_S, gmqtt_ready
 from servers import InfluxDB1, VictoriaMetrics, free_port
 
+from rules.kinds import RULE_KINDS
+
 RATE_SCRIPT = BENCH_DIR / "depot_rate.py"
 
 
@@ -126,12 +128,36 @@ class Receivers:
                              "metrics_token_required": False}
             daemon.config_path.write_text(yaml.safe_dump(config))
             self.daemons[who] = (daemon, f"http://{HOST}:{api_port}", tree)
+        for parts in args.without or []:
+            self._add_without(parts.split(","), workdir)
         self.phases = 0
         # --one-core: the receiver alone on CPU 0; broker, publisher and this script on CPU 1.
         self.cpu, other = (0, 1) if args.one_core else (None, None)
         if other is not None:
             pin(os.getpid(), other)
             pin(self.broker.proc.pid, other)
+
+    def _add_without(self, parts: list[str], workdir: Path) -> None:
+        """One more depotwatch, this tree's, with `parts` of its config taken out: `influxdb`
+        (no writers), `fsync` (the spool's off), `rules` (every rule kind), or a rule kind."""
+        who = "without-" + "-".join(parts)
+        daemon = DaemonTarget(who, self.args.sensors, True, self.broker.port, self.influx,
+                              self.vm, workdir, self.webhook.url)
+        config = yaml.safe_load(daemon.config_path.read_text())
+        api_port = free_port()
+        config["api"] = {"listen_host": HOST, "listen_port": api_port,
+                         "metrics_token_required": False}
+        kinds = [str(kind.model_fields["type"].default) for kind in RULE_KINDS]
+        off = {kind for part in parts for kind in (kinds if part == "rules" else [part])
+               if kind in kinds}
+        config["rules"] = [r for r in config["rules"] if r["type"] not in off] + [
+            {"type": kind, "enabled": False} for kind in sorted(off)]
+        if "influxdb" in parts:
+            config["influxdb"] = []
+        if "fsync" in parts:
+            config["spool"] = {"fsync": False}
+        daemon.config_path.write_text(yaml.safe_dump(config))
+        self.daemons[who] = (daemon, f"http://{HOST}:{api_port}", None)
 
     def start(self) -> None:
         """Start the daemons and wait for their APIs."""
@@ -264,8 +290,8 @@ def summarize(phases: list[dict[str, Any]], rates: list[int], whos: list[str],
                 "received": sum(p["received"] for p in mine),
                 "cpu_pct_each": [round(p["cpu_pct"], 2) for p in mine]}
         row["ratio"] = row["depotwatch"]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
-        if "base" in row:
-            row["ratio_base"] = row["base"]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
+        for who in whos[2:]:  # --base-tree and --without receivers: "ratio_<who>"
+            row[f"ratio_{who}"] = row[who]["cpu_pct"] / max(row["bare"]["cpu_pct"], 1e-9)
         rows.append(row)
     return rows
 
@@ -283,11 +309,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         out.append(f"| {r['rate'] or 'idle'} | {b['cpu_pct']:.2f} | {d['cpu_pct']:.2f} | "
                    f"{ratio} | {us} | {b['rss_peak_mib']:.0f} / "
                    f"{d['rss_peak_mib']:.0f} | {d['received']:,} / {d['sent']:,} |")
-        if "base" in r:
-            base = f"{r['ratio_base']:.2f}x" if r["rate"] else "-"
-            out.append(f"| (base tree) | | {r['base']['cpu_pct']:.2f} | {base} | | "
-                       f"{r['base']['rss_peak_mib']:.0f} | {r['base']['received']:,} / "
-                       f"{r['base']['sent']:,} |")
+        for who in [w for w in r if w.startswith("ratio_")]:
+            other = r[who.removeprefix("ratio_")]
+            ratio = f"{r[who]:.2f}x" if r["rate"] else "-"
+            name = "base tree" if who == "ratio_base" else who.removeprefix("ratio_")
+            out.append(f"| ({name}) | | {other['cpu_pct']:.2f} | {ratio} | | "
+                       f"{other['rss_peak_mib']:.0f} | {other['received']:,} / "
+                       f"{other['sent']:,} |")
     return "\n".join(out)
 
 
@@ -382,6 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sensors", type=int, default=100, help="sensors of the depot (100)")
     p.add_argument("--base-tree", help="a second depotwatch from this checkout (the code "
                    "before a change), alternating with the others in the same run")
+    p.add_argument("--without", action="append", metavar="PARTS",
+                   help="one more depotwatch without PARTS (comma-separated: influxdb, fsync, "
+                   "rules or a rule kind), alternating with the others; repeatable")
     p.add_argument("--one-core", action="store_true",
                    help="the receiver pinned to CPU 0, broker and publisher to CPU 1 (taskset)")
     p.add_argument("--strace", metavar="DIR",
