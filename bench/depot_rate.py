@@ -140,7 +140,9 @@ class Receivers:
     def _add_without(self, parts: list[str], workdir: Path) -> None:
         """One more depotwatch, this tree's, with `parts` of its config taken out: `influxdb`
         (no writers), `fsync` (the spool's off), `rules` (every rule kind), or a rule kind."""
-        who = "without-" + "-".join(parts)
+        # Its name goes into the site id and MQTT client id (64 characters at most).
+        who = "without-" + ("-".join(parts) if len("-".join(parts)) <= 40
+                            else f"{parts[0]}-and-{len(parts) - 1}-more")
         daemon = DaemonTarget(who, self.args.sensors, True, self.broker.port, self.influx,
                               self.vm, workdir, self.webhook.url)
         config = yaml.safe_load(daemon.config_path.read_text())
