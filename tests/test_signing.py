@@ -122,7 +122,7 @@ def test_rewritten_audit_history_fails(gateway: dict[str, Any]) -> None:
 
 
 def test_daily_digest_is_signed_published_and_checked(gateway: dict[str, Any]) -> None:
-    today = dt.datetime.now(dt.UTC).date()
+    before = dt.datetime.now(dt.UTC).date()
     published: list[tuple[str, bytes]] = []
 
     async def one_look() -> None:
@@ -139,7 +139,9 @@ def test_daily_digest_is_signed_published_and_checked(gateway: dict[str, Any]) -
             await task
 
     asyncio.run(one_look())
-    path = digest_path(gateway["state"], today)
+    # The day it was made: the test may run across UTC midnight.
+    path = next(p for day in {before, dt.datetime.now(dt.UTC).date()}
+                if (p := digest_path(gateway["state"], day)).exists())
     assert published == [("depotwatch/north/gateway/audit-digest", path.read_bytes())]
     digest = json.loads(path.read_bytes())
     assert digest["audit_head"] == {"seq": 5, "hash": gateway["head"].hash}
