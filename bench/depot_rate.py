@@ -58,6 +58,17 @@ from servers import InfluxDB1, VictoriaMetrics, free_port
 from rules.kinds import RULE_KINDS
 
 RATE_SCRIPT = BENCH_DIR / "depot_rate.py"
+RULE_NAMES = [str(kind.model_fields["type"].default) for kind in RULE_KINDS]
+
+
+def without_parts(value: str) -> list[str]:
+    """`--without`'s value checked: a typo would measure the whole daemon under another name."""
+    parts = value.split(",")
+    unknown = sorted(set(parts) - {"influxdb", "fsync", "rules", *RULE_NAMES})
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {unknown}; known: influxdb, fsync, rules, {', '.join(RULE_NAMES)}")
+    return parts
 
 
 def role_bare(args: argparse.Namespace) -> None:
@@ -121,15 +132,9 @@ class Receivers:
             daemon = DaemonTarget("rate" if who == "depotwatch" else who, args.sensors, True,
                                   self.broker.port, self.influx, self.vm, workdir,
                                   self.webhook.url)
-            config = yaml.safe_load(daemon.config_path.read_text())
-            api_port = free_port()
-            # /metrics without a token: loopback only, a bench daemon.
-            config["api"] = {"listen_host": HOST, "listen_port": api_port,
-                             "metrics_token_required": False}
-            daemon.config_path.write_text(yaml.safe_dump(config))
-            self.daemons[who] = (daemon, f"http://{HOST}:{api_port}", tree)
+            self.daemons[who] = (daemon, _with_api(daemon, {}), tree)
         for parts in args.without or []:
-            self._add_without(parts.split(","), workdir)
+            self._add_without(parts, workdir)
         self.phases = 0
         # --one-core: the receiver alone on CPU 0; broker, publisher and this script on CPU 1.
         self.cpu, other = (0, 1) if args.one_core else (None, None)
@@ -145,21 +150,16 @@ class Receivers:
                             else f"{parts[0]}-and-{len(parts) - 1}-more")
         daemon = DaemonTarget(who, self.args.sensors, True, self.broker.port, self.influx,
                               self.vm, workdir, self.webhook.url)
-        config = yaml.safe_load(daemon.config_path.read_text())
-        api_port = free_port()
-        config["api"] = {"listen_host": HOST, "listen_port": api_port,
-                         "metrics_token_required": False}
-        kinds = [str(kind.model_fields["type"].default) for kind in RULE_KINDS]
-        off = {kind for part in parts for kind in (kinds if part == "rules" else [part])
-               if kind in kinds}
+        config: dict[str, Any] = yaml.safe_load(daemon.config_path.read_text())
+        off = {kind for part in parts for kind in (RULE_NAMES if part == "rules" else [part])
+               if kind in RULE_NAMES}
         config["rules"] = [r for r in config["rules"] if r["type"] not in off] + [
             {"type": kind, "enabled": False} for kind in sorted(off)]
         if "influxdb" in parts:
             config["influxdb"] = []
         if "fsync" in parts:
             config["spool"] = {"fsync": False}
-        daemon.config_path.write_text(yaml.safe_dump(config))
-        self.daemons[who] = (daemon, f"http://{HOST}:{api_port}", None)
+        self.daemons[who] = (daemon, _with_api(daemon, config), None)
 
     def start(self) -> None:
         """Start the daemons and wait for their APIs."""
@@ -191,6 +191,17 @@ class Receivers:
         self.vm.close()
         self.influx.close()
         self.broker.close()
+
+
+def _with_api(daemon: DaemonTarget, changes: dict[str, Any]) -> str:
+    """Write the daemon's config with `changes` and its API on a free port; the API's URL."""
+    config = {**yaml.safe_load(daemon.config_path.read_text()), **changes}
+    api_port = free_port()
+    # /metrics without a token: loopback only, a bench daemon.
+    config["api"] = {"listen_host": HOST, "listen_port": api_port,
+                     "metrics_token_required": False}
+    daemon.config_path.write_text(yaml.safe_dump(config))
+    return f"http://{HOST}:{api_port}"
 
 
 def measure(pid: int, warmup_s: float, window_s: float) -> tuple[float, float]:
@@ -412,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sensors", type=int, default=100, help="sensors of the depot (100)")
     p.add_argument("--base-tree", help="a second depotwatch from this checkout (the code "
                    "before a change), alternating with the others in the same run")
-    p.add_argument("--without", action="append", metavar="PARTS",
+    p.add_argument("--without", action="append", metavar="PARTS", type=without_parts,
                    help="one more depotwatch without PARTS (comma-separated: influxdb, fsync, "
                    "rules or a rule kind), alternating with the others; repeatable")
     p.add_argument("--one-core", action="store_true",
