@@ -36,12 +36,14 @@ class DaemonTarget(LoggedProcess):
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = self.dir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # What runs `depotwatch`: `python -m daemon.cli`, or a launcher taking its arguments.
+        self.launcher = [sys.executable, "-m", "daemon.cli"]
 
     def start(self) -> None:
         """Start the daemon and wait until it is connected and past its start-up grace."""
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "--log-level", "info", "run",
+                [*self.launcher, "--log-level", "info", "run",
                  "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, cwd=self.dir)
         deadline = time.monotonic() + 30

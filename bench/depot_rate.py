@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import stage_times
 import yaml
 from depot_daemon import DaemonTarget
 from depot_latency import WebhookReceiver
@@ -49,6 +49,8 @@ from harness import (
     readline,
     results_path,
     spawn,
+    spawn_py_spy,
+    spawn_strace,
     stamp,
     start_broker,
 )
@@ -136,6 +138,8 @@ class Receivers:
         for parts in args.without or []:
             self._add_without(parts, workdir)
         self.phases = 0
+        if args.stage_times:
+            stage_times.launch_timed([d for d, _, _ in self.daemons.values()], args.stage_times)
         # --one-core: the receiver alone on CPU 0; broker, publisher and this script on CPU 1.
         self.cpu, other = (0, 1) if args.one_core else (None, None)
         if other is not None:
@@ -204,33 +208,18 @@ def _with_api(daemon: DaemonTarget, changes: dict[str, Any]) -> str:
     return f"http://{HOST}:{api_port}"
 
 
-def measure(pid: int, warmup_s: float, window_s: float) -> tuple[float, float]:
-    """CPU seconds of `pid` over the window after the warm-up; and its peak RSS, MiB."""
+def measure(pid: int, warmup_s: float, window_s: float, timed: bool = False,
+            ) -> tuple[float, float]:
+    """CPU seconds of `pid` over the window after the warm-up; and its peak RSS, MiB. `timed`:
+    a --stage-times daemon, asked for its stages' totals as the window opens and closes."""
     time.sleep(warmup_s)
     cpu0 = proc_cpu_s(pid)
+    if timed:
+        stage_times.mark(pid)
     time.sleep(window_s)
+    if timed:
+        stage_times.mark(pid)
     return proc_cpu_s(pid) - cpu0, proc_hwm_mib(pid)
-
-
-def spawn_py_spy(pid: int, delay_s: float, seconds: float, out: Path,
-                 ) -> subprocess.Popen[bytes]:
-    """py-spy recording `pid`'s GIL-holding stacks (collapsed) for `seconds` after `delay_s`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        ["sh", "-c", f"sleep {delay_s}; exec {shutil.which('py-spy') or 'py-spy'} record "
-         f"-p {pid} -d {max(1, int(seconds))} -r 250 --gil -f raw -o {out} --nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def spawn_strace(pid: int, delay_s: float, seconds: float, out: Path
-                 ) -> subprocess.Popen[bytes]:
-    """strace counting `pid`'s system calls, every thread, for `seconds` after `delay_s`: how
-    often a receiver wakes up (epoll_wait) and writes; its CPU figure is not comparable then."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        ["sh", "-c", f"sleep {delay_s}; exec timeout -s INT {max(1, int(seconds))} "
-         f"strace -c -f -p {pid} -o {out}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
@@ -267,7 +256,8 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
     elif args.strace:
         out_path = Path(args.strace) / f"{who}-{rate}-{rx.phases}.txt"
         spy = spawn_strace(pid, args.warmup_s + 0.5, args.window_s - 1.0, out_path)
-    cpu, rss = measure(pid, args.warmup_s, args.window_s)
+    timed = bool(args.stage_times) and who != "bare"
+    cpu, rss = measure(pid, args.warmup_s, args.window_s, timed)
     if spy is not None:
         spy.wait(timeout=60)
     sent = 0
@@ -283,7 +273,8 @@ def phase(rx: Receivers, who: str, rate: int) -> dict[str, Any]:
         received = readings_total(api_url) - before
     return {"who": who, "rate": rate, "cpu_pct": 100.0 * cpu / args.window_s,
             "us_per_reading": cpu / (rate * args.window_s) * 1e6 if rate else None,
-            "rss_peak_mib": rss, "sent": sent, "received": received}
+            "rss_peak_mib": rss, "sent": sent, "received": received,
+            **({"stages": stage_times.window(stage_times.dumps_of(pid))} if timed else {})}
 
 
 def summarize(phases: list[dict[str, Any]], rates: list[int], whos: list[str],
@@ -401,7 +392,7 @@ def main_rate(args: argparse.Namespace) -> None:
            "rows": rows, "phases": phases}
     path = results_path("depot-rate-one-core" if args.one_core else "depot-rate", args.output)
     path.write_text(json.dumps(doc, indent=1))
-    print(table(rows))
+    print(table(rows) + stage_times.table([p for p in phases if p["rate"]]))
     print(f"load average {load[0][0]:.2f} -> {load[1][0]:.2f}; wrote {path}")
 
 
@@ -432,6 +423,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="count every receiver's system calls with strace into DIR")
     p.add_argument("--py-spy", metavar="DIR",
                    help="record each depotwatch phase with py-spy (on PATH) into DIR")
+    p.add_argument("--stage-times", metavar="DIR", help="time the daemons' stages inside them "
+                   "(bench/stage_times.py; dumps in DIR): µs per reading of each")
     p.add_argument("--soak-min", type=float, metavar="MINUTES",
                    help="instead: every daemon at once at the first rate for MINUTES, RSS "
                    "every 30 s (results/depot-soak-<date>.json)")

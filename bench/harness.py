@@ -9,6 +9,7 @@ import os
 import platform
 import resource
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,24 @@ class LoggedProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def spawn_py_spy(pid: int, delay_s: float, seconds: float, out: Path,
+                 ) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid`'s GIL-holding stacks (collapsed) for `seconds` after `delay_s`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["sh", "-c", f"sleep {delay_s}; exec {shutil.which('py-spy') or 'py-spy'} record "
+         f"-p {pid} -d {max(1, int(seconds))} -r 250 --gil -f raw -o {out} --nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def spawn_strace(pid: int, delay_s: float, seconds: float, out: Path
+                 ) -> subprocess.Popen[bytes]:
+    """strace counting `pid`'s system calls, every thread, for `seconds` after `delay_s`: how
+    often a receiver wakes up (epoll_wait) and writes; its CPU figure is not comparable then."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["sh", "-c", f"sleep {delay_s}; exec timeout -s INT {max(1, int(seconds))} "
+         f"strace -c -f -p {pid} -o {out}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
