@@ -31,9 +31,10 @@ import os
 import pkgutil
 import runpy
 import signal
+import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,15 @@ def install() -> list[str]:
 def time_collections() -> None:
     """The cyclic GC's collections, timed per generation (a stage of their own)."""
     started = [0]
+    # Made here, not at a first collection: that may run on a worker thread while SIGUSR2's
+    # dump walks the totals on the main one.
+    tallies = [_totals.setdefault(f"gc: generation {g}", [0, 0]) for g in range(3)]
 
     def collected(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[0] = time.perf_counter_ns()
         else:
-            tally = _totals.setdefault(f"gc: generation {info['generation']}", [0, 0])
+            tally = tallies[info["generation"]]
             tally[0] += 1
             tally[1] += time.perf_counter_ns() - started[0]
 
@@ -144,16 +148,22 @@ def main() -> None:
     time_collections()
 
     def dump(*_: object) -> None:
-        with out.open("a") as f:
-            f.write(json.dumps({"wrapper_ns": overhead, "missing": missing,
-                                "stages": {k: list(v) for k, v in _totals.items()}}) + "\n")
+        # Runs inside whatever the main thread was doing: a failure here must not end the
+        # daemon under test (the bench then finds no window and says so).
+        try:
+            stages = {k: list(v) for k, v in list(_totals.items())}
+            with out.open("a") as f:
+                f.write(json.dumps({"wrapper_ns": overhead, "missing": missing,
+                                    "stages": stages}) + "\n")
+        except Exception as exc:
+            print(f"stage_times: totals not written: {exc!r}", file=sys.stderr)
 
     signal.signal(signal.SIGUSR2, dump)
     sys.argv = ["depotwatch", *sys.argv[1:]]
     runpy.run_module("daemon.cli", run_name="__main__", alter_sys=True)
 
 
-def launch_timed(daemons: Any, into: str) -> None:
+def launch_timed(daemons: Iterable[Any], into: str) -> None:
     """Make every bench daemon (`DaemonTarget`s) start through this launcher, dumping into
     `into`."""
     Path(into).mkdir(parents=True, exist_ok=True)
@@ -175,7 +185,10 @@ def dumps_of(pid: int) -> Path:
 
 def window(path: Path) -> dict[str, Any]:
     """The last two dumps' difference: per stage, calls and µs per message taken."""
-    first, last = (json.loads(line) for line in path.read_text().splitlines()[-2:])
+    lines = path.read_text().splitlines() if path.exists() else []
+    if len(lines) < 2:  # the daemon's log says why (stage_times: totals not written)
+        return {"error": f"{path}: {len(lines)} dump(s), 2 needed"}
+    first, last = (json.loads(line) for line in lines[-2:])
     calls, calls0 = (d["stages"].get(MESSAGE, [0, 0])[0] for d in (last, first))
     readings = calls - calls0
     stages = {}
@@ -190,11 +203,10 @@ def window(path: Path) -> dict[str, Any]:
 
 def table(phases: list[dict[str, Any]]) -> str:
     """Per receiver and rate, the medians of the stages' µs per reading, slowest first."""
-    import statistics
     out = []
-    for who, rate in sorted({(p["who"], p["rate"]) for p in phases if p.get("stages")}):
-        mine = [p["stages"] for p in phases
-                if p["who"] == who and p["rate"] == rate and p.get("stages")]
+    timed = [p for p in phases if p.get("stages", {}).get("stages")]
+    for who, rate in sorted({(p["who"], p["rate"]) for p in timed}):
+        mine = [p["stages"] for p in timed if p["who"] == who and p["rate"] == rate]
         labels = {label for s in mine for label in s["stages"]}
         rows = sorted(((statistics.median(s["stages"].get(label, {}).get("us_per_reading", 0.0)
                                           for s in mine),
