@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import warnings
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,3 +78,35 @@ def test_the_doorman_refuses_past_its_limit_and_closes_idle_connections() -> Non
 
     held, idle_left = asyncio.run(scenario())
     assert (held, idle_left) == (5, 0)
+
+
+def test_a_connection_accepted_as_the_api_stops_is_closed_with_it() -> None:
+    """One accepted just before the listening socket closed reached aiohttp after its
+    shutdown sweep and stayed open until the loop was gone (a ResourceWarning in CI)."""
+    from aiohttp import web
+
+    from daemon.web.api import serve
+
+    async def stop_while_accepting(turns: int) -> bytes:
+        async with serve(web.Application(), "127.0.0.1", 0) as server:
+            client = socket.create_connection(("127.0.0.1", server.port))
+            for _ in range(turns):  # where in the accept the stop falls
+                await asyncio.sleep(0)
+        with client:
+            client.setblocking(False)
+            try:  # what the daemon's loop still runs after the API stopped
+                return await asyncio.wait_for(
+                    asyncio.get_running_loop().sock_recv(client, 1), 5)
+            except ConnectionResetError:
+                return b""
+
+    for turns in range(8):
+        loop = asyncio.new_event_loop()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ResourceWarning)
+            try:
+                assert loop.run_until_complete(stop_while_accepting(turns)) == b""
+            finally:
+                loop.close()
+            gc.collect()
+        assert [str(w.message) for w in seen] == [], f"stopped after {turns} turns"
