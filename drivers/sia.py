@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from daemon.vocabulary.clock import Clock
 from daemon.vocabulary.errors import DecodeError
+from daemon.vocabulary.listening import stop_accepting
 from daemon.vocabulary.readings import Reading
 from daemon.vocabulary.settings import Settings
 from drivers.readers import Backoff, ReaderLinks, ReaderSettings, needs_extra
@@ -218,6 +219,7 @@ class SiaReceiver:
         self.up = asyncio.Event()
         self.port = config.listen_port
         self.events = 0
+        self._panels: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Listen until cancelled; a port that cannot be bound is reported down and retried."""
@@ -246,12 +248,21 @@ class SiaReceiver:
             await asyncio.Event().wait()
         finally:
             self.up.clear()
+            await stop_accepting(server)
             server.close()
+            # Python 3.11's server leaves its connections open: a panel kept talking to a
+            # receiver that was stopped (by a reload that replaced it) until it hung up.
+            for panel in self._panels:
+                panel.cancel()
             with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._panels, return_exceptions=True), 2)
                 await asyncio.wait_for(server.wait_closed(), 2)
 
     async def _panel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        task = asyncio.current_task()
+        assert task is not None
+        self._panels.add(task)
         try:
             while True:
                 try:
@@ -270,6 +281,7 @@ class SiaReceiver:
         except (ConnectionError, TimeoutError) as exc:
             log.info("SIA receiver %s: panel %s gone: %s", self.config.id, peer, exc)
         finally:
+            self._panels.discard(task)
             writer.close()
 
     async def _message(self, data: bytes) -> bytes:

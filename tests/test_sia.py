@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -162,3 +164,38 @@ def _account(number: str = "1234", key: str | None = None) -> SIAAccount:
     from pysiaalarm.account import SIAAccount
 
     return SIAAccount(number, key)
+
+
+def test_a_panel_connecting_as_the_receiver_stops_is_closed_with_it() -> None:
+    """One accepted just before the listening socket closed was lost by Python 3.11's
+    asyncio with its socket open until collected (a ResourceWarning); one accepted earlier
+    stayed with the stopped receiver until the panel hung up."""
+
+    async def stop_while_accepting(turns: int) -> bytes:
+        config = _config().model_copy(update={"listen_port": 0})
+        receiver = config.build(SteadyClock(), Taken().links())
+        task = asyncio.create_task(receiver.run())
+        await asyncio.wait_for(receiver.up.wait(), 5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+        for _ in range(turns):  # where in the accept the stop falls
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            return await asyncio.wait_for(reader.read(1), 5)
+        except ConnectionResetError:
+            return b""
+        finally:
+            writer.close()
+
+    for turns in range(8):
+        loop = asyncio.new_event_loop()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ResourceWarning)
+            try:
+                assert loop.run_until_complete(stop_while_accepting(turns)) == b""
+            finally:
+                loop.close()
+            gc.collect()
+        assert [str(w.message) for w in seen] == [], f"stopped after {turns} turns"

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.vocabulary.listening import stop_accepting
+
 __all__ = ["BoundedSite", "Doorman", "connection_budget", "raise_file_limit"]
 
 log = logging.getLogger(__name__)
@@ -166,14 +168,6 @@ class BoundedSite(web.TCPSite):
 
     async def stop(self) -> None:
         """Stop accepting, let the connections already accepted reach the doorman, close."""
-        if isinstance(self._server, asyncio.Server):
-            loop = asyncio.get_running_loop()
-            for listening in self._server.sockets:
-                loop.remove_reader(listening.fileno())
-            # Python 3.11's asyncio makes an accepted connection's transport a turn after the
-            # accept and asserts the server is still open: closed in between, the transport
-            # was never made and its socket stayed open until collected (a ResourceWarning
-            # in CI). Two turns: the transport made, then connection_made delivered.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+        if self._server is not None:
+            await stop_accepting(self._server)
         await super().stop()
