@@ -23,6 +23,7 @@ from typing import Any
 
 import gmqtt
 from aiohttp import web
+from http_site import TcpSite
 from inprocess_daemon import Running, depot, eventually, running
 from servers import InfluxDB1, Mosquitto, free_port
 
@@ -52,7 +53,7 @@ class Sink:
         app.router.add_post("/hook", self._take)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await TcpSite(runner, "127.0.0.1", self.port).start()
         return runner
 
 

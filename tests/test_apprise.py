@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
+from http_site import TcpSite
 from pydantic import ValidationError
 from servers import free_port
 
@@ -61,7 +62,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await TcpSite(runner, "127.0.0.1", self.port).start()
         try:
             yield self
         finally:

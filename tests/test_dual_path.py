@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_site import TcpSite
 from inprocess_daemon import depot, eventually, running
 from servers import Mosquitto, free_port
 from test_apprise import Receiver, door_alert
@@ -174,7 +175,7 @@ async def _serve(receiver: Receiver) -> Any:
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
+    await TcpSite(runner, "127.0.0.1", receiver.port).start()
     return runner
 
 

@@ -34,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from http_site import TcpSite
 from pydantic import ValidationError
 from servers import Alertmanager, free_port, http_request
 
@@ -163,7 +164,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await TcpSite(runner, "127.0.0.1", self.port).start()
         try:
             yield self
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 from daemon_process import DaemonProcess
+from http_site import TcpSite
 from mqtt_probe import MqttProbe
 from servers import Mosquitto, free_port
 
@@ -62,7 +63,7 @@ def test_pending_webhook_survives_sigkill(mosquitto: Mosquitto, tmp_path: Path) 
         app.router.add_post("/hook", hook)
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await TcpSite(runner, "127.0.0.1", port).start()
         try:
             daemon.start()
             try:
