@@ -54,6 +54,17 @@ def _no_dropped_tasks() -> Iterator[None]:
         pytest.fail("asyncio: " + "; ".join(dropped), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_stderr_handler() -> Iterator[None]:
+    """Take away the stderr handler `depotwatch`'s main() puts on the root logger: it holds
+    the test's captured stderr, closed when the test ends, and every later test's log line
+    printed a "Logging error" traceback (noise in failures, time in every run)."""
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "depotwatch-stderr"]:
+        root.removeHandler(handler)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """What is only collected at the end of the run fails the run too."""
     before = len(ASYNCIO_LEAKS.seen)
