@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from listener_stop import assert_closed_at_every_turn
 from pydantic import ValidationError
 from reader_links import Taken
 from sia_client import Panel, answer_kind, frame, message
@@ -189,13 +188,4 @@ def test_a_panel_connecting_as_the_receiver_stops_is_closed_with_it() -> None:
         finally:
             writer.close()
 
-    for turns in range(8):
-        loop = asyncio.new_event_loop()
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always", ResourceWarning)
-            try:
-                assert loop.run_until_complete(stop_while_accepting(turns)) == b""
-            finally:
-                loop.close()
-            gc.collect()
-        assert [str(w.message) for w in seen] == [], f"stopped after {turns} turns"
+    assert_closed_at_every_turn(stop_while_accepting)
