@@ -251,7 +251,8 @@ class SiaReceiver:
             await stop_accepting(server)
             server.close()
             # Python 3.11's server leaves its connections open: a panel kept talking to a
-            # receiver that was stopped (by a reload that replaced it) until it hung up.
+            # receiver that had stopped (at shutdown, or before the supervisor restarted it)
+            # until the panel hung up.
             for panel in self._panels:
                 panel.cancel()
             with contextlib.suppress(TimeoutError):

@@ -23,11 +23,11 @@ from typing import Any
 
 import gmqtt
 from aiohttp import web
-from http_site import TcpSite
 from inprocess_daemon import Running, depot, eventually, running
 from servers import InfluxDB1, Mosquitto, free_port
 
 from daemon.vocabulary.clock import SteadyClock
+from daemon.web.doorman import ListeningSite
 
 LIMIT_S = 10.0
 HOUR_NS = 3600 * 10**9
@@ -53,7 +53,7 @@ class Sink:
         app.router.add_post("/hook", self._take)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await TcpSite(runner, "127.0.0.1", self.port).start()
+        await ListeningSite(runner, "127.0.0.1", self.port).start()
         return runner
 
 

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
-from http_site import TcpSite
 from pydantic import ValidationError
 from servers import free_port
 
@@ -29,6 +28,7 @@ from daemon.notifiers.common import Site, StorehouseInfo
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError
 from daemon.vocabulary.readings import Severity, TransitionKind
+from daemon.web.doorman import ListeningSite
 
 SITE = Site(id="north", name="Depot North", base_url="https://depotwatch.north.example",
             storehouses={"SH1": StorehouseInfo("Storehouse 1", ZoneInfo("Europe/Berlin"))})
@@ -62,7 +62,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await TcpSite(runner, "127.0.0.1", self.port).start()
+        await ListeningSite(runner, "127.0.0.1", self.port).start()
         try:
             yield self
         finally:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_site import TcpSite
 from inprocess_daemon import depot, eventually, running
 from servers import Mosquitto, free_port
 from test_apprise import Receiver, door_alert
@@ -26,6 +25,7 @@ from daemon.notifiers.dual import DualPathNotifier
 from daemon.notifiers.kinds import build_notifiers
 from daemon.notifiers.webhook import WebhookConfig
 from daemon.vocabulary.errors import ConfigError, NotifierError
+from daemon.web.doorman import ListeningSite
 
 SECRET = "dual-path-secret-0123456789"
 SITE = Site(id="north", name="Depot North")
@@ -175,7 +175,7 @@ async def _serve(receiver: Receiver) -> Any:
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await TcpSite(runner, "127.0.0.1", receiver.port).start()
+    await ListeningSite(runner, "127.0.0.1", receiver.port).start()
     return runner
 
 

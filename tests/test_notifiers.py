@@ -34,7 +34,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from http_site import TcpSite
 from pydantic import ValidationError
 from servers import Alertmanager, free_port, http_request
 
@@ -57,6 +56,7 @@ from daemon.runner import Daemon
 from daemon.vocabulary.alert import Alert
 from daemon.vocabulary.errors import ConfigError, NotifierError
 from daemon.vocabulary.readings import Severity, TransitionKind
+from daemon.web.doorman import ListeningSite
 
 T = TypeVar("T")
 
@@ -164,7 +164,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await TcpSite(runner, "127.0.0.1", self.port).start()
+        await ListeningSite(runner, "127.0.0.1", self.port).start()
         try:
             yield self
         finally:

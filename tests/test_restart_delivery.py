@@ -10,9 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 from daemon_process import DaemonProcess
-from http_site import TcpSite
 from mqtt_probe import MqttProbe
 from servers import Mosquitto, free_port
+
+from daemon.web.doorman import ListeningSite
 
 
 def test_pending_webhook_survives_sigkill(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_pending_webhook_survives_sigkill(mosquitto: Mosquitto, tmp_path: Path) 
         app.router.add_post("/hook", hook)
         runner = web.AppRunner(app)
         await runner.setup()
-        await TcpSite(runner, "127.0.0.1", port).start()
+        await ListeningSite(runner, "127.0.0.1", port).start()
         try:
             daemon.start()
             try:

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp.web
 import pytest
-from http_site import TcpSite
 from pydantic import SecretStr
 from servers import InfluxDB1, VictoriaMetrics, free_port
 
@@ -24,6 +23,7 @@ from daemon.tsdb.settings import FileOutputConfig, InfluxConfig
 from daemon.tsdb.writer import FileSink, InfluxV1Sink, InfluxV2Sink, TsdbWriter, build_sink
 from daemon.vocabulary.errors import SinkError
 from daemon.vocabulary.readings import FieldValue
+from daemon.web.doorman import ListeningSite
 
 Point = tuple[str, dict[str, str], dict[str, FieldValue], int]
 
@@ -385,7 +385,7 @@ async def write_via_stand_in(api: str, handler: Handler) -> SinkError:
     runner = aiohttp.web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     port = free_port()
-    await TcpSite(runner, "127.0.0.1", port).start()
+    await ListeningSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}"
     config = v1_config(url, "db", timeout_s=0.2) if api == "v1" else v2_config(url, timeout_s=0.2)
     sink = InfluxV1Sink(config) if api == "v1" else InfluxV2Sink(config)
@@ -449,7 +449,7 @@ def test_v1_basic_auth(userinfo: str, kw: dict[str, Any]) -> None:
         runner = aiohttp.web.AppRunner(app)
         await runner.setup()
         port = free_port()
-        await TcpSite(runner, "127.0.0.1", port).start()
+        await ListeningSite(runner, "127.0.0.1", port).start()
         sink = InfluxV1Sink(v1_config(f"http://{userinfo}127.0.0.1:{port}", "db", **kw))
         try:
             await sink.write(b"m f=1.0 1")
@@ -533,7 +533,7 @@ def test_gzip_is_the_default_above_a_small_batch(compression: str, size: int,
         runner = aiohttp.web.AppRunner(app)
         await runner.setup()
         port = free_port()
-        await TcpSite(runner, "127.0.0.1", port).start()
+        await ListeningSite(runner, "127.0.0.1", port).start()
         extra = {} if compression == "gzip" else {"compression": compression}
         sink = InfluxV1Sink(v1_config(f"http://127.0.0.1:{port}", "d", **extra))
         try:

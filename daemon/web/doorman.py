@@ -20,7 +20,7 @@ from aiohttp import web
 
 from daemon.vocabulary.listening import stop_accepting
 
-__all__ = ["BoundedSite", "Doorman", "connection_budget", "raise_file_limit"]
+__all__ = ["BoundedSite", "Doorman", "ListeningSite", "connection_budget", "raise_file_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,17 @@ class _Watched(asyncio.Protocol):
         return getattr(self._inner, name)
 
 
-class BoundedSite(web.TCPSite):
+class ListeningSite(web.TCPSite):
+    """aiohttp's TCP site that stops without losing a connection accepted a moment before."""
+
+    async def stop(self) -> None:
+        """Stop accepting, let the connections already accepted reach aiohttp, close."""
+        if self._server is not None:
+            await stop_accepting(self._server)
+        await super().stop()
+
+
+class BoundedSite(ListeningSite):
     """aiohttp's TCP site with a doorman at the socket."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, doorman: Doorman) -> None:
@@ -165,9 +175,3 @@ class BoundedSite(web.TCPSite):
             reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         sockets = self._server.sockets
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
-
-    async def stop(self) -> None:
-        """Stop accepting, let the connections already accepted reach the doorman, close."""
-        if self._server is not None:
-            await stop_accepting(self._server)
-        await super().stop()
